@@ -1,0 +1,42 @@
+"""Liveness, readiness (database and broker reachable) and Prometheus metrics."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from server.api.deps import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    svc = services()
+    checks: dict[str, str] = {}
+    try:
+        with svc.db.session() as session:
+            session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        with svc.celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["broker"] = f"error: {type(exc).__name__}"
+    if svc.settings.redis_url:
+        checks["cache"] = "ok" if svc.cache.ping() else "error: unreachable (serving from the database)"
+    ready = checks["database"] == "ok" and checks["broker"] == "ok"
+    return jsonify({"status": "ready" if ready else "not-ready", "checks": checks}), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,101 @@
+"""The OpenAPI 3.1 document, built from the pydantic schemas so it cannot drift from them."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from flask import Blueprint, jsonify
+from pydantic.json_schema import models_json_schema
+
+from server import schemas
+
+bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
+REF = "#/components/schemas/{model}"
+_MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.CheckResult, schemas.MediaReport,
+           schemas.KeyCreateRequest, schemas.KeyInfo, schemas.KeyCreated, schemas.Error)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _json(name: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    words = {400: "Bad request", 401: "API key missing or invalid", 403: "Role too low", 404: "Not found",
+             413: "Too large", 415: "Not JSON", 429: "Rate limited"}
+    return {str(code): _json("Error", words[code]) for code in codes}
+
+
+def _paths() -> dict[str, Any]:
+    key = [{"apiKey": []}, {}]
+    check_id = {"name": "check_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/checks": {
+            "post": {"summary": "Check a batch of media URLs", "security": key,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChecksRequest")}}},
+                     "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 415, 429)}},
+            "get": {"summary": "Status of many checks", "security": key,
+                    "parameters": [{"name": "ids", "in": "query", "required": True,
+                                    "schema": {"type": "string"}, "description": "Comma-separated check ids (max 100)"}],
+                    "responses": {"200": _json("ChecksResponse"), **_errors(400, 401)}},
+        },
+        "/api/v1/checks/upload": {
+            "post": {"summary": "Check an uploaded file", "security": key,
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                         "type": "object", "required": ["file"],
+                         "properties": {"file": {"type": "string", "format": "binary"}, "wait": {"type": "number"}}}}}},
+                     "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 413, 429)}},
+        },
+        "/api/v1/checks/{check_id}": {
+            "get": {"summary": "Status of one check", "security": key, "parameters": [check_id],
+                    "responses": {"200": _json("CheckResult"), **_errors(401, 404)}},
+        },
+        "/api/v1/media/{sha256}": {
+            "get": {"summary": "Full report for one content", "security": key,
+                    "parameters": [{"name": "sha256", "in": "path", "required": True,
+                                    "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}],
+                    "responses": {"200": _json("MediaReport"), **_errors(400, 401, 404)}},
+        },
+        "/api/v1/keys": {
+            "post": {"summary": "Create an API key (admin)", "security": [{"apiKey": []}],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("KeyCreateRequest")}}},
+                     "responses": {"201": _json("KeyCreated", "Created"), **_errors(400, 401, 403)}},
+            "get": {"summary": "List API keys (admin)", "security": [{"apiKey": []}],
+                    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"keys": {"type": "array", "items": _ref("KeyInfo")}}}}}},
+                        **_errors(401, 403)}},
+        },
+        "/api/v1/keys/{key_id}": {
+            "delete": {"summary": "Revoke an API key (admin)", "security": [{"apiKey": []}],
+                       "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                       "responses": {"200": _json("KeyInfo"), **_errors(401, 403, 404)}},
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
+        "/readyz": {"get": {"summary": "Readiness: database and broker reachable",
+                            "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Metrics"}}}},
+    }
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    _, defs = models_json_schema([(m, "validation") for m in _MODELS], ref_template=REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Credence API", "version": "1",
+                 "description": "Is this image trustworthy? Provenance, known fakes and detection, with evidence."},
+        "paths": _paths(),
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "Authorization: Bearer cred_..."}},
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(document())

@@ -1,0 +1,95 @@
+"""API keys and roles. Keys are random, so a plain SHA-256 is the right stored form."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import current_app, g, request
+from sqlalchemy import select
+
+from server import models
+from server.db import Database
+from server.errors import ApiError
+
+ROLES: tuple[str, ...] = ("reader", "reporter", "reviewer", "admin")
+KEY_PREFIX = "cred_"
+
+
+def rank(role: str) -> int:
+    return ROLES.index(role)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def create_key(db: Database, *, role: str, name: str, actor: str = "cli") -> tuple[str, models.ApiKey]:
+    """Create a key; the plaintext is returned once and never stored."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with db.session() as session:
+        row = models.ApiKey(name=name, prefix=key[:12], key_hash=hash_key(key), role=role)
+        session.add(row)
+        session.flush()
+        session.add(models.AuditLog(actor=actor, action="key.create", target=row.id,
+                                    details={"role": role, "name": name}))
+    return key, row
+
+
+def find_key(db: Database, key: str) -> models.ApiKey | None:
+    with db.session() as session:
+        return session.scalars(
+            select(models.ApiKey).where(models.ApiKey.key_hash == hash_key(key), models.ApiKey.revoked_at.is_(None))
+        ).first()
+
+
+def presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key") or None
+
+
+def load_principal() -> None:
+    """before_request: a presented key must be valid (401), absent means anonymous."""
+    g.api_key = None
+    key = presented_key()
+    if key is None:
+        return
+    row = find_key(current_app.extensions["credence"].db, key)
+    if row is None:
+        raise ApiError(401, "invalid or revoked API key")
+    g.api_key = row
+
+
+def current_role() -> str | None:
+    return g.api_key.role if getattr(g, "api_key", None) is not None else None
+
+
+def actor() -> str:
+    row = getattr(g, "api_key", None)
+    return f"key:{row.prefix}" if row is not None else f"anonymous:{request.remote_addr}"
+
+
+def require_role(role: str | None) -> Callable:
+    """``None`` means anonymous is fine when the deployment allows it."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            have = current_role()
+            if have is None:
+                if role is None and current_app.extensions["credence"].settings.allow_anonymous:
+                    return view(*args, **kwargs)
+                raise ApiError(401, "an API key is required")
+            if role is not None and rank(have) < rank(role):
+                raise ApiError(403, f"this needs the {role} role; your key has {have}")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

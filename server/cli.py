@@ -1,0 +1,167 @@
+"""The ``credence`` command: run it, feed it, manage it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from server.config import get_settings
+
+
+@click.group()
+def main() -> None:
+    """Credence: can I trust this image?"""
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default CREDENCE_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default CREDENCE_PORT, 8080).")
+@click.option("--threads", type=int, default=8, show_default=True, help="HTTP worker threads.")
+@click.option("--no-worker", is_flag=True, help="Do not start the bundled Celery worker.")
+def serve(host: str | None, port: int | None, threads: int, no_worker: bool) -> None:
+    """Run API and worker in one process tree (embedded default: SQLite, no Redis needed)."""
+    from waitress import create_server
+
+    from server.app import create_app
+    from server.migrate import upgrade
+
+    settings = get_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    upgrade(settings.sqlalchemy_url)
+    worker = None if no_worker else _spawn_worker(["fetch", "cpu", "gpu"], settings.worker_concurrency, beat=True)
+    server = create_server(create_app(settings), host=host, port=port, threads=threads)
+    actual_port = server.socket.getsockname()[1] if hasattr(server, "socket") else port
+    click.echo(f"Credence listening on http://{host}:{actual_port} "
+               f"(data in {settings.resolved_data_dir}, database {settings.sqlalchemy_url.split('://')[0]}, "
+               f"broker {settings.celery_broker_url.split('://')[0]})", err=False)
+    sys.stdout.flush()
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
+    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            "-Q", ",".join(queues), "--concurrency", str(concurrency), "--loglevel", "INFO",
+            "--hostname", f"credence-{'-'.join(queues)}-{os.getpid()}@%h"]
+    if beat:
+        argv.append("--beat")
+    return argv
+
+
+def _spawn_worker(queues: list[str], concurrency: int, beat: bool) -> subprocess.Popen:
+    return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parent.parent)
+
+
+@main.command()
+@click.option("-Q", "--queues", default="fetch,cpu,gpu", show_default=True, help="Queues to consume.")
+@click.option("-c", "--concurrency", type=int, default=None, help="Worker processes (default CREDENCE_WORKER_CONCURRENCY).")
+@click.option("--beat", is_flag=True, help="Also run the periodic sweeper of stale checks (run exactly one).")
+def worker(queues: str, concurrency: int | None, beat: bool) -> None:
+    """Run a Celery worker for the given queues (production shape)."""
+    settings = get_settings()
+    argv = _celery_argv([q for q in queues.split(",") if q], concurrency or settings.worker_concurrency, beat)
+    os.execv(argv[0], argv)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def check(target: str, as_json: bool) -> None:
+    """Check a file or URL in-process (no services needed) and print the verdict."""
+    from server.config import PIPELINE_VERSION
+    from server.verdicts import unavailable
+    from worker.fetcher import FetchLimits, FetchRefused, fetch
+    from worker.pipeline import analyze
+
+    settings = get_settings()
+    if target.startswith(("http://", "https://")):
+        try:
+            verdict = analyze(fetch(target, FetchLimits.from_settings(settings)).data, settings)
+        except FetchRefused as exc:
+            verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
+                                  sha256=None, versions={"pipeline": PIPELINE_VERSION})
+    else:
+        path = Path(target)
+        if not path.is_file():
+            raise click.UsageError(f"{target} is neither a file nor an http(s) URL")
+        if path.stat().st_size > settings.fetch_max_bytes:
+            raise click.UsageError(f"{target} is larger than {settings.fetch_max_bytes:,} bytes")
+        verdict = analyze(path.read_bytes(), settings)
+    if as_json:
+        click.echo(json.dumps(verdict.model_dump(mode="json"), indent=2))
+        return
+    click.echo(f"{verdict.level.value}: {verdict.label}")
+    click.echo(verdict.summary)
+    if verdict.sha256:
+        click.echo(f"sha256 {verdict.sha256}")
+    for item in verdict.evidence:
+        click.echo(f"  - [{item.stage}/{item.kind}] {item.summary}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from server.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.sqlalchemy_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. base)."""
+    from server.migrate import downgrade
+
+    downgrade(get_settings().sqlalchemy_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["reader", "reporter", "reviewer", "admin"]), required=True)
+@click.option("--name", default="cli", show_default=True, help="Who or what the key is for.")
+def keys_create(role: str, name: str) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from server.auth import create_key
+    from server.db import Database
+
+    key, row = create_key(Database(get_settings().sqlalchemy_url), role=role, name=name)
+    click.echo(key)
+    click.echo(f"id {row.id}, role {row.role}; store the key now, it is not shown again", err=True)
+
+
+if __name__ == "__main__":
+    main()

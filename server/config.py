@@ -1,0 +1,79 @@
+"""One configuration object, read from ``CREDENCE_*`` environment variables.
+
+Every setting has a default that runs Credence embedded (SQLite, filesystem broker, no Redis),
+so setting ``CREDENCE_DATABASE_URL`` and ``CREDENCE_REDIS_URL`` is all it takes to move to
+PostgreSQL + Redis. The README's configuration table is generated from this class's fields.
+"""
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PIPELINE_VERSION = "1"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CREDENCE_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Where embedded state lives: SQLite file, broker folders, media store.")
+    database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file in the data dir.")
+    redis_url: str = Field("", description="Redis URL for broker, cache, locks and rate limits. Empty: embedded (no Redis).")
+    broker_url: str = Field("", description="Celery broker override. Empty: Redis when set, else a filesystem broker in the data dir.")
+    media_dir: Path | None = Field(None, description="Content-addressed store of fetched bytes (shared by all workers). Empty: data dir/media.")
+    host: str = Field("127.0.0.1", description="Address `credence serve` listens on.")
+    port: int = Field(8080, description="Port `credence serve` listens on.")
+    allow_anonymous: bool = Field(True, description="Allow checks without an API key (rate limited).")
+    rate_limit: str = Field("120/minute", description="Rate limit for anonymous check requests (flask-limiter syntax).")
+    cors_origins: str = Field("", description="Extra CORS origins, comma-separated (extension origins are always allowed).")
+    max_urls_per_request: int = Field(100, description="Most URLs in one POST /checks.")
+    max_wait_s: float = Field(5.0, description="Longest long-poll `wait` a request may ask for.")
+    cache_ttl_s: int = Field(86400, description="Lifetime of cached verdicts in Redis.")
+    fetch_max_bytes: int = Field(25 * 1024 * 1024, description="Largest media body fetched or uploaded.")
+    fetch_timeout_s: float = Field(15.0, description="Total time allowed for one fetch, redirects included.")
+    fetch_max_redirects: int = Field(5, description="Most redirects followed by the guarded fetcher.")
+    fetch_allow_networks: str = Field("", description="CIDRs exempt from the private-address guard (tests only), comma-separated.")
+    max_pixels: int = Field(50_000_000, description="Largest image (width x height) decoded; larger is refused as a decompression bomb.")
+    stale_check_s: int = Field(120, description="A check unfinished this long is re-enqueued by the sweeper.")
+    visibility_timeout_s: int = Field(300, description="Redis broker: an unacknowledged task is redelivered after this long.")
+    worker_concurrency: int = Field(2, description="Worker processes started by `credence serve`.")
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'credence.db'}"
+
+    @property
+    def media_path(self) -> Path:
+        path = (self.media_dir or self.resolved_data_dir / "media").expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not (self.broker_url or self.redis_url)
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url or "filesystem://"
+
+    @property
+    def allow_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in self.fetch_allow_networks.split(",")
+            if part.strip()
+        )
+
+
+def get_settings() -> Settings:
+    """Read the environment now; callers keep the object they were given."""
+    return Settings()

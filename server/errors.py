@@ -1,0 +1,46 @@
+"""JSON errors for every failure path: clients always get ``{"error": ..., "details": ...}``."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, details
+
+
+def _body(message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": message, "details": details} if details is not None else {"error": message}
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(err["loc"]), "msg": err["msg"]} for err in exc.errors(include_url=False, include_input=False)]
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(_body(exc.message, exc.details)), exc.status
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError):
+        return jsonify(_body("request body is invalid", validation_details(exc))), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        messages = {413: "request body is too large", 429: "too many requests, slow down"}
+        message = messages.get(exc.code or 0, exc.description or exc.name)
+        response = jsonify(_body(message))
+        if exc.code == 429 and exc.response is not None:
+            response.headers.update({k: v for k, v in exc.response.headers.items() if k.lower().startswith(("retry", "x-ratelimit"))})
+        return response, exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return jsonify(_body("internal error")), 500

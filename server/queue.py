@@ -1,0 +1,64 @@
+"""Celery configuration shared by the API (which only sends tasks by name) and the workers.
+
+The API never imports ``worker``: it builds a bare Celery client from the same settings and
+enqueues ``credence.*`` task names onto the ``fetch`` / ``cpu`` / ``gpu`` queues.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from server.config import Settings
+
+QUEUES = ("fetch", "cpu", "gpu")
+TASK_ROUTES = {
+    "credence.fetch": {"queue": "fetch"},
+    "credence.analyze": {"queue": "cpu"},
+    "credence.sweep": {"queue": "cpu"},
+}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "broker_url": settings.celery_broker_url,
+        "task_ignore_result": True,  # the database is the record, not the result backend
+        "task_acks_late": True,  # a task killed mid-run is redelivered, not lost
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_routes": TASK_ROUTES,
+        "task_default_queue": "cpu",
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {"sweep-stale-checks": {"task": "credence.sweep", "schedule": 30.0}},
+    }
+    if settings.embedded_broker:
+        folder = settings.resolved_data_dir / "broker"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "processed").mkdir(exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+        conf["beat_schedule_filename"] = str(settings.resolved_data_dir / "celerybeat-schedule")
+    else:
+        conf["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout_s}
+    return conf
+
+
+def make_celery(settings: Settings, name: str = "credence") -> Celery:
+    app = Celery(name)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def enqueue_fetch(app: Celery, check_id: str) -> None:
+    app.send_task("credence.fetch", args=[check_id], **TASK_ROUTES["credence.fetch"])
+
+
+def enqueue_analyze(app: Celery, sha256: str) -> None:
+    app.send_task("credence.analyze", args=[sha256], **TASK_ROUTES["credence.analyze"])

@@ -1,0 +1,123 @@
+"""Reads and writes of the record (checks, media, verdicts) shared by the API and the workers."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from server import models
+from server.config import PIPELINE_VERSION
+from server.verdicts import Verdict
+
+
+def create_check(session: Session, *, source: str, url: str | None = None, url_hash: str | None = None,
+                 sha256: str | None = None) -> models.Check:
+    check = models.Check(source=source, url=url, url_hash=url_hash, sha256=sha256, status="pending")
+    session.add(check)
+    session.flush()
+    return check
+
+
+def pending_check_for_url(session: Session, url_hash: str, max_age_s: int) -> models.Check | None:
+    """An unfinished check of the same URL, so concurrent requests share one fetch."""
+    since = datetime.now(timezone.utc) - timedelta(seconds=max_age_s)
+    return session.scalars(
+        select(models.Check)
+        .where(models.Check.url_hash == url_hash, models.Check.status == "pending",
+               models.Check.created_at >= since)
+        .order_by(models.Check.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def current_verdict(session: Session, sha256: str) -> models.Verdict | None:
+    """Newest verdict made by this pipeline version; older ones are recomputed on request."""
+    return session.scalars(
+        select(models.Verdict)
+        .where(models.Verdict.sha256 == sha256, models.Verdict.pipeline_version == PIPELINE_VERSION)
+        .order_by(models.Verdict.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def sha_for_url(session: Session, url_hash: str) -> str | None:
+    row = session.get(models.MediaUrl, url_hash)
+    return row.sha256 if row else None
+
+
+def record_media(session: Session, *, sha256: str, mime: str, size: int,
+                 width: int | None = None, height: int | None = None) -> None:
+    row = session.get(models.Media, sha256)
+    if row is None:
+        session.add(models.Media(sha256=sha256, mime=mime, size=size, width=width, height=height))
+    elif width and not row.width:
+        row.width, row.height = width, height
+    session.flush()
+
+
+def record_url(session: Session, *, url: str, url_hash: str, sha256: str, final_url: str | None,
+               etag: str | None) -> None:
+    row = session.get(models.MediaUrl, url_hash)
+    if row is None:
+        session.add(models.MediaUrl(url_hash=url_hash, url=url, sha256=sha256, final_url=final_url, etag=etag))
+    else:
+        row.sha256, row.final_url, row.etag = sha256, final_url, etag
+        row.fetched_at = models.utcnow()
+    session.flush()
+
+
+def record_verdict(session: Session, verdict: Verdict) -> models.Verdict:
+    row = models.Verdict(
+        sha256=verdict.sha256,
+        level=verdict.level.value,
+        pipeline_version=verdict.versions.get("pipeline", PIPELINE_VERSION),
+        body=verdict.model_dump(mode="json"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def complete_check(session: Session, check_id: str, verdict_id: str, sha256: str | None = None) -> None:
+    values: dict[str, Any] = {"status": "done", "verdict_id": verdict_id, "updated_at": models.utcnow()}
+    if sha256:
+        values["sha256"] = sha256
+    session.execute(update(models.Check).where(models.Check.id == check_id).values(**values))
+
+
+def complete_checks_for(session: Session, sha256: str, verdict_id: str) -> list[str]:
+    """Every check waiting on this content gets the verdict: one analysis serves many URLs."""
+    ids = list(session.scalars(
+        select(models.Check.id).where(models.Check.sha256 == sha256, models.Check.status == "pending")
+    ))
+    if ids:
+        session.execute(
+            update(models.Check).where(models.Check.id.in_(ids))
+            .values(status="done", verdict_id=verdict_id, updated_at=models.utcnow())
+        )
+    return ids
+
+
+def stale_checks(session: Session, older_than_s: int, limit: int = 500) -> list[models.Check]:
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_s)
+    return list(session.scalars(
+        select(models.Check)
+        .where(models.Check.status == "pending", models.Check.updated_at < cutoff)
+        .order_by(models.Check.updated_at)
+        .limit(limit)
+    ))
+
+
+def checks_by_id(session: Session, ids: list[str]) -> dict[str, tuple[models.Check, dict | None]]:
+    rows = session.execute(
+        select(models.Check, models.Verdict.body)
+        .outerjoin(models.Verdict, models.Verdict.id == models.Check.verdict_id)
+        .where(models.Check.id.in_(ids))
+    ).all()
+    return {check.id: (check, body) for check, body in rows}
+
+
+def audit(session: Session, *, actor: str, action: str, target: str, details: dict | None = None) -> None:
+    session.add(models.AuditLog(actor=actor, action=action, target=target, details=details or {}))

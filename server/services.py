@@ -1,0 +1,37 @@
+"""The handles every process needs (database, cache, media store, queue client), built lazily.
+
+The API keeps one in ``app.extensions``; each worker process keeps one in ``worker.context``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from celery import Celery
+
+from server.cache import VerdictCache, redis_client
+from server.config import Settings
+from server.db import Database
+from server.media_store import MediaStore
+from server.queue import make_celery
+
+
+@dataclass
+class Services:
+    settings: Settings
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.sqlalchemy_url)
+
+    @cached_property
+    def cache(self) -> VerdictCache:
+        return VerdictCache(self.db, redis_client(self.settings.redis_url), self.settings.cache_ttl_s)
+
+    @cached_property
+    def store(self) -> MediaStore:
+        return MediaStore(self.settings.media_path)
+
+    @cached_property
+    def celery(self) -> Celery:
+        return make_celery(self.settings)

@@ -1,0 +1,110 @@
+"""Verdict types and fusion: the level table of DESIGN.md in one place.
+
+Stages only add ``Evidence``; ``fuse`` alone decides the badge, so a new stage never has to know
+how the others rank. The worker imports these types; the API only serialises them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Level(str, Enum):
+    KNOWN_FAKE = "known-fake"
+    TAMPERED = "tampered"
+    AI_DECLARED = "ai-declared"
+    LIKELY_SYNTHETIC = "likely-synthetic"
+    VERIFIED = "verified"
+    SIGNED_UNTRUSTED = "signed-untrusted"
+    NO_EVIDENCE = "no-evidence"
+    UNAVAILABLE = "unavailable"
+
+
+# Highest applicable wins. UNAVAILABLE ranks last: it only shows when nothing else could be said.
+PRIORITY: tuple[Level, ...] = tuple(Level)
+
+BADGES: dict[Level, tuple[str, str]] = {
+    Level.KNOWN_FAKE: ("red", "Known fake"),
+    Level.TAMPERED: ("orange", "Credentials broken"),
+    Level.AI_DECLARED: ("purple", "Declared AI-made"),
+    Level.LIKELY_SYNTHETIC: ("amber", "Likely synthetic"),
+    Level.VERIFIED: ("green", "Verified credentials"),
+    Level.SIGNED_UNTRUSTED: ("blue", "Signed, signer not trusted"),
+    Level.NO_EVIDENCE: ("grey", "No evidence either way"),
+    Level.UNAVAILABLE: ("none", "Could not check"),
+}
+
+NO_EVIDENCE_SUMMARY = (
+    "No content credentials, known-fake match or AI declaration was found. "
+    "This does not mean the image is authentic."
+)
+
+
+class Evidence(BaseModel):
+    """One finding of one stage. ``supports`` names the level it argues for, if any."""
+
+    stage: str
+    kind: str
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    supports: Level | None = None
+
+
+class Verdict(BaseModel):
+    level: Level
+    label: str
+    badge: str
+    summary: str
+    sha256: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    versions: dict[str, str] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def strongest(evidence: list[Evidence]) -> tuple[Level, list[Evidence]]:
+    """The winning level and the evidence items that support it (highest score first)."""
+    for level in PRIORITY:
+        support = [item for item in evidence if item.supports == level]
+        if support:
+            support.sort(key=lambda item: -(item.score if item.score is not None else 1.0))
+            return level, support
+    return Level.NO_EVIDENCE, []
+
+
+def fuse(
+    evidence: list[Evidence],
+    *,
+    sha256: str | None,
+    versions: dict[str, str],
+    timings: dict[str, float] | None = None,
+) -> Verdict:
+    """Fold all evidence into one verdict whose summary cites the strongest item."""
+    level, support = strongest(evidence)
+    badge, label = BADGES[level]
+    if level == Level.NO_EVIDENCE:
+        summary = NO_EVIDENCE_SUMMARY
+    else:
+        summary = support[0].summary
+        if len(support) > 1:
+            summary += f" ({len(support) - 1} more finding{'s' if len(support) > 2 else ''} agree.)"
+    return Verdict(
+        level=level,
+        label=label,
+        badge=badge,
+        summary=summary,
+        sha256=sha256,
+        evidence=list(evidence),
+        versions=dict(versions),
+        timings=dict(timings or {}),
+    )
+
+
+def unavailable(reason: str, *, stage: str, code: str, sha256: str | None, versions: dict[str, str]) -> Verdict:
+    """A verdict for media we could not examine; the reason is what the reader sees."""
+    item = Evidence(stage=stage, kind=code, summary=reason, supports=Level.UNAVAILABLE)
+    return fuse([item], sha256=sha256, versions=versions)

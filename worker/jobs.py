@@ -1,0 +1,121 @@
+"""What each task does, as plain functions over a Context: testable without a broker.
+
+Every function is idempotent: running it twice, or after a worker died half-way, leaves the same
+record. Checks only ever move from ``pending`` to ``done``; a check is never dropped.
+"""
+from __future__ import annotations
+
+import logging
+
+from server import models, records
+from server.config import PIPELINE_VERSION
+from server.queue import enqueue_analyze, enqueue_fetch
+from server.verdicts import Verdict, unavailable
+from worker.context import Context
+from worker.fetcher import FetchLimits, FetchRefused, fetch
+from worker.pipeline import analyze
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5
+
+
+def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
+    with ctx.db.session() as session:
+        row = records.record_verdict(session, verdict)
+        records.complete_check(session, check.id, row.id)
+    body = verdict.model_dump(mode="json")
+    ctx.cache.remember(url_hash=check.url_hash, body=body)
+    if check.url_hash:
+        ctx.cache.release(f"inflight:{check.url_hash}")
+
+
+def fetch_check(ctx: Context, check_id: str) -> str:
+    """Fetch a URL check through the guarded fetcher, store the bytes, hand over to analysis."""
+    with ctx.db.session() as session:
+        check = session.get(models.Check, check_id)
+        if check is None or check.status == "done":
+            return "skipped"
+        check.attempts += 1
+    try:
+        fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
+    except FetchRefused as exc:
+        verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
+                              sha256=None, versions={"pipeline": PIPELINE_VERSION})
+        _finish_check(ctx, check, verdict)
+        return "unavailable"
+    sha256 = ctx.store.put(fetched.data)
+    with ctx.db.session() as session:
+        records.record_media(session, sha256=sha256, mime=fetched.mime, size=len(fetched.data))
+        records.record_url(session, url=check.url or "", url_hash=check.url_hash or "", sha256=sha256,
+                           final_url=fetched.final_url, etag=fetched.etag)
+        session.get(models.Check, check_id).sha256 = sha256
+    # The check now waits on its content: whichever analysis of these bytes finishes completes it.
+    if not _complete_from_record(ctx, sha256):
+        enqueue_analyze(ctx.celery, sha256)
+    return sha256
+
+
+def _complete_from_record(ctx: Context, sha256: str) -> bool:
+    with ctx.db.session() as session:
+        row = records.current_verdict(session, sha256)
+        if row is None:
+            return False
+        records.complete_checks_for(session, sha256, row.id)
+        body = row.body
+    ctx.cache.remember(url_hash=None, body=body)
+    return True
+
+
+def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
+    """Analyse one content once, however many checks wait on it."""
+    if _complete_from_record(ctx, sha256):
+        return "cached"
+    holder = ctx.cache.claim(f"analyzing:{sha256}", owner, ttl_s=ctx.settings.stale_check_s)
+    if holder is not None and holder != owner:
+        return "in-flight"  # the holder completes our checks; the sweeper covers a dead holder
+    try:
+        data = ctx.store.get(sha256)
+        if data is None:
+            verdict = unavailable("Could not check: the stored copy of this file is missing.", stage="store",
+                                  code="missing-bytes", sha256=None, versions={"pipeline": PIPELINE_VERSION})
+            with ctx.db.session() as session:
+                row = records.record_verdict(session, verdict)
+                for check_id in records.complete_checks_for(session, sha256, row.id):
+                    log.warning("check %s completed as unavailable: bytes missing", check_id)
+            return "missing"
+        verdict = analyze(data, ctx.settings)
+        decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
+        with ctx.db.session() as session:
+            records.record_media(session, sha256=sha256, mime=decoded.get("mime", "application/octet-stream"),
+                                 size=len(data), width=decoded.get("width"), height=decoded.get("height"))
+            row = records.record_verdict(session, verdict)
+            records.complete_checks_for(session, sha256, row.id)
+        ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+        return verdict.level.value
+    finally:
+        ctx.cache.release(f"analyzing:{sha256}")
+
+
+def sweep(ctx: Context) -> dict[str, int]:
+    """Re-enqueue checks nobody finished (lost message, dead worker, broker restart)."""
+    counts = {"refetch": 0, "reanalyze": 0, "given_up": 0}
+    with ctx.db.session() as session:
+        stale = records.stale_checks(session, ctx.settings.stale_check_s)
+        for check in stale:
+            check.updated_at = models.utcnow()
+            check.attempts += 1
+        session.expunge_all()
+    for check in stale:
+        if check.attempts >= MAX_ATTEMPTS:
+            verdict = unavailable(f"Could not check: gave up after {check.attempts} attempts.", stage="sweep",
+                                  code="gave-up", sha256=None, versions={"pipeline": PIPELINE_VERSION})
+            _finish_check(ctx, check, verdict)
+            counts["given_up"] += 1
+        elif check.sha256:
+            if not _complete_from_record(ctx, check.sha256):
+                enqueue_analyze(ctx.celery, check.sha256)
+            counts["reanalyze"] += 1
+        else:
+            enqueue_fetch(ctx.celery, check.id)
+            counts["refetch"] += 1
+    return counts

@@ -1,0 +1,66 @@
+"""Decode an image once, with limits, so every later stage works from the same pixels."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+
+class DecodeError(Exception):
+    """The bytes could not be turned into pixels; ``reason`` is shown to people."""
+
+    def __init__(self, reason: str, code: str = "undecodable") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: Image.Image
+    format: str
+    width: int
+    height: int
+    frames: int
+
+
+def probe_dimensions(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """Read only the header and refuse decompression bombs before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"image is too large to decode safely ({exc})", "too-many-pixels") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DecodeError(f"the image header could not be read ({type(exc).__name__})") from exc
+    if width <= 0 or height <= 0:
+        raise DecodeError("the image declares no pixels")
+    if width * height > max_pixels:
+        raise DecodeError(
+            f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} pixel cap"
+            " (possible decompression bomb)",
+            "too-many-pixels",
+        )
+    return width, height
+
+
+def decode(data: bytes, max_pixels: int) -> Decoded:
+    """Full decode to RGB after the header check; truncated or corrupt files raise DecodeError."""
+    width, height = probe_dimensions(data, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or "unknown"
+            frames = getattr(img, "n_frames", 1)
+            img.load()
+            rgb = img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"image is too large to decode safely ({exc})", "too-many-pixels") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeError(f"the image data is broken or truncated ({type(exc).__name__}: {exc})") from exc
+    return Decoded(image=rgb, format=fmt, width=width, height=height, frames=frames)
