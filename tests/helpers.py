@@ -1,0 +1,153 @@
+"""Test helpers: real images, a real local HTTP server, real worker processes."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_jpeg(width: int = 64, height: int = 48, seed: int = 0, quality: int = 90) -> bytes:
+    img = Image.new("RGB", (width, height))
+    img.putdata([((x * 7 + seed * 31) % 256, (y * 5 + seed * 17) % 256, (x * y + seed) % 256)
+                 for y in range(height) for x in range(width)])
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def make_png(width: int = 32, height: int = 32, seed: int = 0) -> bytes:
+    img = Image.new("RGB", (width, height), ((seed * 40) % 256, 100, 200))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MediaServer:
+    """A local HTTP server with routes path -> (body, content type, delay seconds); counts hits."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[bytes, str, float]] = {}
+        self.hits: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with outer.lock:
+                    outer.hits[self.path] += 1
+                route = outer.routes.get(self.path)
+                if route is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body, ctype, delay = route
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", delay: float = 0.0) -> str:
+        self.routes[path] = (body, ctype, delay)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def total_hits(self) -> int:
+        return sum(self.hits.values())
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class WorkerProcess:
+    """A real Celery worker (``credence worker``) in its own process group."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, queues: str = "fetch,cpu,gpu",
+                 concurrency: int = 2, beat: bool = False) -> None:
+        argv = [sys.executable, "-m", "server.cli", "worker", "-Q", queues, "-c", str(concurrency)]
+        if beat:
+            argv.append("--beat")
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: the host died, nothing gets to clean up."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                self.kill()
+        self.log.close()
+
+
+def wait_done(base_or_client, check_ids: list[str], timeout: float = 60) -> dict[str, dict]:
+    """Poll the batch status endpoint until every check is done."""
+    deadline = time.monotonic() + timeout
+    results: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        path = f"/api/v1/checks?ids={','.join(check_ids)}"
+        if isinstance(base_or_client, str):
+            body = requests.get(base_or_client + path, timeout=10).json()
+        else:
+            body = base_or_client.get(path).get_json()
+        results = {r["check_id"]: r for r in body["results"]}
+        if all(r["status"] == "done" for r in results.values()):
+            return results
+        time.sleep(0.25)
+    raise TimeoutError(f"checks not done: {[(k, v['status']) for k, v in results.items()]}")

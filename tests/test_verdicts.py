@@ -1,0 +1,78 @@
+"""Fusion implements the whole level table of DESIGN.md, whatever order evidence arrives in."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from server.verdicts import BADGES, NO_EVIDENCE_SUMMARY, PRIORITY, Evidence, Level, fuse, unavailable
+
+EVIDENCE = {
+    Level.KNOWN_FAKE: Evidence(stage="match", kind="bank-match", summary="Matches a confirmed fake: flood photo",
+                               score=0.97, supports=Level.KNOWN_FAKE, details={"distance": 4}),
+    Level.TAMPERED: Evidence(stage="c2pa", kind="c2pa-invalid", summary="The pixels were changed after signing",
+                             supports=Level.TAMPERED, details={"code": "assertion.dataHash.mismatch"}),
+    Level.AI_DECLARED: Evidence(stage="c2pa", kind="ai-declared", summary="Declares trainedAlgorithmicMedia",
+                                supports=Level.AI_DECLARED),
+    Level.LIKELY_SYNTHETIC: Evidence(stage="detect", kind="synthetic-score", summary="Detector score 0.91",
+                                     score=0.91, supports=Level.LIKELY_SYNTHETIC),
+    Level.VERIFIED: Evidence(stage="c2pa", kind="c2pa-trusted", summary="Signed by Example News",
+                             supports=Level.VERIFIED),
+    Level.SIGNED_UNTRUSTED: Evidence(stage="c2pa", kind="c2pa-valid", summary="Signed by Someone, not trusted",
+                                     supports=Level.SIGNED_UNTRUSTED),
+    Level.UNAVAILABLE: Evidence(stage="decode", kind="undecodable", summary="Could not check: broken",
+                                supports=Level.UNAVAILABLE),
+}
+INFO = Evidence(stage="decode", kind="decoded", summary="JPEG image, 10x10 pixels.")
+
+
+@pytest.mark.parametrize("level", [lvl for lvl in PRIORITY if lvl in EVIDENCE])
+def test_single_evidence_gives_its_level(level: Level) -> None:
+    verdict = fuse([INFO, EVIDENCE[level]], sha256="a" * 64, versions={"pipeline": "1"})
+    assert verdict.level == level
+    assert (verdict.badge, verdict.label) == BADGES[level]
+    assert verdict.summary.startswith(EVIDENCE[level].summary)
+    assert verdict.evidence == [INFO, EVIDENCE[level]]
+
+
+def test_highest_applicable_level_wins_in_any_order() -> None:
+    levels = list(EVIDENCE)
+    for pair in itertools.permutations(levels, 2):
+        expected = min(pair, key=PRIORITY.index)
+        verdict = fuse([EVIDENCE[lvl] for lvl in pair], sha256=None, versions={})
+        assert verdict.level == expected, pair
+        assert len(verdict.evidence) == 2  # nothing is dropped from the report
+
+
+def test_no_evidence_is_never_called_authentic() -> None:
+    verdict = fuse([INFO], sha256="b" * 64, versions={"pipeline": "1"})
+    assert verdict.level == Level.NO_EVIDENCE
+    assert verdict.summary == NO_EVIDENCE_SUMMARY
+    assert "authentic" not in verdict.label.lower()
+    assert "does not mean" in verdict.summary
+
+
+def test_unavailable_only_when_nothing_else_can_be_said() -> None:
+    assert unavailable("Could not check: 404", stage="fetch", code="http-status", sha256=None,
+                       versions={}).level == Level.UNAVAILABLE
+    verdict = fuse([EVIDENCE[Level.UNAVAILABLE], EVIDENCE[Level.TAMPERED]], sha256=None, versions={})
+    assert verdict.level == Level.TAMPERED
+
+
+def test_summary_counts_agreeing_findings_and_leads_with_the_strongest() -> None:
+    weak = EVIDENCE[Level.KNOWN_FAKE].model_copy(update={"summary": "weaker match", "score": 0.5})
+    verdict = fuse([weak, EVIDENCE[Level.KNOWN_FAKE]], sha256=None, versions={})
+    assert verdict.summary.startswith("Matches a confirmed fake")
+    assert "1 more finding agree" in verdict.summary
+
+
+def test_scores_are_bounded() -> None:
+    with pytest.raises(ValueError):
+        Evidence(stage="x", kind="y", summary="z", score=1.5)
+
+
+def test_verdict_round_trips_through_json() -> None:
+    verdict = fuse(list(EVIDENCE.values()), sha256="c" * 64, versions={"pipeline": "1", "c2pa": "2"},
+                   timings={"decode": 1.5})
+    again = type(verdict).model_validate_json(verdict.model_dump_json())
+    assert again == verdict
