@@ -42,6 +42,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
         conf["beat_schedule_filename"] = str(settings.resolved_data_dir / "celerybeat-schedule")

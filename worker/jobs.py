@@ -17,6 +17,7 @@ from worker.pipeline import analyze
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
+IN_FLIGHT = "in-flight"
 
 
 def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
@@ -72,8 +73,10 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         return "cached"
     holder = ctx.cache.claim(f"analyzing:{sha256}", owner, ttl_s=ctx.settings.stale_check_s)
     if holder is not None and holder != owner:
-        return "in-flight"  # the holder completes our checks; the sweeper covers a dead holder
+        return IN_FLIGHT  # the caller retries shortly and then finds the holder's verdict
     try:
+        if _complete_from_record(ctx, sha256):  # finished between our first look and the claim
+            return "cached"
         data = ctx.store.get(sha256)
         if data is None:
             verdict = unavailable("Could not check: the stored copy of this file is missing.", stage="store",

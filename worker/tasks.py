@@ -10,9 +10,13 @@ def fetch_check(self, check_id: str) -> str:
     return jobs.fetch_check(context.current(), check_id)
 
 
-@app.task(name="credence.analyze", bind=True)
+@app.task(name="credence.analyze", bind=True, max_retries=120)
 def analyze_media(self, sha256: str) -> str:
-    return jobs.analyze_media(context.current(), sha256, owner=self.request.id or "local")
+    outcome = jobs.analyze_media(context.current(), sha256, owner=self.request.id or "local")
+    if outcome == jobs.IN_FLIGHT:
+        # Another worker is analysing these bytes; come back for its verdict rather than redo it.
+        raise self.retry(countdown=1)
+    return outcome
 
 
 @app.task(name="credence.sweep")
