@@ -107,6 +107,7 @@ def sweep(ctx: Context) -> dict[str, int]:
         for check in stale:
             check.updated_at = models.utcnow()
             check.attempts += 1
+        session.flush()
         session.expunge_all()
     for check in stale:
         if check.attempts >= MAX_ATTEMPTS:

@@ -36,7 +36,7 @@ def probe_dimensions(data: bytes, max_pixels: int) -> tuple[int, int]:
     except Image.DecompressionBombError as exc:
         raise DecodeError(f"image is too large to decode safely ({exc})", "too-many-pixels") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DecodeError(f"the image header could not be read ({type(exc).__name__})") from exc
+        raise DecodeError(f"the image is broken: its header could not be read ({type(exc).__name__})") from exc
     if width <= 0 or height <= 0:
         raise DecodeError("the image declares no pixels")
     if width * height > max_pixels:

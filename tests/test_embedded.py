@@ -1,0 +1,68 @@
+"""The README's first command: `credence serve` on the embedded default, as a real process tree."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.conftest import env_for
+from tests.helpers import ROOT, free_port, make_jpeg, make_png, wait_done
+
+
+@pytest.fixture
+def embedded(data_dir: Path, tmp_path: Path):
+    port = free_port()
+    env = env_for(data_dir, port=str(port), stale_check_s="20")
+    env.pop("CREDENCE_DATABASE_URL", None)
+    env.pop("CREDENCE_REDIS_URL", None)
+    log = open(tmp_path / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = (tmp_path / "serve.log").read_text(errors="replace")
+        if f"listening on {base}" in text and " ready." in text:
+            break
+        assert proc.poll() is None, text[-3000:]
+        time.sleep(0.2)
+    else:
+        raise TimeoutError((tmp_path / "serve.log").read_text()[-3000:])
+    yield base, proc, tmp_path / "serve.log"
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def test_embedded_serve_checks_records_and_caches(embedded, data_dir: Path, media_server) -> None:
+    base, proc, log = embedded
+    urls = [media_server.add("/e1.jpg", make_jpeg(seed=5)), media_server.add("/e2.png", make_png(seed=3)),
+            media_server.url("/gone.jpg")]
+    first = requests.post(f"{base}/api/v1/checks", json={"urls": urls, "wait": 3}, timeout=30).json()["results"]
+    ids = [r["check_id"] for r in first]
+    done = wait_done(base, ids, timeout=90)
+    assert [done[i]["verdict"]["level"] for i in ids] == ["no-evidence", "no-evidence", "unavailable"]
+    assert (data_dir / "credence.db").exists()
+    again = requests.post(f"{base}/api/v1/checks", json={"urls": urls[:2]}, timeout=30).json()["results"]
+    assert [(r["status"], r["check_id"]) for r in again] == [("done", None), ("done", None)]
+
+    upload = requests.post(f"{base}/api/v1/checks/upload", files={"file": ("x.jpg", make_jpeg(seed=77))},
+                           data={"wait": "5"}, timeout=30).json()["results"][0]
+    result = wait_done(base, [upload["check_id"]], timeout=60)[upload["check_id"]]
+    report = requests.get(f"{base}/api/v1/media/{result['verdict']['sha256']}", timeout=10).json()
+    assert report["verdict"]["level"] == "no-evidence" and report["urls"] == []
+    assert requests.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
+
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "the worker runs under serve"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, "stopping serve stops its worker"

@@ -1,0 +1,138 @@
+"""Task bodies without a broker: idempotent, deduplicated, and nothing is ever dropped."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from server import models, records
+from server.migrate import upgrade
+from server.services import Services
+from server.urls import normalise, url_key
+from worker import jobs
+from tests.conftest import env_for, settings_from
+from tests.helpers import ROOT, make_jpeg
+
+
+@pytest.fixture
+def ctx(data_dir: Path) -> Services:
+    settings = settings_from(env_for(data_dir, stale_check_s="60"))
+    upgrade(settings.sqlalchemy_url)
+    return Services(settings)
+
+
+def url_check(ctx: Services, url: str) -> str:
+    url = normalise(url)
+    with ctx.db.session() as session:
+        return records.create_check(session, source="url", url=url, url_hash=url_key(url)).id
+
+
+def queued(ctx: Services) -> list[dict]:
+    folder = ctx.settings.resolved_data_dir / "broker"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.msg"))]
+
+
+def test_fetch_then_analyze_is_idempotent(ctx: Services, media_server) -> None:
+    url = media_server.add("/x.jpg", make_jpeg(seed=3))
+    check_id = url_check(ctx, url)
+    sha = jobs.fetch_check(ctx, check_id)
+    assert len(sha) == 64 and len(queued(ctx)) == 1  # analysis enqueued
+    assert jobs.analyze_media(ctx, sha, owner="t1") == "no-evidence"
+    assert jobs.analyze_media(ctx, sha, owner="t2") == "cached"  # a redelivered task does no work twice
+    assert jobs.fetch_check(ctx, check_id) == "skipped"
+    with ctx.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(models.Verdict)) == 1
+        assert session.get(models.Check, check_id).status == "done"
+
+
+def test_second_url_with_same_bytes_is_not_analysed_again(ctx: Services, media_server) -> None:
+    body = make_jpeg(seed=4)
+    first, second = url_check(ctx, media_server.add("/1.jpg", body)), url_check(ctx, media_server.add("/2.jpg", body))
+    jobs.analyze_media(ctx, jobs.fetch_check(ctx, first), owner="t")
+    before = len(queued(ctx))
+    jobs.fetch_check(ctx, second)
+    assert len(queued(ctx)) == before  # completed from the record, no analysis queued
+    with ctx.db.session() as session:
+        assert session.get(models.Check, second).status == "done"
+
+
+def test_refused_fetch_records_an_unavailable_verdict(ctx: Services) -> None:
+    check_id = url_check(ctx, "http://169.254.169.254/latest/meta-data")
+    assert jobs.fetch_check(ctx, check_id) == "unavailable"
+    with ctx.db.session() as session:
+        found = records.checks_by_id(session, [check_id])
+    check, body = found[check_id]
+    assert check.status == "done" and body["level"] == "unavailable"
+    assert "link-local" in body["summary"] and body["evidence"][0]["kind"] == "blocked-address"
+
+
+def test_missing_bytes_complete_the_waiting_checks(ctx: Services) -> None:
+    sha = "ab" * 32
+    with ctx.db.session() as session:
+        records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
+        check_id = records.create_check(session, source="upload", sha256=sha).id
+    assert jobs.analyze_media(ctx, sha, owner="t") == "missing"
+    with ctx.db.session() as session:
+        assert records.checks_by_id(session, [check_id])[check_id][1]["level"] == "unavailable"
+
+
+def test_sweeper_requeues_stale_checks_and_gives_up_eventually(ctx: Services, media_server) -> None:
+    fresh = url_check(ctx, media_server.add("/fresh.jpg", make_jpeg()))
+    stale_url = url_check(ctx, media_server.add("/stale.jpg", make_jpeg(seed=9)))
+    with ctx.db.session() as session:
+        stale_sha = records.create_check(session, source="upload", sha256="cd" * 32).id
+        hopeless = records.create_check(session, source="url", url="http://x.test/", url_hash="0" * 64).id
+        old = models.utcnow() - timedelta(seconds=600)
+        session.execute(update(models.Check).where(models.Check.id.in_([stale_url, stale_sha]))
+                        .values(updated_at=old))
+        session.execute(update(models.Check).where(models.Check.id == hopeless)
+                        .values(updated_at=old, attempts=jobs.MAX_ATTEMPTS))
+    assert jobs.sweep(ctx) == {"refetch": 1, "reanalyze": 1, "given_up": 1}
+    tasks = sorted((m["headers"]["task"], m["headers"]["argsrepr"]) for m in queued(ctx))
+    assert tasks == [("credence.analyze", repr(["cd" * 32])), ("credence.fetch", repr([stale_url]))]
+    with ctx.db.session() as session:
+        assert session.get(models.Check, fresh).status == "pending"
+        assert records.checks_by_id(session, [hopeless])[hopeless][1]["summary"].startswith("Could not check: gave up")
+    assert jobs.sweep(ctx) == {"refetch": 0, "reanalyze": 0, "given_up": 0}  # touched: not re-sent at once
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_cli_check_file_json_and_text(tmp_path: Path) -> None:
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(make_jpeg(seed=8))
+    out = json.loads(run_cli("check", str(image), "--json").stdout)
+    assert out["level"] == "no-evidence" and len(out["sha256"]) == 64 and out["evidence"]
+    text = run_cli("check", str(image)).stdout
+    assert text.startswith("no-evidence: No evidence either way") and "does not mean" in text
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)
+    assert json.loads(run_cli("check", str(broken), "--json").stdout)["level"] == "unavailable"
+
+
+def test_cli_check_url_goes_through_the_guard_and_bad_targets_are_usage_errors() -> None:
+    out = json.loads(run_cli("check", "http://127.0.0.1:9/x.jpg", "--json").stdout)
+    assert out["level"] == "unavailable" and "loopback" in out["summary"]
+    missing = run_cli("check", "/no/such/file.jpg")
+    assert missing.returncode == 2 and "neither a file nor" in missing.stderr
+
+
+def test_cli_db_upgrade_and_keys_create(tmp_path: Path) -> None:
+    env_dir = tmp_path / "d"
+    import os
+    env = {**os.environ, "CREDENCE_DATA_DIR": str(env_dir)}
+    up = subprocess.run([sys.executable, "-m", "server.cli", "db", "upgrade"], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=60)
+    assert up.returncode == 0, up.stderr
+    made = subprocess.run([sys.executable, "-m", "server.cli", "keys", "create", "--role", "reviewer"], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and made.stdout.strip().startswith("cred_")
+    assert "role reviewer" in made.stderr

@@ -1,0 +1,82 @@
+"""The ruleset without Celery, Redis or a database: bytes in, evidence out."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+from server.config import Settings
+from server.verdicts import Evidence, Level
+from worker.pipeline import Item, analyze, run_rules
+from worker.rules import RULES
+from tests.helpers import make_jpeg, make_png
+
+SETTINGS = Settings(max_pixels=50_000_000)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge canvas: the classic decompression bomb."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+
+
+def test_image_gives_decoded_evidence_and_no_evidence_level() -> None:
+    verdict = analyze(make_jpeg(100, 50), SETTINGS)
+    assert verdict.level == Level.NO_EVIDENCE
+    decoded = [e for e in verdict.evidence if e.kind == "decoded"][0]
+    assert decoded.details["width"] == 100 and decoded.details["format"] == "JPEG"
+    assert set(verdict.versions) >= {"pipeline", "media-type", "decode"}
+    assert set(verdict.timings) == {"media-type", "decode"}
+
+
+def test_other_formats_decode() -> None:
+    for fmt in ("WEBP", "GIF", "TIFF", "BMP"):
+        buf = io.BytesIO()
+        Image.new("RGB", (20, 10), (1, 2, 3)).save(buf, fmt)
+        assert analyze(buf.getvalue(), SETTINGS).level == Level.NO_EVIDENCE, fmt
+
+
+def test_bad_input_is_unavailable_with_a_reason() -> None:
+    cases = {
+        b"": "empty",
+        b"<html><body>x</body></html>": "HTML",
+        b"%PDF-1.7 whatever": "unknown type",
+        make_png()[:40]: "broken",
+        png_declaring(30000, 30000): "decompression bomb",
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00": "not supported yet",
+    }
+    for data, words in cases.items():
+        verdict = analyze(data, SETTINGS)
+        assert verdict.level == Level.UNAVAILABLE, words
+        assert words in verdict.summary, (words, verdict.summary)
+
+
+def test_a_failing_rule_becomes_a_note_and_the_others_still_run() -> None:
+    class Boom:
+        name, version = "boom", "1"
+
+        def applies(self, item: Item) -> bool:
+            return True
+
+        def act(self, item: Item) -> None:
+            raise RuntimeError("detector exploded")
+
+    class Flag:
+        name, version = "flag", "1"
+
+        def applies(self, item: Item) -> bool:
+            return item.decoded is not None
+
+        def act(self, item: Item) -> None:
+            item.evidence.append(Evidence(stage="flag", kind="ai", summary="declared", supports=Level.AI_DECLARED))
+
+    item = run_rules(Item(data=make_jpeg(), settings=SETTINGS), [*RULES, Boom(), Flag()])
+    kinds = [e.kind for e in item.evidence]
+    assert kinds == ["decoded", "stage-error", "ai"]
+    assert "detector exploded" in item.evidence[1].details["error"]
+    assert item.decisive
+    assert "boom" not in item.versions and "flag" in item.versions
