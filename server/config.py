@@ -2,7 +2,7 @@
 
 Every setting has a default that runs Credence embedded (SQLite, filesystem broker, no Redis),
 so setting ``CREDENCE_DATABASE_URL`` and ``CREDENCE_REDIS_URL`` is all it takes to move to
-PostgreSQL + Redis. The README's configuration table is generated from this class's fields.
+PostgreSQL + Redis. tests/test_docs.py keeps the README configuration table in step with the fields.
 """
 from __future__ import annotations
 
