@@ -1,7 +1,9 @@
 """Read-through verdict cache: Redis when configured, the database otherwise or when Redis fails.
 
-Keys: ``url:<url_hash>`` -> sha256 (or a whole unavailable verdict), ``verdict:<sha256>`` -> verdict
-JSON. Everything here is rebuildable from the record, so a Redis restart costs time, never verdicts.
+Keys carry the pipeline version, so a new pipeline simply misses: ``v<P>:url:<url_hash>`` -> sha256
+(or a whole unavailable verdict), ``v<P>:verdict:<sha256>`` -> verdict JSON text. Values stay JSON
+text end to end so a cached batch is answered without parsing or re-serialising verdicts. Everything
+here is rebuildable from the record: a Redis restart costs time, never verdicts.
 """
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import logging
 from typing import Any
 
 import redis
+from sqlalchemy import select
 
-from server import records
+from server import models
 from server.config import PIPELINE_VERSION
 from server.db import Database
 
@@ -20,63 +23,92 @@ PREFIX = "credence:"
 UNAVAILABLE_TTL_S = 300
 
 
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class VerdictCache:
     def __init__(self, db: Database, client: redis.Redis | None, ttl_s: int) -> None:
         self.db = db
         self.client = client
         self.ttl_s = ttl_s
+        self._url = f"{PREFIX}v{PIPELINE_VERSION}:url:"
+        self._verdict = f"{PREFIX}v{PIPELINE_VERSION}:verdict:"
 
-    @staticmethod
-    def _fresh(body: dict[str, Any] | None) -> dict[str, Any] | None:
-        if body and body.get("versions", {}).get("pipeline") == PIPELINE_VERSION:
-            return body
-        return None
-
-    def _redis(self, op: str, *args: Any) -> Any:
+    def _redis(self, op: str, *args: Any, **kwargs: Any) -> Any:
         if self.client is None:
             return None
         try:
-            return getattr(self.client, op)(*args)
+            return getattr(self.client, op)(*args, **kwargs)
         except redis.RedisError as exc:  # degrade to the database, never fail a request
             log.warning("redis %s failed, using the database: %s", op, exc)
             return None
 
-    def by_sha(self, sha256: str) -> dict[str, Any] | None:
-        raw = self._redis("get", f"{PREFIX}verdict:{sha256}")
-        if raw:
-            return self._fresh(json.loads(raw))
-        with self.db.session() as session:
-            row = records.current_verdict(session, sha256)
-            body = row.body if row else None
-        if body:
-            self._redis("set", f"{PREFIX}verdict:{sha256}", json.dumps(body), self.ttl_s)
-        return body
+    def _set_many(self, items: dict[str, str], ttl_s: int) -> None:
+        if self.client is None or not items:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(key, value, ex=ttl_s)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("redis write failed: %s", exc)
 
-    def by_url(self, url_hash: str) -> dict[str, Any] | None:
-        raw = self._redis("get", f"{PREFIX}url:{url_hash}")
-        if raw:
-            raw = raw.decode() if isinstance(raw, bytes) else raw
-            if raw.startswith("{"):
-                return self._fresh(json.loads(raw))
-            return self.by_sha(raw)
+    def by_urls(self, url_hashes: list[str]) -> dict[str, str]:
+        """Verdict JSON text for every URL that has a current verdict; two Redis round trips at most."""
+        found: dict[str, str] = {}
+        pointers = self._redis("mget", [self._url + h for h in url_hashes]) or [None] * len(url_hashes)
+        shas: dict[str, list[str]] = {}
+        for url_hash, value in zip(url_hashes, pointers):
+            value = _text(value)
+            if value is None:
+                continue
+            if value.startswith("{"):
+                found[url_hash] = value
+            else:
+                shas.setdefault(value, []).append(url_hash)
+        if shas:
+            bodies = self._redis("mget", [self._verdict + s for s in shas]) or [None] * len(shas)
+            for sha256, body in zip(shas, bodies):
+                if body is not None:
+                    for url_hash in shas[sha256]:
+                        found[url_hash] = _text(body)
+        missing = [h for h in url_hashes if h not in found]
+        if missing:
+            found.update(self._urls_from_record(missing))
+        return found
+
+    def _urls_from_record(self, url_hashes: list[str]) -> dict[str, str]:
         with self.db.session() as session:
-            sha256 = records.sha_for_url(session, url_hash)
-        if sha256 is None:
-            return None
-        body = self.by_sha(sha256)
-        if body:
-            self._redis("set", f"{PREFIX}url:{url_hash}", sha256, self.ttl_s)
-        return body
+            rows = session.execute(
+                select(models.MediaUrl.url_hash, models.Verdict.sha256, models.Verdict.body)
+                .join(models.Verdict, models.Verdict.sha256 == models.MediaUrl.sha256)
+                .where(models.MediaUrl.url_hash.in_(url_hashes),
+                       models.Verdict.pipeline_version == PIPELINE_VERSION)
+                .order_by(models.Verdict.created_at)
+            ).all()
+        found: dict[str, str] = {}
+        refill: dict[str, str] = {}
+        for url_hash, sha256, body in rows:  # oldest first: the newest verdict wins
+            text = json.dumps(body)
+            found[url_hash] = text
+            refill[self._url + url_hash] = sha256
+            refill[self._verdict + sha256] = text
+        self._set_many(refill, self.ttl_s)
+        return found
 
     def remember(self, *, url_hash: str | None, body: dict[str, Any]) -> None:
         """Store a verdict just made; unavailable verdicts are kept briefly and by URL only."""
         sha256 = body.get("sha256")
+        text = json.dumps(body)
         if sha256:
-            self._redis("set", f"{PREFIX}verdict:{sha256}", json.dumps(body), self.ttl_s)
+            items = {self._verdict + sha256: text}
             if url_hash:
-                self._redis("set", f"{PREFIX}url:{url_hash}", sha256, self.ttl_s)
+                items[self._url + url_hash] = sha256
+            self._set_many(items, self.ttl_s)
         elif url_hash:
-            self._redis("set", f"{PREFIX}url:{url_hash}", json.dumps(body), UNAVAILABLE_TTL_S)
+            self._set_many({self._url + url_hash: text}, UNAVAILABLE_TTL_S)
 
     def claim(self, key: str, owner: str, ttl_s: int) -> str | None:
         """Redis lock: None if ``owner`` now holds ``key``, else the current holder.
@@ -92,9 +124,7 @@ class VerdictCache:
             holder = self.client.get(f"{PREFIX}{key}")
         except redis.RedisError:
             return None
-        if holder is None:
-            return None
-        return holder.decode() if isinstance(holder, bytes) else holder
+        return _text(holder)
 
     def release(self, key: str) -> None:
         self._redis("delete", f"{PREFIX}{key}")

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server import models
@@ -42,30 +43,31 @@ def current_verdict(session: Session, sha256: str) -> models.Verdict | None:
     ).first()
 
 
-def sha_for_url(session: Session, url_hash: str) -> str | None:
-    row = session.get(models.MediaUrl, url_hash)
-    return row.sha256 if row else None
+def _insert(session: Session, model: type[models.Base]):
+    """INSERT that can say ON CONFLICT: concurrent workers record the same content at once."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def record_media(session: Session, *, sha256: str, mime: str, size: int,
                  width: int | None = None, height: int | None = None) -> None:
-    row = session.get(models.Media, sha256)
-    if row is None:
-        session.add(models.Media(sha256=sha256, mime=mime, size=size, width=width, height=height))
-    elif width and not row.width:
-        row.width, row.height = width, height
-    session.flush()
+    session.execute(_insert(session, models.Media)
+                    .values(sha256=sha256, mime=mime, size=size, width=width, height=height,
+                            first_seen=models.utcnow())
+                    .on_conflict_do_nothing(index_elements=["sha256"]))
+    if width:
+        session.execute(update(models.Media)
+                        .where(models.Media.sha256 == sha256, models.Media.width.is_(None))
+                        .values(width=width, height=height, mime=mime))
 
 
 def record_url(session: Session, *, url: str, url_hash: str, sha256: str, final_url: str | None,
                etag: str | None) -> None:
-    row = session.get(models.MediaUrl, url_hash)
-    if row is None:
-        session.add(models.MediaUrl(url_hash=url_hash, url=url, sha256=sha256, final_url=final_url, etag=etag))
-    else:
-        row.sha256, row.final_url, row.etag = sha256, final_url, etag
-        row.fetched_at = models.utcnow()
-    session.flush()
+    values = {"sha256": sha256, "final_url": final_url, "etag": etag, "fetched_at": models.utcnow()}
+    session.execute(_insert(session, models.MediaUrl)
+                    .values(url_hash=url_hash, url=url, **values)
+                    .on_conflict_do_update(index_elements=["url_hash"], set_=values))
 
 
 def record_verdict(session: Session, verdict: Verdict) -> models.Verdict:

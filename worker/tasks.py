@@ -1,16 +1,23 @@
 """Thin Celery tasks: load the context, call the job, nothing else."""
 from __future__ import annotations
 
+from redis import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
 from worker import context, jobs
 from worker.celery_app import app
 
+# Database or Redis hiccups are retried with backoff; the check stays pending meanwhile.
+TRANSIENT = {"autoretry_for": (SQLAlchemyError, RedisError, OSError), "retry_backoff": 1,
+             "retry_backoff_max": 60, "max_retries": 8}
 
-@app.task(name="credence.fetch", bind=True)
+
+@app.task(name="credence.fetch", bind=True, **TRANSIENT)
 def fetch_check(self, check_id: str) -> str:
     return jobs.fetch_check(context.current(), check_id)
 
 
-@app.task(name="credence.analyze", bind=True, max_retries=120)
+@app.task(name="credence.analyze", bind=True, **{**TRANSIENT, "max_retries": 120})
 def analyze_media(self, sha256: str) -> str:
     outcome = jobs.analyze_media(context.current(), sha256, owner=self.request.id or "local")
     if outcome == jobs.IN_FLIGHT:

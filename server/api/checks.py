@@ -1,11 +1,12 @@
 """Checks: batch of URLs from the extension, file uploads from the desk, status polling."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from server import records
 from server.api.deps import services
@@ -25,8 +26,18 @@ POLL_INTERVAL_S = 0.1
 MAX_IDS = 100
 
 
-def _result(url: str | None, status: str, check_id: str | None, verdict: dict[str, Any] | None) -> dict[str, Any]:
+def _result(url: str | None, status: str, check_id: str | None, verdict: dict[str, Any] | str | None) -> dict[str, Any]:
+    """``verdict`` may be JSON text straight from the cache: it is spliced in, not re-parsed."""
     return {"url": url, "status": status, "check_id": check_id, "verdict": verdict}
+
+
+def _render(results: list[dict[str, Any]]) -> Response:
+    parts = []
+    for r in results:
+        verdict = r["verdict"] if isinstance(r["verdict"], str) else json.dumps(r["verdict"])
+        parts.append(f'{{"url":{json.dumps(r["url"])},"status":"{r["status"]}",'
+                     f'"check_id":{json.dumps(r["check_id"])},"verdict":{verdict}}}')
+    return Response('{"results":[' + ",".join(parts) + "]}", mimetype="application/json")
 
 
 def _enqueue(send, arg: str) -> None:
@@ -92,12 +103,14 @@ def create_checks():
 
     results: list[dict[str, Any]] = []
     seen: dict[str, dict[str, Any]] = {}
+    keys = {url: url_key(url) for url in normalised}
+    cached = svc.cache.by_urls(list(dict.fromkeys(keys.values())))
     for url in normalised:
         if url in seen:
             results.append(seen[url])
             continue
-        key = url_key(url)
-        verdict = svc.cache.by_url(key)
+        key = keys[url]
+        verdict = cached.get(key)
         if verdict is not None:
             CACHE_LOOKUPS.labels("hit").inc()
             result = _result(url, "done", None, verdict)
@@ -112,7 +125,7 @@ def create_checks():
         results.append(result)
     if body.wait > 0:
         _long_poll(results, min(body.wait, svc.settings.max_wait_s))
-    return jsonify({"results": results})
+    return _render(results)
 
 
 @bp.post("/checks/upload")
@@ -141,13 +154,13 @@ def upload_check():
             records.complete_check(session, check_id, current.id)
     CHECKS_CREATED.labels("upload").inc()
     if current is not None:
-        return jsonify({"results": [_result(None, "done", check_id, current.body)]})
+        return _render([_result(None, "done", check_id, current.body)])
     _enqueue(enqueue_analyze, sha256)
     results = [_result(None, "pending", check_id, None)]
     wait = request.form.get("wait", type=float) or 0.0
     if wait > 0:
         _long_poll(results, min(wait, svc.settings.max_wait_s))
-    return jsonify({"results": results})
+    return _render(results)
 
 
 def _status(ids: list[str]) -> list[dict[str, Any]]:
@@ -180,4 +193,4 @@ def get_checks():
         raise ApiError(400, "pass ?ids=<id>,<id>,...")
     if len(ids) > MAX_IDS:
         raise ApiError(400, f"at most {MAX_IDS} ids per request")
-    return jsonify({"results": _status(ids)})
+    return _render(_status(ids))
