@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from server import models
 from server.config import PIPELINE_VERSION
@@ -21,6 +21,21 @@ from server.db import Database
 log = logging.getLogger(__name__)
 PREFIX = "credence:"
 UNAVAILABLE_TTL_S = 300
+
+# url key -> sha256 pointer -> verdict text, resolved inside Redis: one round trip per batch.
+# (Reads keys it is not passed, so it needs a single Redis, not a cluster.)
+_BY_URLS_LUA = """
+local out = {}
+local pointers = redis.call('MGET', unpack(KEYS))
+for i, value in ipairs(pointers) do
+  if value and string.sub(value, 1, 1) ~= '{' then
+    out[i] = redis.call('GET', ARGV[1] .. value)
+  else
+    out[i] = value
+  end
+end
+return out
+"""
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -34,6 +49,7 @@ class VerdictCache:
         self.ttl_s = ttl_s
         self._url = f"{PREFIX}v{PIPELINE_VERSION}:url:"
         self._verdict = f"{PREFIX}v{PIPELINE_VERSION}:verdict:"
+        self._by_urls = client.register_script(_BY_URLS_LUA) if client is not None else None
 
     def _redis(self, op: str, *args: Any, **kwargs: Any) -> Any:
         if self.client is None:
@@ -56,24 +72,15 @@ class VerdictCache:
             log.warning("redis write failed: %s", exc)
 
     def by_urls(self, url_hashes: list[str]) -> dict[str, str]:
-        """Verdict JSON text for every URL that has a current verdict; two Redis round trips at most."""
+        """Verdict JSON text for every URL that has a current verdict; misses fall back to the record."""
         found: dict[str, str] = {}
-        pointers = self._redis("mget", [self._url + h for h in url_hashes]) or [None] * len(url_hashes)
-        shas: dict[str, list[str]] = {}
-        for url_hash, value in zip(url_hashes, pointers):
-            value = _text(value)
-            if value is None:
-                continue
-            if value.startswith("{"):
-                found[url_hash] = value
-            else:
-                shas.setdefault(value, []).append(url_hash)
-        if shas:
-            bodies = self._redis("mget", [self._verdict + s for s in shas]) or [None] * len(shas)
-            for sha256, body in zip(shas, bodies):
-                if body is not None:
-                    for url_hash in shas[sha256]:
-                        found[url_hash] = _text(body)
+        if self._by_urls is not None and url_hashes:
+            try:
+                values = self._by_urls(keys=[self._url + h for h in url_hashes], args=[self._verdict])
+            except redis.RedisError as exc:  # degrade to the database, never fail a request
+                log.warning("redis lookup failed, using the database: %s", exc)
+                values = []
+            found = {h: _text(v) for h, v in zip(url_hashes, values) if v}
         missing = [h for h in url_hashes if h not in found]
         if missing:
             found.update(self._urls_from_record(missing))
@@ -82,7 +89,8 @@ class VerdictCache:
     def _urls_from_record(self, url_hashes: list[str]) -> dict[str, str]:
         with self.db.session() as session:
             rows = session.execute(
-                select(models.MediaUrl.url_hash, models.Verdict.sha256, models.Verdict.body)
+                # as stored text: no JSON decode and re-encode on the way out
+                select(models.MediaUrl.url_hash, models.Verdict.sha256, cast(models.Verdict.body, Text))
                 .join(models.Verdict, models.Verdict.sha256 == models.MediaUrl.sha256)
                 .where(models.MediaUrl.url_hash.in_(url_hashes),
                        models.Verdict.pipeline_version == PIPELINE_VERSION)
@@ -90,8 +98,7 @@ class VerdictCache:
             ).all()
         found: dict[str, str] = {}
         refill: dict[str, str] = {}
-        for url_hash, sha256, body in rows:  # oldest first: the newest verdict wins
-            text = json.dumps(body)
+        for url_hash, sha256, text in rows:  # oldest first: the newest verdict wins
             found[url_hash] = text
             refill[self._url + url_hash] = sha256
             refill[self._verdict + sha256] = text

@@ -36,8 +36,9 @@ def register(app: Flask) -> None:
         messages = {413: "request body is too large", 429: "too many requests, slow down"}
         message = messages.get(exc.code or 0, exc.description or exc.name)
         response = jsonify(_body(message))
-        if exc.code == 429 and exc.response is not None:
-            response.headers.update({k: v for k, v in exc.response.headers.items() if k.lower().startswith(("retry", "x-ratelimit"))})
+        limit = getattr(exc, "limit", None)
+        if exc.code == 429 and limit is not None:
+            response.headers["Retry-After"] = str(limit.limit.get_expiry())
         return response, exc.code
 
     @app.errorhandler(Exception)

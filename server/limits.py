@@ -5,7 +5,9 @@ from flask import g
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+# Rate-limit headers on every response would cost a second storage round trip per request;
+# a 429 still says when to come back (Retry-After, set in server/errors.py).
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=False)
 
 
 def _has_key() -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 MAX_URL_LENGTH = 4096
@@ -12,6 +13,7 @@ class BadUrl(ValueError):
     """A URL we refuse before queueing anything; the message is shown to the client."""
 
 
+@lru_cache(maxsize=65536)  # the same images recur across pages; keep the hot path cheap
 def normalise(url: str) -> str:
     """Lower-case scheme and host, drop default port and fragment; refuse non-http(s)."""
     if not isinstance(url, str) or not url.strip():
@@ -38,5 +40,6 @@ def normalise(url: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
+@lru_cache(maxsize=65536)
 def url_key(normalised_url: str) -> str:
     return hashlib.sha256(normalised_url.encode("utf-8")).hexdigest()

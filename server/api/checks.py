@@ -14,7 +14,7 @@ from server.api.request_body import parse_json
 from server.auth import require_role
 from server.errors import ApiError
 from server.limits import limit_anonymous
-from server.metrics import CACHE_LOOKUPS, CHECKS_CREATED
+from server.metrics import CACHE_HITS, CACHE_MISSES, CHECKS_CREATED
 from server.models import new_id
 from server.queue import enqueue_analyze, enqueue_fetch
 from server.schemas import ChecksRequest
@@ -112,10 +112,8 @@ def create_checks():
         key = keys[url]
         verdict = cached.get(key)
         if verdict is not None:
-            CACHE_LOOKUPS.labels("hit").inc()
             result = _result(url, "done", None, verdict)
         else:
-            CACHE_LOOKUPS.labels("miss").inc()
             check_id, created = _pending_check_for(url, key)
             if created:
                 CHECKS_CREATED.labels("url").inc()
@@ -123,6 +121,9 @@ def create_checks():
             result = _result(url, "pending", check_id, None)
         seen[url] = result
         results.append(result)
+    hits = sum(1 for r in seen.values() if r["status"] == "done")
+    CACHE_HITS.inc(hits)
+    CACHE_MISSES.inc(len(seen) - hits)
     if body.wait > 0:
         _long_poll(results, min(body.wait, svc.settings.max_wait_s))
     return _render(results)
