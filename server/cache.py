@@ -105,6 +105,23 @@ class VerdictCache:
         self._set_many(refill, self.ttl_s)
         return found
 
+    def by_shas(self, digests: list[str]) -> dict[str, str]:
+        """Current verdict JSON text per content: one MGET, then one query for the misses."""
+        values = self._redis("mget", [self._verdict + d for d in digests]) if digests else None
+        found = {d: _text(v) for d, v in zip(digests, values or []) if v is not None}
+        missing = [d for d in digests if d not in found]
+        if missing:
+            with self.db.session() as session:
+                rows = session.execute(
+                    select(models.Verdict.sha256, cast(models.Verdict.body, Text))
+                    .where(models.Verdict.sha256.in_(missing), models.Verdict.pipeline_version == PIPELINE_VERSION)
+                    .order_by(models.Verdict.created_at)
+                ).all()
+            refill = {sha256: text for sha256, text in rows}  # newest last wins
+            found.update(refill)
+            self._set_many({self._verdict + k: v for k, v in refill.items()}, self.ttl_s)
+        return found
+
     def remember(self, *, url_hash: str | None, body: dict[str, Any]) -> None:
         """Store a verdict just made; unavailable verdicts are kept briefly and by URL only."""
         sha256 = body.get("sha256")

@@ -26,6 +26,23 @@ class ChecksResponse(BaseModel):
     results: list[CheckResult]
 
 
+class LookupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: list[str] = Field(min_length=1, max_length=100, description="SHA-256 hex digests of media bytes.")
+
+
+class LookupResult(BaseModel):
+    sha256: str
+    status: Literal["done", "unknown"]
+    url: None = None
+    check_id: None = None
+    verdict: Verdict | None = None
+
+
+class LookupResponse(BaseModel):
+    results: list[LookupResult]
+
+
 class MediaUrlInfo(BaseModel):
     url: str
     final_url: str | None

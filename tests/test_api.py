@@ -182,3 +182,22 @@ def test_readyz_reports_a_dead_database(data_dir: Path) -> None:
     response = create_app(settings).test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"].startswith("error")
+
+
+def test_lookup_by_sha256_for_privacy_mode(app, client) -> None:
+    from server import records
+    from server.verdicts import Evidence, Level, fuse
+
+    sha = "ef" * 32
+    verdict = fuse([Evidence(stage="t", kind="k", summary="s", supports=Level.SIGNED_UNTRUSTED)], sha256=sha,
+                   versions={"pipeline": "1"})
+    with app.extensions["credence"].db.session() as session:
+        records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
+        records.record_verdict(session, verdict)
+    body = client.post("/api/v1/lookup", json={"sha256": [sha.upper(), "00" * 32]}).get_json()
+    assert [(r["sha256"], r["status"]) for r in body["results"]] == [(sha, "done"), ("00" * 32, "unknown")]
+    assert body["results"][0]["verdict"]["level"] == "signed-untrusted"
+    assert body["results"][1]["verdict"] is None
+    assert client.post("/api/v1/lookup", json={"sha256": ["xyz"]}).status_code == 400
+    assert client.post("/api/v1/lookup", json={"sha256": []}).status_code == 400
+    assert client.post("/api/v1/lookup", json={"urls": ["http://a/"]}).status_code == 400

@@ -31,12 +31,14 @@ def _result(url: str | None, status: str, check_id: str | None, verdict: dict[st
     return {"url": url, "status": status, "check_id": check_id, "verdict": verdict}
 
 
-def _render(results: list[dict[str, Any]]) -> Response:
+def render_results(results: list[dict[str, Any]]) -> Response:
+    """``{"results": [...]}`` with cached verdict text spliced in as is."""
     parts = []
     for r in results:
         verdict = r["verdict"] if isinstance(r["verdict"], str) else json.dumps(r["verdict"])
+        extra = f',"sha256":"{r["sha256"]}"' if "sha256" in r else ""
         parts.append(f'{{"url":{json.dumps(r["url"])},"status":"{r["status"]}",'
-                     f'"check_id":{json.dumps(r["check_id"])},"verdict":{verdict}}}')
+                     f'"check_id":{json.dumps(r["check_id"])},"verdict":{verdict}{extra}}}')
     return Response('{"results":[' + ",".join(parts) + "]}", mimetype="application/json")
 
 
@@ -126,7 +128,7 @@ def create_checks():
     CACHE_MISSES.inc(len(seen) - hits)
     if body.wait > 0:
         _long_poll(results, min(body.wait, svc.settings.max_wait_s))
-    return _render(results)
+    return render_results(results)
 
 
 @bp.post("/checks/upload")
@@ -155,13 +157,13 @@ def upload_check():
             records.complete_check(session, check_id, current.id)
     CHECKS_CREATED.labels("upload").inc()
     if current is not None:
-        return _render([_result(None, "done", check_id, current.body)])
+        return render_results([_result(None, "done", check_id, current.body)])
     _enqueue(enqueue_analyze, sha256)
     results = [_result(None, "pending", check_id, None)]
     wait = request.form.get("wait", type=float) or 0.0
     if wait > 0:
         _long_poll(results, min(wait, svc.settings.max_wait_s))
-    return _render(results)
+    return render_results(results)
 
 
 def _status(ids: list[str]) -> list[dict[str, Any]]:
@@ -194,4 +196,4 @@ def get_checks():
         raise ApiError(400, "pass ?ids=<id>,<id>,...")
     if len(ids) > MAX_IDS:
         raise ApiError(400, f"at most {MAX_IDS} ids per request")
-    return _render(_status(ids))
+    return render_results(_status(ids))

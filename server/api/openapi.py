@@ -11,7 +11,7 @@ from server import schemas
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 REF = "#/components/schemas/{model}"
-_MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.CheckResult, schemas.MediaReport,
+_MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.LookupRequest, schemas.LookupResponse, schemas.CheckResult, schemas.MediaReport,
            schemas.KeyCreateRequest, schemas.KeyInfo, schemas.KeyCreated, schemas.Error)
 
 
@@ -41,6 +41,11 @@ def _paths() -> dict[str, Any]:
                     "parameters": [{"name": "ids", "in": "query", "required": True,
                                     "schema": {"type": "string"}, "description": "Comma-separated check ids (max 100)"}],
                     "responses": {"200": _json("ChecksResponse"), **_errors(400, 401)}},
+        },
+        "/api/v1/lookup": {
+            "post": {"summary": "Verdicts by SHA-256 (privacy mode: no URL leaves the browser)", "security": key,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LookupRequest")}}},
+                     "responses": {"200": _json("LookupResponse"), **_errors(400, 401, 415, 429)}},
         },
         "/api/v1/checks/upload": {
             "post": {"summary": "Check an uploaded file", "security": key,
