@@ -21,6 +21,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/cached_path.py
 	$(PY) bench/uncached_path.py
+	$(PY) bench/c2pa_read.py
+	$(PY) bench/hashing.py
+	$(PY) bench/pdq_index.py --sizes 1000000
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -95,9 +95,10 @@ def check(target: str, as_json: bool) -> None:
     from worker.pipeline import analyze
 
     settings = get_settings()
+    matcher = _local_banks(settings)
     if target.startswith(("http://", "https://")):
         try:
-            verdict = analyze(fetch(target, FetchLimits.from_settings(settings)).data, settings)
+            verdict = analyze(fetch(target, FetchLimits.from_settings(settings)).data, settings, matcher=matcher)
         except FetchRefused as exc:
             verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
                                   sha256=None, versions={"pipeline": PIPELINE_VERSION})
@@ -107,7 +108,7 @@ def check(target: str, as_json: bool) -> None:
             raise click.UsageError(f"{target} is neither a file nor an http(s) URL")
         if path.stat().st_size > settings.fetch_max_bytes:
             raise click.UsageError(f"{target} is larger than {settings.fetch_max_bytes:,} bytes")
-        verdict = analyze(path.read_bytes(), settings)
+        verdict = analyze(path.read_bytes(), settings, matcher=matcher)
     if as_json:
         click.echo(json.dumps(verdict.model_dump(mode="json"), indent=2))
         return
@@ -117,6 +118,25 @@ def check(target: str, as_json: bool) -> None:
         click.echo(f"sha256 {verdict.sha256}")
     for item in verdict.evidence:
         click.echo(f"  - [{item.stage}/{item.kind}] {item.summary}")
+
+
+def _local_banks(settings):
+    """The banks of this deployment's database when it has them; a bare machine checks without."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server import banks
+    from server.db import Database
+    from worker.bank_matcher import BankMatcher
+
+    if not settings.database_url and not (settings.resolved_data_dir / "credence.db").exists():
+        return None
+    db = Database(settings.sqlalchemy_url)
+    try:
+        with db.session() as session:
+            banks.generation_state(session)
+    except SQLAlchemyError:
+        return None
+    return BankMatcher(db, settings.pdq_threshold, settings.phash_threshold)
 
 
 @main.group()
@@ -162,6 +182,32 @@ def keys_create(role: str, name: str) -> None:
     click.echo(key)
     click.echo(f"id {row.id}, role {row.role}; store the key now, it is not shown again", err=True)
 
+
+@main.group()
+def trust() -> None:
+    """C2PA trust lists (signer and time-stamp authority anchors)."""
+
+
+@trust.command("update")
+def trust_update() -> None:
+    """Download the C2PA Trust List and TSA Trust List into the data dir, with a record of when and from where."""
+    from worker.fetcher import FetchRefused
+    from worker.trust import RECORD_FILE, trust_dir
+    from worker.trust_update import update_trust_lists
+
+    settings = get_settings()
+    try:
+        record = update_trust_lists(settings)
+    except (FetchRefused, ValueError) as exc:
+        raise click.ClickException(f"trust lists not updated: {getattr(exc, 'reason', exc)}") from exc
+    for entry in record["lists"]:
+        click.echo(f"{entry['file']}: {entry['certificates']} certificates from {entry['url']}")
+    click.echo(f"recorded in {trust_dir(settings) / RECORD_FILE} at {record['updated_at']}")
+
+
+from server.cli_banks import banks_group  # noqa: E402 - registered here, defined in its own module
+
+main.add_command(banks_group)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 class Settings(BaseSettings):
@@ -40,6 +40,23 @@ class Settings(BaseSettings):
     stale_check_s: int = Field(120, description="A check unfinished this long is re-enqueued by the sweeper.")
     visibility_timeout_s: int = Field(300, description="Redis broker: an unacknowledged task is redelivered after this long.")
     worker_concurrency: int = Field(2, description="Worker processes started by `credence serve`.")
+    pdq_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ Hamming distance (of 256 bits) that counts as a near duplicate.")
+    phash_threshold: int = Field(6, ge=0, le=20, description="Largest pHash Hamming distance (of 64 bits) that counts as a near duplicate.")
+    trust_anchors_path: str = Field("", description="PEM file of C2PA signer trust anchors. Empty: data dir/trust/C2PA-TRUST-LIST.pem when `credence trust update` has fetched it.")
+    trust_tsa_anchors_path: str = Field("", description="PEM file of trusted time-stamp authorities. Empty: data dir/trust/C2PA-TSA-TRUST-LIST.pem when fetched.")
+    trust_user_anchors_path: str = Field("", description="PEM file of your own extra anchors (e.g. a newsroom's private CA), added to the lists above.")
+    trust_ekus: str = Field(
+        "1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36,1.3.6.1.4.1.62558.2.1,1.3.6.1.5.5.7.3.8,1.3.6.1.5.5.7.3.9",
+        description="Extended key usages (OIDs, comma-separated) a signing certificate may carry: emailProtection, documentSigning, C2PA claim signing, timeStamping, OCSPSigning.")
+    trust_list_url: str = Field(
+        "https://raw.githubusercontent.com/c2pa-org/conformance-public/main/trust-list/C2PA-TRUST-LIST.pem",
+        description="Where `credence trust update` downloads the C2PA Trust List.")
+    trust_tsa_list_url: str = Field(
+        "https://raw.githubusercontent.com/c2pa-org/conformance-public/main/trust-list/C2PA-TSA-TRUST-LIST.pem",
+        description="Where `credence trust update` downloads the C2PA TSA Trust List.")
+    remote_manifest_fetch: bool = Field(False, description="Fetch remote C2PA manifests a file points to (through the guarded fetcher). Off: reported as not fetched.")
+    keep_thumbnails: bool = Field(True, description="Keep C2PA thumbnails (asset and ingredients) in the media store for the report; verdicts hold their sha256 only.")
+    watermark_max_pixels: int = Field(4_194_304, ge=0, description="Largest image checked for the Stable Diffusion invisible watermark (cost grows with size); 0 turns the check off.")
 
     @cached_property
     def resolved_data_dir(self) -> Path:

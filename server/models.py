@@ -18,7 +18,7 @@ def new_id() -> str:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
 
 
 class Media(Base):
@@ -31,6 +31,11 @@ class Media(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    # Perceptual hashes, kept so bank changes re-match stored media without refetching.
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    phash: Mapped[str | None] = mapped_column(String(16))
+    pdq_dihedral: Mapped[str | None] = mapped_column(Text)  # 8 orientations, comma-separated
 
 
 class MediaUrl(Base):
@@ -78,6 +83,47 @@ class Check(Base):
         Index("ix_checks_url_hash_status", "url_hash", "status"),
         Index("ix_checks_status_updated", "status", "updated_at"),
     )
+
+
+class Bank(Base):
+    """A named collection of known content: ``fake`` (debunked) or ``original`` (verified sources)."""
+
+    __tablename__ = "banks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # fake | original
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Bumped (to a global maximum + 1) whenever what this bank matches changes; workers rebuild on it.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BankEntry(Base):
+    """One known item: its hashes, what it is, and where it stands in review."""
+
+    __tablename__ = "bank_entries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    phash: Mapped[str | None] = mapped_column(String(16))
+    hash_state: Mapped[str] = mapped_column(String(16), default="ready")  # pending | ready | failed
+    hash_error: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(300))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    source_url: Mapped[str | None] = mapped_column(Text)  # where the submitted copy was fetched
+    source_links: Mapped[list[Any]] = mapped_column(JSON, default=list)  # debunks, originals
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|confirmed|rejected|retracted
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_bank_entries_status", "status"),)
 
 
 class ApiKey(Base):

@@ -16,6 +16,8 @@ TASK_ROUTES = {
     "credence.fetch": {"queue": "fetch"},
     "credence.analyze": {"queue": "cpu"},
     "credence.sweep": {"queue": "cpu"},
+    "credence.hash_entry": {"queue": "cpu"},
+    "credence.rematch": {"queue": "cpu"},
 }
 
 
@@ -63,3 +65,11 @@ def enqueue_fetch(app: Celery, check_id: str) -> None:
 
 def enqueue_analyze(app: Celery, sha256: str) -> None:
     app.send_task("credence.analyze", args=[sha256], **TASK_ROUTES["credence.analyze"])
+
+
+def enqueue_hash_entry(app: Celery, entry_id: str) -> None:
+    app.send_task("credence.hash_entry", args=[entry_id], **TASK_ROUTES["credence.hash_entry"])
+
+
+def enqueue_rematch(app: Celery, entry_id: str) -> None:
+    app.send_task("credence.rematch", args=[entry_id], **TASK_ROUTES["credence.rematch"])

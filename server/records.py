@@ -51,7 +51,8 @@ def _insert(session: Session, model: type[models.Base]):
 
 
 def record_media(session: Session, *, sha256: str, mime: str, size: int,
-                 width: int | None = None, height: int | None = None) -> None:
+                 width: int | None = None, height: int | None = None, hashes: dict[str, Any] | None = None) -> None:
+    """Insert once; later analyses fill in what was not known at fetch time (size, hashes)."""
     session.execute(_insert(session, models.Media)
                     .values(sha256=sha256, mime=mime, size=size, width=width, height=height,
                             first_seen=models.utcnow())
@@ -60,6 +61,10 @@ def record_media(session: Session, *, sha256: str, mime: str, size: int,
         session.execute(update(models.Media)
                         .where(models.Media.sha256 == sha256, models.Media.width.is_(None))
                         .values(width=width, height=height, mime=mime))
+    if hashes:
+        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
+            pdq=hashes["pdq"], pdq_quality=hashes["pdq_quality"], phash=hashes["phash"],
+            pdq_dihedral=",".join(hashes.get("dihedral") or [])))
 
 
 def record_url(session: Session, *, url: str, url_hash: str, sha256: str, final_url: str | None,

@@ -56,8 +56,16 @@ class VerdictHistoryItem(BaseModel):
     created_at: datetime
 
 
+class MediaHashes(BaseModel):
+    sha256: str
+    pdq: str | None
+    pdq_quality: int | None
+    phash: str | None
+
+
 class MediaReport(BaseModel):
     sha256: str
+    hashes: MediaHashes
     mime: str | None
     size: int | None
     width: int | None
@@ -90,3 +98,58 @@ class KeyCreated(KeyInfo):
 class Error(BaseModel):
     error: str
     details: Any = None
+
+
+class BankCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, description="Lower-case letters, digits, '.', '_', '-'.")
+    kind: Literal["fake", "original"]
+    description: str = ""
+    owner: str = ""
+
+
+class BankUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["fake", "original"] | None = None
+    description: str | None = None
+    owner: str | None = None
+
+
+class EntrySubmit(BaseModel):
+    """Give a URL (fetched through the guarded fetcher), or hashes; files go as multipart instead."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=300)
+    notes: str = Field("", max_length=20_000)
+    source_links: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    url: str | None = None
+    sha256: str | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = Field(None, ge=0, le=100)
+    phash: str | None = None
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["confirm", "reject"]
+    note: str = Field(min_length=1, max_length=5000, description="Why: shown in the audit log and the report.")
+
+
+class RetractRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=5000)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str | None = None
+    pdq: str | None = None
+    phash: str | None = None
+
+
+class ReportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(description="The image URL a reader reports as fake.")
+    note: str = Field("", max_length=5000)
+    label: str | None = Field(None, max_length=300)

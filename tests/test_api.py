@@ -186,11 +186,12 @@ def test_readyz_reports_a_dead_database(data_dir: Path) -> None:
 
 def test_lookup_by_sha256_for_privacy_mode(app, client) -> None:
     from server import records
+    from server.config import PIPELINE_VERSION
     from server.verdicts import Evidence, Level, fuse
 
     sha = "ef" * 32
     verdict = fuse([Evidence(stage="t", kind="k", summary="s", supports=Level.SIGNED_UNTRUSTED)], sha256=sha,
-                   versions={"pipeline": "1"})
+                   versions={"pipeline": PIPELINE_VERSION})
     with app.extensions["credence"].db.session() as session:
         records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
         records.record_verdict(session, verdict)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from server import models
 from server.app import create_app
+from server.config import PIPELINE_VERSION
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
 from tests.helpers import MediaServer, WorkerProcess, free_port, make_jpeg, wait_done
@@ -65,13 +66,14 @@ def test_batch_flows_to_recorded_verdicts_and_then_cache(data_dir, pg_url, redis
         "missing": "unavailable", "private": "unavailable", "broken": "unavailable",
     }
     assert by_name["a"]["sha256"] == by_name["a_copy"]["sha256"]
-    assert by_name["a"]["evidence"][-1]["details"]["width"] == 64
+    decoded = [e for e in by_name["a"]["evidence"] if e["kind"] == "decoded"]
+    assert decoded[0]["details"]["width"] == 64
     assert "HTML" in by_name["html"]["summary"]
     assert "404" in by_name["missing"]["summary"]
     assert "private" in by_name["private"]["summary"]
     assert "broken" in by_name["broken"]["summary"] or "truncated" in by_name["broken"]["summary"]
     for verdict in by_name.values():
-        assert verdict["versions"]["pipeline"] == "1"
+        assert verdict["versions"]["pipeline"] == PIPELINE_VERSION
         assert {"stage", "kind", "summary", "details", "score"} <= set(verdict["evidence"][0])
 
     # Recorded in PostgreSQL: the same bytes behind two URLs were analysed once.
@@ -83,6 +85,7 @@ def test_batch_flows_to_recorded_verdicts_and_then_cache(data_dir, pg_url, redis
     assert sorted(u["url"] for u in report["urls"]) == sorted([urls["a"], urls["a_copy"]])
     assert report["verdict"]["level"] == "no-evidence" and len(report["history"]) == 1
     assert "decode" in report["verdict"]["timings"]
+    assert report["hashes"]["pdq"] and report["hashes"]["pdq_quality"] is not None and report["hashes"]["phash"]
 
     # Second request: served from the cache, nothing fetched again, no new checks.
     hits_before, checks_before = media_server.total_hits(), count(app, models.Check)
@@ -173,3 +176,48 @@ def test_redis_restart_loses_no_verdict(data_dir, pg_url, private_redis, media_s
         assert wait_done(client, [fresh["check_id"]], timeout=90)[fresh["check_id"]]["verdict"]["level"] == "no-evidence"
     finally:
         worker.stop()
+
+
+def test_bank_review_changes_cached_verdicts_through_real_workers(data_dir, pg_url, redis_url, media_server,
+                                                                  tmp_path) -> None:
+    import io
+
+    from server.auth import create_key
+    from tests.images import jpeg_bytes, photo
+
+    env, app, client = make_stack(data_dir, pg_url, redis_url)
+    db = app.extensions["credence"].db
+    keys = {r: {"Authorization": f"Bearer {create_key(db, role=r, name=r)[0]}"} for r in ("reporter", "reviewer", "admin")}
+    image = photo(6)
+    url = media_server.add("/shared-everywhere.jpg", jpeg_bytes(image.resize((800, 600)), 75))
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+
+    def level_now() -> str:
+        result = post(client, [url], wait=3)[0]
+        if result["status"] == "pending":
+            result = wait_done(client, [result["check_id"]])[result["check_id"]]
+        return result["verdict"]["level"]
+
+    def eventually(predicate, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.3)
+
+    try:
+        worker.wait_ready()
+        assert client.post("/api/v1/banks", json={"name": "debunked", "kind": "fake"}, headers=keys["admin"]).status_code == 201
+        assert level_now() == "no-evidence"
+        entry = client.post("/api/v1/banks/debunked/entries", headers=keys["reporter"], data={
+            "label": "Recycled 2019 storm photo", "file": (io.BytesIO(jpeg_bytes(image, 92)), "orig.jpg")}).get_json()
+        eventually(lambda: client.get(f"/api/v1/entries/{entry['id']}", headers=keys["reporter"]).get_json()
+                   ["hash_state"] == "ready")
+        assert level_now() == "no-evidence"  # pending: no effect
+        client.post(f"/api/v1/entries/{entry['id']}/review", headers=keys["reviewer"],
+                    json={"action": "confirm", "note": "verified with the agency"})
+        eventually(lambda: level_now() == "known-fake")  # the cached verdict was re-matched, not refetched
+        client.post(f"/api/v1/entries/{entry['id']}/retract", headers=keys["reviewer"], json={"note": "mistake"})
+        eventually(lambda: level_now() == "no-evidence")
+    finally:
+        worker.stop()
+    assert media_server.hits["/shared-everywhere.jpg"] == 1

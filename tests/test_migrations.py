@@ -9,7 +9,8 @@ from sqlalchemy import create_engine, inspect
 from server.migrate import downgrade, upgrade
 from server.models import Base
 
-TABLES = {"media", "media_urls", "verdicts", "checks", "api_keys", "audit_log", "alembic_version"}
+TABLES = {"media", "media_urls", "verdicts", "checks", "api_keys", "audit_log", "banks", "bank_entries",
+          "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -75,6 +75,15 @@ class FetchLimits:
         )
 
 
+class Want(NamedTuple):
+    """What a caller accepts back: the Accept header, and a check of the first bytes that names
+    the type or raises FetchRefused. Media and documents (trust lists, remote manifests) share
+    every other part of the fetch, so the SSRF guard exists once."""
+
+    accept: str
+    check: Callable[[bytes], str]
+
+
 @dataclass(frozen=True)
 class Fetched:
     url: str
@@ -592,7 +601,8 @@ def _host_header(target: _Target) -> str:
 
 
 def _one_request(
-    target: _Target, ip: str, limits: FetchLimits, deadline: _Deadline, watchdog: _Watchdog, user_agent: str
+    target: _Target, ip: str, limits: FetchLimits, deadline: _Deadline, watchdog: _Watchdog, user_agent: str,
+    want: Want,
 ) -> _Response:
     remaining = deadline.remaining()
     timeout = Timeout(connect=remaining, read=remaining)
@@ -612,7 +622,7 @@ def _one_request(
     headers = {
         "Host": _host_header(target),
         "User-Agent": user_agent,
-        "Accept": "image/*, video/*;q=0.8, */*;q=0.1",
+        "Accept": want.accept,
         # Compressed bodies would dodge the byte cap (a gzip bomb); ask for none, decode none.
         "Accept-Encoding": "identity",
     }
@@ -627,7 +637,7 @@ def _one_request(
                 raise deadline.refusal()
             if resp.status in _REDIRECT_STATUSES or not 200 <= resp.status < 300:
                 return _Response(resp.status, resp.reason or "", resp.headers.get("Location"), None, b"")
-            data = _read_body(resp, limits, deadline, watchdog)
+            data = _read_body(resp, limits, deadline, watchdog, want)
             return _Response(resp.status, resp.reason or "", None, _clean_etag(resp.headers.get("ETag")), data)
         finally:
             resp.close()
@@ -636,7 +646,7 @@ def _one_request(
         watchdog.drop_sockets()
 
 
-def _read_body(resp: Any, limits: FetchLimits, deadline: _Deadline, watchdog: _Watchdog) -> bytes:
+def _read_body(resp: Any, limits: FetchLimits, deadline: _Deadline, watchdog: _Watchdog, want: Want) -> bytes:
     declared = _content_length(resp.headers.get("Content-Length"))
     if declared is not None and declared > limits.max_bytes:
         raise FetchRefused(
@@ -661,7 +671,7 @@ def _read_body(resp: Any, limits: FetchLimits, deadline: _Deadline, watchdog: _W
         if len(buf) > limits.max_bytes:
             raise FetchRefused(f"refused: the body is larger than the {limits.max_bytes:,} byte limit", "too-large")
         if len(buf) >= _SNIFF_BYTES and len(buf) - len(chunk) < _SNIFF_BYTES:
-            _refuse_unknown(bytes(buf[:_SNIFF_BYTES]))  # stop early rather than download a big HTML page
+            want.check(bytes(buf[:_SNIFF_BYTES]))  # stop early rather than download a big HTML page
     return bytes(buf)
 
 
@@ -689,14 +699,17 @@ def _refuse_unknown(head: bytes) -> str:
     return mime
 
 
+MEDIA = Want("image/*, video/*;q=0.8, */*;q=0.1", _refuse_unknown)
+
+
 def _fetch_hop(
     target: _Target, limits: FetchLimits, resolver: Resolver, deadline: _Deadline,
-    watchdog: _Watchdog, user_agent: str,
+    watchdog: _Watchdog, user_agent: str, want: Want,
 ) -> _Response:
     failures: list[str] = []
     for ip in _addresses(target, limits, resolver, deadline):
         try:
-            return _one_request(target, ip, limits, deadline, watchdog, user_agent)
+            return _one_request(target, ip, limits, deadline, watchdog, user_agent, want)
         except FetchRefused:
             raise
         except NewConnectionError as exc:
@@ -722,17 +735,10 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def fetch(
-    url: str,
-    limits: FetchLimits,
-    resolver: Resolver = system_resolver,
-    user_agent: str = "Credence/0.1 (+media check)",
-) -> Fetched:
-    """Fetch a stranger's media URL, or raise FetchRefused saying why not.
-
-    ``resolver`` is injectable so tests can play a DNS server that answers with private
-    addresses; whatever it returns is checked and then connected to directly.
-    """
+def _fetch_following(
+    url: str, limits: FetchLimits, resolver: Resolver, user_agent: str, want: Want,
+) -> tuple[_Target, _Response, list[str]]:
+    """The guarded fetch itself, every hop checked; callers judge what came back."""
     deadline = _Deadline(limits.timeout_s)
     watchdog = _Watchdog(deadline)
     redirects: list[str] = []
@@ -741,7 +747,7 @@ def fetch(
         target = _parse_url(url)
         while True:
             try:
-                resp = _fetch_hop(target, limits, resolver, deadline, watchdog, user_agent)
+                resp = _fetch_hop(target, limits, resolver, deadline, watchdog, user_agent, want)
             except FetchRefused as exc:
                 if came_from is not None:
                     raise FetchRefused(f"{exc.reason} (redirected from {came_from})", exc.code) from exc
@@ -761,10 +767,23 @@ def fetch(
                 continue
             if not 200 <= resp.status < 300:
                 raise FetchRefused(f"the server answered HTTP {resp.status} {resp.reason}".rstrip(), "http-status")
-            break
+            return target, resp, redirects
     finally:
         watchdog.close()
 
+
+def fetch(
+    url: str,
+    limits: FetchLimits,
+    resolver: Resolver = system_resolver,
+    user_agent: str = "Credence/0.1 (+media check)",
+) -> Fetched:
+    """Fetch a stranger's media URL, or raise FetchRefused saying why not.
+
+    ``resolver`` is injectable so tests can play a DNS server that answers with private
+    addresses; whatever it returns is checked and then connected to directly.
+    """
+    target, resp, redirects = _fetch_following(url, limits, resolver, user_agent, MEDIA)
     data = resp.data
     mime = _refuse_unknown(data[:_SNIFF_BYTES])
     if mime in IMAGE_TYPES:
@@ -775,4 +794,42 @@ def fetch(
             raise FetchRefused(f"refused: {exc.reason}", code) from exc
     return Fetched(
         url=url, final_url=target.url, data=data, mime=mime, etag=resp.etag, redirects=tuple(redirects),
+    )
+
+
+# --------------------------------------------------------------------------- documents
+
+def _check_pem(head: bytes) -> str:
+    # Published lists put "Subject ..." lines before each block, so plain text is accepted here
+    # and the caller parses the certificates; markup, JSON and binary are not.
+    text = head.lstrip()
+    plain = bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+    if b"-----BEGIN CERTIFICATE-----" not in head and not (plain and not text.startswith((b"<", b"{", b"["))):
+        raise FetchRefused(f"refused: expected PEM certificates, got {describe_unknown(head)}", "not-document")
+    return "application/x-pem-file"
+
+
+def _check_c2pa(head: bytes) -> str:
+    # A manifest store is one JUMBF superbox: 4-byte size, then the box type.
+    if head[4:8] != b"jumb":
+        raise FetchRefused(f"refused: expected a C2PA manifest store, got {describe_unknown(head)}", "not-document")
+    return "application/c2pa"
+
+
+PEM = Want("application/x-pem-file, text/plain;q=0.5", _check_pem)
+C2PA_MANIFEST = Want("application/c2pa", _check_c2pa)
+
+
+def fetch_document(
+    url: str,
+    limits: FetchLimits,
+    want: Want,
+    resolver: Resolver = system_resolver,
+    user_agent: str = "Credence/0.1 (+trust lists and manifests)",
+) -> Fetched:
+    """Fetch a non-media document (``PEM``, ``C2PA_MANIFEST``) with the same guard, caps and deadline."""
+    target, resp, redirects = _fetch_following(url, limits, resolver, user_agent, want)
+    mime = want.check(resp.data[:_SNIFF_BYTES])
+    return Fetched(
+        url=url, final_url=target.url, data=resp.data, mime=mime, etag=resp.etag, redirects=tuple(redirects),
     )

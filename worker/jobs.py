@@ -11,6 +11,7 @@ from server import models, records
 from server.config import PIPELINE_VERSION
 from server.queue import enqueue_analyze, enqueue_fetch
 from server.verdicts import Verdict, unavailable
+from worker.bank_matcher import BankMatcher
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
 from worker.pipeline import analyze
@@ -67,6 +68,15 @@ def _complete_from_record(ctx: Context, sha256: str) -> bool:
     return True
 
 
+def bank_matcher(ctx: Context) -> BankMatcher:
+    """One matcher (and in-memory bank index) per process's Services."""
+    matcher = ctx.__dict__.get("_bank_matcher")
+    if matcher is None:
+        matcher = BankMatcher(ctx.db, ctx.settings.pdq_threshold, ctx.settings.phash_threshold)
+        ctx.__dict__["_bank_matcher"] = matcher
+    return matcher
+
+
 def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
     """Analyse one content once, however many checks wait on it."""
     if _complete_from_record(ctx, sha256):
@@ -86,11 +96,13 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
                 for check_id in records.complete_checks_for(session, sha256, row.id):
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
             return "missing"
-        verdict = analyze(data, ctx.settings)
+        verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx))
         decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
+        hashes = next((e.details for e in verdict.evidence if e.kind == "hashes"), None)
         with ctx.db.session() as session:
             records.record_media(session, sha256=sha256, mime=decoded.get("mime", "application/octet-stream"),
-                                 size=len(data), width=decoded.get("width"), height=decoded.get("height"))
+                                 size=len(data), width=decoded.get("width"), height=decoded.get("height"),
+                                 hashes=hashes)
             row = records.record_verdict(session, verdict)
             records.complete_checks_for(session, sha256, row.id)
         ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))

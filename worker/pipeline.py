@@ -10,11 +10,15 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from server.config import PIPELINE_VERSION, Settings
 from server.verdicts import Evidence, Level, Verdict, fuse
 from worker.stages.decode import Decoded
+from worker.stages.hashes import PerceptualHashes
+
+if TYPE_CHECKING:
+    from worker.bank_matcher import BankMatcher
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,9 @@ class Item:
     sha256: str = ""
     mime: str | None = None
     decoded: Decoded | None = None
+    hashes: PerceptualHashes | None = None
+    dihedral: list[str] | None = None
+    matcher: BankMatcher | None = None  # absent when no bank database is at hand (e.g. a bare CLI check)
     evidence: list[Evidence] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=lambda: {"pipeline": PIPELINE_VERSION})
     timings: dict[str, float] = field(default_factory=dict)
@@ -75,9 +82,10 @@ def run_rules(item: Item, rules: Sequence[Rule]) -> Item:
 
 
 def analyze(data: bytes, settings: Settings, *, mime: str | None = None,
-            rules: Sequence[Rule] | None = None) -> Verdict:
+            rules: Sequence[Rule] | None = None, matcher: BankMatcher | None = None) -> Verdict:
     """Run every rule over the bytes and fuse the evidence into a verdict."""
     from worker.rules import RULES
 
-    item = run_rules(Item(data=data, settings=settings, mime=mime), RULES if rules is None else rules)
+    item = run_rules(Item(data=data, settings=settings, mime=mime, matcher=matcher),
+                     RULES if rules is None else rules)
     return fuse(item.evidence, sha256=item.sha256, versions=item.versions, timings=item.timings)

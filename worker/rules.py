@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from server.verdicts import Evidence, Level
 from worker.pipeline import Item, Rule
+from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
 from worker.stages.decode import DecodeError, decode
 from worker.stages.sniff import IMAGE_TYPES, describe_unknown, sniff
 
@@ -55,4 +56,112 @@ class DecodeRule:
         ))
 
 
-RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule())
+class ProvenanceRule:
+    """C2PA read and validated against our trust lists; an AI declaration anywhere in the store counts."""
+
+    name, version = "c2pa", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.mime is not None or c2pa_read.might_carry_credentials(item.data)
+
+    def act(self, item: Item) -> None:
+        from worker.trust import reading_context
+
+        settings = item.settings
+        context, files = reading_context(settings)
+        keep = settings.keep_thumbnails
+        result = c2pa_read.read_c2pa(item.data, item.mime, context, want_thumbnails=keep)
+        refused = None
+        if result.status == "remote" and result.remote_url and settings.remote_manifest_fetch:
+            # Only ever through the guarded fetcher; the library's own fetching stays off.
+            from worker.fetcher import C2PA_MANIFEST, FetchLimits, FetchRefused, fetch_document
+
+            try:
+                store = fetch_document(result.remote_url, FetchLimits.from_settings(settings), C2PA_MANIFEST)
+                url = result.remote_url
+                result = c2pa_read.read_c2pa(item.data, item.mime, context, manifest_data=store.data,
+                                             want_thumbnails=keep)
+                result.remote_url = url
+            except FetchRefused as exc:
+                refused = exc.reason
+        thumbs = {}
+        if keep and result.thumbnails:
+            from server.media_store import MediaStore
+
+            media = MediaStore(settings.media_path)
+            thumbs = {ident: {"sha256": media.put(data), "format": fmt}
+                      for ident, (fmt, data) in result.thumbnails.items()}
+        trust = {"loaded": files.loaded, **files.describe()}
+        item.evidence.extend(c2pa_explain.evidence(result, thumbs=thumbs, trust=trust, remote_refused=refused))
+        item.evidence.extend(ai_metadata.evidence(c2pa_read.ai_declarations(result), self.name))
+
+
+class AiMetadataRule:
+    """IPTC source type in XMP, diffusion front-ends' PNG text, generator names in Software fields."""
+
+    name, version = "ai-metadata", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.mime in IMAGE_TYPES
+
+    def act(self, item: Item) -> None:
+        item.evidence.extend(ai_metadata.evidence(ai_metadata.find_declarations(item.data, item.mime), self.name))
+
+
+class WatermarkRule:
+    """Stable Diffusion's invisible watermark: weak evidence, reported with its bit agreement."""
+
+    name, version = "watermark", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.decoded is not None and item.settings.watermark_max_pixels > 0
+
+    def act(self, item: Item) -> None:
+        hit = watermark.find_sd_watermark(item.decoded.image, item.settings.watermark_max_pixels)
+        if hit is None:
+            return
+        item.evidence.append(Evidence(
+            stage=self.name, kind="ai-watermark", supports=Level.AI_DECLARED, score=round(0.6 * hit.agreement, 3),
+            summary=f"A {hit.model} invisible watermark is present ({hit.agreement:.0%} of its {hit.bits} bits). "
+                    "Weak evidence: any tool can write it, and re-encoding erases it.",
+            details={"model": hit.model, "agreement": hit.agreement, "bits": hit.bits,
+                     "channel_order": hit.channel_order, "method": "dwtDct"},
+        ))
+
+
+class HashRule:
+    """PDQ (and its 8 orientations) and pHash from the decoded pixels, kept for matching and re-matching."""
+
+    name, version = "hashes", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.decoded is not None
+
+    def act(self, item: Item) -> None:
+        item.hashes, item.dihedral = hashes.compute_with_orientations(item.decoded.image)
+        h = item.hashes
+        item.evidence.append(Evidence(
+            stage=self.name, kind="hashes",
+            summary=f"Perceptual hashes computed (PDQ quality {h.pdq_quality}"
+                    f"{', too flat to match on PDQ alone' if not h.pdq_usable else ''}).",
+            details={"sha256": item.sha256, "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash,
+                     "dihedral": item.dihedral},
+        ))
+
+
+class BankMatchRule:
+    """Exact and near-duplicate matches against the confirmed entries of every bank."""
+
+    name, version = bank_match.STAGE, "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.matcher is not None
+
+    def act(self, item: Item) -> None:
+        hits = item.matcher.match(item.sha256, item.hashes, item.dihedral)
+        item.versions["banks"] = "generation-%d" % item.matcher.generation[0]
+        item.evidence.extend(bank_match.evidence(hits))
+
+
+RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule(), ProvenanceRule(), AiMetadataRule(), WatermarkRule(),
+                           HashRule(), BankMatchRule())

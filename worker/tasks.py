@@ -4,7 +4,7 @@ from __future__ import annotations
 from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import context, jobs
+from worker import bank_jobs, context, jobs
 from worker.celery_app import app
 
 # Database or Redis hiccups are retried with backoff; the check stays pending meanwhile.
@@ -29,3 +29,13 @@ def analyze_media(self, sha256: str) -> str:
 @app.task(name="credence.sweep")
 def sweep() -> dict[str, int]:
     return jobs.sweep(context.current())
+
+
+@app.task(name="credence.hash_entry", bind=True, **TRANSIENT)
+def hash_entry(self, entry_id: str) -> str:
+    return bank_jobs.hash_entry(context.current(), entry_id)
+
+
+@app.task(name="credence.rematch", bind=True, **TRANSIENT)
+def rematch_entry(self, entry_id: str) -> int:
+    return bank_jobs.rematch_entry(context.current(), entry_id)

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from server import records
-from server.api.deps import services
+from server.api.deps import enqueue, services
 from server.api.request_body import parse_json
 from server.auth import require_role
 from server.errors import ApiError
@@ -21,7 +20,6 @@ from server.schemas import ChecksRequest
 from server.urls import BadUrl, normalise, url_key
 
 bp = Blueprint("checks", __name__, url_prefix="/api/v1")
-log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 0.1
 MAX_IDS = 100
 
@@ -40,13 +38,6 @@ def render_results(results: list[dict[str, Any]]) -> Response:
         parts.append(f'{{"url":{json.dumps(r["url"])},"status":"{r["status"]}",'
                      f'"check_id":{json.dumps(r["check_id"])},"verdict":{verdict}{extra}}}')
     return Response('{"results":[' + ",".join(parts) + "]}", mimetype="application/json")
-
-
-def _enqueue(send, arg: str) -> None:
-    try:
-        send(services().celery, arg)
-    except Exception:  # noqa: BLE001 - the check is recorded; the sweeper enqueues it later
-        log.exception("could not enqueue %s; the sweeper will retry", arg)
 
 
 def _pending_check_for(url: str, key: str) -> tuple[str, bool]:
@@ -119,7 +110,7 @@ def create_checks():
             check_id, created = _pending_check_for(url, key)
             if created:
                 CHECKS_CREATED.labels("url").inc()
-                _enqueue(enqueue_fetch, check_id)
+                enqueue(enqueue_fetch, check_id)
             result = _result(url, "pending", check_id, None)
         seen[url] = result
         results.append(result)
@@ -158,7 +149,7 @@ def upload_check():
     CHECKS_CREATED.labels("upload").inc()
     if current is not None:
         return render_results([_result(None, "done", check_id, current.body)])
-    _enqueue(enqueue_analyze, sha256)
+    enqueue(enqueue_analyze, sha256)
     results = [_result(None, "pending", check_id, None)]
     wait = request.form.get("wait", type=float) or 0.0
     if wait > 0:

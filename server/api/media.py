@@ -34,6 +34,7 @@ def media_report(sha256: str):
         report = {
             "sha256": sha256, "mime": media.mime, "size": media.size, "width": media.width,
             "height": media.height, "first_seen": media.first_seen.isoformat(),
+            "hashes": {"sha256": sha256, "pdq": media.pdq, "pdq_quality": media.pdq_quality, "phash": media.phash},
             "urls": [{"url": u.url, "final_url": u.final_url, "fetched_at": u.fetched_at.isoformat()} for u in urls],
             "verdict": current.body if current else None,
             "history": [{"id": v.id, "level": v.level, "pipeline_version": v.pipeline_version,

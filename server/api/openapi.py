@@ -11,7 +11,9 @@ from server import schemas
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 REF = "#/components/schemas/{model}"
-_MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.LookupRequest, schemas.LookupResponse, schemas.CheckResult, schemas.MediaReport,
+_MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.LookupRequest, schemas.LookupResponse,
+           schemas.BankCreate, schemas.BankUpdate, schemas.EntrySubmit, schemas.ReviewRequest, schemas.RetractRequest,
+           schemas.SearchRequest, schemas.ReportRequest, schemas.CheckResult, schemas.MediaReport,
            schemas.KeyCreateRequest, schemas.KeyInfo, schemas.KeyCreated, schemas.Error)
 
 
@@ -78,10 +80,70 @@ def _paths() -> dict[str, Any]:
                        "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                        "responses": {"200": _json("KeyInfo"), **_errors(401, 403, 404)}},
         },
+        **_bank_paths(),
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
         "/readyz": {"get": {"summary": "Readiness: database and broker reachable",
                             "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Metrics"}}}},
+    }
+
+
+def _body(name: str, multipart: bool = False) -> dict[str, Any]:
+    content = {"application/json": {"schema": _ref(name)}}
+    if multipart:
+        content["multipart/form-data"] = {"schema": {"type": "object", "properties": {
+            "file": {"type": "string", "format": "binary"}}}}
+    return {"required": True, "content": content}
+
+
+def _bank_paths() -> dict[str, Any]:
+    key = [{"apiKey": []}]
+    obj = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    entry = {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/api/v1/banks": {
+            "get": {"summary": "List banks (reader)", "security": key, "responses": {"200": obj, **_errors(401, 403)}},
+            "post": {"summary": "Create a bank (admin)", "security": key, "requestBody": _body("BankCreate"),
+                     "responses": {"201": obj, **_errors(400, 401, 403)}},
+        },
+        "/api/v1/banks/{name}": {
+            "get": {"summary": "One bank with entry counts (reader)", "security": key, "parameters": [name],
+                    "responses": {"200": obj, **_errors(401, 404)}},
+            "patch": {"summary": "Change a bank (admin)", "security": key, "parameters": [name],
+                      "requestBody": _body("BankUpdate"), "responses": {"200": obj, **_errors(400, 401, 403, 404)}},
+            "delete": {"summary": "Delete a bank and its entries (admin)", "security": key, "parameters": [name],
+                       "responses": {"200": obj, **_errors(401, 403, 404)}},
+        },
+        "/api/v1/banks/{name}/entries": {
+            "get": {"summary": "Entries of a bank, newest first (reader)", "security": key,
+                    "parameters": [name] + [{"name": n, "in": "query", "schema": {"type": t}} for n, t in
+                                            (("status", "string"), ("limit", "integer"), ("offset", "integer"))],
+                    "responses": {"200": obj, **_errors(400, 401, 404)}},
+            "post": {"summary": "Submit an entry: file, URL or hashes; it stays pending (reporter)", "security": key,
+                     "parameters": [name], "requestBody": _body("EntrySubmit", multipart=True),
+                     "responses": {"201": obj, **_errors(400, 401, 403, 404, 413)}},
+        },
+        "/api/v1/entries/{entry_id}": {
+            "get": {"summary": "One entry with its audit history (reader)", "security": key, "parameters": [entry],
+                    "responses": {"200": obj, **_errors(401, 404)}},
+        },
+        "/api/v1/entries/{entry_id}/review": {
+            "post": {"summary": "Confirm or reject a pending entry (reviewer)", "security": key, "parameters": [entry],
+                     "requestBody": _body("ReviewRequest"), "responses": {"200": obj, **_errors(400, 401, 403, 404)}},
+        },
+        "/api/v1/entries/{entry_id}/retract": {
+            "post": {"summary": "Retract a confirmed entry (reviewer)", "security": key, "parameters": [entry],
+                     "requestBody": _body("RetractRequest"), "responses": {"200": obj, **_errors(400, 401, 403, 404)}},
+        },
+        "/api/v1/search": {
+            "post": {"summary": "What do the banks hold that looks like this? (reader)", "security": key,
+                     "requestBody": _body("SearchRequest", multipart=True), "responses": {"200": obj, **_errors(400, 401)}},
+        },
+        "/api/v1/reports": {
+            "post": {"summary": "Report an image URL as fake; pending review (reporter)", "security": key,
+                     "requestBody": _body("ReportRequest"), "responses": {"201": obj, **_errors(400, 401, 403)}},
+        },
     }
 
 

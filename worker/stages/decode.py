@@ -7,6 +7,13 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+try:  # HEIC/HEIF need pillow-heif; Pillow reads AVIF itself
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - optional at import, required by pyproject
+    pass
+
 
 class DecodeError(Exception):
     """The bytes could not be turned into pixels; ``reason`` is shown to people."""

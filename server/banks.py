@@ -1,0 +1,166 @@
+"""Banks of known content and their review workflow: the one place that changes them.
+
+Used by the API and the CLI alike. Every change is audited; every change that alters what matches
+bumps the bank's generation so workers rebuild their in-memory index.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server import models
+from server.errors import ApiError
+
+KINDS = ("fake", "original")
+STATUSES = ("pending", "confirmed", "rejected", "retracted")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+HEX = {"sha256": 64, "pdq": 64, "phash": 16}
+REPORTS_BANK = "reader-reports"
+
+
+def audit(session: Session, actor: str, action: str, target: str, **details: Any) -> None:
+    session.add(models.AuditLog(actor=actor, action=action, target=target, details=details))
+
+
+def bump_generation(session: Session, bank: models.Bank) -> None:
+    """Global maximum + 1, so (max, count) of all banks changes on every change anywhere."""
+    current = session.scalar(select(func.coalesce(func.max(models.Bank.generation), 0)))
+    bank.generation = int(current) + 1
+
+
+def generation_state(session: Session) -> tuple[int, int]:
+    row = session.execute(select(func.coalesce(func.max(models.Bank.generation), 0), func.count(models.Bank.id))).one()
+    return int(row[0]), int(row[1])
+
+
+def check_hex(field: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if len(value) != HEX[field] or not re.fullmatch(r"[0-9a-f]+", value):
+        raise ApiError(400, f"{field} must be {HEX[field]} hex characters")
+    return value
+
+
+def get_bank(session: Session, name: str) -> models.Bank:
+    bank = session.scalars(select(models.Bank).where(models.Bank.name == name)).first()
+    if bank is None:
+        raise ApiError(404, f"no bank named {name!r}")
+    return bank
+
+
+def get_entry(session: Session, entry_id: str) -> models.BankEntry:
+    entry = session.get(models.BankEntry, entry_id)
+    if entry is None:
+        raise ApiError(404, "no such entry")
+    return entry
+
+
+def create_bank(session: Session, *, name: str, kind: str, actor: str, owner: str = "",
+                description: str = "") -> models.Bank:
+    if not NAME_RE.match(name):
+        raise ApiError(400, "bank names are lower-case letters, digits, '.', '_' and '-'")
+    if kind not in KINDS:
+        raise ApiError(400, f"kind must be one of {', '.join(KINDS)}")
+    if session.scalars(select(models.Bank.id).where(models.Bank.name == name)).first():
+        raise ApiError(409, f"a bank named {name!r} exists")
+    bank = models.Bank(name=name, kind=kind, owner=owner or actor, description=description, generation=0)
+    session.add(bank)
+    session.flush()
+    audit(session, actor, "bank.create", bank.id, name=name, kind=kind)
+    return bank
+
+
+def update_bank(session: Session, bank: models.Bank, *, actor: str, **changes: Any) -> models.Bank:
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if "kind" in changes and changes["kind"] not in KINDS:
+        raise ApiError(400, f"kind must be one of {', '.join(KINDS)}")
+    for key, value in changes.items():
+        setattr(bank, key, value)
+    if "kind" in changes:
+        bump_generation(session, bank)
+    audit(session, actor, "bank.update", bank.id, **changes)
+    return bank
+
+
+def delete_bank(session: Session, bank: models.Bank, *, actor: str) -> None:
+    audit(session, actor, "bank.delete", bank.id, name=bank.name)
+    session.delete(bank)
+
+
+def ensure_reports_bank(session: Session) -> models.Bank:
+    """Readers' "report as fake" lands here, pending, until a reviewer decides."""
+    bank = session.scalars(select(models.Bank).where(models.Bank.name == REPORTS_BANK)).first()
+    return bank or create_bank(session, name=REPORTS_BANK, kind="fake", actor="system",
+                               description="Reports from readers, pending review")
+
+
+def submit_entry(session: Session, bank: models.Bank, *, actor: str, label: str, notes: str = "",
+                 source_links: list[str] | None = None, tags: list[str] | None = None,
+                 sha256: str | None = None, pdq: str | None = None, pdq_quality: int | None = None,
+                 phash: str | None = None, source_url: str | None = None,
+                 hash_state: str = "ready") -> models.BankEntry:
+    """A new entry is always ``pending``: only a reviewer's confirmation makes it match."""
+    sha256, pdq, phash = check_hex("sha256", sha256), check_hex("pdq", pdq), check_hex("phash", phash)
+    if hash_state == "ready" and not (sha256 or pdq or phash):
+        raise ApiError(400, "an entry needs a file, a URL, or at least one of sha256, pdq, phash")
+    entry = models.BankEntry(
+        bank_id=bank.id, sha256=sha256, pdq=pdq, pdq_quality=pdq_quality if pdq else None, phash=phash,
+        hash_state=hash_state, label=label, notes=notes, source_url=source_url,
+        source_links=list(source_links or []), tags=list(tags or []), status="pending", submitted_by=actor,
+    )
+    session.add(entry)
+    session.flush()
+    audit(session, actor, "entry.submit", entry.id, bank=bank.name, label=label, source_url=source_url)
+    return entry
+
+
+TRANSITIONS = {("pending", "confirm"): "confirmed", ("pending", "reject"): "rejected",
+               ("confirmed", "retract"): "retracted"}
+
+
+def decide(session: Session, entry: models.BankEntry, *, action: str, actor: str, note: str) -> bool:
+    """Apply a review action; returns True when what matches changed (confirmed or retracted)."""
+    target = TRANSITIONS.get((entry.status, action))
+    if target is None:
+        raise ApiError(409, f"cannot {action} an entry that is {entry.status}")
+    if action == "confirm" and entry.hash_state != "ready":
+        raise ApiError(409, f"cannot confirm before the entry's hashes are ready ({entry.hash_state})")
+    entry.status = target
+    entry.reviewed_by, entry.reviewed_at, entry.review_note = actor, models.utcnow(), note
+    audit(session, actor, f"entry.{action}", entry.id, note=note)
+    changed = target in ("confirmed", "retracted")
+    if changed:
+        bump_generation(session, session.get(models.Bank, entry.bank_id))
+    return changed
+
+
+def bank_dict(bank: models.Bank, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    return {"name": bank.name, "kind": bank.kind, "owner": bank.owner, "description": bank.description,
+            "generation": bank.generation, "created_at": bank.created_at.isoformat(),
+            "entries": counts or {}}
+
+
+def entry_dict(entry: models.BankEntry, bank: models.Bank | None = None) -> dict[str, Any]:
+    return {
+        "id": entry.id, "bank": bank.name if bank else None, "bank_kind": bank.kind if bank else None,
+        "status": entry.status, "label": entry.label, "notes": entry.notes,
+        "sha256": entry.sha256, "pdq": entry.pdq, "pdq_quality": entry.pdq_quality, "phash": entry.phash,
+        "hash_state": entry.hash_state, "hash_error": entry.hash_error, "source_url": entry.source_url,
+        "source_links": entry.source_links, "tags": entry.tags,
+        "submitted_by": entry.submitted_by, "submitted_at": entry.submitted_at.isoformat(),
+        "reviewed_by": entry.reviewed_by, "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
+        "review_note": entry.review_note,
+    }
+
+
+def entry_counts(session: Session) -> dict[str, dict[str, int]]:
+    rows = session.execute(select(models.BankEntry.bank_id, models.BankEntry.status, func.count())
+                           .group_by(models.BankEntry.bank_id, models.BankEntry.status)).all()
+    out: dict[str, dict[str, int]] = {}
+    for bank_id, status, count in rows:
+        out.setdefault(bank_id, {})[status] = count
+    return out

@@ -1,0 +1,141 @@
+"""A test CA made with `cryptography`, and files signed with c2pa-python's Builder.
+
+Real certificates, real signatures, real validation: root -> intermediate -> leaf with the
+emailProtection EKU (the one c2pa accepts without extra settings), ES256 and Ed25519 signers.
+Shared by the provenance tests and bench/c2pa_read.py.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+EMAIL_PROTECTION = ExtendedKeyUsageOID.EMAIL_PROTECTION
+DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
+
+
+def _name(cn: str, org: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+    ])
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _usage(ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                         encipher_only=False, decipher_only=False)
+
+
+def _cert(subject: x509.Name, issuer: x509.Name, public: Any, issuer_key: Any, *, ca: bool,
+          not_before: dt.datetime, not_after: dt.datetime, eku: list[x509.ObjectIdentifier] | None = None,
+          path_length: int | None = None) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
+        .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+        .add_extension(_usage(ca), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+    )
+    if not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku or [EMAIL_PROTECTION]), critical=False)
+    algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(issuer_key, algorithm)
+
+
+@dataclass
+class Leaf:
+    key: Any
+    cert: x509.Certificate
+    chain_pem: str   # leaf first, then the intermediate
+    ed25519: bool
+
+
+@dataclass
+class SigningCA:
+    root_key: Any
+    root: x509.Certificate
+    inter_key: Any
+    inter: x509.Certificate
+
+    @property
+    def root_pem(self) -> bytes:
+        return _pem(self.root)
+
+    def leaf(self, cn: str, org: str, *, ed25519_key: bool = False, not_after: dt.datetime | None = None,
+             eku: list[x509.ObjectIdentifier] | None = None) -> Leaf:
+        now = dt.datetime.now(dt.timezone.utc)
+        key = ed25519.Ed25519PrivateKey.generate() if ed25519_key else ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(_name(cn, org), self.inter.subject, key.public_key(), self.inter_key, ca=False,
+                     not_before=now - dt.timedelta(days=30), not_after=not_after or now + dt.timedelta(days=365),
+                     eku=eku)
+        return Leaf(key, cert, (_pem(cert) + _pem(self.inter)).decode(), ed25519_key)
+
+
+def make_ca() -> SigningCA:
+    now = dt.datetime.now(dt.timezone.utc)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _cert(_name("Credence Test Root", "Credence Test"), _name("Credence Test Root", "Credence Test"),
+                 root_key.public_key(), root_key, ca=True, not_before=now - dt.timedelta(days=400),
+                 not_after=now + dt.timedelta(days=3650))
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = _cert(_name("Credence Test Intermediate", "Credence Test"), root.subject, inter_key.public_key(),
+                  root_key, ca=True, not_before=now - dt.timedelta(days=400),
+                  not_after=now + dt.timedelta(days=3650), path_length=0)
+    return SigningCA(root_key, root, inter_key, inter)
+
+
+def signer(leaf: Leaf) -> Any:
+    import c2pa
+
+    if leaf.ed25519:
+        return c2pa.Signer.from_callback(leaf.key.sign, c2pa.C2paSigningAlg.ED25519, leaf.chain_pem, None)
+    return c2pa.Signer.from_callback(lambda data: leaf.key.sign(data, ec.ECDSA(hashes.SHA256())),
+                                     c2pa.C2paSigningAlg.ES256, leaf.chain_pem, None)
+
+
+def capture_manifest(title: str = "capture.jpg", generator: str = "Credence Test Camera") -> dict[str, Any]:
+    return {
+        "claim_generator_info": [{"name": generator, "version": "1.0"}],
+        "title": title,
+        "assertions": [{"label": "c2pa.actions", "data": {"actions": [
+            {"action": "c2pa.created", "digitalSourceType": CAPTURE,
+             "softwareAgent": {"name": generator, "version": "1.0"}}]}}],
+    }
+
+
+def sign(data: bytes, leaf: Leaf, manifest: dict[str, Any] | None = None, *, mime: str = "image/jpeg",
+         intent: tuple[Any, ...] | None = None, ingredients: tuple[tuple[dict[str, Any], str, bytes], ...] = (),
+         remote_url: str | None = None, embed: bool = True, thumbnails: bool = True) -> tuple[bytes, bytes]:
+    """Sign ``data`` with c2pa's Builder; returns (signed file, manifest store bytes)."""
+    import c2pa
+
+    ctx = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": thumbnails, "long_edge": 256}},
+                                  # Signing checks are not under test (an EKU test signs what the
+                                  # default verifier would refuse); validation happens on reading.
+                                  "verify": {"remote_manifest_fetch": False, "verify_after_sign": False}})
+    builder = c2pa.Builder(manifest or capture_manifest(), context=ctx)
+    if intent:
+        builder.set_intent(*intent)
+    for ingredient_json, fmt, source in ingredients:
+        builder.add_ingredient(ingredient_json, fmt, io.BytesIO(source))
+    if remote_url:
+        builder.set_remote_url(remote_url)
+    if not embed:
+        builder.set_no_embed()
+    out = io.BytesIO()
+    store = builder.sign(signer(leaf), mime, io.BytesIO(data), out)
+    return out.getvalue(), store

@@ -1,0 +1,54 @@
+"""The multi-index never misses a hash within the threshold: exact agreement with brute force."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worker.index.hamming import HammingIndex, brute_force, pack_hex
+
+
+def planted(rng: np.random.Generator, base: np.ndarray, nbits: int, distance: int) -> np.ndarray:
+    bits = np.unpackbits(base)
+    bits[rng.choice(nbits, distance, replace=False)] ^= 1
+    return np.packbits(bits)
+
+
+@pytest.mark.parametrize("nbytes,threshold", [(32, 31), (32, 15), (32, 40), (8, 6), (8, 10)])
+def test_exact_agreement_with_brute_force(nbytes: int, threshold: int) -> None:
+    rng = np.random.default_rng(nbytes * 100 + threshold)
+    hashes = rng.integers(0, 256, (20_000, nbytes), dtype=np.uint8)
+    # clusters of near-duplicates, like real banks (the same fake re-uploaded many times)
+    for i in range(0, 2_000, 10):
+        for j in range(1, 10):
+            hashes[i + j] = planted(rng, hashes[i], nbytes * 8, int(rng.integers(0, threshold + 3)))
+    index = HammingIndex(hashes, threshold)
+    queries = [planted(rng, hashes[int(rng.integers(len(hashes)))], nbytes * 8, int(rng.integers(0, threshold + 5)))
+               for _ in range(300)] + [rng.integers(0, 256, nbytes, dtype=np.uint8) for _ in range(50)]
+    found_any = 0
+    for query in queries:
+        rows, dist = index.search(query)
+        expected_rows, expected_dist = brute_force(hashes, query, threshold)
+        order = np.argsort(expected_rows)
+        assert rows.tolist() == expected_rows[order].tolist()
+        assert dist.tolist() == expected_dist[order].tolist()
+        found_any += len(rows) > 0
+    assert found_any > 150  # the planted neighbours were really there to find
+
+
+def test_exactly_at_the_threshold_is_found_and_one_over_is_not() -> None:
+    rng = np.random.default_rng(7)
+    hashes = rng.integers(0, 256, (1000, 32), dtype=np.uint8)
+    index = HammingIndex(hashes, 31)
+    at = planted(rng, hashes[5], 256, 31)
+    over = planted(rng, hashes[5], 256, 32)
+    assert 5 in index.search(at)[0].tolist()
+    assert 5 not in index.search(over)[0].tolist()
+
+
+def test_pack_hex_keeps_bit_order_and_empty_indexes_work() -> None:
+    packed = pack_hex(["80" + "00" * 31], 32)
+    assert np.unpackbits(packed[0])[0] == 1 and packed.shape == (1, 32)
+    empty = HammingIndex(pack_hex([], 32), 31)
+    assert len(empty) == 0 and empty.search(np.zeros(32, dtype=np.uint8))[0].size == 0
+    with pytest.raises(ValueError):
+        empty.search(np.zeros(32, dtype=np.uint8), max_distance=40)

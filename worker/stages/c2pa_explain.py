@@ -1,0 +1,202 @@
+"""C2PA results in words a reader understands, and the level each one argues for.
+
+The validation codes are the C2PA specification's; the sentences are ours. A failure that only
+concerns the signer's certificate (expired, no trusted time-stamp) is worded apart from a
+failure that shows the content or the credentials were changed, because readers act on them
+differently: one says "we cannot vouch for who signed", the other "this was altered".
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from server.verdicts import Evidence, Level
+from worker.stages.c2pa_read import C2paResult, Ingredient, Manifest, SignerInfo
+
+STAGE = "c2pa"
+
+# Plain words for each failure code; the library's own explanation is the fallback.
+EXPLANATIONS: dict[str, str] = {
+    "assertion.dataHash.mismatch": "the pixels were changed after signing (or the file was cut short)",
+    "assertion.dataHash.malformed": "the record of what the pixels looked like at signing is malformed",
+    "assertion.boxesHash.mismatch": "the file's content was changed after signing",
+    "assertion.bmffHash.mismatch": "the media data was changed after signing",
+    "assertion.collectionHash.mismatch": "files covered by the credentials were changed after signing",
+    "assertion.hashedURI.mismatch":
+        "part of the credentials (an assertion such as the edit history) was changed after signing",
+    "assertion.missing": "part of the signed credentials is missing from the file",
+    "assertion.undeclared": "the credentials contain a part that was never signed",
+    "assertion.multipleHardBindings": "the credentials bind to the content in conflicting ways",
+    "assertion.inaccessible": "part of the credentials could not be read",
+    "assertion.cbor.invalid": "part of the credentials is malformed",
+    "assertion.json.invalid": "part of the credentials is malformed",
+    "assertion.action.ingredientMismatch": "the edit history names an ingredient that does not match",
+    "assertion.action.malformed": "the edit history is malformed",
+    "assertion.notRedacted": "a part the credentials say was removed is still there",
+    "assertion.selfRedacted": "the credentials remove one of their own parts",
+    "claimSignature.mismatch": "the credentials were altered after they were signed: the signature no longer matches",
+    "claimSignature.missing": "the credentials carry no signature",
+    "claimSignature.outsideValidity": "the credentials were signed outside the signing certificate's validity period",
+    "claim.missing": "the credentials have no claim to check",
+    "claim.multiple": "the credentials carry more than one claim",
+    "claim.malformed": "the credentials' claim is malformed",
+    "claim.cbor.invalid": "the credentials' claim is malformed",
+    "claim.hardBindings.missing": "the credentials are not bound to this file's content",
+    "signingCredential.untrusted": "the signer's certificate does not chain to an anchor on your trust list",
+    "signingCredential.invalid":
+        "the signing certificate is not valid for signing content (malformed, or a key usage your settings do not allow)",
+    "signingCredential.revoked": "the signing certificate was revoked by its issuer",
+    "signingCredential.ocsp.revoked": "the signing certificate was revoked by its issuer",
+    "signingCredential.expired": "the signing certificate had expired, and no trusted time-stamp shows "
+                                 "the file was signed while it was still valid",
+    "timeStamp.mismatch": "the time-stamp does not match the signature",
+    "timeStamp.malformed": "the time-stamp is malformed",
+    "timeStamp.untrusted": "the time-stamp comes from an authority that is not on your time-stamp trust list",
+    "timeStamp.outsideValidity": "the time-stamp falls outside its authority's certificate validity",
+    "ingredient.hashedURI.mismatch": "an ingredient's credentials were changed after signing",
+    "ingredient.manifest.mismatch": "an ingredient's credentials were changed after signing",
+    "ingredient.claimSignature.mismatch": "an ingredient's credentials were changed after signing",
+    "ingredient.manifest.missing": "an ingredient's credentials are missing",
+    "manifest.inaccessible": "the credentials refer to a manifest that is not in the file",
+    "manifest.missing": "the credentials refer to a manifest that is not in the file",
+    "manifest.multipleParents": "the credentials name more than one parent",
+    "manifest.update.invalid": "an update to the credentials is not valid",
+    "manifest.update.wrongParents": "an update to the credentials has the wrong parent",
+    "algorithm.unsupported": "the credentials were signed with an algorithm this verifier does not accept",
+    "general.error": "the credentials could not be validated",
+}
+# Codes that speak about the signer, not about changes to content or credentials.
+_SIGNER_ONLY = frozenset({"signingCredential.untrusted", "signingCredential.expired"})
+# Which failure to lead with when there are several: content changes first.
+_LEAD = ("assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch",
+         "claimSignature.mismatch", "assertion.hashedURI.mismatch")
+
+
+def explain(code: str, fallback: str = "") -> str:
+    """Plain words for one validation code."""
+    if code in EXPLANATIONS:
+        return EXPLANATIONS[code]
+    if code.startswith("signingCredential.ocsp"):
+        return "the signing certificate's revocation status could not be confirmed"
+    return fallback or f"validation failed ({code})"
+
+
+def _signed_by(signer: SignerInfo | None) -> str:
+    if signer is None:
+        return "an unknown signer"
+    org, cn = signer.organisation, signer.common_name
+    if org and cn and cn != org:
+        return f"{org} ({cn})"
+    return org or cn or "an unnamed signer"
+
+
+def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "title": node.title, "relationship": node.relationship, "format": node.format,
+        "validation": node.validation, "manifest": node.manifest,
+    }
+    if node.failures:
+        out["failures"] = [{"code": c, "words": explain(c)} for c in node.failures]
+    if node.thumbnail and node.thumbnail in thumbs:
+        out["thumbnail"] = thumbs[node.thumbnail]
+    if node.ingredients:
+        out["ingredients"] = [_ingredient_dict(child, thumbs) for child in node.ingredients]
+    return out
+
+
+def _manifest_details(m: Manifest, thumbs: dict[str, Any]) -> dict[str, Any]:
+    signer = asdict(m.signer)
+    return {
+        "manifest": m.label,
+        "title": m.title,
+        "claim_generator": m.claim_generator,
+        "signer": signer,
+        "signing_time": m.signer.signing_time,
+        "timestamped": m.signer.timestamped,
+        "actions": [{k: v for k, v in asdict(a).items() if v is not None} for a in m.actions],
+        **({"thumbnail": thumbs[m.thumbnail]} if m.thumbnail and m.thumbnail in thumbs else {}),
+    }
+
+
+def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
+             trust: dict[str, Any] | None = None, remote_refused: str | None = None) -> list[Evidence]:
+    """The provenance findings of one file.
+
+    ``thumbs`` maps thumbnail identifiers to their stored reference (bytes never enter a verdict);
+    ``remote_refused`` is why a remote manifest could not be fetched when fetching is enabled.
+    """
+    thumbs = thumbs or {}
+    trust = trust or {}
+    if result.status == "absent":
+        return [Evidence(stage=STAGE, kind="c2pa-absent", summary="No Content Credentials (C2PA) in this file.")]
+    if result.status == "remote":
+        where = f" at {result.remote_url}" if result.remote_url else ""
+        why = f"could not be fetched ({remote_refused})" if remote_refused else "was not fetched"
+        return [Evidence(
+            stage=STAGE, kind="c2pa-remote-manifest", supports=Level.UNAVAILABLE,
+            summary=f"Could not check: the file's Content Credentials are stored remotely{where}; "
+                    f"the remote manifest {why}.",
+            details={"remote_url": result.remote_url, "fetched": False, "refused": remote_refused},
+        )]
+    if result.status == "unsupported":
+        return [Evidence(stage=STAGE, kind="c2pa-unsupported",
+                         summary="Content Credentials cannot be read from this file type.",
+                         details={"error": result.error})]
+    if result.status == "unreadable":
+        return [Evidence(
+            stage=STAGE, kind="c2pa-unreadable", supports=Level.UNAVAILABLE,
+            summary="Could not check the Content Credentials: the file is broken or truncated.",
+            details={"error": result.error},
+        )]
+    if result.status == "damaged":
+        return [Evidence(
+            stage=STAGE, kind="c2pa-damaged", supports=Level.TAMPERED,
+            summary="Content Credentials broken: the credentials in this file are damaged or were altered, "
+                    "so nothing they say can be relied on.",
+            details={"error": result.error},
+        )]
+
+    active = result.active
+    details: dict[str, Any] = _manifest_details(active, thumbs) if active else {}
+    details.update({
+        "state": result.state,
+        "embedded": result.embedded,
+        "manifests": len(result.manifests),
+        "ingredients": [_ingredient_dict(n, thumbs) for n in result.ingredients],
+        "failures": [{"code": f.code, "words": explain(f.code, f.explanation)} for f in result.failures],
+        "trust": trust,
+    })
+    if result.remote_url:
+        details["remote_url"] = result.remote_url  # fetched through the guarded fetcher
+    who = _signed_by(active.signer if active else None)
+    codes = [f.code for f in result.failures]
+
+    if result.state == "Trusted":
+        issuer = f", certificate issued by {active.signer.issuer}" if active and active.signer.issuer else ""
+        return [Evidence(stage=STAGE, kind="c2pa-trusted", supports=Level.VERIFIED, details=details,
+                         summary=f"Verified Content Credentials: signed by {who}{issuer}, "
+                                 "a signer on your trust list; the content is unchanged since signing.")]
+    if result.state == "Invalid":
+        if "signingCredential.expired" in codes and set(codes) <= _SIGNER_ONLY:
+            until = f" (valid until {active.signer.not_after})" if active and active.signer.not_after else ""
+            return [Evidence(
+                stage=STAGE, kind="c2pa-expired", supports=Level.SIGNED_UNTRUSTED, details=details,
+                summary=f"Signed by {who}, but the signing certificate had expired{until} and no trusted "
+                        "time-stamp shows the file was signed while it was valid. The content itself matches "
+                        "its signature: this is not a sign of tampering.")]
+        lead = next((c for c in _LEAD if c in codes), None) or next(
+            (c for c in codes if c not in _SIGNER_ONLY), codes[0] if codes else "general.error")
+        words = explain(lead, next((f.explanation for f in result.failures if f.code == lead), ""))
+        more = len({c for c in codes if c not in _SIGNER_ONLY}) - 1
+        return [Evidence(
+            stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
+            summary=f"Content Credentials broken: {words}."
+                    + (f" ({more} more problem{'s' if more > 1 else ''}.)" if more > 0 else "")
+                    + f" Signed by {who}.")]
+    if result.state == "Valid":
+        hint = "" if trust.get("loaded", True) else " (no trust list is loaded: run `credence trust update`)"
+        return [Evidence(stage=STAGE, kind="c2pa-untrusted", supports=Level.SIGNED_UNTRUSTED, details=details,
+                         summary=f"Signed by {who}, not on your trust list{hint}. "
+                                 "The content is unchanged since signing.")]
+    return [Evidence(stage=STAGE, kind="c2pa-unvalidated", details=details,
+                     summary=f"Content Credentials signed by {who} were read but not validated.")]

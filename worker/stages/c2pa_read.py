@@ -1,0 +1,357 @@
+"""Read and validate a file's C2PA manifest store into plain typed results.
+
+c2pa-python does the cryptography; this module only asks it, with the caller's context, and
+turns its JSON into small records (signer, actions, ingredient tree) that the explain stage
+words and the verdict keeps. Nothing here decides a level.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.stages.ai_metadata import Declaration, generator_named, says_ai_in_words, source_type_words
+
+# A manifest store is a JUMBF superbox labelled "c2pa"; a remote one is named in XMP
+# (dcterms:provenance).
+_MARKERS = (b"c2pa", b"provenance")
+_MAX_TEXT = 200
+_MAX_ACTIONS = 24
+_MAX_INGREDIENTS = 48
+_MAX_DEPTH = 8
+_MAX_THUMBNAIL_BYTES = 2 * 1024 * 1024
+_MAX_THUMBNAILS = 16
+_MAX_BLOB = 64 * 1024
+_DST_SCAN = re.compile(r"digitalsourcetype/([A-Za-z]+)", re.I)
+
+# Formats the reader handles (sniffed types mapped to what c2pa expects); others are auto-detected.
+_FORMATS = {
+    "image/jpeg", "image/png", "image/webp", "image/avif", "image/heic", "image/heif", "image/gif",
+    "image/tiff", "image/svg+xml", "video/mp4", "video/quicktime", "audio/mpeg", "audio/wav",
+}
+
+
+@dataclass
+class Status:
+    code: str
+    url: str = ""
+    explanation: str = ""
+
+
+@dataclass
+class SignerInfo:
+    organisation: str | None = None
+    common_name: str | None = None
+    issuer: str | None = None          # the CA that issued the signing certificate
+    algorithm: str | None = None
+    serial: str | None = None
+    not_after: str | None = None
+    signing_time: str | None = None    # only known from a time-stamp
+    timestamped: bool = False
+
+
+@dataclass
+class Action:
+    action: str
+    software_agent: str | None = None
+    digital_source_type: str | None = None
+    description: str | None = None
+    when: str | None = None
+
+
+@dataclass
+class Ingredient:
+    title: str | None
+    relationship: str | None
+    format: str | None
+    manifest: str | None                      # label of its manifest in the store, if it has one
+    validation: str                           # valid / invalid / untrusted / no credentials
+    failures: list[str] = field(default_factory=list)
+    thumbnail: str | None = None              # resource identifier; bytes in C2paResult.thumbnails
+    ingredients: list["Ingredient"] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    label: str
+    title: str | None
+    claim_generator: str | None
+    signer: SignerInfo
+    actions: list[Action]
+    assertions: list[dict[str, Any]]          # raw, for declaration scans (never stored)
+    ingredient_refs: list[dict[str, Any]]     # raw ingredient records
+    thumbnail: str | None = None
+
+
+@dataclass
+class C2paResult:
+    status: str   # absent, present, remote, damaged, unreadable, unsupported
+    state: str | None = None                  # Trusted / Valid / Invalid
+    failures: list[Status] = field(default_factory=list)
+    active: Manifest | None = None
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    ingredients: list[Ingredient] = field(default_factory=list)
+    remote_url: str | None = None
+    embedded: bool = True
+    error: str | None = None
+    thumbnails: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # identifier -> (format, bytes)
+
+
+def might_carry_credentials(data: bytes) -> bool:
+    """Whether bytes of a type we did not recognise could hold or name a manifest store."""
+    return any(marker in data for marker in _MARKERS)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT - 1] + "\u2026"
+
+
+def _agent(value: Any) -> str | None:
+    if isinstance(value, dict):
+        name = value.get("name")
+        version = value.get("version")
+        return _text(f"{name} {version}" if name and version else name)
+    return _text(value)
+
+
+def _generator(manifest: dict[str, Any]) -> str | None:
+    info = manifest.get("claim_generator_info")
+    if isinstance(info, list) and info and isinstance(info[0], dict):
+        return _agent(info[0])
+    return _text(manifest.get("claim_generator"))
+
+
+def _actions(assertions: list[dict[str, Any]]) -> list[Action]:
+    found: list[Action] = []
+    for assertion in assertions:
+        if not str(assertion.get("label", "")).startswith("c2pa.actions"):
+            continue
+        data = assertion.get("data") or {}
+        for act in data.get("actions") or []:
+            if not isinstance(act, dict) or len(found) >= _MAX_ACTIONS:
+                continue
+            params = act.get("parameters") if isinstance(act.get("parameters"), dict) else {}
+            found.append(Action(
+                action=_text(act.get("action")) or "unknown",
+                software_agent=_agent(act.get("softwareAgent")),
+                digital_source_type=_text(act.get("digitalSourceType") or params.get("digitalSourceType")),
+                description=_text(act.get("description") or params.get("description")),
+                when=_text(act.get("when")),
+            ))
+    return found
+
+
+def _dn(name: Any) -> str | None:
+    if not isinstance(name, dict):
+        return None
+    cn, org = name.get("CN"), name.get("O")
+    if cn and org and org not in cn:
+        return _text(f"{cn} ({org})")
+    return _text(cn or org)
+
+
+def _certificates(crjson: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Issuer and validity per manifest label; only crJSON carries them."""
+    found: dict[str, dict[str, Any]] = {}
+    for manifest in crjson.get("manifests") or []:
+        if isinstance(manifest, dict) and isinstance(manifest.get("signature"), dict):
+            found[str(manifest.get("label"))] = manifest["signature"].get("certificateInfo") or {}
+    return found
+
+
+def _signer(manifest: dict[str, Any], cert: dict[str, Any]) -> SignerInfo:
+    info = manifest.get("signature_info") or {}
+    subject = cert.get("subject") if isinstance(cert.get("subject"), dict) else {}
+    time = info.get("time")
+    return SignerInfo(
+        organisation=_text(subject.get("O") or info.get("issuer")),  # c2pa's "issuer" is the subject's O
+        common_name=_text(subject.get("CN") or info.get("common_name")),
+        issuer=_dn(cert.get("issuer")),
+        algorithm=_text(info.get("alg")),
+        serial=_text(info.get("cert_serial_number")),
+        not_after=_text((cert.get("validity") or {}).get("notAfter")),
+        signing_time=_text(time),
+        timestamped=bool(time),
+    )
+
+
+def _manifest(label: str, raw: dict[str, Any], cert: dict[str, Any]) -> Manifest:
+    assertions = [a for a in raw.get("assertions") or [] if isinstance(a, dict)]
+    thumb = raw.get("thumbnail") if isinstance(raw.get("thumbnail"), dict) else {}
+    return Manifest(
+        label=label,
+        title=_text(raw.get("title")),
+        claim_generator=_generator(raw),
+        signer=_signer(raw, cert),
+        actions=_actions(assertions),
+        assertions=assertions,
+        ingredient_refs=[i for i in raw.get("ingredients") or [] if isinstance(i, dict)],
+        thumbnail=thumb.get("identifier"),
+    )
+
+
+def _ingredient_state(raw: dict[str, Any]) -> tuple[str, list[str]]:
+    results = raw.get("validation_results")
+    statuses: list[dict[str, Any]] = []
+    if isinstance(results, dict):
+        statuses = ((results.get("activeManifest") or {}).get("failure")) or []
+    elif isinstance(raw.get("validation_status"), list):
+        statuses = raw["validation_status"]
+    codes = [str(s.get("code")) for s in statuses if isinstance(s, dict) and s.get("code")]
+    if not raw.get("active_manifest") and not raw.get("manifest_data"):
+        return "no credentials", codes
+    if any(c != "signingCredential.untrusted" and not c.startswith("signingCredential.ocsp") for c in codes):
+        return "invalid", codes
+    return ("untrusted" if codes else "valid"), codes
+
+
+def _tree(refs: list[dict[str, Any]], manifests: dict[str, Manifest], depth: int, seen: set[str],
+          budget: list[int]) -> list[Ingredient]:
+    out: list[Ingredient] = []
+    for raw in refs:
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
+        label = raw.get("active_manifest")
+        state, codes = _ingredient_state(raw)
+        thumb = raw.get("thumbnail") if isinstance(raw.get("thumbnail"), dict) else {}
+        node = Ingredient(
+            title=_text(raw.get("title")), relationship=_text(raw.get("relationship")),
+            format=_text(raw.get("format")), manifest=label if isinstance(label, str) else None,
+            validation=state, failures=codes[:8], thumbnail=thumb.get("identifier"),
+        )
+        child = manifests.get(label) if isinstance(label, str) else None
+        if child is not None and depth < _MAX_DEPTH and label not in seen:  # stores can be cyclic
+            node.ingredients = _tree(child.ingredient_refs, manifests, depth + 1, seen | {label}, budget)
+        out.append(node)
+    return out
+
+
+def _thumbnails(reader: Any, result: C2paResult) -> None:
+    wanted: list[tuple[str, str]] = []
+    if result.active is not None and result.active.thumbnail:
+        wanted.append((result.active.thumbnail, "image/jpeg"))
+    stack = list(result.ingredients)
+    while stack:
+        node = stack.pop(0)
+        if node.thumbnail:
+            wanted.append((node.thumbnail, "image/jpeg"))
+        stack.extend(node.ingredients)
+    for identifier, fmt in wanted[:_MAX_THUMBNAILS]:
+        buf = io.BytesIO()
+        try:
+            if reader.resource_to_stream(identifier, buf) <= _MAX_THUMBNAIL_BYTES:
+                result.thumbnails[identifier] = (fmt, buf.getvalue()[:_MAX_THUMBNAIL_BYTES])
+        except Exception:  # noqa: BLE001 - a missing thumbnail never spoils the reading
+            continue
+
+
+def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: bytes | None = None,
+              want_thumbnails: bool = True) -> C2paResult:
+    """Validate the store in ``data`` (or the fetched ``manifest_data`` for it) with ``context``."""
+    import c2pa
+
+    fmt = mime if mime in _FORMATS else None
+    # The library walks a known container faster than Python scans the bytes; other types are
+    # only handed to it when they could hold a manifest at all.
+    if manifest_data is None and fmt is None and not might_carry_credentials(data):
+        return C2paResult(status="absent")
+    try:
+        reader = c2pa.Reader(fmt, io.BytesIO(data), manifest_data, context=context)
+    except c2pa.C2paError.ManifestNotFound:
+        return C2paResult(status="absent")
+    except c2pa.C2paError as exc:
+        return _failed(exc)
+    with reader:
+        store = json.loads(reader.json())
+        try:
+            certs = _certificates(json.loads(reader.crjson()))
+        except (c2pa.C2paError, ValueError):
+            certs = {}
+        manifests = {label: _manifest(label, raw, certs.get(label, {}))
+                     for label, raw in (store.get("manifests") or {}).items() if isinstance(raw, dict)}
+        active = manifests.get(store.get("active_manifest") or "")
+        result = C2paResult(
+            status="present",
+            state=store.get("validation_state"),
+            failures=[Status(str(s.get("code")), str(s.get("url", "")), str(s.get("explanation", "")))
+                      for s in store.get("validation_status") or [] if isinstance(s, dict)],
+            active=active,
+            manifests=manifests,
+            embedded=bool(reader.is_embedded()),
+        )
+        if active is not None:
+            result.ingredients = _tree(active.ingredient_refs, manifests, 0, {active.label}, [_MAX_INGREDIENTS])
+        if want_thumbnails:
+            _thumbnails(reader, result)
+    return result
+
+
+def _failed(exc: Exception) -> C2paResult:
+    text = str(exc)
+    short = text if len(text) <= 300 else text[:297] + "..."
+    if text.startswith("Remote:"):
+        # "must fetch remote manifests from url <URL>": the file names where its store lives.
+        url = text.rsplit(" ", 1)[-1].strip().strip('"') if "url" in text else None
+        return C2paResult(status="remote", remote_url=url if url and "://" in url else None, embedded=False,
+                          error=short)
+    if text.startswith(("NotSupported", "UnsupportedType")):
+        return C2paResult(status="unsupported", error=short)
+    if text.startswith(("Other:", "Io:", "FileNotFound")) or "could not be parsed" in text:
+        return C2paResult(status="unreadable", error=short)
+    # Verify / Jumbf / Decoding / Manifest / Signature / Json: the store itself is broken.
+    return C2paResult(status="damaged", error=short)
+
+
+# --------------------------------------------------------------------------- AI declarations
+
+def _where(result: C2paResult, label: str) -> str:
+    if result.active is not None and label == result.active.label:
+        return "the active manifest"
+    stack = list(result.ingredients)
+    while stack:
+        node = stack.pop(0)
+        if node.manifest == label:
+            rel = f", {node.relationship}" if node.relationship else ""
+            return f"ingredient '{node.title or 'untitled'}'{rel}"
+        stack.extend(node.ingredients)
+    return f"manifest {label}"
+
+
+def ai_declarations(result: C2paResult) -> list[Declaration]:
+    """AI declarations in ANY manifest of the store: an AI-made parent counts as much as the
+    active manifest's own claim, since an edit of a generated image is still generated."""
+    found: list[Declaration] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(label: str, field_: str, value: str, says: str, strength: float = 1.0) -> None:
+        if (label, value) not in seen and len(found) < 16:
+            seen.add((label, value))
+            found.append(Declaration("c2pa", f"{field_} in {_where(result, label)}", value, says, strength))
+
+    for label, manifest in result.manifests.items():
+        for act in manifest.actions:
+            known = source_type_words(act.digital_source_type or "")
+            if known:
+                add(label, f"{act.action} digitalSourceType", known[0], known[1])
+            for text in (act.software_agent, act.description):
+                if text and (name := generator_named(text)):
+                    add(label, f"{act.action} by {text}", text, f"made with {name}", 0.8)
+            if act.description and says_ai_in_words(act.description):
+                add(label, f"{act.action} description", act.description, "an edit described as generative AI", 0.8)
+        for assertion in manifest.assertions:
+            if str(assertion.get("label", "")).startswith("c2pa.actions"):
+                continue
+            blob = json.dumps(assertion.get("data"), default=str)[:_MAX_BLOB]
+            for match in _DST_SCAN.finditer(blob):
+                known = source_type_words(match.group(1))
+                if known:
+                    add(label, f"{assertion.get('label')} DigitalSourceType", known[0], known[1])
+        if manifest.claim_generator and (name := generator_named(manifest.claim_generator)):
+            add(label, "claim generator", manifest.claim_generator, f"made with {name}", 0.8)
+    return sorted(found, key=lambda d: -d.strength)
