@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -97,6 +97,7 @@ class Bank(Base):
     # Bumped (to a global maximum + 1) whenever what this bank matches changes; workers rebuild on it.
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)  # published on the exchange feed
 
 
 class BankEntry(Base):
@@ -122,8 +123,71 @@ class BankEntry(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(200))
     reviewed_at: Mapped[datetime | None] = mapped_column()
     review_note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Where an imported entry came from; NULL for entries made here.
+    origin_instance: Mapped[str | None] = mapped_column(String(200))
+    origin_entry_id: Mapped[str | None] = mapped_column(String(100))
+    origin_signature: Mapped[str | None] = mapped_column(Text)
+    disputed: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    __table_args__ = (Index("ix_bank_entries_status", "status"),)
+    __table_args__ = (
+        Index("ix_bank_entries_status", "status"),
+        Index("ix_bank_entries_origin", "origin_instance", "origin_entry_id", unique=True),
+    )
+
+
+class Opinion(Base):
+    """One instance's view of an entry (confirm or dispute); disagreement is kept, never overwritten."""
+
+    __tablename__ = "opinions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("bank_entries.id", ondelete="CASCADE"), index=True)
+    instance: Mapped[str] = mapped_column(String(200))
+    opinion: Mapped[str] = mapped_column(String(16))  # confirm | dispute
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_opinions_entry_instance", "entry_id", "instance", unique=True),)
+
+
+class FeedEvent(Base):
+    """The signed change log of shared banks; its id is the feed cursor."""
+
+    __tablename__ = "feed_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # entry | retraction | opinion
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstanceIdentity(Base):
+    """This instance's Ed25519 signing key, made on first start."""
+
+    __tablename__ = "instance_identity"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    private_key: Mapped[str] = mapped_column(Text)  # raw 32 bytes, base64
+    public_key: Mapped[str] = mapped_column(String(100))  # raw 32 bytes, base64
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Peer(Base):
+    """Another Credence instance whose shared banks we pull."""
+
+    __tablename__ = "peers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(String(100))
+    banks: Mapped[list[Any]] = mapped_column(JSON, default=list)  # names to pull; empty = all shared
+    trust: Mapped[str] = mapped_column(String(16), default="review")  # trusted | review
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    last_pull_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiKey(Base):
