@@ -35,6 +35,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "beat_schedule": {"sweep-stale-checks": {"task": "credence.sweep", "schedule": 30.0}},
+        "beat_schedule_filename": str(settings.resolved_data_dir / "celerybeat-schedule"),
     }
     if settings.embedded_broker:
         folder = settings.resolved_data_dir / "broker"
@@ -47,7 +48,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "control_folder": str(folder / "control"),
             "store_processed": False,
         }
-        conf["beat_schedule_filename"] = str(settings.resolved_data_dir / "celerybeat-schedule")
     else:
         conf["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout_s}
     return conf
