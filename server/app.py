@@ -8,7 +8,7 @@ from flask import Flask, g, request
 from flask_cors import CORS
 
 from server import errors
-from server.api import banks, checks, health, keys, lookup, media, openapi
+from server.api import banks, checks, exchange, health, keys, lookup, media, openapi
 from server.auth import load_principal
 from server.config import Settings, get_settings
 from server.limits import limiter
@@ -47,6 +47,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
-    for blueprint in (checks.bp, lookup.bp, media.bp, banks.bp, keys.bp, openapi.bp, health.bp):
+    for blueprint in (checks.bp, lookup.bp, media.bp, banks.bp, exchange.bp, keys.bp, openapi.bp, health.bp):
         app.register_blueprint(blueprint)
     return app

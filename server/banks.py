@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from server import models
 from server.errors import ApiError
+from server.hashes_hex import HEX_LENGTHS as HEX
 
 KINDS = ("fake", "original")
 STATUSES = ("pending", "confirmed", "rejected", "retracted")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
-HEX = {"sha256": 64, "pdq": 64, "phash": 16}
 REPORTS_BANK = "reader-reports"
 
 
@@ -78,10 +78,15 @@ def update_bank(session: Session, bank: models.Bank, *, actor: str, **changes: A
     changes = {k: v for k, v in changes.items() if v is not None}
     if "kind" in changes and changes["kind"] not in KINDS:
         raise ApiError(400, f"kind must be one of {', '.join(KINDS)}")
+    newly_shared = changes.get("shared") and not bank.shared
     for key, value in changes.items():
         setattr(bank, key, value)
     if "kind" in changes:
         bump_generation(session, bank)
+    if newly_shared:
+        from server import feed
+
+        feed.publish_existing(session, bank)
     audit(session, actor, "bank.update", bank.id, **changes)
     return bank
 
@@ -133,14 +138,18 @@ def decide(session: Session, entry: models.BankEntry, *, action: str, actor: str
     entry.reviewed_by, entry.reviewed_at, entry.review_note = actor, models.utcnow(), note
     audit(session, actor, f"entry.{action}", entry.id, note=note)
     changed = target in ("confirmed", "retracted")
+    bank = session.get(models.Bank, entry.bank_id)
     if changed:
-        bump_generation(session, session.get(models.Bank, entry.bank_id))
+        bump_generation(session, bank)
+    from server import feed  # feed signs with the instance identity; imported here to keep banks light
+
+    feed.on_decision(session, entry, bank, action, note)
     return changed
 
 
 def bank_dict(bank: models.Bank, counts: dict[str, int] | None = None) -> dict[str, Any]:
     return {"name": bank.name, "kind": bank.kind, "owner": bank.owner, "description": bank.description,
-            "generation": bank.generation, "created_at": bank.created_at.isoformat(),
+            "generation": bank.generation, "shared": bool(bank.shared), "created_at": bank.created_at.isoformat(),
             "entries": counts or {}}
 
 
@@ -153,7 +162,8 @@ def entry_dict(entry: models.BankEntry, bank: models.Bank | None = None) -> dict
         "source_links": entry.source_links, "tags": entry.tags,
         "submitted_by": entry.submitted_by, "submitted_at": entry.submitted_at.isoformat(),
         "reviewed_by": entry.reviewed_by, "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
-        "review_note": entry.review_note,
+        "review_note": entry.review_note, "disputed": bool(entry.disputed),
+        "origin": {"instance": entry.origin_instance, "entry_id": entry.origin_entry_id} if entry.origin_instance else None,
     }
 
 

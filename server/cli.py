@@ -206,8 +206,11 @@ def trust_update() -> None:
 
 
 from server.cli_banks import banks_group  # noqa: E402 - registered here, defined in its own module
+from server.cli_exchange import identity_cmd, peers_group  # noqa: E402
 
 main.add_command(banks_group)
+main.add_command(peers_group)
+main.add_command(identity_cmd)
 
 if __name__ == "__main__":
     main()

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     stale_check_s: int = Field(120, description="A check unfinished this long is re-enqueued by the sweeper.")
     visibility_timeout_s: int = Field(300, description="Redis broker: an unacknowledged task is redelivered after this long.")
     worker_concurrency: int = Field(2, description="Worker processes started by `credence serve`.")
+    instance_name: str = Field("credence", description="This instance's name on the exchange feed (peers see it as the origin of entries).")
+    peer_pull_s: int = Field(300, ge=10, description="How often the beat task pulls each peer's feed.")
     pdq_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ Hamming distance (of 256 bits) that counts as a near duplicate.")
     phash_threshold: int = Field(6, ge=0, le=20, description="Largest pHash Hamming distance (of 64 bits) that counts as a near duplicate.")
     trust_anchors_path: str = Field("", description="PEM file of C2PA signer trust anchors. Empty: data dir/trust/C2PA-TRUST-LIST.pem when `credence trust update` has fetched it.")

@@ -18,6 +18,8 @@ TASK_ROUTES = {
     "credence.sweep": {"queue": "cpu"},
     "credence.hash_entry": {"queue": "cpu"},
     "credence.rematch": {"queue": "cpu"},
+    "credence.pull_peers": {"queue": "fetch"},
+    "credence.pull_peer": {"queue": "fetch"},
 }
 
 
@@ -34,7 +36,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {"sweep-stale-checks": {"task": "credence.sweep", "schedule": 30.0}},
+        "beat_schedule": {
+            "sweep-stale-checks": {"task": "credence.sweep", "schedule": 30.0},
+            "pull-peers": {"task": "credence.pull_peers", "schedule": float(settings.peer_pull_s)},
+        },
         "beat_schedule_filename": str(settings.resolved_data_dir / "celerybeat-schedule"),
     }
     if settings.embedded_broker:
@@ -73,3 +78,7 @@ def enqueue_hash_entry(app: Celery, entry_id: str) -> None:
 
 def enqueue_rematch(app: Celery, entry_id: str) -> None:
     app.send_task("credence.rematch", args=[entry_id], **TASK_ROUTES["credence.rematch"])
+
+
+def enqueue_pull_peer(app: Celery, peer_id: str) -> None:
+    app.send_task("credence.pull_peer", args=[peer_id], **TASK_ROUTES["credence.pull_peer"])

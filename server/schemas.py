@@ -104,6 +104,7 @@ class BankCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, description="Lower-case letters, digits, '.', '_', '-'.")
     kind: Literal["fake", "original"]
+    shared: bool = False
     description: str = ""
     owner: str = ""
 
@@ -111,6 +112,7 @@ class BankCreate(BaseModel):
 class BankUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["fake", "original"] | None = None
+    shared: bool | None = Field(None, description="Publish this bank's confirmed entries on the exchange feed.")
     description: str | None = None
     owner: str | None = None
 

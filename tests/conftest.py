@@ -40,21 +40,34 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on the machine's real server, dropped afterwards."""
-    name = f"credence_test_{uuid.uuid4().hex[:10]}"
+def pg_factory() -> Iterator:
+    """Makes fresh PostgreSQL databases on the machine's real server; drops them afterwards."""
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
         _missing("PostgreSQL", exc)
-    admin.execute(f'CREATE DATABASE "{name}"')
+    names: list[str] = []
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
+
+    def make() -> str:
+        name = f"credence_test_{uuid.uuid4().hex[:10]}"
+        admin.execute(f'CREATE DATABASE "{name}"')
+        names.append(name)
+        return f"{base}/{name}"
+
+    yield make
     from server.db import dispose_all
 
     dispose_all()
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in names:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_factory) -> str:
+    """A fresh PostgreSQL database on the machine's real server, dropped afterwards."""
+    return pg_factory()
 
 
 @pytest.fixture

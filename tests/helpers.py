@@ -151,3 +151,16 @@ def wait_done(base_or_client, check_ids: list[str], timeout: float = 60) -> dict
             return results
         time.sleep(0.25)
     raise TimeoutError(f"checks not done: {[(k, v['status']) for k, v in results.items()]}")
+
+
+def check_in_process(svc, call, url: str) -> dict:
+    """What a reader's extension sees (POST /checks), with the worker's jobs run in-process when pending."""
+    from worker import jobs
+
+    result = call("POST", "/api/v1/checks", json={"urls": [url]}).get_json()["results"][0]
+    if result["status"] == "pending":
+        sha = jobs.fetch_check(svc, result["check_id"])
+        if len(sha) == 64:
+            jobs.analyze_media(svc, sha, owner="test")
+        result = call("GET", f"/api/v1/checks/{result['check_id']}").get_json()
+    return result["verdict"]

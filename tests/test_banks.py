@@ -14,7 +14,8 @@ from server.migrate import upgrade
 from server.urls import normalise, url_key
 from tests.conftest import env_for, settings_from
 from tests.images import jpeg_bytes, photo
-from worker import bank_jobs, jobs
+from tests.helpers import check_in_process as check_url
+from worker import bank_jobs
 
 
 @pytest.fixture
@@ -31,17 +32,6 @@ def env(data_dir: Path):
         return client.open(path, method=method, headers=headers, **kwargs)
 
     return svc, call
-
-
-def check_url(svc, call, url: str) -> dict:
-    """What a reader's extension sees: POST /checks, with the worker's jobs run when it is pending."""
-    result = call("POST", "/api/v1/checks", json={"urls": [url]}).get_json()["results"][0]
-    if result["status"] == "pending":
-        sha = jobs.fetch_check(svc, result["check_id"])
-        if len(sha) == 64:
-            jobs.analyze_media(svc, sha, owner="test")
-        result = call("GET", f"/api/v1/checks/{result['check_id']}").get_json()
-    return result["verdict"]
 
 
 def test_review_workflow_by_role(env, media_server) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import bank_jobs, context, jobs
+from worker import bank_jobs, context, jobs, peer_pull
 from worker.celery_app import app
 
 # Database or Redis hiccups are retried with backoff; the check stays pending meanwhile.
@@ -39,3 +39,13 @@ def hash_entry(self, entry_id: str) -> str:
 @app.task(name="credence.rematch", bind=True, **TRANSIENT)
 def rematch_entry(self, entry_id: str) -> int:
     return bank_jobs.rematch_entry(context.current(), entry_id)
+
+
+@app.task(name="credence.pull_peers")
+def pull_peers() -> dict:
+    return peer_pull.pull_all(context.current())
+
+
+@app.task(name="credence.pull_peer", bind=True, **TRANSIENT)
+def pull_peer(self, peer_id: str) -> dict:
+    return peer_pull.pull_peer(context.current(), peer_id)

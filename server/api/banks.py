@@ -34,6 +34,7 @@ def create_bank():
     with services().db.session() as session:
         bank = banks.create_bank(session, name=body.name, kind=body.kind, actor=actor(), owner=body.owner,
                                  description=body.description)
+        bank.shared = body.shared
         return jsonify(banks.bank_dict(bank)), 201
 
 

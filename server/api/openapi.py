@@ -81,6 +81,7 @@ def _paths() -> dict[str, Any]:
                        "responses": {"200": _json("KeyInfo"), **_errors(401, 403, 404)}},
         },
         **_bank_paths(),
+        **_exchange_paths(),
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
         "/readyz": {"get": {"summary": "Readiness: database and broker reachable",
                             "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
@@ -144,6 +145,47 @@ def _bank_paths() -> dict[str, Any]:
             "post": {"summary": "Report an image URL as fake; pending review (reporter)", "security": key,
                      "requestBody": _body("ReportRequest"), "responses": {"201": obj, **_errors(400, 401, 403)}},
         },
+    }
+
+
+def _exchange_paths() -> dict[str, Any]:
+    key = [{"apiKey": []}]
+    obj = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    text = {"description": "The export", "content": {m: {"schema": {"type": "string"}} for m in
+                                                     ("application/x-ndjson", "text/plain", "text/csv")}}
+    fmt = {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["jsonl", "te-lines", "te-csv"]}}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/.well-known/credence-instance": {"get": {"summary": "This instance's name and Ed25519 public key",
+                                                   "responses": {"200": obj}}},
+        "/api/v1/exchange/identity": {"get": {"summary": "Same as /.well-known/credence-instance",
+                                              "responses": {"200": obj}}},
+        "/api/v1/exchange/feed": {"get": {
+            "summary": "Signed, cursor-paged changes of the shared banks (docs/exchange-feed.md)",
+            "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                           {"name": "banks", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": obj, **_errors(400)}}},
+        "/api/v1/banks/{name}/export": {"get": {"summary": "Export one bank (reader)", "security": key,
+                                                "parameters": [name, fmt], "responses": {"200": text, **_errors(400, 401, 404)}}},
+        "/api/v1/export": {"get": {"summary": "Export every bank (reader)", "security": key, "parameters": [fmt],
+                                   "responses": {"200": text, **_errors(400, 401)}}},
+        "/api/v1/banks/{name}/import": {"post": {
+            "summary": "Import into a bank; all-or-nothing with per-line errors; idempotent (reporter; admin keeps statuses)",
+            "security": key, "parameters": [name, fmt],
+            "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}},
+                                                          "multipart/form-data": {"schema": {"type": "object"}}}},
+            "responses": {"200": obj, **_errors(400, 401, 403, 404, 413)}}},
+        "/api/v1/peers": {
+            "get": {"summary": "Peers (admin)", "security": key, "responses": {"200": obj, **_errors(401, 403)}},
+            "post": {"summary": "Add a peer (admin)", "security": key,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+                     "responses": {"201": obj, **_errors(400, 401, 403)}},
+        },
+        "/api/v1/peers/{name}": {"delete": {"summary": "Remove a peer (admin)", "security": key, "parameters": [name],
+                                            "responses": {"200": obj, **_errors(401, 403, 404)}}},
+        "/api/v1/peers/{name}/pull": {"post": {"summary": "Pull a peer now (admin)", "security": key, "parameters": [name],
+                                               "responses": {"202": obj, **_errors(401, 403, 404)}}},
     }
 
 

@@ -1,0 +1,85 @@
+"""The signed exchange feed: what this instance publishes about its shared banks.
+
+Events are recorded in the same transaction as the change they describe (so the feed never misses
+one), each signed on its own (so an imported copy keeps a verifiable origin), and served in
+cursor-ordered pages that are signed as a whole (so one changed byte rejects the page).
+Format: docs/exchange-feed.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server import identity, models
+from server.config import get_settings
+
+FEED_VERSION = 1
+MAX_PAGE = 500
+
+
+def _identity(session: Session) -> models.InstanceIdentity:
+    return identity.get_or_create(session, get_settings().instance_name)
+
+
+def entry_fields(entry: models.BankEntry) -> dict[str, Any]:
+    return {"id": entry.id, "label": entry.label, "notes": entry.notes, "tags": list(entry.tags or []),
+            "source_links": list(entry.source_links or []), "sha256": entry.sha256, "pdq": entry.pdq,
+            "pdq_quality": entry.pdq_quality, "phash": entry.phash,
+            "reviewed_by": entry.reviewed_by,
+            "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None}
+
+
+def record(session: Session, kind: str, entry: models.BankEntry, bank: models.Bank, note: str = "",
+           opinion: str | None = None) -> models.FeedEvent:
+    me = _identity(session)
+    payload: dict[str, Any] = {"v": FEED_VERSION, "kind": kind, "instance": me.name, "bank": bank.name,
+                               "bank_kind": bank.kind, "at": models.utcnow().isoformat()}
+    if kind == "opinion":  # about someone else's entry: name it by its origin
+        payload.update(opinion=opinion, note=note,
+                       about={"instance": entry.origin_instance, "entry_id": entry.origin_entry_id})
+    else:
+        payload.update(entry=entry_fields(entry), note=note)
+    event = models.FeedEvent(bank_id=bank.id, entry_id=entry.id, kind=kind, payload=payload,
+                             signature=identity.sign(me, identity.canonical(payload)))
+    session.add(event)
+    return event
+
+
+def on_decision(session: Session, entry: models.BankEntry, bank: models.Bank, action: str, note: str) -> None:
+    """Publish a review decision: our own entries of shared banks as entries/retractions; our verdict
+    on an entry imported from a peer as an opinion (confirm or dispute), whatever the bank's sharing."""
+    if entry.origin_instance:
+        record(session, "opinion", entry, bank, note, opinion="confirm" if action == "confirm" else "dispute")
+    elif bank.shared and action == "confirm":
+        record(session, "entry", entry, bank, note)
+    elif bank.shared and action == "retract":
+        record(session, "retraction", entry, bank, note)
+
+
+def publish_existing(session: Session, bank: models.Bank) -> int:
+    """When a bank becomes shared, its confirmed entries go on the feed."""
+    entries = session.scalars(select(models.BankEntry).where(
+        models.BankEntry.bank_id == bank.id, models.BankEntry.status == "confirmed",
+        models.BankEntry.origin_instance.is_(None))).all()
+    for entry in entries:
+        record(session, "entry", entry, bank, "bank shared")
+    return len(entries)
+
+
+def page(session: Session, since: int, limit: int, bank_names: list[str] | None) -> dict[str, Any]:
+    """``{"signed": <canonical JSON text>, "signature": <Ed25519 over its UTF-8 bytes>}``."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(models.FeedEvent, models.Bank.name).join(models.Bank, models.Bank.id == models.FeedEvent.bank_id) \
+        .where(models.FeedEvent.id > since).order_by(models.FeedEvent.id).limit(limit + 1)
+    rows = session.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    events = [{"cursor": e.id, "payload": e.payload, "signature": e.signature} for e, bank_name in rows
+              if not bank_names or e.kind == "opinion" or bank_name in bank_names]
+    me = _identity(session)
+    body = {"v": FEED_VERSION, "instance": me.name, "public_key": me.public_key, "since": since,
+            "next": rows[-1][0].id if rows else since, "more": more, "events": events}
+    text = identity.canonical(body).decode("utf-8")
+    return {"signed": text, "signature": identity.sign(me, text.encode("utf-8"))}
