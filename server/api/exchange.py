@@ -153,13 +153,18 @@ def _b64len(value: str) -> bytes:
         return b""
 
 
+def _peer_named(session, name: str) -> models.Peer:
+    peer = session.scalars(select(models.Peer).where(models.Peer.name == name)).first()
+    if peer is None:
+        raise ApiError(404, "no such peer")
+    return peer
+
+
 @bp.delete("/api/v1/peers/<name>")
 @require_role("admin")
 def delete_peer(name: str):
     with services().db.session() as session:
-        peer = session.scalars(select(models.Peer).where(models.Peer.name == name)).first()
-        if peer is None:
-            raise ApiError(404, "no such peer")
+        peer = _peer_named(session, name)
         banks.audit(session, actor(), "peer.delete", peer.id, name=name)
         session.delete(peer)
     return jsonify({"deleted": name})
@@ -169,9 +174,6 @@ def delete_peer(name: str):
 @require_role("admin")
 def pull_now(name: str):
     with services().db.session() as session:
-        peer = session.scalars(select(models.Peer).where(models.Peer.name == name)).first()
-        if peer is None:
-            raise ApiError(404, "no such peer")
-        peer_id = peer.id
+        peer_id = _peer_named(session, name).id
     enqueue(enqueue_pull_peer, peer_id)
     return jsonify({"queued": name}), 202
