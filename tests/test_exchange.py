@@ -341,3 +341,20 @@ def test_cli_export_import_and_identity(solo, tmp_path) -> None:
     assert failed.returncode == 1 and "line 1: pdq" in failed.stderr
     me = json.loads(cli(target, "identity").stdout)
     assert me["name"] == "gamma" and len(me["public_key"]) == 44
+
+
+def test_peer_admin_api(tmp_path) -> None:
+    a = make_instance("alpha", tmp_path / "a")
+    body = {"name": "beta", "url": "http://127.0.0.1:9", "public_key": a.public_key}
+    assert a.call("POST", "/api/v1/peers", "reviewer", json=body).status_code == 403
+    assert a.call("POST", "/api/v1/peers", "admin", json={**body, "public_key": "x" * 44}).status_code == 400
+    assert a.call("POST", "/api/v1/peers", "admin", json={**body, "trust": "blind"}).status_code == 400
+    assert a.call("POST", "/api/v1/peers", "admin", json=body).status_code == 201
+    assert a.call("POST", "/api/v1/peers", "admin", json=body).status_code == 409
+    assert a.call("POST", "/api/v1/peers/beta/pull", "admin").status_code == 202
+    assert a.call("POST", "/api/v1/peers/nope/pull", "admin").status_code == 404
+    # The peer is down: the pull records why, and nothing else changes.
+    summary = peer_pull.pull_peer(a.svc, peer_id(a, "beta"))
+    assert summary["error"] and a.call("GET", "/api/v1/peers", "admin").get_json()["peers"][0]["last_error"]
+    assert a.call("DELETE", "/api/v1/peers/beta", "admin").status_code == 200
+    assert a.call("GET", "/api/v1/peers", "admin").get_json()["peers"] == []
