@@ -52,6 +52,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            "polling_interval": 0.1,  # the default 1 s makes the embedded pipeline crawl
         }
     else:
         conf["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout_s}

@@ -122,7 +122,8 @@ def test_flat_images_never_match_on_pdq_alone(env, media_server) -> None:
     grey = Image.new("RGB", (800, 600), (128, 128, 128))
     h = hashes.compute(grey)
     entry = call("POST", "/api/v1/banks/flat/entries", "reporter",
-                 json={"label": "grey", "pdq": h.pdq, "pdq_quality": h.pdq_quality}).get_json()
+                 json={"label": "grey", "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash}).get_json()
+    assert h.phash == "8000000000000000"  # every flat image's pHash: it must not match anything
     call("POST", f"/api/v1/entries/{entry['id']}/review", "reviewer", json={"action": "confirm", "note": "ok"})
     other_grey = Image.new("RGB", (640, 480), (131, 129, 127))
     assert check_url(svc, call, media_server.add("/grey.png", _png(other_grey)))["level"] == "no-evidence"

@@ -28,21 +28,18 @@ class BankMatcher:
                 models.BankEntry.sha256 == sha256, models.BankEntry.status == "confirmed")).all()
         for entry_id in exact:
             found[entry_id] = ("sha256", 0, 0)
-        if hashes is not None:
-            phash_hits = dict(snap.search_phash(hashes.phash))
-            pdq_hits: dict[str, tuple[int, int, int]] = {}
+        if hashes is not None and hashes.pdq_usable:
+            # Flat images (low PDQ quality) match by exact bytes only: their PDQ and pHash are
+            # degenerate (every flat image's pHash is 8000000000000000) and would match each other.
+            pdq_hits: dict[str, tuple[int, int]] = {}
             for variant, hex_hash in enumerate(dihedral or [hashes.pdq]):
                 for entry_id, dist, quality in snap.search_pdq(hex_hash):
-                    if entry_id not in pdq_hits or dist < pdq_hits[entry_id][0]:
-                        pdq_hits[entry_id] = (dist, variant, quality)
-            for entry_id, (dist, variant, quality) in pdq_hits.items():
-                flat = not hashes.pdq_usable or quality < PDQ_MIN_QUALITY
-                if flat and entry_id not in phash_hits:
-                    continue  # flat images never match on PDQ alone
+                    if quality >= PDQ_MIN_QUALITY and (entry_id not in pdq_hits or dist < pdq_hits[entry_id][0]):
+                        pdq_hits[entry_id] = (dist, variant)
+            for entry_id, (dist, variant) in pdq_hits.items():
                 found.setdefault(entry_id, ("pdq", dist, variant))
-            for entry_id, dist in phash_hits.items():
-                if hashes.pdq_usable:
-                    found.setdefault(entry_id, ("phash", dist, 0))
+            for entry_id, dist in snap.search_phash(hashes.phash):
+                found.setdefault(entry_id, ("phash", dist, 0))
         if not found:
             return []
         with self.db.session() as session:
