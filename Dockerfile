@@ -1,4 +1,4 @@
-# One image for api and workers. The GPU worker adds torch when the detection stage lands.
+# One image for api and workers (the API never imports torch; the workers need it for detection).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -6,7 +6,9 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY server ./server
 COPY worker ./worker
 COPY migrations ./migrations
-RUN pip install -c constraints.txt -e '.[ops]' \
+COPY models ./models
+RUN pip install -c constraints.txt -e '.[ops,detect]' \
+ && pip install --no-deps -c constraints.txt celery-batches facenet-pytorch \
  && useradd --system --uid 10001 credence && mkdir -p /data && chown credence /data
 USER credence
 ENV CREDENCE_DATA_DIR=/data

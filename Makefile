@@ -6,16 +6,24 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test bench clean
 
+# The extension's test tools (web-ext, playwright-core, puppeteer-core); browsers come from Debian (.ci/run).
+NODE_STAMP := extension/node_modules/.installed-stamp
+$(NODE_STAMP): extension/package.json extension/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix extension --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the extension tests will skip (with CI=true they fail)"; fi
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,detect]'
+	# detection: metadata pins older celery/torch than we run; installed without deps (see README, Detection)
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt celery-batches facenet-pytorch
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/credence serve
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -24,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/c2pa_read.py
 	$(PY) bench/hashing.py
 	$(PY) bench/pdq_index.py --sizes 1000000
+	$(PY) bench/detectors.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

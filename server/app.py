@@ -7,7 +7,7 @@ import time
 from flask import Flask, g, request
 from flask_cors import CORS
 
-from server import errors
+from server import desk, errors
 from server.api import banks, checks, exchange, health, keys, lookup, media, openapi
 from server.auth import load_principal
 from server.config import Settings, get_settings
@@ -49,4 +49,5 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for blueprint in (checks.bp, lookup.bp, media.bp, banks.bp, exchange.bp, keys.bp, openapi.bp, health.bp):
         app.register_blueprint(blueprint)
+    desk.init_app(app)  # the newsroom desk pages under /desk (server/desk/)
     return app

@@ -64,6 +64,9 @@ def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
             "-Q", ",".join(queues), "--concurrency", str(concurrency), "--loglevel", "INFO",
             "--hostname", f"credence-{'-'.join(queues)}-{os.getpid()}@%h"]
+    if queues == ["gpu"]:
+        # celery-batches can only gather what the worker has prefetched: let a gpu-only worker hold a batch.
+        argv += ["--prefetch-multiplier", str(get_settings().detect_batch_size)]
     if beat:
         argv.append("--beat")
     return argv
@@ -98,7 +101,8 @@ def check(target: str, as_json: bool) -> None:
     matcher = _local_banks(settings)
     if target.startswith(("http://", "https://")):
         try:
-            verdict = analyze(fetch(target, FetchLimits.from_settings(settings)).data, settings, matcher=matcher)
+            data = fetch(target, FetchLimits.from_settings(settings)).data
+            verdict = analyze(data, settings, matcher=matcher)
         except FetchRefused as exc:
             verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
                                   sha256=None, versions={"pipeline": PIPELINE_VERSION})
@@ -108,7 +112,15 @@ def check(target: str, as_json: bool) -> None:
             raise click.UsageError(f"{target} is neither a file nor an http(s) URL")
         if path.stat().st_size > settings.fetch_max_bytes:
             raise click.UsageError(f"{target} is larger than {settings.fetch_max_bytes:,} bytes")
-        verdict = analyze(path.read_bytes(), settings, matcher=matcher)
+        data = path.read_bytes()
+        verdict = analyze(data, settings, matcher=matcher)
+    from worker import detection
+
+    if detection.is_pending(verdict.versions):  # detectors configured: the gpu stage, here in-process
+        from server.media_store import MediaStore
+        from worker.detect_jobs import detect_in_process
+
+        verdict = detect_in_process(data, verdict, settings, MediaStore(settings.media_path))
     if as_json:
         click.echo(json.dumps(verdict.model_dump(mode="json"), indent=2))
         return
@@ -209,8 +221,14 @@ from server.cli_banks import banks_group  # noqa: E402 - registered here, define
 from server.cli_exchange import identity_cmd, peers_group  # noqa: E402
 
 main.add_command(banks_group)
+from server.cli_detectors import detectors_group  # noqa: E402
+
+main.add_command(detectors_group)
 main.add_command(peers_group)
 main.add_command(identity_cmd)
+from server.cli_users import users_group  # noqa: E402
+
+main.add_command(users_group)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 
 class Settings(BaseSettings):
@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     remote_manifest_fetch: bool = Field(False, description="Fetch remote C2PA manifests a file points to (through the guarded fetcher). Off: reported as not fetched.")
     keep_thumbnails: bool = Field(True, description="Keep C2PA thumbnails (asset and ingredients) in the media store for the report; verdicts hold their sha256 only.")
     watermark_max_pixels: int = Field(4_194_304, ge=0, description="Largest image checked for the Stable Diffusion invisible watermark (cost grows with size); 0 turns the check off.")
+    models_dir: Path | None = Field(None, description="Folder of detector checkpoints with their manifest.json (see Detection). Empty: no detector, detection does not run. `models` is this repository's folder with the trained baseline.")
+    detectors: str = Field("", description="Manifest names of the detectors to run, comma-separated. Empty: every detector in the manifest.")
+    detect_device: str = Field("", description="Torch device for the detectors (`cuda`, `cuda:1`, `cpu`). Empty: CUDA when present, else CPU.")
+    detect_batch_size: int = Field(16, ge=1, le=256, description="Most images the gpu worker gathers into one detection batch; a gpu-only worker also prefetches this many per process.")
+    detect_batch_wait_s: float = Field(0.05, gt=0, le=10, description="Longest wait for a detection batch to fill before it runs anyway.")
+    detect_heatmaps: bool = Field(True, description="Store a Grad-CAM heat map (PNG in the media store) for the first whole-image detector with a convolutional layer.")
+    secret_key: str = Field("", repr=False, description="Signs the newsroom desk's session cookies. Empty: a random key made once and kept in data dir/desk-secret-key (set it when several API hosts serve the desk).")
+    desk_sightings: bool = Field(True, description="Show on the desk's reports and exports where and when this instance saw an image (its URLs, first seen). Off: not shown.")
+    desk_secure_cookie: bool = Field(False, description="Send the desk's session cookie over HTTPS only (turn on behind TLS).")
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -18,6 +18,7 @@ TASK_ROUTES = {
     "credence.sweep": {"queue": "cpu"},
     "credence.hash_entry": {"queue": "cpu"},
     "credence.rematch": {"queue": "cpu"},
+    "credence.detect": {"queue": "gpu"},
     "credence.pull_peers": {"queue": "fetch"},
     "credence.pull_peer": {"queue": "fetch"},
 }
@@ -83,3 +84,8 @@ def enqueue_rematch(app: Celery, entry_id: str) -> None:
 
 def enqueue_pull_peer(app: Celery, peer_id: str) -> None:
     app.send_task("credence.pull_peer", args=[peer_id], **TASK_ROUTES["credence.pull_peer"])
+
+
+def enqueue_detect(app: Celery, sha256: str, partial: dict[str, Any]) -> None:
+    """Hand a content to the gpu queue with what the cpu analysis found (evidence, versions, timings)."""
+    app.send_task("credence.detect", args=[sha256, partial], **TASK_ROUTES["credence.detect"])

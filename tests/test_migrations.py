@@ -10,7 +10,7 @@ from server.migrate import downgrade, upgrade
 from server.models import Base
 
 TABLES = {"media", "media_urls", "verdicts", "checks", "api_keys", "audit_log", "banks", "bank_entries",
-          "opinions", "feed_events", "instance_identity", "peers",
+          "opinions", "feed_events", "instance_identity", "peers", "users", "desk_checks",
           "alembic_version"}
 
 

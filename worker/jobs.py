@@ -9,8 +9,9 @@ import logging
 
 from server import models, records
 from server.config import PIPELINE_VERSION
-from server.queue import enqueue_analyze, enqueue_fetch
+from server.queue import enqueue_analyze, enqueue_detect, enqueue_fetch
 from server.verdicts import Verdict, unavailable
+from worker import detection
 from worker.bank_matcher import BankMatcher
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
@@ -19,6 +20,7 @@ from worker.pipeline import analyze
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 IN_FLIGHT = "in-flight"
+DETECTING = "detecting"  # handed to the gpu queue, whose detect task records the verdict
 
 
 def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
@@ -99,12 +101,23 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx))
         decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
         hashes = next((e.details for e in verdict.evidence if e.kind == "hashes"), None)
+        handoff = detection.is_pending(verdict.versions)
         with ctx.db.session() as session:
             records.record_media(session, sha256=sha256, mime=decoded.get("mime", "application/octet-stream"),
                                  size=len(data), width=decoded.get("width"), height=decoded.get("height"),
                                  hashes=hashes)
-            row = records.record_verdict(session, verdict)
-            records.complete_checks_for(session, sha256, row.id)
+            if not handoff:
+                row = records.record_verdict(session, verdict)
+                records.complete_checks_for(session, sha256, row.id)
+        if handoff:
+            # Not decisive and detectors are configured: the gpu queue adds detection, then records the
+            # verdict and completes every check waiting on this sha256. One hand-off per content at a time.
+            from worker.detect_jobs import detecting_key, partial_of
+
+            holder = ctx.cache.claim(detecting_key(sha256), owner, ttl_s=ctx.settings.stale_check_s)
+            if holder is None or holder == owner:
+                enqueue_detect(ctx.celery, sha256, partial_of(verdict))
+            return DETECTING
         ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
         return verdict.level.value
     finally:

@@ -163,5 +163,19 @@ class BankMatchRule:
         item.evidence.extend(bank_match.evidence(hits))
 
 
+class DetectionGateRule:
+    """Last: decisive evidence skips detection (and says so); otherwise detection is pending for the gpu queue."""
+
+    name, version = "detect-gate", "1"
+
+    def applies(self, item: Item) -> bool:
+        return True
+
+    def act(self, item: Item) -> None:
+        from worker import detection
+
+        detection.gate(item)
+
+
 RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule(), ProvenanceRule(), AiMetadataRule(), WatermarkRule(),
-                           HashRule(), BankMatchRule())
+                           HashRule(), BankMatchRule(), DetectionGateRule())

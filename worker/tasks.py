@@ -6,6 +6,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from worker import bank_jobs, context, jobs, peer_pull
 from worker.celery_app import app
+from worker import detect_jobs
+from server.config import get_settings
+from celery_batches import Batches
+
+_BATCH = get_settings()
 
 # Database or Redis hiccups are retried with backoff; the check stays pending meanwhile.
 TRANSIENT = {"autoretry_for": (SQLAlchemyError, RedisError, OSError), "retry_backoff": 1,
@@ -49,3 +54,20 @@ def pull_peers() -> dict:
 @app.task(name="credence.pull_peer", bind=True, **TRANSIENT)
 def pull_peer(self, peer_id: str) -> dict:
     return peer_pull.pull_peer(context.current(), peer_id)
+
+
+@app.task(name="credence.detect", base=Batches, flush_every=_BATCH.detect_batch_size,
+          flush_interval=_BATCH.detect_batch_wait_s)
+def detect_media(requests) -> dict[str, str]:
+    """Batched on the gpu queue (celery-batches: flush on size or after a short wait).
+
+    Each request is ``(sha256, partial)``; outcomes and errors stay per item. A batch that dies is
+    acknowledged late, so its messages come back; a lost one is re-enqueued by the sweeper.
+    """
+    items = []
+    for request in requests:
+        args = list(request.args or ())
+        sha256 = args[0] if args else request.kwargs.get("sha256")
+        partial = args[1] if len(args) > 1 else request.kwargs.get("partial", {})
+        items.append((sha256, partial))
+    return detect_jobs.detect_batch(context.current(), items)

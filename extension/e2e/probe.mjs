@@ -1,0 +1,41 @@
+// Reads what a person sees: which level's badge colour fills the badge spot of each image.
+import { BADGE_INSET, BADGE_SIZE } from '../src/content/badge.js';
+import { LEVELS } from '../src/lib/levels.js';
+import { decodePng } from './png.mjs';
+
+const TOLERANCE = 24; // per channel: antialiasing and colour management
+const MIN_PIXELS = 60; // of BADGE_SIZE^2 = 484; a badge's fill covers well over 200
+
+const FILLS = Object.entries(LEVELS).map(([level, info]) => [level, hex(info.fill)]);
+
+function hex(colour) {
+  const n = Number.parseInt(colour.slice(1), 16);
+  return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+/** {id: level | 'none'} for image rects {id: {left, top, width, height}} (viewport CSS px, DPR 1). */
+export function levelsAt(png, rects) {
+  const { width, height, data } = decodePng(png);
+  const out = {};
+  for (const [id, rect] of Object.entries(rects)) {
+    const x0 = Math.round(rect.left + BADGE_INSET);
+    const y0 = Math.round(rect.top + BADGE_INSET);
+    if (x0 < 0 || y0 < 0 || x0 + BADGE_SIZE > width || y0 + BADGE_SIZE > height) {
+      out[id] = 'offscreen';
+      continue;
+    }
+    const counts = Object.fromEntries(FILLS.map(([level]) => [level, 0]));
+    for (let y = y0; y < y0 + BADGE_SIZE; y += 1) {
+      for (let x = x0; x < x0 + BADGE_SIZE; x += 1) {
+        const o = (y * width + x) * 4;
+        for (const [level, [r, g, b]] of FILLS) {
+          if (Math.abs(data[o] - r) <= TOLERANCE && Math.abs(data[o + 1] - g) <= TOLERANCE
+            && Math.abs(data[o + 2] - b) <= TOLERANCE) counts[level] += 1;
+        }
+      }
+    }
+    const [best, n] = Object.entries(counts).sort((a, b) => b[1] - a[1])[0];
+    out[id] = n >= MIN_PIXELS ? best : 'none';
+  }
+  return out;
+}

@@ -1,0 +1,126 @@
+// One end-to-end run in a real browser, the same for Chromium and Firefox: open the test page,
+// watch badges appear (read from screenshot pixels, as a person sees them), add images, scroll to
+// lazy ones, attack the badges from the page, open a report, and record what happened.
+// Assertions live in tests/test_extension.py; this file only observes and reports.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { BADGE_INSET, BADGE_SIZE } from '../src/content/badge.js';
+import { levelsAt } from './probe.mjs';
+
+const WAIT_MS = 30000;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function mark(config, name) {
+  // The recording proxy in front of the server logs this, so the test knows what came before.
+  await fetch(`${config.proxy}/__mark/${name}`).catch(() => {});
+}
+
+async function rectsOf(page, ids) {
+  return page.evaluate((list) => Object.fromEntries(list.map((id) => {
+    const r = document.getElementById(id).getBoundingClientRect();
+    return [id, { left: r.left, top: r.top, width: r.width, height: r.height }];
+  })), ids);
+}
+
+/** Probe until every image shows its expected level (or time runs out); returns what was seen. */
+async function waitForLevels(browser, page, expected, timeoutMs = WAIT_MS) {
+  const ids = Object.keys(expected);
+  const started = Date.now();
+  let seen = {};
+  while (Date.now() - started < timeoutMs) {
+    seen = levelsAt(await browser.screenshot(page), await rectsOf(page, ids));
+    if (ids.every((id) => seen[id] === expected[id])) break;
+    await sleep(250);
+  }
+  return { seen, ms: Date.now() - started };
+}
+
+async function badgeCentre(page, id) {
+  const r = (await rectsOf(page, [id]))[id];
+  return { x: r.left + BADGE_INSET + BADGE_SIZE / 2, y: r.top + BADGE_INSET + BADGE_SIZE / 2 };
+}
+
+export async function mainRun(browser, run, config, out) {
+  const page = await browser.open(run.pageUrl);
+  const t0 = Date.now();
+
+  // 1. Badges on what is in view, of the right level; tiny and hidden images get none.
+  const first = await waitForLevels(browser, page, run.initial);
+  out.initial = first.seen;
+  out.timings.initial_ms = Date.now() - t0;
+  out.skipped = levelsAt(await browser.screenshot(page), await rectsOf(page, run.skipped));
+
+  // 2. Images added by a script, after the browser stopped the extension's worker (Chromium: as it
+  // does when idle): the next message starts a fresh one, which works from storage alone.
+  if (browser.stopWorker) out.workerRestarted = await browser.stopWorker(page);
+  await mark(config, 'before-dynamic');
+  await page.evaluate(() => window.addImages());
+  out.dynamic = (await waitForLevels(browser, page, run.dynamic)).seen;
+  out.timings.dynamic_ms = Date.now() - t0;
+  if (browser.workers) out.workerStarts = browser.workers.started;
+
+  // 3. Lazy images, once scrolled into view.
+  await mark(config, 'before-lazy');
+  await page.evaluate(() => document.getElementById('lazy').scrollIntoView({ block: 'center' }));
+  out.lazy = (await waitForLevels(browser, page, run.lazy)).seen;
+  out.timings.lazy_ms = Date.now() - t0;
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await sleep(300);
+
+  // 4. The artifact: the page with its badges and one tooltip open (mouse over a badge).
+  // The most telling tooltip there is: a known fake's if the page has one.
+  const hoverId = ['known-fake', 'no-evidence'].map((level) => Object.keys(run.initial).find((id) => run.initial[id] === level))
+    .find(Boolean);
+  const centre = await badgeCentre(page, hoverId);
+  await browser.mouseMove(page, centre.x, centre.y);
+  await sleep(300);
+  writeFileSync(join(config.artifacts, run.screenshot), await browser.screenshot(page));
+  await browser.mouseMove(page, 1270, 790);
+  await sleep(200);
+
+  // 5. Keyboard: Tab reaches a badge (the page sees only the host element focused), Enter opens the report.
+  await mark(config, 'before-report');
+  out.keyboardReport = await browser.waitForNewPage(/\/desk\/(media|checks)\//, async () => {
+    await page.evaluate(() => document.activeElement?.blur());
+    await browser.press(page, 'Tab');
+    out.focused = await page.evaluate(() => document.activeElement?.localName ?? null);
+    await browser.press(page, 'Enter');
+  });
+  // Back to the page; Escape dismisses the focused badge's tooltip and takes the focus away.
+  await browser.bringToFront(page);
+  await browser.press(page, 'Escape');
+  out.focusedAfterEscape = await page.evaluate(() => document.activeElement?.localName ?? null);
+  // Mouse: clicking the unavailable badge opens that check's report.
+  const brokenId = Object.keys(run.initial).find((id) => run.initial[id] === 'unavailable');
+  const brokenCentre = await badgeCentre(page, brokenId);
+  out.clickReport = await browser.waitForNewPage(/\/desk\/(media|checks)\//, async () => {
+    await browser.click(page, brokenCentre.x, brokenCentre.y);
+  });
+  await browser.bringToFront(page);
+  await browser.mouseMove(page, 1270, 790);
+
+  // 6. The page attacks its badges with everything its DOM lets it reach.
+  await mark(config, 'before-attack');
+  out.attack = await page.evaluate(() => window.attackBadges());
+  await sleep(800);
+  out.afterAttack = (await waitForLevels(browser, page, run.initial, 5000)).seen;
+  out.afterAttackPage = await page.evaluate(() => window.inspectBadges());
+  if (browser.inspectShadow) out.shadow = await browser.inspectShadow(page);
+  await page.evaluate(() => window.endAttack());
+
+  return page;
+}
+
+/** Privacy mode: badges still come, and the proxy log (checked by pytest) holds no URL. */
+export async function privacyRun(browser, run, out) {
+  const page = await browser.open(run.pageUrl);
+  const t0 = Date.now();
+  out.initial = (await waitForLevels(browser, page, run.initial)).seen;
+  out.timings.initial_ms = Date.now() - t0;
+  writeFileSync(join(run.artifacts, run.screenshot), await browser.screenshot(page));
+}
+
+export function save(config, results) {
+  writeFileSync(config.output, JSON.stringify(results, null, 2));
+}

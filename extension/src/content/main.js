@@ -1,0 +1,208 @@
+// The content script: finds images, asks the service worker about them (never the server directly),
+// draws badges, and tells the popup what is on the page.
+import { ext } from '../lib/browser.js';
+import { loadSettings, SETTINGS_KEY, shouldScan } from '../lib/settings.js';
+import { checkableUrl, Discovery, imageUrl } from './discovery.js';
+import { Overlay } from './overlay.js';
+
+const SEND_DELAY_MS = 50; // gather what one layout pass finds into one message
+const RETRY_MS = 15000; // no answer by then: the worker may have been stopped; ask again
+const MAX_TRIES = 5;
+const MAX_DATA_URL = 8 * 1024 * 1024;
+
+class Page {
+  constructor() {
+    this.settings = null;
+    this.running = false;
+    this.imagesByKey = new Map(); // key (the image URL) -> Set(img)
+    this.keyOf = new WeakMap(); // img -> key
+    this.verdicts = new Map(); // key -> verdict
+    this.asked = new Map(); // key -> {at, tries}
+    this.outbox = new Set(); // keys waiting for the next message
+    this.forced = new Set(); // keys checked from the context menu: badge them even if skipped
+    this.lastError = null;
+    this.sendTimer = 0;
+    this.overlay = new Overlay(document, {
+      onOpen: (url) => ext.runtime.sendMessage({ type: 'open-report', url }),
+    });
+  }
+
+  get host() {
+    return location.hostname;
+  }
+
+  scanning() {
+    const incognito = Boolean(ext.extension?.inIncognitoContext);
+    return shouldScan(this.settings, this.host, { incognito });
+  }
+
+  async refresh() {
+    const previous = this.settings;
+    this.settings = await loadSettings(ext.storage);
+    const modeChanged = previous && (previous.privacy !== this.settings.privacy || previous.server !== this.settings.server);
+    if (this.running && (!this.scanning() || modeChanged)) this.stop();
+    if (!this.running && this.scanning()) this.run();
+  }
+
+  run() {
+    this.running = true;
+    this.discovery = new Discovery({ onImage: (img, url) => this.found(img, url), privacy: this.settings.privacy });
+    this.discovery.start();
+    this.retryTimer = setInterval(() => this.retry(), RETRY_MS / 3);
+  }
+
+  stop() {
+    this.running = false;
+    this.discovery?.stop();
+    clearInterval(this.retryTimer);
+    this.overlay.destroy();
+    this.imagesByKey.clear();
+    this.verdicts.clear();
+    this.asked.clear();
+    this.outbox.clear();
+  }
+
+  found(img, key) {
+    const old = this.keyOf.get(img);
+    if (old && old !== key) {
+      this.imagesByKey.get(old)?.delete(img);
+      this.overlay.remove(img);
+    }
+    this.keyOf.set(img, key);
+    if (!this.imagesByKey.has(key)) this.imagesByKey.set(key, new Set());
+    this.imagesByKey.get(key).add(img);
+    const verdict = this.verdicts.get(key);
+    if (verdict) this.overlay.show(img, verdict);
+    else this.ask(key);
+  }
+
+  ask(key, force = false) {
+    if (!force && this.asked.has(key)) return;
+    const tries = (this.asked.get(key)?.tries ?? 0) + 1;
+    this.asked.set(key, { at: Date.now(), tries });
+    if (force) {
+      this.post([key], true); // the reader asked: now, on its own
+      return;
+    }
+    this.outbox.add(key);
+    if (!this.sendTimer) this.sendTimer = setTimeout(() => this.send(), SEND_DELAY_MS);
+  }
+
+  send() {
+    clearTimeout(this.sendTimer);
+    this.sendTimer = 0;
+    const keys = [...this.outbox];
+    this.outbox.clear();
+    return this.post(keys, false);
+  }
+
+  async post(keys, force) {
+    const items = (await Promise.all(keys.map((key) => this.item(key)))).filter(Boolean);
+    if (!items.length) return;
+    try {
+      await ext.runtime.sendMessage({ type: 'check', items, force });
+    } catch (error) {
+      this.lastError = String(error?.message ?? error); // the retry timer asks again
+    }
+  }
+
+  /** What the worker needs for one image. blob: URLs only mean something in this page: read them here. */
+  async item(key) {
+    if (!key.startsWith('blob:')) return { url: key };
+    try {
+      const blob = await (await fetch(key)).blob();
+      if (blob.size > MAX_DATA_URL) return null;
+      const data = await new Promise((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result);
+        reader.onerror = () => reject(reader.error);
+        reader.readAsDataURL(blob);
+      });
+      return { url: key, data };
+    } catch {
+      return null; // revoked or unreadable: nothing to check
+    }
+  }
+
+  onVerdicts(results) {
+    for (const { key, verdict, error } of results) {
+      if (!verdict) {
+        this.lastError = error;
+        continue; // asked stays: retried later
+      }
+      this.lastError = null;
+      if (!this.running && !this.forced.has(key)) continue; // switched off meanwhile: show nothing
+      this.verdicts.set(key, verdict);
+      this.asked.delete(key);
+      const images = new Set(this.imagesByKey.get(key) ?? []);
+      if (this.forced.has(key)) {
+        for (const img of document.images) if (imageUrl(img) === key || img.src === key) images.add(img);
+      }
+      for (const img of images) this.overlay.show(img, verdict);
+    }
+  }
+
+  retry() {
+    const now = Date.now();
+    for (const [key, asked] of this.asked) {
+      const wait = RETRY_MS * 2 ** (asked.tries - 1);
+      if (asked.tries < MAX_TRIES && now - asked.at > wait) this.resend(key);
+    }
+  }
+
+  resend(key) {
+    const asked = this.asked.get(key);
+    this.asked.set(key, { at: Date.now(), tries: asked.tries + 1 });
+    this.outbox.add(key);
+    if (!this.sendTimer) this.sendTimer = setTimeout(() => this.send(), SEND_DELAY_MS);
+  }
+
+  /** Context menu: check this image now, bypassing caches and the skip rules. */
+  forceCheck(url) {
+    if (!checkableUrl(url, { privacy: true })) return false;
+    if (!url.startsWith('http') && !this.settings.privacy) return false;
+    this.forced.add(url); // its answer badges every image showing it (onVerdicts)
+    this.verdicts.delete(url);
+    this.ask(url, true);
+    return true;
+  }
+
+  /** What the popup shows: one row per distinct image, with its level and report link. */
+  state() {
+    const images = [...this.verdicts].map(([key, v]) => ({
+      url: key.startsWith('data:') ? `${key.slice(0, 40)}…` : key,
+      level: v.level,
+      label: v.label,
+      summary: v.summary,
+      reportUrl: v.reportUrl ?? null,
+      count: this.imagesByKey.get(key)?.size ?? 0,
+    }));
+    return {
+      host: this.host,
+      scanning: this.running,
+      privacy: Boolean(this.settings?.privacy),
+      server: this.settings?.server ?? null,
+      images,
+      pending: this.asked.size,
+      error: this.lastError,
+    };
+  }
+}
+
+let page = null;
+
+export async function start() {
+  if (page) return;
+  page = new Page();
+  ext.runtime.onMessage.addListener((message, sender, sendResponse) => {
+    if (sender.id !== ext.runtime.id) return false;
+    if (message?.type === 'verdicts') page.onVerdicts(message.results ?? []);
+    else if (message?.type === 'page-state') sendResponse(page.state());
+    else if (message?.type === 'force-check') sendResponse({ ok: page.forceCheck(message.url) });
+    return false;
+  });
+  ext.storage.onChanged.addListener((changes, area) => {
+    if (area === 'local' && changes[SETTINGS_KEY]) page.refresh();
+  });
+  await page.refresh();
+}

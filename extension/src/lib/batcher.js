@@ -1,0 +1,66 @@
+// Coalesces keys from any number of tabs into batches: a short window after the first key,
+// at most `max` keys per batch, each key once (queued or in flight). Timers are injected for tests.
+
+export class Batcher {
+  constructor({ run, windowMs = 150, max = 100, setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (id) => clearTimeout(id) }) {
+    this.run = run;
+    this.windowMs = windowMs;
+    this.max = max;
+    this.setTimer = setTimer;
+    this.clearTimer = clearTimer;
+    this.queue = new Set();
+    this.inFlight = new Set();
+    this.timer = null;
+    this.running = [];
+  }
+
+  /** Queue keys; returns how many were new (not already queued or in flight). */
+  add(keys) {
+    let added = 0;
+    for (const key of keys) {
+      if (this.queue.has(key) || this.inFlight.has(key)) continue;
+      this.queue.add(key);
+      added += 1;
+    }
+    // Full batches go at once; the rest waits for the window to fill up with other tabs' keys.
+    this.send(this.max);
+    if (this.queue.size && this.timer === null) this.timer = this.setTimer(() => this.flush(), this.windowMs);
+    return added;
+  }
+
+  /** Send everything queued now, in batches of at most `max`. */
+  flush() {
+    if (this.timer !== null) {
+      this.clearTimer(this.timer);
+      this.timer = null;
+    }
+    this.send(1);
+  }
+
+  /** Start a batch while at least `atLeast` keys are queued. */
+  send(atLeast) {
+    while (this.queue.size && this.queue.size >= atLeast) {
+      const batch = [...this.queue].slice(0, this.max);
+      for (const key of batch) {
+        this.queue.delete(key);
+        this.inFlight.add(key);
+      }
+      const done = Promise.resolve()
+        .then(() => this.run(batch))
+        .catch((error) => console.warn('Credence: batch failed', error))
+        .finally(() => {
+          for (const key of batch) this.inFlight.delete(key);
+          this.running = this.running.filter((p) => p !== done);
+        });
+      this.running.push(done);
+    }
+  }
+
+  /** Resolves when every batch started so far has finished (tests, shutdown). */
+  async idle() {
+    while (this.running.length || this.timer !== null) {
+      if (this.timer !== null) this.flush();
+      await Promise.all(this.running);
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// Context menu on images: a fresh check of this image, and "report as fake" for the review queue.
+
+export const MENU = Object.freeze({ check: 'credence-check', report: 'credence-report' });
+
+export async function createMenus(ext) {
+  await ext.contextMenus.removeAll();
+  ext.contextMenus.create({ id: MENU.check, title: 'Check this image with Credence', contexts: ['image'] });
+  ext.contextMenus.create({ id: MENU.report, title: 'Report as fake to Credence…', contexts: ['image'] });
+}
+
+/** The report form for one image, in its own small window (a worker cannot ask for a note). */
+export function reportPageUrl(ext, imageUrl, pageIsPrivate = false) {
+  const query = new URLSearchParams({ url: imageUrl });
+  if (pageIsPrivate) query.set('private', '1');
+  return ext.runtime.getURL(`report/report.html?${query}`);
+}
+
+export async function onMenuClick(ext, service, info, tab) {
+  if (!info.srcUrl) return;
+  if (info.menuItemId === MENU.check) {
+    // The page's content script knows which element it is and can read blob: images;
+    // it answers with a forced 'check' that bypasses every cache of the extension.
+    try {
+      await ext.tabs.sendMessage(tab.id, { type: 'force-check', url: info.srcUrl }, { frameId: info.frameId ?? 0 });
+    } catch {
+      await service.check(tab?.id ?? null, [{ url: info.srcUrl }], { force: true });
+    }
+  } else if (info.menuItemId === MENU.report) {
+    await ext.windows.create({
+      url: reportPageUrl(ext, info.srcUrl, Boolean(tab?.incognito)),
+      type: 'popup',
+      width: 480,
+      height: 460,
+    });
+  }
+}

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { Batcher } from '../src/lib/batcher.js';
+
+test('keys added within the window go out in one batch', async () => {
+  const batches = [];
+  const b = new Batcher({ run: async (keys) => batches.push(keys), windowMs: 20 });
+  b.add(['a', 'b']);
+  b.add(['c', 'a']);
+  assert.equal(batches.length, 0, 'waits for the window');
+  await new Promise((r) => setTimeout(r, 60));
+  await b.idle();
+  assert.deepEqual(batches, [['a', 'b', 'c']]);
+});
+
+test('a full batch goes at once; the remainder waits for the window', async () => {
+  const batches = [];
+  const b = new Batcher({ run: async (keys) => batches.push(keys.length), windowMs: 10_000, max: 100 });
+  b.add(Array.from({ length: 230 }, (_, i) => i));
+  await Promise.resolve();
+  await Promise.all(b.running);
+  assert.deepEqual(batches, [100, 100]);
+  await b.idle();
+  assert.deepEqual(batches, [100, 100, 30]);
+});
+
+test('a key in flight is not sent again; a failing batch does not stop the next', async () => {
+  const seen = [];
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const b = new Batcher({
+    run: async (keys) => {
+      seen.push(keys);
+      if (seen.length === 1) {
+        await gate;
+        throw new Error('server down');
+      }
+    },
+    windowMs: 1,
+  });
+  b.add(['x']);
+  b.flush();
+  assert.equal(b.add(['x']), 0, 'in flight');
+  release();
+  await b.idle();
+  assert.equal(b.add(['x']), 1, 'after the batch, it may be asked again');
+  await b.idle();
+  assert.deepEqual(seen, [['x'], ['x']]);
+});

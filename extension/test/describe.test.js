@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { accessibleLabel, compact, describe, reportUrl, scoreBand, strongestEvidence } from '../src/lib/describe.js';
+import { LEVELS } from '../src/lib/levels.js';
+
+test('score bands', () => {
+  assert.equal(scoreBand(0), 'very low (0.00)');
+  assert.equal(scoreBand(0.39), 'low (0.39)');
+  assert.equal(scoreBand(0.5), 'uncertain (0.50)');
+  assert.equal(scoreBand(0.8), 'very high (0.80)');
+  assert.equal(scoreBand(1.7), 'very high (1.00)');
+  assert.equal(scoreBand(null), null);
+  assert.equal(scoreBand(undefined), null);
+});
+
+test('the strongest evidence supports the level; no score counts as decisive', () => {
+  const evidence = [
+    { stage: 'detect', kind: 'synthetic', summary: 'detector', score: 0.7, supports: 'likely-synthetic' },
+    { stage: 'detect', kind: 'face', summary: 'face detector', score: 0.91, supports: 'likely-synthetic' },
+    { stage: 'fetch', kind: 'info', summary: 'fetched', score: null, supports: null },
+  ];
+  assert.equal(strongestEvidence(evidence, 'likely-synthetic').summary, 'face detector');
+  assert.equal(strongestEvidence(evidence, 'known-fake'), null);
+  const bank = [{ stage: 'bank', kind: 'match', summary: 'exact match', supports: 'known-fake' },
+    { stage: 'bank', kind: 'near', summary: 'near', score: 0.95, supports: 'known-fake' }];
+  assert.equal(strongestEvidence(bank, 'known-fake').summary, 'exact match');
+});
+
+test('tooltip: level in plain words, strongest evidence, score band', () => {
+  const verdict = compact({
+    level: 'likely-synthetic', label: 'Likely synthetic', summary: 'sum', sha256: 'ab',
+    evidence: [{ stage: 'detect', kind: 'synthetic', summary: 'The detector sees synthesis.', score: 0.87, supports: 'likely-synthetic' }],
+  });
+  const lines = describe(verdict);
+  assert.match(lines.title, /^Likely synthetic: .*Detectors can be wrong/);
+  assert.equal(lines.evidence, 'Strongest evidence: The detector sees synthesis.');
+  assert.equal(lines.score, 'Score: very high (0.87)');
+});
+
+test('a detector score below its threshold still gives the no-evidence tooltip a band', () => {
+  const v = compact({ level: 'no-evidence', evidence: [{ stage: 'detect', kind: 'synthetic', summary: 'low', score: 0.12, supports: null }] });
+  assert.equal(describe(v).score, 'Score: very low (0.12)');
+});
+
+test('no evidence is never called authentic, and says so', () => {
+  const lines = describe(compact({ level: 'no-evidence', summary: 'No content credentials…', evidence: [] }));
+  assert.match(lines.title, /does not mean it is authentic/);
+  assert.doesNotMatch(lines.title.replace('does not mean it is authentic', ''), /authentic/i);
+  assert.equal(lines.evidence, null);
+  for (const [level, info] of Object.entries(LEVELS)) {
+    if (level !== 'verified') assert.doesNotMatch(info.short, /authentic|real|genuine|verified/i, level);
+  }
+});
+
+test('accessible label reads the whole badge', () => {
+  const label = accessibleLabel({ ...compact({ level: 'unavailable', summary: 'HTTP 404', evidence: [{ summary: 'HTTP 404', supports: 'unavailable' }] }), reportUrl: 'http://s/x' });
+  assert.equal(label, 'Credence: Could not check this image. Strongest evidence: HTTP 404. Activate to open the full report.');
+  const known = accessibleLabel(compact({ level: 'known-fake', evidence: [{ summary: 'Matches bank entry 12', supports: 'known-fake' }] }));
+  assert.match(known, /^Credence: Known fake: .* Strongest evidence: Matches bank entry 12\. Score: none needed \(decisive evidence\)\.$/);
+});
+
+test('report links: media report by SHA-256, else the check', () => {
+  assert.equal(reportUrl('http://s.test/', { sha256: 'ab' }), 'http://s.test/desk/media/ab');
+  assert.equal(reportUrl('http://s.test', { checkId: 'c 1' }), 'http://s.test/desk/checks/c%201');
+  assert.equal(reportUrl('http://s.test', {}), null);
+});
+
+test('compact keeps what the badge needs and drops the rest', () => {
+  const full = { level: 'tampered', label: 'Credentials broken', summary: 's', sha256: 'ab', versions: { x: 1 },
+    evidence: Array.from({ length: 50 }, (_, i) => ({ stage: 'c2pa', kind: 'k', summary: `e${i}`, supports: 'tampered', details: { big: 'x'.repeat(1000) } })) };
+  const small = compact(full, { checkId: 'c1' });
+  assert.deepEqual(Object.keys(small).sort(), ['checkId', 'label', 'level', 'score', 'sha256', 'summary', 'top']);
+  assert.ok(JSON.stringify(small).length < 300);
+  assert.equal(compact(null), null);
+});

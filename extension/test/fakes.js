@@ -1,0 +1,186 @@
+// Test doubles: an in-memory WebExtension API and a scripted Credence server behind `fetch`.
+// Values pass through structuredClone, as real extension storage and messaging serialise them.
+
+export class FakeArea {
+  constructor() {
+    this.data = new Map();
+  }
+
+  async get(keys) {
+    if (keys === null || keys === undefined) return Object.fromEntries([...this.data].map(([k, v]) => [k, structuredClone(v)]));
+    const list = typeof keys === 'string' ? [keys] : Array.isArray(keys) ? keys : Object.keys(keys);
+    const out = {};
+    for (const k of list) if (this.data.has(k)) out[k] = structuredClone(this.data.get(k));
+    return out;
+  }
+
+  async set(items) {
+    for (const [k, v] of Object.entries(items)) this.data.set(k, structuredClone(v));
+  }
+
+  async remove(keys) {
+    for (const k of typeof keys === 'string' ? [keys] : keys) this.data.delete(k);
+  }
+}
+
+export function fakeExt({ settings = {} } = {}) {
+  const sent = [];
+  const created = { tabs: [], windows: [], alarms: [] };
+  const ext = {
+    storage: { local: new FakeArea(), session: new FakeArea(), onChanged: { addListener() {} } },
+    tabs: {
+      sent,
+      failFor: new Set(),
+      async sendMessage(tabId, message, options) {
+        if (ext.tabs.failFor.has(tabId)) throw new Error('Could not establish connection. Receiving end does not exist.');
+        sent.push({ tabId, message: structuredClone(message), options });
+        return { ok: true };
+      },
+      async create(props) {
+        created.tabs.push(props);
+      },
+    },
+    windows: {
+      async create(props) {
+        created.windows.push(props);
+      },
+    },
+    alarms: {
+      create(name, info) {
+        created.alarms.push({ name, info });
+      },
+      clear(name) {
+        created.alarms.push({ name, cleared: true });
+      },
+    },
+    runtime: { getURL: (path) => `chrome-extension://abcdefghijklmnopabcdefghijklmnop/${path}`, id: 'test' },
+    contextMenus: {
+      items: [],
+      async removeAll() {
+        ext.contextMenus.items = [];
+      },
+      create(item) {
+        ext.contextMenus.items.push(item);
+      },
+    },
+    created,
+  };
+  ext.storage.local.data.set('settings', { server: 'http://credence.test', ...settings });
+  return ext;
+}
+
+/** Verdict bodies as the server sends them. */
+export function serverVerdict(level, { sha256 = 'a'.repeat(64), evidence = [] } = {}) {
+  return {
+    level, label: level, badge: 'grey', summary: `summary of ${level}`, sha256, evidence,
+    versions: { pipeline: '1' }, timings: {}, created_at: '2026-12-01T00:00:00Z',
+  };
+}
+
+/**
+ * A scripted Credence server and image host. `verdicts` maps image URL -> level when done;
+ * URLs listed in `slow` stay pending until `finish(url)`.
+ */
+export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts = {} } = {}) {
+  const requests = [];
+  const pendingByCheck = new Map(); // check id -> url or sha
+  const slowSet = new Set(slow);
+  const finished = new Set();
+  let nextId = 1;
+  const json = (body, status = 200) => new Response(JSON.stringify(body), {
+    status, headers: { 'Content-Type': 'application/json' },
+  });
+  const verdictFor = (url) => serverVerdict(verdicts[url] ?? 'no-evidence', { sha256: shaOf(url) });
+
+  async function fetch(input, init = {}) {
+    const url = String(input);
+    if (url.startsWith('data:')) return globalThis.fetch(url); // as browsers do, no network
+    const method = init.method ?? 'GET';
+    let body = '';
+    if (init.body instanceof FormData) body = await new Response(init.body).text();
+    else if (init.body) body = String(init.body);
+    requests.push({ method, url, body, headers: { ...(init.headers ?? {}) } });
+    if (images[url] !== undefined) {
+      return new Response(images[url], { status: 200, headers: { 'Content-Type': 'image/jpeg' } });
+    }
+    const path = url.replace(/^https?:\/\/[^/]+/, '');
+    if (method === 'POST' && path === '/api/v1/checks') {
+      const { urls } = JSON.parse(body);
+      return json({
+        results: urls.map((u) => {
+          if (slowSet.has(u) && !finished.has(u)) {
+            const id = `chk${nextId++}`;
+            pendingByCheck.set(id, u);
+            return { url: u, status: 'pending', check_id: id, verdict: null };
+          }
+          return { url: u, status: 'done', check_id: null, verdict: verdictFor(u) };
+        }),
+      });
+    }
+    if (method === 'GET' && path.startsWith('/api/v1/checks?ids=')) {
+      const ids = decodeURIComponent(path.split('=')[1]).split(',');
+      return json({
+        results: ids.map((id) => {
+          const what = pendingByCheck.get(id);
+          if (what === undefined) return { url: null, status: 'unknown', check_id: id, verdict: null };
+          if (!finished.has(what)) return { url: what, status: 'pending', check_id: id, verdict: null };
+          const verdict = what.startsWith('sha:') ? serverVerdict('no-evidence', { sha256: what.slice(4) }) : verdictFor(what);
+          return { url: what, status: 'done', check_id: id, verdict };
+        }),
+      });
+    }
+    if (method === 'POST' && path === '/api/v1/lookup') {
+      const { sha256 } = JSON.parse(body);
+      return json({
+        results: sha256.map((sha) => (shaVerdicts[sha]
+          ? { url: null, status: 'done', check_id: null, verdict: serverVerdict(shaVerdicts[sha], { sha256: sha }), sha256: sha }
+          : { url: null, status: 'unknown', check_id: null, verdict: null, sha256: sha })),
+      });
+    }
+    if (method === 'POST' && path === '/api/v1/checks/upload') {
+      const id = `up${nextId++}`;
+      const sha = 'f'.repeat(64);
+      pendingByCheck.set(id, `sha:${sha}`);
+      return json({ results: [{ url: null, status: 'pending', check_id: id, verdict: null }] });
+    }
+    if (method === 'POST' && path === '/api/v1/reports') return json({ id: 'rep1', status: 'pending' }, 201);
+    return json({ error: 'not found' }, 404);
+  }
+
+  return {
+    fetch,
+    requests,
+    finish(what) {
+      finished.add(what);
+    },
+    finishAll() {
+      for (const what of pendingByCheck.values()) finished.add(what);
+    },
+    posts(path) {
+      return requests.filter((r) => r.method === 'POST' && r.url.endsWith(path));
+    },
+  };
+}
+
+function shaOf(url) {
+  let h = 0;
+  for (const c of url) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return h.toString(16).padStart(8, '0').repeat(8);
+}
+
+/** Timers that never fire on their own: tests drive the service explicitly. */
+export function manualTimers() {
+  const timers = new Map();
+  let next = 1;
+  return {
+    setTimer(fn, ms) {
+      const id = next++;
+      timers.set(id, { fn, ms });
+      return id;
+    },
+    clearTimer(id) {
+      timers.delete(id);
+    },
+    pending: timers,
+  };
+}

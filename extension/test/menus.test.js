@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { createMenus, MENU, onMenuClick, reportPageUrl } from '../src/lib/menus.js';
+import { fakeExt } from './fakes.js';
+
+test('two image menu items', async () => {
+  const ext = fakeExt();
+  await createMenus(ext);
+  assert.deepEqual(ext.contextMenus.items.map((i) => [i.id, i.contexts]), [
+    [MENU.check, ['image']], [MENU.report, ['image']]]);
+  assert.match(ext.contextMenus.items[0].title, /Check this image with Credence/);
+  assert.match(ext.contextMenus.items[1].title, /Report as fake/);
+});
+
+test('"Check this image" asks the page\'s content script for a forced check', async () => {
+  const ext = fakeExt();
+  const calls = [];
+  const service = { check: async (...args) => calls.push(args) };
+  await onMenuClick(ext, service, { menuItemId: MENU.check, srcUrl: 'https://a.test/x.jpg', frameId: 0 }, { id: 5 });
+  assert.deepEqual(ext.tabs.sent.map((s) => [s.tabId, s.message]), [[5, { type: 'force-check', url: 'https://a.test/x.jpg' }]]);
+  assert.equal(calls.length, 0);
+});
+
+test('without a content script the worker checks it itself, forced', async () => {
+  const ext = fakeExt();
+  ext.tabs.failFor.add(5);
+  const calls = [];
+  const service = { check: async (...args) => calls.push(args) };
+  await onMenuClick(ext, service, { menuItemId: MENU.check, srcUrl: 'https://a.test/x.jpg' }, { id: 5 });
+  assert.deepEqual(calls, [[5, [{ url: 'https://a.test/x.jpg' }], { force: true }]]);
+});
+
+test('"Report as fake" opens the note form for that image', async () => {
+  const ext = fakeExt();
+  await onMenuClick(ext, {}, { menuItemId: MENU.report, srcUrl: 'https://a.test/x y.jpg' }, { id: 5, incognito: true });
+  const [win] = ext.created.windows;
+  assert.equal(win.type, 'popup');
+  assert.equal(win.url, reportPageUrl(ext, 'https://a.test/x y.jpg', true));
+  const url = new URL(win.url);
+  assert.equal(url.pathname, '/report/report.html');
+  assert.equal(url.searchParams.get('url'), 'https://a.test/x y.jpg');
+  assert.equal(url.searchParams.get('private'), '1');
+});

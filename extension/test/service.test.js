@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+
+import { backoff, GIVE_UP_MS, Service } from '../src/lib/service.js';
+import { fakeExt, fakeServer, manualTimers } from './fakes.js';
+
+function setup({ settings, server } = {}) {
+  const ext = fakeExt({ settings });
+  const srv = server ?? fakeServer();
+  let clock = 1_000_000;
+  const timers = manualTimers();
+  const service = new Service({ ext, fetch: srv.fetch, now: () => clock, ...timers });
+  return { ext, srv, service, timers, tick: (ms) => { clock += ms; }, now: () => clock };
+}
+
+const delivered = (ext, tabId) => ext.tabs.sent
+  .filter((s) => s.tabId === tabId && s.message.type === 'verdicts')
+  .flatMap((s) => s.message.results);
+
+test('URLs from many tabs are coalesced into batches of at most 100, each URL once', async () => {
+  const { ext, srv, service } = setup();
+  const urls = Array.from({ length: 250 }, (_, i) => `https://news.test/img/${i}.jpg`);
+  await service.check(1, urls.slice(0, 120).map((url) => ({ url })));
+  await service.check(2, urls.slice(100).map((url) => ({ url }))); // 20 overlap with tab 1
+  await service.check(3, [{ url: urls[5] }, { url: urls[5] }]); // duplicate inside one message
+  await service.urlBatcher.idle();
+  const posts = srv.posts('/api/v1/checks');
+  const sentUrls = posts.flatMap((p) => JSON.parse(p.body).urls);
+  assert.equal(posts.length, 3);
+  assert.ok(posts.every((p) => JSON.parse(p.body).urls.length <= 100));
+  assert.equal(sentUrls.length, 250, 'each URL sent once');
+  assert.equal(new Set(sentUrls).size, 250);
+  assert.equal(delivered(ext, 1).length, 120);
+  assert.equal(delivered(ext, 2).length, 150);
+  assert.deepEqual(delivered(ext, 3).map((r) => r.key), [urls[5]]);
+  const first = delivered(ext, 1)[0];
+  assert.equal(first.verdict.level, 'no-evidence');
+  assert.match(first.verdict.reportUrl, /^http:\/\/credence\.test\/desk\/media\/[0-9a-f]{64}$/);
+});
+
+test('answers come from the session cache first; a forced check bypasses it', async () => {
+  const { ext, srv, service } = setup();
+  const url = 'https://news.test/a.jpg';
+  await service.check(1, [{ url }]);
+  await service.urlBatcher.idle();
+  await service.check(1, [{ url }]);
+  await service.urlBatcher.idle();
+  assert.equal(srv.posts('/api/v1/checks').length, 1, 'second ask answered from cache');
+  assert.equal(delivered(ext, 1).length, 2);
+  assert.ok(ext.storage.session.data.has(`v:${url}`), 'cache is in storage.session, not in memory');
+  await service.check(1, [{ url }], { force: true });
+  await service.urlBatcher.idle();
+  assert.equal(srv.posts('/api/v1/checks').length, 2, 'forced check goes to the server');
+});
+
+test('pending checks are polled in one batched GET with backoff, then delivered and cached', async () => {
+  const slow = ['https://news.test/s1.jpg', 'https://news.test/s2.jpg'];
+  const server = fakeServer({ slow, verdicts: { [slow[0]]: 'known-fake' } });
+  const { ext, srv, service, tick } = setup({ server });
+  await service.check(7, slow.map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  assert.equal(delivered(ext, 7).length, 0);
+  const pending = (await ext.storage.session.get('pending')).pending;
+  assert.equal(Object.keys(pending).length, 2, 'pending checks live in storage');
+
+  tick(backoff(0));
+  await service.poll();
+  const gets = srv.requests.filter((r) => r.method === 'GET');
+  assert.equal(gets.length, 1, 'both ids in one request');
+  assert.match(gets[0].url, /ids=chk1%2Cchk2$|ids=chk1,chk2$/);
+  await service.poll(); // not due yet: backoff
+  assert.equal(srv.requests.filter((r) => r.method === 'GET').length, 1);
+
+  srv.finishAll();
+  tick(backoff(1));
+  await service.poll();
+  const results = delivered(ext, 7);
+  assert.deepEqual(results.map((r) => r.verdict.level).sort(), ['known-fake', 'no-evidence']);
+  assert.deepEqual((await ext.storage.session.get('pending')).pending, {});
+  assert.ok(ext.storage.session.data.has(`v:${slow[0]}`));
+  assert.ok(ext.created.alarms.some((a) => a.cleared), 'backstop alarm cleared when nothing is pending');
+});
+
+test('a restarted worker resumes pending checks from storage', async () => {
+  const slow = ['https://news.test/later.jpg'];
+  const server = fakeServer({ slow });
+  const { ext, service, tick, now } = setup({ server });
+  await service.check(4, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  await service.poll(); // not due yet; arms the backstop alarm that would wake a stopped worker
+  assert.ok(ext.created.alarms.some((a) => a.name === 'credence-poll' && !a.cleared));
+
+  // The browser stops the worker: a new Service with the same storage, nothing in memory.
+  const reborn = new Service({ ext, fetch: server.fetch, now, ...manualTimers() });
+  server.finishAll();
+  tick(10_000);
+  await reborn.resume();
+  assert.deepEqual(delivered(ext, 4).map((r) => r.key), slow);
+});
+
+test('a tab asking for a URL already pending joins it instead of sending it again', async () => {
+  const slow = ['https://news.test/shared.jpg'];
+  const server = fakeServer({ slow });
+  const { ext, srv, service, tick } = setup({ server });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  await service.check(2, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  assert.equal(srv.posts('/api/v1/checks').length, 1);
+  srv.finishAll();
+  tick(1000);
+  await service.poll();
+  assert.equal(delivered(ext, 1).length, 1);
+  assert.equal(delivered(ext, 2).length, 1);
+});
+
+test('checks that never finish give up with an honest "could not check"', async () => {
+  const slow = ['https://news.test/stuck.jpg'];
+  const { ext, service, tick } = setup({ server: fakeServer({ slow }) });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  tick(GIVE_UP_MS + 1);
+  await service.poll();
+  const [result] = delivered(ext, 1);
+  assert.equal(result.verdict.level, 'unavailable');
+  assert.ok(!ext.storage.session.data.has(`v:${slow[0]}`), 'a local give-up is not cached');
+});
+
+test('server unreachable: tabs get the error, nothing is cached', async () => {
+  const ext = fakeExt();
+  const service = new Service({ ext, fetch: async () => { throw new TypeError('Failed to fetch'); }, ...manualTimers() });
+  await service.check(3, [{ url: 'https://news.test/x.jpg' }]);
+  await service.urlBatcher.idle();
+  const [result] = delivered(ext, 3);
+  assert.equal(result.verdict, null);
+  assert.match(result.error, /unreachable/);
+});
+
+test('a closed tab does not break delivery to the others', async () => {
+  const { ext, service } = setup();
+  ext.tabs.failFor.add(1);
+  await service.check(1, [{ url: 'https://news.test/1.jpg' }]);
+  await service.check(2, [{ url: 'https://news.test/1.jpg' }]);
+  await service.urlBatcher.idle();
+  assert.equal(delivered(ext, 2).length, 1);
+});
+
+test('non-web URLs are never sent outside privacy mode', async () => {
+  const { srv, service } = setup();
+  await service.check(1, [{ url: 'data:image/png;base64,AAAA' }, { url: 'blob:https://news.test/123' }]);
+  await service.urlBatcher.idle();
+  assert.equal(srv.requests.length, 0);
+});
+
+// ---- privacy mode ---------------------------------------------------------------------------
+
+const IMG = new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3, 4, 5]);
+const IMG_SHA = createHash('sha256').update(IMG).digest('hex');
+const PAGE_IMAGE = 'https://private.test/family/photo.jpg';
+
+function leaked(srv, needles) {
+  return srv.requests
+    .filter((r) => r.url.startsWith('http://credence.test'))
+    .filter((r) => needles.some((n) => r.url.includes(n) || r.body.includes(n)));
+}
+
+test('privacy mode: bytes are hashed here and only the SHA-256 goes to the server', async () => {
+  const server = fakeServer({ images: { [PAGE_IMAGE]: IMG }, shaVerdicts: { [IMG_SHA]: 'ai-declared' } });
+  const { ext, srv, service } = setup({ settings: { privacy: true }, server });
+  await service.check(9, [{ url: PAGE_IMAGE }]);
+  await service.shaBatcher.idle();
+  const lookups = srv.posts('/api/v1/lookup');
+  assert.equal(lookups.length, 1);
+  assert.deepEqual(JSON.parse(lookups[0].body), { sha256: [IMG_SHA] });
+  assert.equal(srv.posts('/api/v1/checks').length, 0);
+  assert.deepEqual(leaked(srv, ['private.test', 'photo.jpg']), []);
+  const [result] = delivered(ext, 9);
+  assert.equal(result.key, PAGE_IMAGE);
+  assert.equal(result.verdict.level, 'ai-declared');
+  assert.equal(result.verdict.reportUrl, `http://credence.test/desk/media/${IMG_SHA}`);
+
+  // Second time: URL -> hash memo and hash -> verdict cache, no fetch and no request at all.
+  const before = srv.requests.length;
+  await service.check(9, [{ url: PAGE_IMAGE }]);
+  await service.shaBatcher.idle();
+  assert.equal(srv.requests.length, before);
+});
+
+test('privacy mode: unknown images stay unknown unless uploads are switched on', async () => {
+  const server = fakeServer({ images: { [PAGE_IMAGE]: IMG } });
+  const { ext, srv, service } = setup({ settings: { privacy: true }, server });
+  await service.check(1, [{ url: PAGE_IMAGE }]);
+  await service.shaBatcher.idle();
+  assert.equal(delivered(ext, 1)[0].verdict.level, 'unknown');
+  assert.equal(srv.posts('/api/v1/checks/upload').length, 0);
+});
+
+test('privacy mode with uploads: the bytes go up without any address, then the check is polled', async () => {
+  const server = fakeServer({ images: { [PAGE_IMAGE]: IMG } });
+  const { ext, srv, service, tick } = setup({ settings: { privacy: true, uploadUnknown: true }, server });
+  await service.check(1, [{ url: PAGE_IMAGE }]);
+  await service.shaBatcher.idle();
+  const [upload] = srv.posts('/api/v1/checks/upload');
+  assert.ok(upload, 'uploaded');
+  assert.match(upload.body, /name="file"; filename="image"/);
+  assert.deepEqual(leaked(srv, ['private.test', 'photo.jpg']), []);
+  srv.finishAll();
+  tick(1000);
+  await service.poll();
+  assert.equal(delivered(ext, 1)[0].verdict.level, 'no-evidence');
+  assert.deepEqual(leaked(srv, ['private.test', 'photo.jpg']), []);
+});
+
+test('privacy mode: data: images (and blob: ones read by the page) are hashed from their bytes', async () => {
+  const dataUrl = `data:image/jpeg;base64,${Buffer.from(IMG).toString('base64')}`;
+  const server = fakeServer({ shaVerdicts: { [IMG_SHA]: 'no-evidence' } });
+  const { ext, srv, service } = setup({ settings: { privacy: true }, server });
+  await service.check(1, [{ url: dataUrl }, { url: 'blob:https://private.test/9f1c', data: dataUrl }]);
+  await service.shaBatcher.idle();
+  assert.deepEqual(JSON.parse(srv.posts('/api/v1/lookup')[0].body), { sha256: [IMG_SHA] }, 'same bytes, one hash');
+  assert.deepEqual(delivered(ext, 1).map((r) => r.key).sort(), ['blob:https://private.test/9f1c', dataUrl].sort());
+  assert.deepEqual(leaked(srv, ['private.test', 'base64']), []);
+});
+
+test('privacy mode: an image the browser cannot read is "could not check", locally', async () => {
+  const { ext, srv, service } = setup({ settings: { privacy: true } });
+  await service.check(1, [{ url: 'https://private.test/missing.jpg' }]);
+  await service.shaBatcher.idle();
+  assert.equal(delivered(ext, 1)[0].verdict.level, 'unavailable');
+  assert.equal(srv.requests.filter((r) => r.url.startsWith('http://credence.test')).length, 0);
+});

@@ -1,0 +1,116 @@
+"""The report page of one content (permalink ``/desk/media/<sha256>``), its exports and its images."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from server import banks, models
+from server.api.deps import enqueue
+from server.desk import service
+from server.desk.auth import actor, current_user, may_view_anonymously, require, services
+from server.errors import ApiError
+from server.media_store import is_sha256
+from server.queue import enqueue_hash_entry
+
+bp = Blueprint("report", __name__)
+
+
+def _sha(sha256: str) -> str:
+    sha256 = sha256.lower()
+    if not is_sha256(sha256):
+        raise ApiError(404, "a report address ends in the content's SHA-256 (64 hex characters)")
+    return sha256
+
+
+def _report(sha256: str) -> dict:
+    svc = services()
+    with svc.db.session() as session:
+        report = service.build_report(session, svc, sha256, signed_in=current_user() is not None)
+    if report is None:
+        raise ApiError(404, "this instance has not checked any media with this SHA-256")
+    return report
+
+
+def _permalink(sha256: str) -> str:
+    return url_for("desk.report.media", sha256=sha256, _external=True)
+
+
+@bp.get("/media/<sha256>")
+def media(sha256: str):
+    sha256 = _sha(sha256)
+    if not may_view_anonymously():
+        return redirect(url_for("desk.auth.login", next=request.path))
+    report = _report(sha256)
+    bank_names = []
+    if current_user() is not None:
+        with services().db.session() as session:
+            bank_names = list(session.scalars(select(models.Bank.name).order_by(models.Bank.name)))
+    return render_template("desk/report.html", r=report, permalink=_permalink(sha256), bank_names=bank_names)
+
+
+@bp.get("/media/<sha256>/export.json")
+@require("reader")
+def export_json(sha256: str):
+    sha256 = _sha(sha256)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    response = jsonify(service.export_json(_report(sha256), _permalink(sha256), now))
+    response.headers["Content-Disposition"] = f'attachment; filename="credence-{sha256[:16]}.json"'
+    return response
+
+
+@bp.get("/media/<sha256>/export.pdf")
+@require("reader")
+def export_pdf(sha256: str):
+    from server.desk.pdf import render_pdf  # fpdf2 only loads when someone asks for a PDF
+
+    sha256 = _sha(sha256)
+    svc = services()
+    pdf = render_pdf(_report(sha256), _permalink(sha256), svc.store, svc.settings.max_pixels)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="credence-{sha256[:16]}.pdf"'})
+
+
+@bp.get("/blob/<sha256>")
+@require("reader")
+def blob(sha256: str):
+    """Stored bytes (the media, C2PA thumbnails, bank entry images) as an image, for signed-in users only:
+    a hash shared in a bank exchange must never be enough to download the content behind it."""
+    from worker.stages.sniff import sniff
+
+    sha256 = _sha(sha256)
+    data = services().store.get(sha256)
+    mime = sniff(data[:64]) if data else None
+    if data is None or mime not in service.RASTER_TYPES:
+        raise ApiError(404, "no stored image with this SHA-256")
+    return Response(data, mimetype=mime, headers={
+        "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, max-age=86400",
+        "Content-Disposition": "inline"})
+
+
+@bp.post("/media/<sha256>/submit")
+@require("reporter")
+def submit(sha256: str):
+    """Propose this content for a bank: a pending entry from the stored hashes (or the stored file)."""
+    sha256 = _sha(sha256)
+    label = request.form.get("label", "").strip()
+    if not label:
+        raise ApiError(400, "give the entry a label")
+    links = [line.strip() for line in request.form.get("source_links", "").splitlines() if line.strip()]
+    svc = services()
+    with svc.db.session() as session:
+        media = session.get(models.Media, sha256)
+        if media is None:
+            raise ApiError(404, "no such media")
+        ready = media.pdq is not None
+        entry = banks.submit_entry(
+            session, banks.get_bank(session, request.form.get("bank", "")), actor=actor(), label=label[:300],
+            notes=request.form.get("notes", "").strip(), source_links=links, sha256=sha256,
+            pdq=media.pdq if ready else None, pdq_quality=media.pdq_quality if ready else None,
+            phash=media.phash if ready else None, hash_state="ready" if ready else "pending")
+        entry_id = entry.id
+    if not ready:
+        enqueue(enqueue_hash_entry, entry_id)
+    flash("Submitted for review. A reviewer confirms or rejects it in Curation.", "info")
+    return redirect(url_for("desk.curation.entry", entry_id=entry_id))

@@ -1,0 +1,332 @@
+"""What the desk pages do with the record: start checks, follow them, and build a report.
+
+Checks go through the same record and queues as the API (``server.records``, ``server.queue``):
+a URL check joins an in-flight one exactly as POST /api/v1/checks does, an upload is stored by
+hash and analysed once. The desk always starts a check for a URL (never only the cache) because a
+fact-checker wants what the address serves now, and so that the check is in their history.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server import banks, models, records
+from server.api.deps import enqueue
+from server.media_store import is_sha256
+from server.metrics import CHECKS_CREATED
+from server.queue import enqueue_analyze, enqueue_fetch
+from server.services import Services
+from server.urls import BadUrl, normalise, url_key
+
+# Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
+STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("fetch", "Fetch", ("fetch",)),
+    ("provenance", "Provenance", ("c2pa", "ai-metadata", "watermark")),
+    ("hashes", "Hashes", ("hashes",)),
+    ("banks", "Banks", ("bank-match",)),
+    ("detection", "Detection", ("detect",)),
+)
+# versions["detect"] as worker/detection.py records it -> (state, note) on the desk.
+DETECTION_STATES = {
+    "ran": ("done", None),
+    "skipped": ("skipped", "not needed: provenance or a bank already answered"),
+    "not-configured": ("skipped", "no detector is configured on this server"),
+    "not-run": ("skipped", "nothing to look at"),
+    "misconfigured": ("failed", "the detector configuration is broken"),
+    "unavailable": ("failed", "the detectors could not run"),
+}
+DECISIVE = {"known-fake", "tampered", "ai-declared"}
+RASTER_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff",
+                "image/heic", "image/heif"}
+
+
+# ---------------------------------------------------------------------------- starting checks
+
+def start_url(svc: Services, raw: str, user_id: str | None) -> str:
+    """A check of ``raw`` (raises BadUrl): joins an in-flight one for the same URL, else a new fetch."""
+    from server.api.checks import _pending_check_for  # the API's in-flight dedup, shared, not copied
+
+    url = normalise(raw)
+    check_id, created = _pending_check_for(url, url_key(url))
+    if created:
+        CHECKS_CREATED.labels("url").inc()
+        enqueue(enqueue_fetch, check_id)
+    _remember(svc, check_id, user_id, url)
+    return check_id
+
+
+def start_upload(svc: Services, data: bytes, name: str, user_id: str | None) -> str:
+    """As POST /api/v1/checks/upload: store by hash, reuse a current verdict, else analyse once."""
+    from worker.stages.sniff import sniff  # pure function; the worker package is not loaded at import
+
+    sha256 = svc.store.put(data)
+    with svc.db.session() as session:
+        records.record_media(session, sha256=sha256, mime=sniff(data[:64]) or "application/octet-stream",
+                             size=len(data))
+        check = records.create_check(session, source="upload", sha256=sha256)
+        check_id = check.id
+        current = records.current_verdict(session, sha256)
+        if current is not None:
+            records.complete_check(session, check_id, current.id)
+    CHECKS_CREATED.labels("upload").inc()
+    if current is None:
+        enqueue(enqueue_analyze, sha256)
+    _remember(svc, check_id, user_id, name or "upload")
+    return check_id
+
+
+def _remember(svc: Services, check_id: str, user_id: str | None, name: str) -> None:
+    with svc.db.session() as session:
+        session.add(models.DeskCheck(check_id=check_id, user_id=user_id, name=name[:2000]))
+
+
+def parse_urls(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """URLs separated by lines or spaces; returns the good ones and why the others are not."""
+    good, bad = [], []
+    for raw in dict.fromkeys(text.split()):  # URLs hold no white space; commas are legal in them
+        try:
+            normalise(raw)
+            good.append(raw)
+        except BadUrl as exc:
+            bad.append({"url": raw[:200], "error": str(exc)})
+    return good, bad
+
+
+# ---------------------------------------------------------------------------- following checks
+
+def _stage_state(key: str, rules: tuple[str, ...], check: models.Check, body: dict[str, Any] | None) -> dict[str, Any]:
+    if key == "fetch":
+        if check.source == "upload":
+            return {"state": "done", "note": "uploaded"}
+        if body is not None and check.sha256 is None:
+            return {"state": "failed", "note": "could not fetch"}
+        return {"state": "done"} if check.sha256 else {"state": "running"}
+    if body is None:
+        return {"state": "running" if check.sha256 else "waiting"}
+    timings = body.get("timings") or {}
+    ran = [k for k in timings if any(k == r or k.startswith(r) for r in rules) and k != "detect-gate"]
+    errors = [e for e in body.get("evidence", []) if e.get("kind") == "stage-error"
+              and any(e.get("stage", "").startswith(r) for r in rules)]
+    if errors:
+        return {"state": "failed", "note": errors[0]["summary"]}
+    if key == "detection" and (body.get("versions") or {}).get("detect") in DETECTION_STATES:
+        state, note = DETECTION_STATES[body["versions"]["detect"]]
+        out = {"state": state, **({"note": note} if note else {})}
+        if ran and state == "done":
+            out["ms"] = round(sum(timings[k] for k in ran), 1)
+        return out
+    if ran:
+        return {"state": "done", "ms": round(sum(timings[k] for k in ran), 1)}
+    if key == "detection":
+        if body.get("level") in DECISIVE:
+            return {"state": "skipped", "note": "not needed: provenance or a bank already answered"}
+        return {"state": "skipped", "note": "no detector ran"}
+    return {"state": "skipped", "note": "not applicable"}
+
+
+def check_status(check: models.Check, body: dict[str, Any] | None, name: str | None) -> dict[str, Any]:
+    sha256 = (body or {}).get("sha256") or check.sha256
+    out: dict[str, Any] = {
+        "check_id": check.id, "name": name or check.url or "upload", "status": check.status,
+        "sha256": sha256,
+        "stages": [{"key": key, "label": label,
+                    **_stage_state(key, rules, check, body if check.status == "done" else None)}
+                   for key, label, rules in STAGES],
+        "verdict": None, "report_url": None,
+    }
+    if check.status == "done" and body is not None:
+        out["verdict"] = {k: body.get(k) for k in ("level", "label", "badge", "summary")}
+        if body.get("sha256"):
+            out["report_url"] = f"/desk/media/{body['sha256']}"
+    return out
+
+
+def statuses(session: Session, ids: list[str]) -> list[dict[str, Any]]:
+    found = records.checks_by_id(session, ids)
+    names = dict(session.execute(select(models.DeskCheck.check_id, models.DeskCheck.name)
+                                 .where(models.DeskCheck.check_id.in_(ids))).all())
+    out = []
+    for check_id in ids:
+        if check_id in found:
+            check, body = found[check_id]
+            out.append(check_status(check, body, names.get(check_id)))
+        else:
+            out.append({"check_id": check_id, "status": "unknown"})
+    return out
+
+
+# ---------------------------------------------------------------------------- the report
+
+def _exif(data: bytes, max_pixels: int) -> dict[str, Any]:
+    """EXIF highlights a fact-checker looks at first; the file is parsed, never decoded."""
+    from PIL import ExifTags, Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > max_pixels:
+                return {}
+            exif = img.getexif()
+            info = {ExifTags.TAGS.get(k, str(k)): v for k, v in exif.items()}
+            info.update({ExifTags.TAGS.get(k, str(k)): v for k, v in exif.get_ifd(ExifTags.IFD.Exif).items()})
+            gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    except Exception:  # noqa: BLE001 - a file Pillow cannot parse simply has no highlights
+        return {}
+    out: dict[str, Any] = {}
+    for key, label in (("Make", "camera make"), ("Model", "camera model"), ("LensModel", "lens"),
+                       ("DateTimeOriginal", "taken"), ("DateTime", "modified"), ("Software", "software"),
+                       ("Artist", "artist"), ("Copyright", "copyright"), ("ImageDescription", "description")):
+        value = info.get(key)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if value not in (None, ""):
+            out[label] = str(value).strip("\x00 ")[:200]
+    try:
+        def deg(values: Any, ref: str) -> float:
+            d, m, s = (float(v) for v in values)
+            return round((d + m / 60 + s / 3600) * (-1 if ref in ("S", "W") else 1), 5)
+
+        if 2 in gps and 4 in gps:
+            out["GPS position"] = f"{deg(gps[2], gps.get(1, 'N'))}, {deg(gps[4], gps.get(3, 'E'))}"
+    except (TypeError, ValueError, ZeroDivisionError):
+        pass
+    return out
+
+
+def _flatten_ingredients(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str, Any]]:
+    out = []
+    for node in nodes or []:
+        out.append({**{k: v for k, v in node.items() if k != "ingredients"}, "depth": depth})
+        out.extend(_flatten_ingredients(node.get("ingredients") or [], depth + 1))
+    return out
+
+
+def _sha_ref(value: Any) -> str | None:
+    """A stored image named by its sha256, as a string or as {"sha256": ...}."""
+    if isinstance(value, dict):
+        value = value.get("sha256")
+    return value if isinstance(value, str) and is_sha256(value) else None
+
+
+def _boxes(value: Any) -> list[dict[str, float]]:
+    """Face boxes in image pixels from the shapes a detector may write: [x0, y0, x1, y1],
+    {"box": [x0, y0, x1, y1]} or {"x", "y", "w", "h"} (a "score" or "confidence" is kept)."""
+    out = []
+    for raw in value if isinstance(value, list) else []:
+        score = raw.get("score", raw.get("confidence")) if isinstance(raw, dict) else None
+        box = raw.get("box") if isinstance(raw, dict) else raw
+        try:
+            if isinstance(raw, dict) and box is None:
+                x, y, w, h = (float(raw[k]) for k in ("x", "y", "w", "h"))
+            else:
+                x0, y0, x1, y1 = (float(v) for v in box)
+                x, y, w, h = x0, y0, x1 - x0, y1 - y0
+        except (KeyError, TypeError, ValueError):
+            continue
+        if w > 0 and h > 0:
+            out.append({"x": round(x, 1), "y": round(y, 1), "w": round(w, 1), "h": round(h, 1), "score": score})
+    return out[:50]
+
+
+def build_report(session: Session, svc: Services, sha256: str, *, signed_in: bool) -> dict[str, Any] | None:
+    """Everything the report page, the JSON export and the PDF show, in one structure."""
+    media = session.get(models.Media, sha256)
+    if media is None:
+        return None
+    settings = svc.settings
+    current = records.current_verdict(session, sha256)
+    body: dict[str, Any] | None = copy.deepcopy(current.body) if current else None
+    evidence = list((body or {}).get("evidence") or [])
+    history = session.scalars(select(models.Verdict).where(models.Verdict.sha256 == sha256)
+                              .order_by(models.Verdict.created_at.desc()).limit(50)).all()
+
+    provenance = [e for e in evidence if e["stage"] == "c2pa" and e["kind"].startswith("c2pa-")]
+    for item in provenance:
+        item.setdefault("details", {})
+        item["tree"] = _flatten_ingredients(item["details"].get("ingredients") or [])
+    declarations = [e for e in evidence if e["kind"].startswith("ai-")]
+    detection = [e for e in evidence if e["stage"].startswith("detect")]
+    if not any(e.get("score") is not None for e in detection):
+        detection = []  # only notes (skipped, not configured): they go with the other findings
+    for item in detection:
+        details = item.setdefault("details", {}) or {}
+        heatmap = details.get("heatmap") or details.get("heat_map")
+        item["heatmap_sha"] = _sha_ref(heatmap)
+        crop = _boxes([heatmap.get("box")]) if isinstance(heatmap, dict) and heatmap.get("box") else []
+        item["heatmap_box"] = crop[0] if crop else None
+        item["boxes"] = _boxes(details.get("faces") or details.get("boxes"))
+    matches = []
+    for item in (e for e in evidence if e["stage"] == "bank-match"):
+        entry_id = (item.get("details") or {}).get("entry_id")
+        entry = session.get(models.BankEntry, entry_id) if entry_id else None
+        bank = session.get(models.Bank, entry.bank_id) if entry is not None else None
+        matched: dict[str, Any] | None = None
+        if entry is not None:
+            matched = banks.entry_dict(entry, bank)
+            matched["image"] = bool(entry.sha256 and svc.store.path(entry.sha256).exists())
+            if not signed_in:  # who reviewed, and with what note, is for the newsroom
+                for key in ("submitted_by", "reviewed_by", "review_note", "sha256", "pdq", "phash", "source_url"):
+                    matched[key] = None
+                matched["image"] = False
+        matches.append({"evidence": item, "entry": matched})
+    shown = {id(e) for e in provenance + declarations + detection} | {id(m["evidence"]) for m in matches}
+    decoded = next((e["details"] for e in evidence if e["kind"] == "decoded"), {})
+    data = svc.store.get(sha256) if signed_in else None
+    facts = {
+        "sha256": sha256, "mime": media.mime, "format": decoded.get("format"), "size": media.size,
+        "width": media.width, "height": media.height, "frames": decoded.get("frames"),
+        "pdq": media.pdq, "pdq_quality": media.pdq_quality, "phash": media.phash,
+        "exif": _exif(data, settings.max_pixels) if data else {},
+    }
+    sightings = None
+    if settings.desk_sightings and signed_in:
+        urls = session.scalars(select(models.MediaUrl).where(models.MediaUrl.sha256 == sha256)
+                               .order_by(models.MediaUrl.fetched_at).limit(50)).all()
+        sightings = {"first_seen": media.first_seen.isoformat(),
+                     "urls": [{"url": u.url, "final_url": u.final_url, "fetched_at": u.fetched_at.isoformat()}
+                              for u in urls]}
+    strongest = [e for e in evidence if body and e.get("supports") == body.get("level")]
+    return {
+        "sha256": sha256,
+        "viewable": bool(data) and media.mime in RASTER_TYPES,
+        "verdict": body,
+        "why": strongest,
+        "panels": {
+            "provenance": provenance, "declarations": declarations, "matches": matches, "detection": detection,
+            "other": [e for e in evidence if id(e) not in shown and e["kind"] not in ("decoded", "hashes")],
+        },
+        "facts": facts,
+        "sightings": sightings,
+        "history": [{"id": v.id, "level": v.level, "pipeline_version": v.pipeline_version,
+                     "created_at": v.created_at.isoformat()} for v in history],
+        "checks": session.scalar(select(models.Check.id).where(models.Check.sha256 == sha256).limit(1)) is not None,
+    }
+
+
+def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> dict[str, Any]:
+    """The report as a newsroom keeps it: no UI helpers, with where it came from and when."""
+    panels = report["panels"]
+    return {
+        "format": "credence-report/1",
+        "generated_at": generated_at,
+        "permalink": permalink,
+        "sha256": report["sha256"],
+        "verdict": report["verdict"],
+        "provenance": [{k: v for k, v in e.items() if k != "tree"} for e in panels["provenance"]],
+        "ai_declarations": panels["declarations"],
+        "bank_matches": [{"evidence": m["evidence"], "entry": {k: v for k, v in (m["entry"] or {}).items()
+                                                                if k != "image"} or None}
+                         for m in panels["matches"]],
+        "detection": panels["detection"],
+        "file": report["facts"],
+        "sightings": report["sightings"],
+        "verdict_history": report["history"],
+    }
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

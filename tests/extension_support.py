@@ -1,0 +1,393 @@
+"""Support for the extension's end-to-end tests: a recording proxy in front of the real server,
+the test page and its images, and a copy of the extension pointed at the proxy.
+
+To add a level to the e2e (signed, tampered, banked fake...), add a ``Fixture`` with its bytes and
+expected level to ``main_fixtures``; the page, the expectations and the probes follow from it.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import http.client
+import io
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from PIL import Image
+
+from tests.helpers import ROOT, MediaServer
+
+EXTENSION = ROOT / "extension"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+@dataclass
+class Record:
+    """One request the extension (or a browser tab) sent to the server, or a phase marker."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    status: int | None = None  # the server's answer
+    response: bytes = b""
+
+    def text(self) -> str:
+        """Everything that went over the wire, for leak checks."""
+        head = "\n".join(f"{k}: {v}" for k, v in self.headers.items())
+        return f"{self.method} {self.path}\n{head}\n\n{self.body.decode('utf-8', 'replace')}"
+
+
+class RecordingProxy:
+    """A reverse proxy on loopback that forwards to the real Credence server and records everything.
+
+    The extension is configured with the proxy's URL as its server, so every byte it sends to
+    "the server" is in ``records``. ``GET /__mark/<name>`` adds a phase marker (not forwarded).
+    """
+
+    def __init__(self, backend: str) -> None:
+        parts = urlsplit(backend)
+        self.backend_host, self.backend_port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.records: list[Record] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                if self.path.startswith("/__mark/"):
+                    outer._add(Record("MARK", self.path[len("/__mark/"):]))
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                record = Record(self.command, self.path, headers, body)
+                outer._add(record)
+                conn = http.client.HTTPConnection(outer.backend_host, outer.backend_port, timeout=30)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    response = conn.getresponse()
+                    payload = response.read()
+                    record.status, record.response = response.status, payload
+                    self.send_response(response.status)
+                    for key, value in response.getheaders():
+                        if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the browser closed the tab (a report page) before the answer
+                finally:
+                    conn.close()
+
+            do_GET = do_POST = do_OPTIONS = do_DELETE = do_PUT = do_HEAD = _forward
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _add(self, record: Record) -> None:
+        with self.lock:
+            self.records.append(record)
+
+    def api(self, method: str | None = None, prefix: str = "/api/") -> list[Record]:
+        """Recorded API requests (no markers, no preflights unless asked for)."""
+        with self.lock:
+            return [r for r in self.records if r.path.startswith(prefix) and (method is None or r.method == method)]
+
+    def between(self, start: str | None, end: str | None) -> list[Record]:
+        """Records after marker ``start`` (or the beginning) and before marker ``end`` (or the end).
+
+        A missing ``start`` marker is an error; a missing ``end`` marker means "up to now"."""
+        with self.lock:
+            records = list(self.records)
+        names = [r.path if r.method == "MARK" else None for r in records]
+        lo = names.index(start) + 1 if start else 0
+        hi = names.index(end) if end is not None and end in names else len(records)  # no marker: to the end
+        return [r for r in records[lo:hi] if r.method != "MARK"]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def dark_jpeg(index: int, size: tuple[int, int] = (320, 240)) -> bytes:
+    """A distinct plain JPEG: smooth dark blobs, every pixel far from every badge colour (pixel probes).
+
+    Not a flat colour: flat images all share one perceptual hash, so one banked flat fake would make
+    every flat image a near-duplicate "known fake".
+    """
+    rng = random.Random(index)
+    small = Image.new("RGB", (8, 6))
+    small.putdata([(rng.randint(10, 55), rng.randint(20, 60), rng.randint(60, 120)) for _ in range(48)])
+    buf = io.BytesIO()
+    small.resize(size, Image.BILINEAR).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+BROKEN = b"<!doctype html><title>not an image</title><p>This is a web page, not a picture.</p>"
+
+
+@dataclass
+class Fixture:
+    """One image of the test page: where it is served, what the server should say, where it sits."""
+
+    id: str
+    path: str
+    body: bytes
+    ctype: str
+    expected: str  # a verdict level, or "none" for images the extension must skip
+    section: str  # initial | dynamic | lazy | skipped
+    markup: str | None = None  # custom HTML (srcset, picture); default a plain <img>
+    extra: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # other routes it needs
+    delay: float = 0.0  # seconds the image host takes to answer (browser and server alike)
+    bank: bool = False  # confirm its SHA-256 in a fakes bank before the run
+
+
+@dataclass
+class Signing:
+    """Two test CAs: one the server trusts (its root is a user anchor), one it does not."""
+
+    trusted: object
+    untrusted: object
+    anchors: Path
+
+
+def make_signing(folder: Path) -> Signing:
+    from tests.c2pa_kit import make_ca
+
+    trusted, untrusted = make_ca(), make_ca()
+    anchors = folder / "e2e-trust-anchors.pem"
+    anchors.write_bytes(trusted.root_pem)
+    return Signing(trusted, untrusted, anchors)
+
+
+def level_fixtures(prefix: str, signing: Signing, seed: int) -> list[Fixture]:
+    """One image per level the pipeline can decide today: real C2PA signatures, a banked fake."""
+    import c2pa
+
+    from tests.c2pa_kit import sign
+
+    newsroom = signing.trusted.leaf("Wire Camera 3", "Trusted Wire")
+    stranger = signing.untrusted.leaf("Somebody's Camera", "Unknown Org")
+    verified, _ = sign(dark_jpeg(seed + 50), newsroom)
+    signed, _ = sign(dark_jpeg(seed + 51), stranger)
+    generated, _ = sign(dark_jpeg(seed + 52), stranger,
+                        {"title": "generated.jpg", "claim_generator_info": [{"name": "ImageGen", "version": "3"}]},
+                        intent=(c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA))
+    tampered = bytearray(sign(dark_jpeg(seed + 53), newsroom)[0])
+    scan = tampered.rfind(b"\xff\xda") + 400  # a byte of the signed pixels, not a marker
+    while tampered[scan] in (0x00, 0xFE, 0xFF) or tampered[scan - 1] == 0xFF:
+        scan += 1
+    tampered[scan] ^= 0x01
+    return [
+        Fixture("fake", f"/{prefix}/fake.jpg", dark_jpeg(seed + 54), "image/jpeg", "known-fake", "initial", bank=True),
+        Fixture("tampered", f"/{prefix}/tampered.jpg", bytes(tampered), "image/jpeg", "tampered", "initial"),
+        Fixture("ai", f"/{prefix}/ai.jpg", generated, "image/jpeg", "ai-declared", "initial"),
+        Fixture("verified", f"/{prefix}/verified.jpg", verified, "image/jpeg", "verified", "initial"),
+        Fixture("signed", f"/{prefix}/signed.jpg", signed, "image/jpeg", "signed-untrusted", "initial"),
+    ]
+
+
+def main_fixtures(prefix: str, signing: Signing | None = None) -> list[Fixture]:
+    """The main page's images. ``prefix`` keeps each browser's URLs (and bytes) distinct."""
+    seed = sum(map(ord, prefix)) * 7
+    fx: list[Fixture] = level_fixtures(prefix, signing, seed) if signing else []
+    for i in range(15):
+        fx.append(Fixture(f"plain{i}", f"/{prefix}/plain{i}.jpg", dark_jpeg(seed + i), "image/jpeg",
+                          "no-evidence", "initial"))
+    # The same image twice on the page: one request, two badges.
+    fx.append(Fixture("dup", f"/{prefix}/plain0.jpg", b"", "image/jpeg", "no-evidence", "initial"))
+    fx.append(Fixture(
+        "srcset", f"/{prefix}/srcset-1x.jpg", dark_jpeg(seed + 20), "image/jpeg", "no-evidence", "initial",
+        markup=(f'<img id="srcset" src="/{prefix}/srcset-fallback.html" width="120" height="90" '
+                f'srcset="/{prefix}/srcset-1x.jpg 1x, /{prefix}/srcset-2x.jpg 2x" alt="">'),
+        extra={f"/{prefix}/srcset-2x.jpg": (dark_jpeg(seed + 21), "image/jpeg"),
+               f"/{prefix}/srcset-fallback.html": (BROKEN, "text/html")}))
+    fx.append(Fixture(
+        "picture", f"/{prefix}/picture.jpg", dark_jpeg(seed + 22), "image/jpeg", "no-evidence", "initial",
+        markup=(f'<picture><source srcset="/{prefix}/picture.jpg" type="image/jpeg">'
+                f'<img id="picture" src="/{prefix}/picture-fallback.html" width="120" height="90" alt=""></picture>'),
+        extra={f"/{prefix}/picture-fallback.html": (BROKEN, "text/html")}))
+    fx.append(Fixture("broken", f"/{prefix}/broken.jpg", BROKEN, "text/html", "unavailable", "initial"))
+    # Slower than the first answer's long-poll: its verdict comes through polling.
+    fx.append(Fixture("slow", f"/{prefix}/slow.jpg", dark_jpeg(seed + 25), "image/jpeg", "no-evidence", "initial",
+                      delay=2.5))
+    fx.append(Fixture("tiny", f"/{prefix}/tiny.jpg", dark_jpeg(seed + 23, (8, 8)), "image/jpeg", "none", "skipped",
+                      markup=f'<img id="tiny" src="/{prefix}/tiny.jpg" width="8" height="8" alt="">'))
+    fx.append(Fixture("hidden", f"/{prefix}/hidden.jpg", dark_jpeg(seed + 24), "image/jpeg", "none", "skipped",
+                      markup=(f'<img id="hidden" src="/{prefix}/hidden.jpg" width="120" height="90" alt="" '
+                              'style="visibility:hidden">')))
+    for i in range(4):
+        fx.append(Fixture(f"dyn{i}", f"/{prefix}/dyn{i}.jpg", dark_jpeg(seed + 30 + i), "image/jpeg",
+                          "no-evidence", "dynamic"))
+    for i in range(4):
+        fx.append(Fixture(f"lazy{i}", f"/{prefix}/lazy{i}.jpg", dark_jpeg(seed + 40 + i), "image/jpeg",
+                          "no-evidence", "lazy",
+                          markup=(f'<img id="lazy{i}" src="/{prefix}/lazy{i}.jpg" loading="lazy" '
+                                  'width="120" height="90" alt="">')))
+    return fx
+
+
+PAGE_STYLE = """
+body { margin: 0; padding: 12px 16px; background: #1f2933; color: #e0e6eb; font: 14px system-ui, sans-serif; }
+h1 { font-size: 16px; margin: 0 0 8px; }
+.grid img, .grid picture { display: inline-block; margin: 0 10px 10px 0; vertical-align: top; }
+#spacer { height: 3200px; }
+"""
+
+PAGE_SCRIPT = """
+window.addImages = () => {
+  const box = document.getElementById('dynamic');
+  for (const [id, src] of DYNAMIC) {
+    const img = document.createElement('img');
+    img.id = id; img.src = src; img.width = 120; img.height = 90; img.alt = '';
+    box.append(img);
+  }
+};
+// A hostile page: everything a page script can do to badges through the DOM it can reach.
+window.attackBadges = () => {
+  const known = new Set(['HEAD', 'BODY']);
+  const hosts = [...document.documentElement.children].filter((el) => !known.has(el.tagName));
+  const report = { hosts: hosts.map((h) => h.localName), shadowRoots: hosts.map((h) => h.shadowRoot === null ? null : 'visible') };
+  report.attachShadowBlocked = hosts.every((h) => { try { h.attachShadow({ mode: 'open' }); return false; } catch { return true; } });
+  report.buttonsReachable = document.querySelectorAll('button, [role=tooltip]').length;
+  for (const h of hosts) {
+    h.style.setProperty('display', 'none', 'important');
+    h.style.setProperty('opacity', '0', 'important');
+    h.setAttribute('hidden', '');
+    h.className = 'gone';
+  }
+  const style = document.createElement('style');
+  style.id = 'attack';
+  style.textContent = hosts.map((h) => h.localName).join(',') + ' { display: none !important; visibility: hidden !important; opacity: 0 !important; }'
+    + ' html > :last-child { transform: translateX(-99999px) !important; }'
+    + ' button, .badge, .wrap { display: none !important; } * { --fill: #000 !important; }';
+  document.head.append(style);
+  hosts.forEach((h) => h.animate([{ opacity: 0 }], { duration: 100000, fill: 'forwards' }));
+  hosts.forEach((h) => h.remove());
+  report.removed = hosts.length;
+  return report;
+};
+window.endAttack = () => document.getElementById('attack').remove();  // the page's own layout back
+window.inspectBadges = () => {
+  const known = new Set(['HEAD', 'BODY']);
+  const hosts = [...document.documentElement.children].filter((el) => !known.has(el.tagName));
+  return { hosts: hosts.map((h) => h.localName), shadowRoots: hosts.map((h) => h.shadowRoot === null ? null : 'visible'),
+           attributes: hosts.map((h) => h.getAttributeNames()),
+           order: [...document.documentElement.children].map((el) => el.localName),
+           bodyTransform: getComputedStyle(document.body).transform,
+           hostTransform: hosts.map((h) => getComputedStyle(h).transform) };
+};
+"""
+
+
+def build_main_page(media: MediaServer, prefix: str, fixtures: list[Fixture]) -> str:
+    """Serve the fixtures and their page; returns the page URL."""
+    for f in fixtures:
+        if f.body:
+            media.add(f.path, f.body, f.ctype, delay=f.delay)
+        for path, (body, ctype) in f.extra.items():
+            media.add(path, body, ctype)
+
+    def tag(f: Fixture) -> str:
+        return f.markup or f'<img id="{f.id}" src="{f.path}" width="120" height="90" alt="">'
+
+    sections = {s: "".join(tag(f) for f in fixtures if f.section == s) for s in ("initial", "skipped", "lazy")}
+    dynamic = json.dumps([[f.id, f.path] for f in fixtures if f.section == "dynamic"])
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence test page</title>
+<style>{PAGE_STYLE}</style><script>const DYNAMIC = {dynamic};{PAGE_SCRIPT}</script></head><body>
+<h1>Credence extension test page ({html.escape(prefix)})</h1>
+<div class="grid">{sections['initial']}{sections['skipped']}</div>
+<div class="grid" id="dynamic"></div>
+<div id="spacer"></div>
+<div class="grid" id="lazy">{sections['lazy']}</div>
+</body></html>"""
+    return media.add(f"/{prefix}/index.html", page.encode(), "text/html; charset=utf-8")
+
+
+def build_privacy_page(media: MediaServer, prefix: str) -> tuple[str, dict[str, bytes], str]:
+    """A page for privacy mode: a known image, an unknown one and a data: image.
+
+    Returns (page URL, {id: bytes served by URL}, the data: image's bytes as base64).
+    """
+    seed = sum(map(ord, prefix)) * 11
+    known, unknown, inline = dark_jpeg(seed), dark_jpeg(seed + 1), dark_jpeg(seed + 2, (160, 120))
+    media.add(f"/{prefix}/known.jpg", known)
+    media.add(f"/{prefix}/unknown.jpg", unknown)
+    data = base64.b64encode(inline).decode()
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence privacy test</title>
+<style>{PAGE_STYLE}</style></head><body><h1>Privacy mode ({html.escape(prefix)})</h1><div class="grid">
+<img id="known" src="/{prefix}/known.jpg" width="120" height="90" alt="">
+<img id="unknown" src="/{prefix}/unknown.jpg" width="120" height="90" alt="">
+<img id="inline" src="data:image/jpeg;base64,{data}" width="120" height="90" alt="">
+</div></body></html>"""
+    url = media.add(f"/{prefix}/private-page.html", page.encode(), "text/html; charset=utf-8")
+    return url, {"known": known, "unknown": unknown}, data
+
+
+def make_keys(env: dict[str, str], roles: tuple[str, ...]) -> dict[str, str]:
+    """API keys for the running server, made in one process with the server's own settings."""
+    code = ("import json, sys; from server.auth import create_key; from server.config import Settings; "
+            "from server.db import Database; db = Database(Settings().sqlalchemy_url); "
+            "print(json.dumps({r: create_key(db, role=r, name='e2e-' + r)[0] for r in sys.argv[1:]}))")
+    out = subprocess.run([sys.executable, "-c", code, *roles], env=env, cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bank_fakes(base: str, keys: dict[str, str], fixtures: list[Fixture]) -> None:
+    """Confirm the SHA-256 of each ``bank`` fixture as a known fake: created, submitted, reviewed."""
+    def call(method: str, path: str, role: str, **kwargs: object) -> requests.Response:
+        return requests.request(method, base + path, headers={"Authorization": f"Bearer {keys[role]}"},
+                                timeout=30, **kwargs)
+
+    made = call("POST", "/api/v1/banks", "admin", json={"name": "e2e-fakes", "kind": "fake"})
+    assert made.status_code in (201, 409), made.text
+    for f in fixtures:
+        if not f.bank:
+            continue
+        sha = hashlib.sha256(f.body).hexdigest()
+        entry = call("POST", "/api/v1/banks/e2e-fakes/entries", "reporter",
+                     json={"label": "Staged photo (e2e)", "sha256": sha})
+        assert entry.status_code == 201, entry.text
+        review = call("POST", f"/api/v1/entries/{entry.json()['id']}/review", "reviewer",
+                      json={"action": "confirm", "note": "confirmed by the e2e"})
+        assert review.status_code == 200, review.text
+
+
+def prepare_extension(dest: Path, **settings: object) -> Path:
+    """A copy of extension/src whose built-in defaults are ``settings`` (e.g. the proxy as server)."""
+    shutil.copytree(EXTENSION / "src", dest)
+    original = (EXTENSION / "src" / "lib" / "defaults.js").read_text()
+    keys = re.findall(r"^\s+(\w+):", original, re.M)
+    values = dict(re.findall(r"^\s+(\w+): (.+?),(?:\s*//.*)?$", original, re.M))
+    defaults = {k: json.loads(values[k].replace("'", '"')) for k in keys}
+    unknown = set(settings) - set(defaults)
+    assert not unknown, f"not extension settings: {unknown}"
+    defaults.update(settings)
+    (dest / "lib" / "defaults.js").write_text(
+        "// Written by tests/extension_support.py for one e2e run.\n"
+        f"export const DEFAULTS = Object.freeze({json.dumps(defaults)});\n")
+    return dest

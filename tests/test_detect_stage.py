@@ -1,0 +1,294 @@
+"""The detection stage in the pipeline: gate, loud failures, batching, bands, hand-off, CLI, training code."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from server import models, records
+from server.config import Settings
+from server.migrate import upgrade
+from server.services import Services
+from server.verdicts import Evidence, Level
+from tests.conftest import env_for, settings_from
+from tests.helpers import ROOT, make_jpeg
+from worker import detect_jobs, detection, jobs
+from worker.detectors import manifest as mf
+from worker.detectors import training
+from worker.detectors.nets.baseline import BaselineNet
+from worker.detectors.runtime import Result, Runtime
+from worker.pipeline import Item, analyze, run_rules
+from worker.rules import RULES
+
+MODELS = ROOT / "models"
+DATA = ROOT.parent / "shared" / "data" / "synthetic-images" / "train" / "cnndetection-crops"
+
+
+def photo(seed: int, size: tuple[int, int] = (300, 260)) -> Image.Image:
+    """A photo-like image from the shared data, cropped (never resized) or tiled to ``size``."""
+    files = sorted((DATA / "real").glob("*.png"))
+    src = np.asarray(Image.open(files[seed % len(files)]).convert("RGB"))
+    reps = (-(-size[1] // src.shape[0]), -(-size[0] // src.shape[1]), 1)
+    return Image.fromarray(np.tile(src, reps)[:size[1], :size[0]])
+
+
+def jpeg_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def random_models(folder: Path, extra: list[dict] | None = None, threshold: float | None = 0.5) -> Path:
+    """A models dir with a randomly initialised baseline (a real checkpoint file, real hash)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(BaselineNet().state_dict(), folder / "b.pt")
+    entry = {"name": "rand", "architecture": "credence-baseline", "file": "b.pt", "sha256": mf.file_sha256(folder / "b.pt"),
+             "licence": "test", "calibration": {} if threshold is None else {"threshold": threshold, "max_fpr": 0.01}}
+    (folder / mf.MANIFEST).write_text(json.dumps({"detectors": [entry, *(extra or [])]}))
+    return folder
+
+
+# ---------------------------------------------------------------- the API never loads torch
+
+
+def test_api_process_never_imports_torch_or_the_worker() -> None:
+    code = ("import sys; from server.config import Settings; from server.app import create_app; import server.cli; "
+            "import tempfile; create_app(Settings(data_dir=tempfile.mkdtemp(), models_dir='models')); "
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'worker'))); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def test_without_a_models_dir_detection_says_it_did_not_run() -> None:
+    verdict = analyze(make_jpeg(), Settings(models_dir=None))
+    note = [e for e in verdict.evidence if e.stage == "detect"]
+    assert [e.kind for e in note] == ["detection-not-run"] and verdict.versions["detect"] == "not-configured"
+    assert verdict.level == Level.NO_EVIDENCE
+
+
+def test_decisive_evidence_skips_detection_and_says_so() -> None:
+    class Declared:
+        name, version = "declared", "1"
+
+        def applies(self, item: Item) -> bool:
+            return True
+
+        def act(self, item: Item) -> None:
+            item.evidence.append(Evidence(stage="x", kind="ai", summary="declared", supports=Level.AI_DECLARED))
+
+    item = run_rules(Item(data=make_jpeg(), settings=Settings(models_dir=MODELS)), [*RULES[:-1], Declared(), RULES[-1]])
+    skipped = [e for e in item.evidence if e.kind == "detection-skipped"]
+    assert len(skipped) == 1 and skipped[0].details["level"] == "ai-declared" and "Declared AI-made" in skipped[0].summary
+    assert item.versions["detect"] == "skipped"
+
+
+def test_configured_detection_is_pending_and_a_broken_config_is_loud(tmp_path, caplog) -> None:
+    assert analyze(make_jpeg(), Settings(models_dir=MODELS)).versions["detect"] == "pending"
+    with caplog.at_level(logging.ERROR):
+        verdict = analyze(make_jpeg(), Settings(models_dir=tmp_path))  # no manifest there
+    assert verdict.versions["detect"] == "misconfigured"
+    assert [e.kind for e in verdict.evidence if e.stage == "detect"] == ["detector-unavailable"]
+    assert "DETECTION MISCONFIGURED" in caplog.text
+    unknown = analyze(make_jpeg(), Settings(models_dir=MODELS, detectors="baseline,nope"))
+    assert "nope" in [e for e in unknown.evidence if e.stage == "detect"][0].details["reason"]
+
+
+# ---------------------------------------------------------------- checkpoints: loud, never silent
+
+
+def test_missing_file_and_wrong_hash_are_loud_and_the_rest_still_runs(tmp_path, caplog) -> None:
+    folder = random_models(tmp_path / "m", extra=[
+        {"name": "gone", "architecture": "cnndetection-resnet50", "file": "nope.pth", "sha256": "0" * 64, "licence": "x"},
+        {"name": "tampered", "architecture": "credence-baseline", "file": "b.pt", "sha256": "f" * 64, "licence": "x"},
+    ])
+    with caplog.at_level(logging.ERROR):
+        rt = Runtime(folder, heatmaps=False)
+    assert [d.name for d in rt.detectors] == ["rand"]
+    assert "missing" in rt.failed["gone"] and "SHA-256" in rt.failed["tampered"]
+    assert caplog.text.count("DETECTOR UNAVAILABLE") == 2
+    evidence: list[Evidence] = []
+    versions: dict[str, str] = {}
+    detection.apply(rt, rt.detect([photo(1)])[0], None, 1, evidence, versions)
+    assert sorted(e.kind for e in evidence) == ["detector-unavailable", "detector-unavailable", "synthetic-score"]
+    assert versions["detector:gone"] == "unavailable" and versions["detector:rand"].startswith("credence-baseline/")
+    with pytest.raises(mf.ManifestError):
+        Runtime(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- batching, per-item errors, heat maps
+
+
+def test_batch_scores_equal_single_scores_and_errors_stay_per_item(tmp_path, monkeypatch) -> None:
+    rt = Runtime(random_models(tmp_path / "m"), heatmaps=True)
+    images = [photo(0), photo(1, (224, 224)), photo(2, (100, 80)), photo(3, (640, 480))]
+    batch = rt.detect(images)
+    single = [rt.detect([img])[0][0].score for img in images]
+    np.testing.assert_allclose([r[0].score for r in batch], single, rtol=1e-5, atol=1e-6)
+    first = batch[0][0]
+    assert first.crop_box == (38, 18, 262, 242)
+    heat = Image.open(io.BytesIO(first.heatmap_png))
+    assert heat.size == (224, 224) and first.heatmap["method"] == "grad-cam"
+    assert batch[2][0].crop_box == (0, 0, 100, 80)  # small image: zero-padded, never resized
+
+    det = rt.detectors[0]
+    real_prepare = det.prepare
+    monkeypatch.setattr(det, "prepare", lambda img: (_ for _ in ()).throw(ValueError("bad pixels"))
+                        if img.size == (100, 80) else real_prepare(img))
+    real_forward = det.model.forward
+
+    def no_batches(x):  # a model that fails on any batch larger than one: items are retried alone
+        if x.shape[0] > 1:
+            raise RuntimeError("out of memory")
+        return real_forward(x)
+
+    monkeypatch.setattr(det.model, "forward", no_batches)
+    again = rt.detect(images)
+    assert "bad pixels" in again[2][0].error and again[2][0].score is None
+    np.testing.assert_allclose([again[i][0].score for i in (0, 1, 3)], [single[i] for i in (0, 1, 3)], rtol=1e-5)
+
+
+def test_bands_threshold_likely_synthetic_else_inconclusive() -> None:
+    entry = mf.Entry(name="b", architecture="credence-baseline", file="f", sha256="a" * 64, licence="l",
+                     calibration={"threshold": 0.8, "max_fpr": 0.01})
+    high = detection.evidence_for(Result("b", "image", score=0.91, crop_box=(0, 0, 9, 9)), entry, None, 4)
+    low = detection.evidence_for(Result("b", "image", score=0.3), entry, None, 4)
+    assert high.supports == Level.LIKELY_SYNTHETIC and high.details["band"] == "likely-synthetic"
+    assert "likely synthetic" in high.summary and "1%" in high.summary
+    assert low.supports is None and low.details["band"] == "inconclusive" and "does not show" in low.summary
+    raw = mf.Entry(name="u", architecture="npr-resnet50", file="f", sha256="a" * 64, licence="l")
+    uncal = detection.evidence_for(Result("u", "image", score=0.99), raw, None, 1)
+    assert uncal.supports is None and uncal.details["band"] == "uncalibrated"
+    faces = detection.evidence_for(Result("f", "face", score=0.95, faces=[{"box": [1, 2, 3, 4], "score": 0.95},
+                                                                         {"box": [5, 6, 7, 8], "score": 0.2}]),
+                                   entry, None, 2)
+    assert faces.kind == "face-manipulation-score" and faces.supports == Level.LIKELY_SYNTHETIC
+    assert "strongest of 2 faces" in faces.summary and len(faces.details["faces"]) == 2
+    none = detection.evidence_for(Result("f", "face", score=None), entry, None, 2)
+    assert none.kind == "no-face" and none.supports is None
+
+
+# ---------------------------------------------------------------- cpu -> gpu hand-off with the committed baseline
+
+
+@pytest.fixture
+def ctx(data_dir: Path) -> Services:
+    settings = settings_from(env_for(data_dir, models_dir=str(MODELS)))
+    upgrade(settings.sqlalchemy_url)
+    return Services(settings)
+
+
+def _messages(ctx: Services, task: str) -> list[tuple[list, dict]]:
+    out = []
+    for path in sorted((ctx.settings.resolved_data_dir / "broker").glob("*.msg")):
+        msg = json.loads(path.read_text())
+        if msg["headers"]["task"] == task:
+            out.append((json.loads(base64.b64decode(msg["body"])), msg["properties"]["delivery_info"]))
+    return out
+
+
+def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Services) -> None:
+    data = jpeg_bytes(photo(5))
+    sha = ctx.store.put(data)
+    with ctx.db.session() as session:
+        records.record_media(session, sha256=sha, mime="image/jpeg", size=len(data))
+        check_id = records.create_check(session, source="upload", sha256=sha).id
+    assert jobs.analyze_media(ctx, sha, owner="t") == jobs.DETECTING
+    with ctx.db.session() as session:
+        assert session.get(models.Check, check_id).status == "pending"  # no verdict before detection
+        assert records.current_verdict(session, sha) is None
+        assert session.get(models.Media, sha).pdq  # the cpu stage's findings are recorded
+    [(body, delivery)] = _messages(ctx, "credence.detect")
+    args = body[0]
+    assert args[0] == sha and delivery["routing_key"] == "gpu"
+    assert {e["kind"] for e in args[1]["evidence"]} >= {"decoded", "hashes"}
+
+    assert detect_jobs.detect_batch(ctx, [(args[0], args[1]), (args[0], args[1])]) in (
+        {sha: "no-evidence"}, {sha: "likely-synthetic"})
+    with ctx.db.session() as session:
+        check = session.get(models.Check, check_id)
+        assert check.status == "done"
+        body = records.current_verdict(session, sha).body
+    kinds = [e["kind"] for e in body["evidence"]]
+    assert "decoded" in kinds and "hashes" in kinds and "synthetic-score" in kinds
+    score = [e for e in body["evidence"] if e["kind"] == "synthetic-score"][0]
+    assert 0.0 <= score["score"] <= 1.0 and score["details"]["band"] in ("likely-synthetic", "inconclusive")
+    assert ctx.store.get(score["details"]["heatmap"]["sha256"])[:8] == b"\x89PNG\r\n\x1a\n"  # kept out of the JSON
+    assert body["versions"]["detect"] == "ran" and body["versions"]["detector:baseline"].startswith("credence-baseline/1/")
+    assert "detect" in body["timings"] and len(json.dumps(body)) < 8000
+    assert detect_jobs.detect_batch(ctx, [(args[0], args[1])]) == {sha: "cached"}  # a redelivery does nothing twice
+
+
+def test_credence_check_runs_detection_in_process(tmp_path) -> None:
+    path = tmp_path / "p.jpg"
+    path.write_bytes(jpeg_bytes(photo(7)))
+    env = env_for(tmp_path / "d", models_dir=str(MODELS))
+    run = subprocess.run([sys.executable, "-m", "server.cli", "check", str(path), "--json"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    verdict = json.loads(run.stdout)
+    assert [e["kind"] for e in verdict["evidence"] if e["stage"] == "detect"] == ["synthetic-score"]
+    run = subprocess.run([sys.executable, "-m", "server.cli", "detectors", "list"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "baseline: credence-baseline" in run.stdout and ": ok" in run.stdout
+
+
+# ---------------------------------------------------------------- training code (the full run is a CLI command)
+
+
+def test_training_is_seeded_and_updates_the_weights() -> None:
+    samples = training.list_samples()
+    parts = training.split(samples)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 200, "calibration": 100, "test": 100}
+    assert not {s.path for s in parts["train"]} & {s.path for s in parts["test"] + parts["calibration"]}
+    crn = [s for s in parts["train"] if s.generator == "crn"]
+    few = [s for s in crn if s.label == 0][:4] + [s for s in crn if s.label == 1][:4]
+    cfg = training.TrainConfig(steps=4, batch=4, crop=32)
+    a, b = training.train(few, cfg), training.train(few, cfg)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name  # same seed, same weights
+    torch.manual_seed(0)
+    fresh = BaselineNet().state_dict()
+    assert not torch.equal(a.state_dict()["head.weight"], fresh["head.weight"])
+    scores = training.score(a, [s.path for s in few[:3]], crop=64)
+    assert scores.shape == (3,) and ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_metrics_auc_bootstrap_and_threshold() -> None:
+    assert training.roc_auc([0.1, 0.2], [0.3, 0.4]) == 1.0 and training.roc_auc([0.3, 0.4], [0.1, 0.2]) == 0.0
+    assert training.roc_auc([0.5, 0.5], [0.5]) == 0.5
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(0, 1, 60), rng.normal(1, 1, 50)
+    brute = np.mean([1.0 if f > r else 0.5 if f == r else 0.0 for f in fake for r in real])
+    assert abs(training.roc_auc(real, fake) - brute) < 1e-12
+    lo, hi = training.bootstrap_auc(real, fake, reps=300)
+    assert lo < training.roc_auc(real, fake) < hi and hi - lo < 0.35
+    reals = rng.uniform(0, 1, 200)
+    t = training.choose_threshold(reals)
+    assert (reals >= t).sum() <= 2 and (reals >= t).sum() == 2 or t == 0.5
+    assert training.choose_threshold(np.full(50, 0.1)) == 0.5  # never below 0.5
+    assert training.rate_at(np.array([0.2, 0.9]), 0.9) == 0.5
+
+
+def test_committed_baseline_matches_its_manifest() -> None:
+    entries = {e.name: e for e in mf.read_manifest(MODELS)}
+    base = entries["baseline"]
+    paths = mf.verify(base, MODELS)
+    assert paths["weights"].stat().st_size < 2_000_000 and 0.5 <= base.threshold <= 1.0
+    assert base.calibration["max_fpr"] == 0.01 and "credence detectors train baseline" in base.source
+    state = torch.load(paths["weights"], weights_only=True)
+    BaselineNet().load_state_dict(state, strict=True)

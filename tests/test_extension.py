@@ -1,0 +1,364 @@
+"""The browser extension: its unit tests (node's test runner), `web-ext lint`, and end to end in
+real Chromium and Firefox ESR against a real `credence serve` (API + worker) on a free port.
+
+The e2e drivers (extension/e2e/run.mjs) only observe; every judgement is made here. All requests
+the extension sends to "the server" pass through a recording proxy, so batching and privacy are
+checked on what actually went over the wire.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from tests.conftest import IN_CI, env_for
+from tests.extension_support import (
+    EXTENSION,
+    Fixture,
+    RecordingProxy,
+    Signing,
+    bank_fakes,
+    build_main_page,
+    build_privacy_page,
+    main_fixtures,
+    make_keys,
+    make_signing,
+    prepare_extension,
+)
+from server.verdicts import Level
+from tests.helpers import ROOT, MediaServer, free_port, wait_done
+
+NODE = shutil.which("node")
+REDIS_SERVER = shutil.which("redis-server")
+WEB_EXT = EXTENSION / "node_modules" / ".bin" / "web-ext"
+BROWSERS = {"chromium": shutil.which("chromium"), "firefox": shutil.which("firefox-esr")}
+# Expected lint warnings: Firefox ignores the Chromium service worker key (by design, one manifest
+# for both) and the content script loads its ES module with import() (content scripts can't be modules).
+ALLOWED_LINT_WARNINGS = {("BACKGROUND_SERVICE_WORKER_IGNORED", "manifest.json"), ("UNSAFE_VAR_ASSIGNMENT", "content.js")}
+
+
+def need(condition: object, what: str) -> None:
+    """Locally a missing tool skips; with CI=true it fails (.ci/run installs it)."""
+    if condition:
+        return
+    message = f"{what} is missing; .ci/run provides it (apt: chromium firefox-esr; make test: npm ci --prefix extension)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("CREDENCE_ARTIFACTS") or ROOT / "artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# ---- unit tests and lint -------------------------------------------------------------------------
+
+def test_extension_unit_tests() -> None:
+    need(NODE, "node")
+    files = sorted(str(p.relative_to(EXTENSION)) for p in (EXTENSION / "test").glob("*.test.js"))
+    proc = subprocess.run([NODE, "--test", *files], cwd=EXTENSION, capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    passed = int(re.search(r"^# pass (\d+)$", output, re.M).group(1))
+    assert re.search(r"^# fail 0$", output, re.M) and passed >= 50, output[-3000:]
+
+
+def test_web_ext_lint_has_no_errors() -> None:
+    need(NODE and WEB_EXT.exists(), "web-ext (npm ci --prefix extension)")
+    proc = subprocess.run([str(WEB_EXT), "lint", "--source-dir", "src", "--output", "json", "--self-hosted"],
+                          cwd=EXTENSION, capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert report["errors"] == [], report["errors"]
+    warnings = {(w["code"], w.get("file")) for w in report["warnings"]}
+    assert warnings <= ALLOWED_LINT_WARNINGS, report["warnings"]
+
+
+# ---- end to end ----------------------------------------------------------------------------------
+
+@dataclass
+class Credence:
+    base: str
+    env: dict[str, str]
+    signing: Signing
+    keys: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def credence(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credence]:
+    """A real `credence serve` (API + its own worker) with SQLite and a private Redis.
+
+    Redis rather than the embedded filesystem broker: that one polls once a second, about two
+    tasks a second, which would make this suite wait on the broker instead of on the extension.
+    A private redis-server on a free port, so no other test run on the machine shares its queues.
+    """
+    need(REDIS_SERVER, "redis-server")
+    tmp = tmp_path_factory.mktemp("credence-ext")
+    redis_port, port = free_port(), free_port()
+    procs: list[subprocess.Popen] = []
+    log = open(tmp / "serve.log", "wb")
+    try:
+        procs.append(subprocess.Popen(
+            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "", "--appendonly", "no",
+             "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True))
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        with redis.Redis.from_url(redis_url) as client:
+            _wait(lambda: _pings(client), 10, "redis-server did not start")
+        signing = make_signing(tmp)
+        env = env_for(tmp / "data", port=str(port), redis_url=redis_url,
+                      trust_user_anchors_path=str(signing.anchors))
+        env.pop("CREDENCE_DATABASE_URL", None)
+        (tmp / "data").mkdir()
+        procs.append(subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        base = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            text = (tmp / "serve.log").read_text(errors="replace")
+            assert procs[-1].poll() is None, text[-3000:]
+            return f"listening on {base}" in text and " ready." in text
+
+        _wait(ready, 60, "credence serve did not start")
+        yield Credence(base, env, signing, make_keys(env, ("reporter", "reviewer", "admin")))
+    finally:
+        for proc in reversed(procs):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _wait(condition, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(message)
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def media() -> Iterator[MediaServer]:
+    server = MediaServer()
+    yield server
+    server.close()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sent_urls(records) -> list[str]:
+    return [u for r in records if r.method == "POST" and r.path == "/api/v1/checks"
+            for u in json.loads(r.body)["urls"]]
+
+
+@pytest.mark.parametrize("browser", ["chromium", "firefox"])
+def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServer, tmp_path: Path) -> None:
+    need(NODE and (EXTENSION / "node_modules" / "playwright-core").exists(), "npm packages of extension/")
+    need(BROWSERS[browser], f"{browser} (Debian package)")
+    server, reporter_key = credence, credence.keys["reporter"]
+    credence = server.base
+    started = time.monotonic()
+    proxy, private_proxy = RecordingProxy(credence), RecordingProxy(credence)
+    try:
+        fixtures = main_fixtures(browser, server.signing)
+        bank_fakes(credence, server.keys, fixtures)
+        page_url = build_main_page(media, browser, fixtures)
+        privacy_url, privacy_bytes, inline_b64 = build_privacy_page(media, f"{browser}-private")
+        # The server already knows the "known" image (someone checked it by URL before).
+        known_url = media.url(f"/{browser}-private/known.jpg")
+        first = requests.post(f"{credence}/api/v1/checks", json={"urls": [known_url], "wait": 3}, timeout=30).json()
+        if first["results"][0]["status"] != "done":
+            wait_done(credence, [first["results"][0]["check_id"]], timeout=60)
+
+        uploads = browser == "chromium"  # Chromium uploads unknown images; Firefox keeps them unknown
+        by_section = {s: {f.id: f.expected for f in fixtures if f.section == s} for s in ("initial", "dynamic", "lazy")}
+        config = {
+            "browser": browser,
+            "proxy": proxy.url,
+            "artifacts": str(tmp_path),
+            "output": str(tmp_path / "results.json"),
+            "chromium": BROWSERS["chromium"],
+            "firefox": BROWSERS["firefox"],
+            "runs": [
+                {"name": "main", "kind": "main", "pageUrl": page_url,
+                 "extensionDir": str(prepare_extension(tmp_path / "ext-main", server=proxy.url)),
+                 **by_section, "skipped": [f.id for f in fixtures if f.section == "skipped"],
+                 "screenshot": f"extension-{browser}.png",
+                 "popupScreenshot": f"extension-popup-{browser}.png" if browser == "chromium" else None,
+                 "reporterKey": reporter_key, "reportImage": media.url(f"/{browser}/plain3.jpg"),
+                 "forceImage": media.url(f"/{browser}/tiny.jpg")},
+                {"name": "privacy", "kind": "privacy", "pageUrl": privacy_url,
+                 "extensionDir": str(prepare_extension(tmp_path / "ext-private", server=private_proxy.url,
+                                                       privacy=True, uploadUnknown=uploads)),
+                 "initial": {"known": "no-evidence", "unknown": "no-evidence" if uploads else "unknown",
+                             "inline": "no-evidence" if uploads else "unknown"},
+                 "screenshot": f"extension-privacy-{browser}.png"},
+            ],
+        }
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        proc = subprocess.run([NODE, "e2e/run.mjs", str(tmp_path / "config.json")], cwd=EXTENSION,
+                              capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+        results = json.loads((tmp_path / "results.json").read_text())
+        for name in ("main", "privacy"):
+            assert "error" not in results["runs"][name], json.dumps(results["runs"][name], indent=1)[-6000:]
+        for png in tmp_path.glob("extension-*.png"):
+            shutil.copy(png, artifacts_dir() / png.name)
+
+        _check_main(browser, results["runs"]["main"], fixtures, proxy, page_url, media)
+        if browser == "chromium":
+            _check_report(results["runs"]["main"], proxy, reporter_key, media.url(f"/{browser}/plain3.jpg"))
+        _check_privacy(results["runs"]["privacy"], config["runs"][1]["initial"], private_proxy, privacy_url,
+                       privacy_bytes, inline_b64, media, uploads)
+        elapsed = time.monotonic() - started
+        scan = proxy.between(None, "before-force")
+        sizes = [len(json.loads(r.body)["urls"]) for r in scan if r.method == "POST" and r.path == "/api/v1/checks"]
+        polls = [r for r in scan if r.method == "GET" and r.path.startswith("/api/v1/checks?")]
+        print(f"\n{browser}: {len(set(_sent_urls(scan)))} images -> {len(sizes)} POST /api/v1/checks {sizes}, "
+              f"{len(polls)} status polls; timings {results['runs']['main']['timings']}; whole test {elapsed:.1f}s")
+    finally:
+        proxy.close()
+        private_proxy.close()
+
+
+def _check_main(browser: str, run: dict, fixtures: list[Fixture], proxy: RecordingProxy, page_url: str,
+                media: MediaServer) -> None:
+    expect = {s: {f.id: f.expected for f in fixtures if f.section == s} for s in ("initial", "dynamic", "lazy")}
+    # Badges of the right level, on images in view, added later, and lazy ones scrolled to.
+    assert run["initial"] == expect["initial"]
+    assert run["dynamic"] == expect["dynamic"]
+    assert run["lazy"] == expect["lazy"]
+    assert set(run["skipped"].values()) == {"none"}, run["skipped"]
+
+    # Batched: far fewer requests than images, each URL once, at most 100 per request.
+    scan = proxy.between(None, "before-force")  # what the scan sent, before the context-menu check
+    posts = [r for r in scan if r.method == "POST" and r.path == "/api/v1/checks"]
+    sent = _sent_urls(scan)
+    distinct = {media.url(f.path) for f in fixtures if f.section != "skipped"}
+    assert set(sent) == distinct, set(sent) ^ distinct
+    assert len(sent) == len(set(sent)), "each image URL is sent once"
+    assert len(posts) <= len(distinct) // 4, f"{len(posts)} requests for {len(distinct)} images"
+    assert all(len(json.loads(p.body)["urls"]) <= 100 for p in posts)
+    polls = proxy.api("GET", "/api/v1/checks?")
+    assert 1 <= len(polls) <= 8, "the slow image's check is polled, with backoff"
+    # Discovery is lazy and respects what is shown: nothing below the fold before scrolling,
+    # srcset/<picture> fallbacks and tiny/hidden images never.
+    before_lazy = _sent_urls(proxy.between(None, "before-lazy"))
+    assert not {media.url(f.path) for f in fixtures if f.section == "lazy"} & set(before_lazy)
+    before_dynamic = _sent_urls(proxy.between(None, "before-dynamic"))
+    assert not {media.url(f.path) for f in fixtures if f.section == "dynamic"} & set(before_dynamic)
+    never = {f"/{browser}/{name}" for name in ("srcset-2x.jpg", "srcset-fallback.html", "picture-fallback.html",
+                                               "tiny.jpg", "hidden.jpg")}
+    assert not {media.url(p) for p in never} & set(sent)
+    # Outside privacy mode the page address stays in the browser ("send page context" is off).
+    assert not [r.path for r in proxy.api() if page_url in r.text()]
+
+    # Reports: Enter on the focused badge and a click on another open the report on the server.
+    assert run["focused"] == "credence-badges", "Tab reaches a badge; the page sees only the host"
+    assert run["focusedAfterEscape"] == "body", "Escape dismisses the tooltip and leaves the badge"
+    # (Tab reaches whichever badge was drawn first; one report per key press, whatever the browser.)
+    # The report is the newsroom desk's page (readable without an account when anonymous checks are allowed).
+    assert re.fullmatch(re.escape(proxy.url) + r"/desk/(media/[0-9a-f]{64}|checks/[\w-]+)",
+                        run["keyboardReport"]["url"] or "")
+    assert "VERDICT" in run["keyboardReport"]["body"].upper()
+    opened = [r for r in proxy.between("before-report", "before-attack")
+              if r.method == "GET" and re.match(r"/desk/(media|checks)/", r.path)]
+    assert len(opened) == 2, [r.path for r in opened]
+    assert re.fullmatch(re.escape(proxy.url) + r"/desk/checks/[\w-]+", run["clickReport"]["url"] or "")
+    assert "Could not check" in run["clickReport"]["body"]
+
+    # The page cannot reach into the badges, and what it does to the host is undone.
+    attack = run["attack"]
+    assert attack["hosts"] == ["credence-badges"] and attack["shadowRoots"] == [None]
+    assert attack["attachShadowBlocked"] and attack["buttonsReachable"] == 0 and attack["removed"] == 1
+    assert run["afterAttack"] == expect["initial"], "badges still there, same levels, after the attack"
+    after = run["afterAttackPage"]
+    assert after["hosts"] == ["credence-badges"] and after["attributes"] == [["style"]]
+    if browser == "chromium":
+        (host,) = run["shadow"]
+        assert host["shadowRootType"] == "closed"
+        levels = [b["level"] for b in host["badges"]]
+        assert sorted(set(levels)) == sorted({f.expected for f in fixtures if f.section != "skipped"})
+        assert len(levels) == len([f for f in fixtures if f.section != "skipped"])
+        assert all(b["label"].startswith("Credence: ") for b in host["badges"])
+        assert all("authentic" not in b["label"].replace("does not mean it is authentic", "") for b in host["badges"])
+
+        popup = run["popup"]
+        groups = {g["level"]: g for g in popup["groups"]}
+        per_level: dict[str, set[str]] = {}
+        for f in fixtures:
+            if f.section != "skipped":
+                per_level.setdefault(f.expected, set()).add(f.path)
+        assert list(groups) == [level.value for level in Level if level.value in per_level], "priority order"
+        assert {level: g["count"] for level, g in groups.items()} == {k: len(v) for k, v in per_level.items()}
+        assert all(link.startswith(f"{proxy.url}/desk/") for g in popup["groups"] for link in g["links"])
+        assert popup["switchOn"] and popup["host"] == "127.0.0.1"
+        assert set(run["switchedOff"].values()) == {"none"}, "switching the site off removes its badges"
+        assert run["popupAfterOff"]["status"].startswith("Not checking")
+        assert run["switchedOn"] == expect["initial"], "switching it on again brings them back"
+        assert _sent_urls(proxy.between("before-switch", "before-force")) == [], "... from the cache, no new checks"
+        # The menu's "Check this image": the skipped tiny image is checked at once, and badged.
+        assert run["forceAnswer"] == {"ok": True}
+        assert _sent_urls(proxy.between("before-force", None)) == [media.url(f"/{browser}/tiny.jpg")]
+        assert run["forced"] == "no-evidence"
+        assert run["workerRestarted"] == {"before": 1, "running": 0}, "the worker was stopped before the dynamic images"
+
+
+def _check_report(run: dict, proxy: RecordingProxy, key: str, image_url: str) -> None:
+    """Options page takes the reporter's key; "Report as fake" sends the URL and the note with it."""
+    assert run["optionsSaved"] == "Saved."
+    reports = [r for r in proxy.api("POST") if r.path == "/api/v1/reports"]
+    assert [r.status for r in reports] == [401, 201], "first with a wrong key, then with the reporter's"
+    report = reports[-1]
+    assert json.loads(report.body) == {"url": image_url, "note": "Seen in a debunk: this photo is from 2015."}
+    assert report.headers.get("Authorization") == f"Bearer {key}"
+    assert report.status == 201, report.response
+    entry = json.loads(report.response)
+    assert entry["status"] == "pending" and entry["notes"] == "Seen in a debunk: this photo is from 2015."
+    assert run["reportResult"].startswith("Thank you")
+    assert run["reportWithoutKey"].startswith("The server did not accept this API key"), run["reportWithoutKey"]
+
+
+def _check_privacy(run: dict, expected: dict[str, str], proxy: RecordingProxy, page_url: str,
+                   served: dict[str, bytes], inline_b64: str, media: MediaServer, uploads: bool) -> None:
+    assert run["initial"] == expected
+    records = [r for r in proxy.records if r.method != "MARK"]
+    assert records, "privacy mode still talks to the server"
+    host = f"127.0.0.1:{media.port}"
+    for record in records:
+        text = record.text()
+        assert page_url not in text and host not in text, f"address leaked: {record.method} {record.path}"
+        assert inline_b64[:64] not in text, "the data: URL itself never leaves"
+        assert record.path in ("/api/v1/lookup", "/api/v1/checks/upload") or record.path.startswith("/api/v1/checks?ids="), record.path
+    lookups = [json.loads(r.body)["sha256"] for r in records if r.path == "/api/v1/lookup" and r.method == "POST"]
+    looked_up = {d for body in lookups for d in body}
+    assert _sha(served["known"]) in looked_up and _sha(served["unknown"]) in looked_up
+    assert len(lookups) <= 2, "hashes are looked up in batches"
+    upload_posts = [r for r in records if r.path == "/api/v1/checks/upload" and r.method == "POST"]
+    assert len(upload_posts) == (2 if uploads else 0)
+    for r in upload_posts:
+        assert b'filename="image"' in r.body

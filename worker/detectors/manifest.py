@@ -1,0 +1,161 @@
+"""The models directory's manifest: which checkpoints exist, what they are, how to check them.
+
+Torch-free on purpose: the cpu workers read it to decide whether detection is configured, and
+``credence detectors list`` checks files and hashes without loading a model.
+
+``<CREDENCE_MODELS_DIR>/manifest.json``::
+
+    {"detectors": [
+      {"name": "baseline", "architecture": "credence-baseline", "version": "1",
+       "file": "baseline/baseline.pt", "sha256": "...",
+       "preprocessing": {"crop": 224, "mean": [...], "std": [...]},
+       "licence": "...", "source": "...",
+       "calibration": {"threshold": 0.93, "max_fpr": 0.01, ...}},
+      {"name": "ufd", "architecture": "universalfakedetect-clip-vit-l14", "file": "ufd/fc_weights.pth",
+       "sha256": "...", "backbone_file": "clip/vit-l14-visual.pt", "backbone_sha256": "...", ...}
+    ]}
+
+A file that is missing or whose SHA-256 differs is a loud error for that detector (logged, and
+reported in the evidence of every verdict while it lasts), never a silent fallback.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+REQUIRED = ("name", "architecture", "file", "sha256", "licence")
+
+
+class ManifestError(Exception):
+    """The manifest itself cannot be used (missing, not JSON, an entry without a required field)."""
+
+
+class DetectorUnavailable(Exception):
+    """One detector cannot run: its file is missing, its hash differs, or it failed to load."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"detector {name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    architecture: str
+    file: str
+    sha256: str
+    licence: str
+    version: str = "1"
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    notes: str = ""
+    backbone_file: str = ""
+    backbone_sha256: str = ""
+
+    @property
+    def threshold(self) -> float | None:
+        """Score at or above which the detector argues ``likely-synthetic``; None: never (uncalibrated)."""
+        value = self.calibration.get("threshold")
+        return float(value) if value is not None else None
+
+    def files(self) -> list[tuple[str, str, str]]:
+        """(role, relative path, expected sha256) of every file the detector needs."""
+        out = [("weights", self.file, self.sha256)]
+        if self.backbone_file:
+            out.append(("backbone", self.backbone_file, self.backbone_sha256))
+        return out
+
+    def version_tag(self) -> str:
+        return f"{self.architecture}/{self.version}/{self.sha256[:12]}"
+
+
+def read_manifest(models_dir: Path) -> list[Entry]:
+    path = Path(models_dir) / MANIFEST
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"no {MANIFEST} in {models_dir}") from exc
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{path} is unreadable: {exc}") from exc
+    entries = raw.get("detectors") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise ManifestError(f"{path} has no 'detectors' list")
+    out: list[Entry] = []
+    known = set(Entry.__dataclass_fields__)
+    for item in entries:
+        if not isinstance(item, dict) or any(not item.get(k) for k in REQUIRED):
+            raise ManifestError(f"{path}: every detector needs {', '.join(REQUIRED)} (got {item!r:.200})")
+        if item.get("backbone_file") and not item.get("backbone_sha256"):
+            raise ManifestError(f"{path}: {item['name']} names a backbone_file without its backbone_sha256")
+        out.append(Entry(**{k: v for k, v in item.items() if k in known}))
+    names = [e.name for e in out]
+    if len(set(names)) != len(names):
+        raise ManifestError(f"{path}: detector names repeat")
+    return out
+
+
+def select(entries: list[Entry], wanted: str) -> list[Entry]:
+    """The entries named in a comma-separated list (empty: all); an unknown name is an error."""
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    if not names:
+        return entries
+    by_name = {e.name: e for e in entries}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ManifestError(f"CREDENCE_DETECTORS names {', '.join(missing)}, not in the manifest "
+                            f"({', '.join(by_name) or 'empty'})")
+    return [by_name[n] for n in names]
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """Streamed SHA-256, remembered per (path, size, mtime) so a process hashes a checkpoint once."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def verify(entry: Entry, models_dir: Path) -> dict[str, Path]:
+    """Paths of the entry's files after checking each exists and has its SHA-256; raises otherwise."""
+    root = Path(models_dir).resolve()
+    paths: dict[str, Path] = {}
+    for role, rel, expected in entry.files():
+        path = (root / rel).resolve()
+        if root not in path.parents:
+            raise DetectorUnavailable(entry.name, f"{role} file {rel} lies outside the models directory")
+        if not path.is_file():
+            raise DetectorUnavailable(entry.name, f"{role} file {rel} is missing from {root}")
+        actual = file_sha256(path)
+        if actual != expected.lower():
+            raise DetectorUnavailable(entry.name, f"{role} file {rel} has SHA-256 {actual[:16]}..., "
+                                                  f"the manifest says {expected[:16]}...")
+        paths[role] = path
+    return paths
+
+
+def write_entry(models_dir: Path, entry: dict[str, Any]) -> None:
+    """Add or replace one entry (by name) in the manifest, keeping the others; atomic."""
+    path = Path(models_dir) / MANIFEST
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raw = {"detectors": []}
+    raw["detectors"] = [e for e in raw.get("detectors", []) if e.get("name") != entry["name"]] + [entry]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    os.replace(tmp, path)
