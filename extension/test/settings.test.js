@@ -5,12 +5,11 @@ import { DEFAULTS } from '../src/lib/defaults.js';
 import { loadSettings, normalise, saveSettings, shouldScan, validServer, withSite } from '../src/lib/settings.js';
 import { FakeArea } from './fakes.js';
 
-test('defaults: privacy off, private windows skipped, page context not sent', () => {
+test('defaults: privacy off, private windows skipped', () => {
   const s = normalise(undefined);
   assert.equal(s.server, 'http://127.0.0.1:8080');
   assert.equal(s.mode, 'all');
   assert.equal(s.skipPrivate, true);
-  assert.equal(s.sendPageContext, false);
   assert.equal(s.privacy, false);
   assert.ok(Object.isFrozen(DEFAULTS));
 });

@@ -8,5 +8,4 @@ export const DEFAULTS = Object.freeze({
   privacy: false, // hash bytes in the browser; never send URLs
   uploadUnknown: false, // privacy mode: upload bytes of images the server does not know
   skipPrivate: true, // do nothing in private / incognito windows
-  sendPageContext: false, // page address stays in the browser unless switched on
 });
