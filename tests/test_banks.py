@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from server.app import create_app
 from server.auth import create_key
 from server.migrate import upgrade
-from server.urls import normalise, url_key
+from server.urls import normalise
 from tests.conftest import env_for, settings_from
 from tests.images import jpeg_bytes, photo
 from tests.helpers import check_in_process as check_url

@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import logging
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -15,8 +15,9 @@ from server.errors import ApiError
 from server.limits import limit_anonymous
 from server.metrics import CACHE_HITS, CACHE_MISSES, CHECKS_CREATED
 from server.models import new_id
-from server.queue import enqueue_analyze, enqueue_fetch
+from server.queue import enqueue_fetch
 from server.schemas import ChecksRequest
+from server.uploads import start_upload_check
 from server.urls import BadUrl, normalise, url_key
 
 bp = Blueprint("checks", __name__, url_prefix="/api/v1")
@@ -135,21 +136,9 @@ def upload_check():
         raise ApiError(413, f"file is larger than {svc.settings.fetch_max_bytes:,} bytes")
     if not data:
         raise ApiError(400, "the uploaded file is empty")
-    from worker.stages.sniff import sniff  # pure function; the worker package is not loaded at import
-
-    sha256 = svc.store.put(data)
-    with svc.db.session() as session:
-        records.record_media(session, sha256=sha256, mime=sniff(data[:64]) or "application/octet-stream",
-                             size=len(data))
-        check = records.create_check(session, source="upload", sha256=sha256)
-        check_id = check.id
-        current = records.current_verdict(session, sha256)
-        if current is not None:
-            records.complete_check(session, check_id, current.id)
-    CHECKS_CREATED.labels("upload").inc()
-    if current is not None:
-        return render_results([_result(None, "done", check_id, current.body)])
-    enqueue(enqueue_analyze, sha256)
+    check_id, verdict = start_upload_check(svc, data)
+    if verdict is not None:
+        return render_results([_result(None, "done", check_id, verdict)])
     results = [_result(None, "pending", check_id, None)]
     wait = request.form.get("wait", type=float) or 0.0
     if wait > 0:

@@ -19,8 +19,9 @@ from server import banks, models, records
 from server.api.deps import enqueue
 from server.media_store import is_sha256
 from server.metrics import CHECKS_CREATED
-from server.queue import enqueue_analyze, enqueue_fetch
+from server.queue import enqueue_fetch
 from server.services import Services
+from server.uploads import start_upload_check
 from server.urls import BadUrl, normalise, url_key
 
 # Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
@@ -62,20 +63,7 @@ def start_url(svc: Services, raw: str, user_id: str | None) -> str:
 
 def start_upload(svc: Services, data: bytes, name: str, user_id: str | None) -> str:
     """As POST /api/v1/checks/upload: store by hash, reuse a current verdict, else analyse once."""
-    from worker.stages.sniff import sniff  # pure function; the worker package is not loaded at import
-
-    sha256 = svc.store.put(data)
-    with svc.db.session() as session:
-        records.record_media(session, sha256=sha256, mime=sniff(data[:64]) or "application/octet-stream",
-                             size=len(data))
-        check = records.create_check(session, source="upload", sha256=sha256)
-        check_id = check.id
-        current = records.current_verdict(session, sha256)
-        if current is not None:
-            records.complete_check(session, check_id, current.id)
-    CHECKS_CREATED.labels("upload").inc()
-    if current is None:
-        enqueue(enqueue_analyze, sha256)
+    check_id, _ = start_upload_check(svc, data)
     _remember(svc, check_id, user_id, name or "upload")
     return check_id
 
