@@ -7,7 +7,7 @@ mean = std = 0.5 and output two logits; P(fake) = softmax(logits)[:, 1].
 - ``XceptionDetector``: training/networks/xception.py (FaceForensics++'s Xception), mode "original".
   Its unused ``adjust_channel`` head is built too, because it is in the checkpoint.
 - ``EfficientNetB4Detector``: training/networks/efficientnetb4.py, i.e. lukemelas' EfficientNet-B4
-  (``from_pretrained('efficientnet-b4')``: TF "same" padding computed statically for 380 px) whose stem
+  (the efficientnet-b4 pretrained builder: TF "same" padding computed statically for 380 px) whose stem
   DeepfakeBench replaces with a plain ``nn.Conv2d(3, 48, 3, stride=2, bias=False)`` (no padding), its
   ``_fc`` with Identity, plus ``last_layer`` 1792 -> 2.
 """
