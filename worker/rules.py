@@ -5,7 +5,7 @@ from server.verdicts import Evidence, Level
 from worker.pipeline import Item, Rule
 from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
 from worker.stages.decode import DecodeError, decode
-from worker.stages.sniff import IMAGE_TYPES, describe_unknown, sniff
+from worker.stages.sniff import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, describe_unknown, sniff
 
 
 class MediaTypeRule:
@@ -17,11 +17,17 @@ class MediaTypeRule:
         return True
 
     def act(self, item: Item) -> None:
-        item.mime = sniff(item.data[:64])
+        item.mime = sniff(item.data[:512])
         if item.mime is None:
             item.evidence.append(Evidence(
                 stage=self.name, kind="unsupported-type", supports=Level.UNAVAILABLE,
                 summary=f"Could not check: the file is {describe_unknown(item.data[:512])}.",
+            ))
+        elif item.mime in PROVENANCE_ONLY_TYPES:
+            item.evidence.append(Evidence(
+                stage=self.name, kind="provenance-only",
+                summary=f"Only Content Credentials are checked for {item.mime}: no hash matching or detection.",
+                details={"mime": item.mime},
             ))
         elif item.mime not in IMAGE_TYPES:
             item.evidence.append(Evidence(
