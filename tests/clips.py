@@ -1,0 +1,66 @@
+"""Video clips the tests make with PyAV: distinct flat-coloured scenes with texture, so keyframes,
+scene cuts and PDQ behave as on real footage, and every clip is reproducible from its seed."""
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+from PIL import Image
+
+_FORMATS = {"mp4": ("mp4", "libx264"), "mov": ("mov", "libx264"), "webm": ("webm", "libvpx-vp9")}
+
+
+def scene_frames(seed: int, scenes: int, width: int, height: int) -> list[np.ndarray]:
+    """One textured picture per scene: a photo-like gradient with blocks, different for each seed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    yy, xx = np.mgrid[0:height, 0:width]
+    for _ in range(scenes):
+        base = rng.integers(0, 256, 3)
+        blocks = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+        texture = blocks.repeat(16, 0).repeat(16, 1)[:height, :width].astype(np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)[..., None] * 120
+        picture = 0.45 * texture + 0.35 * base + ramp
+        out.append(np.clip(picture, 0, 255).astype(np.uint8))
+    return out
+
+
+def make_clip(seed: int = 0, seconds: float = 4.0, fps: int = 25, size: tuple[int, int] = (320, 240),
+              scenes: int = 2, fmt: str = "mp4", pan: int = 2) -> bytes:
+    """A clip of ``scenes`` equal-length scenes, each slowly panning so frames differ a little."""
+    width, height = size
+    container_format, codec = _FORMATS[fmt]
+    pictures = scene_frames(seed, scenes, width, height)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        total = int(seconds * fps)
+        for i in range(total):
+            picture = np.roll(pictures[min(scenes - 1, i * scenes // total)], i * pan, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def reencode(data: bytes, size: tuple[int, int] | None = None, fmt: str = "mp4", crf: int = 30) -> bytes:
+    """Decode and write again (optionally resized): what a platform does to an upload."""
+    container_format, codec = _FORMATS[fmt]
+    out = io.BytesIO()
+    with av.open(io.BytesIO(data)) as src, av.open(out, "w", format=container_format) as dst:
+        in_stream = src.streams.video[0]
+        rate = in_stream.average_rate or 25
+        stream = dst.add_stream(codec, rate=rate, options={"crf": str(crf)} if codec == "libx264" else {})
+        width, height = size or (in_stream.codec_context.width, in_stream.codec_context.height)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in src.decode(in_stream):
+            image = frame.to_image().resize((width, height), Image.Resampling.BILINEAR)
+            for packet in stream.encode(av.VideoFrame.from_image(image)):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out.getvalue()
