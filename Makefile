@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/hashing.py
 	$(PY) bench/pdq_index.py --sizes 1000000
 	$(PY) bench/detectors.py
+	$(PY) bench/video.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

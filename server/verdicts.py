@@ -39,7 +39,7 @@ BADGES: dict[Level, tuple[str, str]] = {
 
 NO_EVIDENCE_SUMMARY = (
     "No content credentials, known-fake match or AI declaration was found. "
-    "This does not mean the image is authentic."
+    "This does not mean it is authentic."
 )
 
 

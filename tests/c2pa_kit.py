@@ -1,7 +1,8 @@
 """A test CA made with `cryptography`, and files signed with c2pa-python's Builder.
 
 Real certificates, real signatures, real validation: root -> intermediate -> leaf with the
-emailProtection EKU (the one c2pa accepts without extra settings), ES256 and Ed25519 signers.
+emailProtection EKU (the one c2pa accepts without extra settings), ES256 and Ed25519 signers,
+and time-stamp authority leaves (critical timeStamping EKU, as RFC 3161 requires) for tests/tsa.py.
 Shared by the provenance tests and bench/c2pa_read.py.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 EMAIL_PROTECTION = ExtendedKeyUsageOID.EMAIL_PROTECTION
 DOCUMENT_SIGNING = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+TIME_STAMPING = ExtendedKeyUsageOID.TIME_STAMPING
 CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
 
 
@@ -41,7 +43,7 @@ def _usage(ca: bool) -> x509.KeyUsage:
 
 def _cert(subject: x509.Name, issuer: x509.Name, public: Any, issuer_key: Any, *, ca: bool,
           not_before: dt.datetime, not_after: dt.datetime, eku: list[x509.ObjectIdentifier] | None = None,
-          path_length: int | None = None) -> x509.Certificate:
+          path_length: int | None = None, eku_critical: bool = False) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
         .serial_number(x509.random_serial_number()).not_valid_before(not_before).not_valid_after(not_after)
@@ -51,7 +53,7 @@ def _cert(subject: x509.Name, issuer: x509.Name, public: Any, issuer_key: Any, *
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
     if not ca:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku or [EMAIL_PROTECTION]), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku or [EMAIL_PROTECTION]), critical=eku_critical)
     algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(issuer_key, algorithm)
 
@@ -75,36 +77,51 @@ class SigningCA:
     def root_pem(self) -> bytes:
         return _pem(self.root)
 
-    def leaf(self, cn: str, org: str, *, ed25519_key: bool = False, not_after: dt.datetime | None = None,
-             eku: list[x509.ObjectIdentifier] | None = None) -> Leaf:
+    @property
+    def inter_pem(self) -> bytes:
+        return _pem(self.inter)
+
+    def leaf(self, cn: str, org: str, *, ed25519_key: bool = False, not_before: dt.datetime | None = None,
+             not_after: dt.datetime | None = None, eku: list[x509.ObjectIdentifier] | None = None) -> Leaf:
         now = dt.datetime.now(dt.timezone.utc)
         key = ed25519.Ed25519PrivateKey.generate() if ed25519_key else ec.generate_private_key(ec.SECP256R1())
         cert = _cert(_name(cn, org), self.inter.subject, key.public_key(), self.inter_key, ca=False,
-                     not_before=now - dt.timedelta(days=30), not_after=not_after or now + dt.timedelta(days=365),
-                     eku=eku)
+                     not_before=not_before or now - dt.timedelta(days=30),
+                     not_after=not_after or now + dt.timedelta(days=365), eku=eku)
         return Leaf(key, cert, (_pem(cert) + _pem(self.inter)).decode(), ed25519_key)
 
+    def tsa_leaf(self, cn: str, org: str) -> Leaf:
+        """A time-stamping unit's certificate: RFC 3161 wants timeStamping as its only, critical EKU."""
+        now = dt.datetime.now(dt.timezone.utc)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(_name(cn, org), self.inter.subject, key.public_key(), self.inter_key, ca=False,
+                     not_before=now - dt.timedelta(days=300), not_after=now + dt.timedelta(days=3000),
+                     eku=[TIME_STAMPING], eku_critical=True)
+        return Leaf(key, cert, (_pem(cert) + _pem(self.inter)).decode(), False)
 
-def make_ca() -> SigningCA:
+
+def make_ca(name: str = "Credence Test") -> SigningCA:
+    """A root and an intermediate named after ``name`` (a second CA plays a time-stamp authority)."""
     now = dt.datetime.now(dt.timezone.utc)
     root_key = ec.generate_private_key(ec.SECP256R1())
-    root = _cert(_name("Credence Test Root", "Credence Test"), _name("Credence Test Root", "Credence Test"),
+    root = _cert(_name(f"{name} Root", "Credence Test"), _name(f"{name} Root", "Credence Test"),
                  root_key.public_key(), root_key, ca=True, not_before=now - dt.timedelta(days=400),
                  not_after=now + dt.timedelta(days=3650))
     inter_key = ec.generate_private_key(ec.SECP256R1())
-    inter = _cert(_name("Credence Test Intermediate", "Credence Test"), root.subject, inter_key.public_key(),
+    inter = _cert(_name(f"{name} Intermediate", "Credence Test"), root.subject, inter_key.public_key(),
                   root_key, ca=True, not_before=now - dt.timedelta(days=400),
                   not_after=now + dt.timedelta(days=3650), path_length=0)
     return SigningCA(root_key, root, inter_key, inter)
 
 
-def signer(leaf: Leaf) -> Any:
+def signer(leaf: Leaf, tsa_url: str | None = None) -> Any:
+    """A callback signer; with ``tsa_url`` c2pa asks that RFC 3161 authority to time-stamp the signature."""
     import c2pa
 
     if leaf.ed25519:
-        return c2pa.Signer.from_callback(leaf.key.sign, c2pa.C2paSigningAlg.ED25519, leaf.chain_pem, None)
+        return c2pa.Signer.from_callback(leaf.key.sign, c2pa.C2paSigningAlg.ED25519, leaf.chain_pem, tsa_url)
     return c2pa.Signer.from_callback(lambda data: leaf.key.sign(data, ec.ECDSA(hashes.SHA256())),
-                                     c2pa.C2paSigningAlg.ES256, leaf.chain_pem, None)
+                                     c2pa.C2paSigningAlg.ES256, leaf.chain_pem, tsa_url)
 
 
 def capture_manifest(title: str = "capture.jpg", generator: str = "Credence Test Camera") -> dict[str, Any]:
@@ -119,8 +136,11 @@ def capture_manifest(title: str = "capture.jpg", generator: str = "Credence Test
 
 def sign(data: bytes, leaf: Leaf, manifest: dict[str, Any] | None = None, *, mime: str = "image/jpeg",
          intent: tuple[Any, ...] | None = None, ingredients: tuple[tuple[dict[str, Any], str, bytes], ...] = (),
-         remote_url: str | None = None, embed: bool = True, thumbnails: bool = True) -> tuple[bytes, bytes]:
-    """Sign ``data`` with c2pa's Builder; returns (signed file, manifest store bytes)."""
+         remote_url: str | None = None, embed: bool = True, thumbnails: bool = True,
+         tsa_url: str | None = None) -> tuple[bytes, bytes]:
+    """Sign ``data`` with c2pa's Builder; returns (signed file, manifest store bytes).
+
+    ``tsa_url`` makes the signature time-stamped (the library POSTs to it while signing)."""
     import c2pa
 
     ctx = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": thumbnails, "long_edge": 256}},
@@ -137,5 +157,5 @@ def sign(data: bytes, leaf: Leaf, manifest: dict[str, Any] | None = None, *, mim
     if not embed:
         builder.set_no_embed()
     out = io.BytesIO()
-    store = builder.sign(signer(leaf), mime, io.BytesIO(data), out)
+    store = builder.sign(signer(leaf, tsa_url), mime, io.BytesIO(data), out)
     return out.getvalue(), store

@@ -28,14 +28,21 @@ def scene_frames(seed: int, scenes: int, width: int, height: int) -> list[np.nda
 
 
 def make_clip(seed: int = 0, seconds: float = 4.0, fps: int = 25, size: tuple[int, int] = (320, 240),
-              scenes: int = 2, fmt: str = "mp4", pan: int = 2) -> bytes:
-    """A clip of ``scenes`` equal-length scenes, each slowly panning so frames differ a little."""
+              scenes: int = 2, fmt: str = "mp4", pan: int = 2, preset: str | None = None) -> bytes:
+    """A clip of ``scenes`` equal-length scenes, each slowly panning so frames differ a little.
+
+    ``preset`` is x264's speed preset ("ultrafast" makes a ten-minute clip for limit tests in a second or
+    two, at the cost of a larger file; "veryfast" is what the bench uses, closer to what sites serve).
+    With VP9 any preset means its fastest real-time speed.
+    """
     width, height = size
     container_format, codec = _FORMATS[fmt]
     pictures = scene_frames(seed, scenes, width, height)
     buf = io.BytesIO()
     with av.open(buf, "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=fps)
+        options = {} if preset is None else \
+            {"preset": preset} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8"}
+        stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         total = int(seconds * fps)
         for i in range(total):
@@ -64,3 +71,52 @@ def reencode(data: bytes, size: tuple[int, int] | None = None, fmt: str = "mp4",
         for packet in stream.encode():
             dst.mux(packet)
     return out.getvalue()
+
+
+def audio_only_mp4(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """An MP4 holding one silent AAC track and no video: a real file the video path must refuse plainly."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        for i in range(int(seconds * rate / 1024)):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def empty_mp4(size: tuple[int, int] = (64, 48)) -> bytes:
+    """An MP4 with a video track header and not one frame."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        container.start_encoding()
+    return buf.getvalue()
+
+
+def faststart(data: bytes) -> bytes:
+    """The same MP4 remuxed with its index (moov) before the media data, as web publishers serve it."""
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(suffix=".mp4")  # the muxer rewrites the file to move moov forward
+    os.close(fd)
+    try:
+        with av.open(io.BytesIO(data)) as src, av.open(path, "w", format="mp4",
+                                                       options={"movflags": "faststart"}) as dst:
+            in_stream = src.streams.video[0]
+            out_stream = dst.add_stream_from_template(in_stream)
+            for packet in src.demux(in_stream):
+                if packet.dts is None:
+                    continue
+                packet.stream = out_stream
+                dst.mux(packet)
+        with open(path, "rb") as fh:
+            return fh.read()
+    finally:
+        os.unlink(path)

@@ -47,7 +47,7 @@ def test_bad_input_is_unavailable_with_a_reason() -> None:
         b"%PDF-1.7 whatever": "unknown type",
         make_png()[:40]: "broken",
         png_declaring(30000, 30000): "decompression bomb",
-        b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00": "not supported yet",
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00": "cut short before its index",
     }
     for data, words in cases.items():
         verdict = analyze(data, SETTINGS)

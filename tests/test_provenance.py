@@ -10,7 +10,11 @@ import io
 import json
 import os
 import select
+import shutil
+import subprocess
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import c2pa
@@ -22,6 +26,7 @@ from server.verdicts import Level, Verdict
 from tests.c2pa_kit import DOCUMENT_SIGNING, SigningCA, capture_manifest, make_ca, sign
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, MediaServer, make_jpeg, make_png
+from tests.tsa import TimeStampAuthority
 from worker.pipeline import analyze
 from worker.stages import c2pa_read
 from worker.trust import reading_context
@@ -38,6 +43,12 @@ class Kit:
         self.folder = folder
         self.root_file = folder / "test-root.pem"
         self.root_file.write_bytes(ca.root_pem)
+        # A time-stamp authority of its own CA, as public TSAs are; its root joins the C2PA TSA list
+        # in a file of our own when a test trusts it.
+        self.tsa = TimeStampAuthority(make_ca("Credence Test TSA"))
+        self.tsa_list = folder / "tsa-list-plus-test.pem"
+        self.tsa_list.write_bytes((SHARED_TRUST / "C2PA-TSA-TRUST-LIST.pem").read_bytes().rstrip() + b"\n"
+                                  + self.tsa.root_pem)
         self.camera = ca.leaf("Test Camera 7", "Acme Photo")
         self.editor = ca.leaf("Desk Editor", "Daily Planet", ed25519_key=True)
         self.photo = make_jpeg(320, 240, seed=1)
@@ -53,17 +64,31 @@ class Kit:
                               intent=(c2pa.C2paBuilderIntent.EDIT,),
                               ingredients=(({"title": "generated.jpg", "relationship": "parentOf"}, "image/jpeg",
                                             self.ai),))
-        # A leaf that expires two seconds from now: signed while valid, read after it lapsed,
-        # with no time-stamp to prove when it was signed.
-        self.expires_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=2)
+        self.stamped, _ = sign(self.photo, self.camera, tsa_url=self.tsa.url)
+        self.stamped_at = self.tsa.stamped[-1]
+        # A leaf that expires three seconds from now: signed while valid, read after it lapsed,
+        # once with no time-stamp to prove when it was signed and once with one.
+        self.expires_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=3)
         old = ca.leaf("Old Camera", "Acme Photo", not_after=self.expires_at)
         self.expiring, _ = sign(self.photo, old)
+        self.expiring_stamped, _ = sign(self.photo, old, tsa_url=self.tsa.url)
+        self.expiring_stamped_at = self.tsa.stamped[-1]
+        # An authority whose clock runs 400 days ahead: a trusted stamp after the leaf's validity.
+        with TimeStampAuthority(self.tsa.ca, self.tsa.leaf,
+                                clock=lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400)) as ahead:
+            self.stamped_late, _ = sign(self.photo, self.camera, tsa_url=ahead.url)
 
-    def settings(self, *, user_root: bool = False, **overrides: object) -> Settings:
+    def wait_for_expiry(self) -> None:
+        wait = (self.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds() + 1.2
+        if wait > 0:
+            time.sleep(wait)
+
+    def settings(self, *, user_root: bool = False, tsa_root: bool = False, **overrides: object) -> Settings:
+        tsa_list = self.tsa_list if tsa_root else SHARED_TRUST / "C2PA-TSA-TRUST-LIST.pem"
         values: dict[str, object] = {
             "data_dir": self.folder / "data",
             "trust_anchors_path": str(SHARED_TRUST / "C2PA-TRUST-LIST.pem"),
-            "trust_tsa_anchors_path": str(SHARED_TRUST / "C2PA-TSA-TRUST-LIST.pem"),
+            "trust_tsa_anchors_path": str(tsa_list),
             "trust_user_anchors_path": str(self.root_file) if user_root else "",
         }
         values.update(overrides)
@@ -71,11 +96,13 @@ class Kit:
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
     if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").is_file():
         message = f"the shared trust lists are missing ({SHARED_TRUST})"
         pytest.fail(message) if IN_CI else pytest.skip(message)
-    return Kit(make_ca(), tmp_path_factory.mktemp("provenance"))
+    made = Kit(make_ca(), tmp_path_factory.mktemp("provenance"))
+    yield made
+    made.tsa.close()
 
 
 def c2pa_item(verdict: Verdict) -> dict:
@@ -194,21 +221,115 @@ def test_truncated_files_are_tampered_or_unavailable_never_a_crash(kit: Kit) -> 
 
 
 def test_expired_leaf_without_timestamp_is_explained_apart_from_tampering(kit: Kit) -> None:
-    wait = (kit.expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds() + 1.2
-    if wait > 0:
-        time.sleep(wait)
-    verdict = analyze(kit.expiring, kit.settings(user_root=True))
+    kit.wait_for_expiry()
+    verdict = analyze(kit.expiring, kit.settings(user_root=True, tsa_root=True))
     item = c2pa_item(verdict)
     assert item["kind"] == "c2pa-expired"
     assert verdict.level == Level.SIGNED_UNTRUSTED
     assert "had expired" in verdict.summary and "no trusted time-stamp" in verdict.summary
     assert "not a sign of tampering" in verdict.summary
+    assert item["details"]["timestamped"] is False and item["details"]["timestamp"] is None
     assert "signingCredential.expired" in [f["code"] for f in item["details"]["failures"]]
     # Expiry and a pixel change together are tampering: the content speaks louder.
     scan = kit.expiring.rfind(b"\xff\xda") + 500
     while kit.expiring[scan] in (0x00, 0xFE, 0xFF) or kit.expiring[scan - 1] == 0xFF:
         scan += 1
     assert analyze(_flip(kit.expiring, scan), kit.settings(user_root=True)).level == Level.TAMPERED
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_the_test_tsa_answers_as_rfc_3161_says(kit: Kit, tmp_path: Path) -> None:
+    """OpenSSL, not c2pa, checks our authority's answers, so the tests below rest on a standard TSA."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command on this machine")
+    (tmp_path / "data.bin").write_bytes(kit.photo)
+    (tmp_path / "ca.pem").write_bytes(kit.tsa.root_pem)
+    (tmp_path / "untrusted.pem").write_bytes(kit.tsa.ca.inter_pem)
+    subprocess.run(["openssl", "ts", "-query", "-data", "data.bin", "-sha256", "-cert", "-out", "q.tsq"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    request = urllib.request.Request(kit.tsa.url, data=(tmp_path / "q.tsq").read_bytes(),
+                                     headers={"Content-Type": "application/timestamp-query"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.headers["Content-Type"] == "application/timestamp-reply"
+        (tmp_path / "r.tsr").write_bytes(answer.read())
+    verify = subprocess.run(["openssl", "ts", "-verify", "-queryfile", "q.tsq", "-in", "r.tsr", "-CAfile", "ca.pem",
+                             "-untrusted", "untrusted.pem"], cwd=tmp_path, capture_output=True, text=True)
+    assert verify.returncode == 0 and "Verification: OK" in verify.stdout, verify.stdout + verify.stderr
+    # A request for other data does not verify against this token.
+    (tmp_path / "other.bin").write_bytes(b"other")
+    subprocess.run(["openssl", "ts", "-query", "-data", "other.bin", "-sha256", "-out", "o.tsq"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    assert subprocess.run(["openssl", "ts", "-verify", "-queryfile", "o.tsq", "-in", "r.tsr", "-CAfile", "ca.pem"],
+                          cwd=tmp_path, capture_output=True).returncode != 0
+
+
+def test_time_stamped_signature_says_when_it_was_signed(kit: Kit) -> None:
+    hits = kit.tsa.hits
+    verdict = analyze(kit.stamped, kit.settings(user_root=True, tsa_root=True))
+    assert verdict.level == Level.VERIFIED, verdict.summary
+    details = c2pa_item(verdict)["details"]
+    assert details["timestamped"] is True
+    assert details["timestamp"] == {"time": kit.stamped_at.isoformat(), "authority": "Credence Test TSA",
+                                    "trusted": True}
+    assert details["signing_time"] == kit.stamped_at.isoformat()
+    assert f"Signed {_iso(kit.stamped_at)}, time-stamped by Credence Test TSA (a trusted time-stamp authority)" \
+        in verdict.summary
+    # The same stamp from an authority that is not on the list is shown, but no time is relied on.
+    plain = analyze(kit.stamped, kit.settings(user_root=True))
+    assert plain.level == Level.VERIFIED   # the certificate is still valid today
+    details = c2pa_item(plain)["details"]
+    assert details["timestamp"]["trusted"] is False and details["signing_time"] is None
+    assert "an authority not on your time-stamp trust list, so that time is not relied on" in plain.summary
+    assert kit.tsa.hits == hits   # reading never calls the authority
+
+
+def test_expired_leaf_with_a_trusted_time_stamp_still_verifies(kit: Kit) -> None:
+    kit.wait_for_expiry()
+    verdict = analyze(kit.expiring_stamped, kit.settings(user_root=True, tsa_root=True))
+    item = c2pa_item(verdict)
+    assert verdict.level == Level.VERIFIED and item["kind"] == "c2pa-trusted", verdict.summary
+    assert item["details"]["failures"] == [] and item["details"]["timestamp"]["trusted"] is True
+    assert "the signing certificate has since expired" in verdict.summary
+    assert "the trusted time-stamp shows the file was signed while it was valid" in verdict.summary
+    assert _iso(kit.expiring_stamped_at) in verdict.summary
+    # A trusted stamp rescues the certificate's dates, not its issuer: unanchored, it is signed-untrusted.
+    unanchored = analyze(kit.expiring_stamped, kit.settings(tsa_root=True))
+    assert unanchored.level == Level.SIGNED_UNTRUSTED and c2pa_item(unanchored)["kind"] == "c2pa-untrusted"
+    assert "signed while it was valid" in unanchored.summary
+
+
+def test_expired_leaf_with_an_untrusted_time_stamp_is_expired_not_tampered(kit: Kit) -> None:
+    kit.wait_for_expiry()
+    verdict = analyze(kit.expiring_stamped, kit.settings(user_root=True))
+    item = c2pa_item(verdict)
+    assert item["kind"] == "c2pa-expired" and verdict.level == Level.SIGNED_UNTRUSTED, verdict.summary
+    assert "had expired" in verdict.summary and "not a sign of tampering" in verdict.summary
+    assert "its time-stamp from Credence Test TSA is not from an authority on your time-stamp trust list" \
+        in verdict.summary
+    assert set(f["code"] for f in item["details"]["failures"]) == {"signingCredential.expired",
+                                                                  "signingCredential.untrusted"}
+
+
+def test_trusted_time_stamp_outside_the_certificate_validity(kit: Kit) -> None:
+    verdict = analyze(kit.stamped_late, kit.settings(user_root=True, tsa_root=True))
+    item = c2pa_item(verdict)
+    assert item["kind"] == "c2pa-expired" and verdict.level == Level.SIGNED_UNTRUSTED, verdict.summary
+    assert "a trusted time-stamp from Credence Test TSA shows the file was signed on" in verdict.summary
+    assert "after the signing certificate had expired" in verdict.summary
+    assert "the content itself matches its signature" in verdict.summary
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "c2pa-python 0.38.1 (c2pa-rs 0.91.3) checks time-stamps and signers against one anchor pool, and lets "
+    "a leaf whose EKU is timeStamping (or OCSPSigning) sign content whatever trust_config lists: a TSA's own "
+    "certificate verifies as a content signer. Strict: this fails loudly once the library separates them."))
+def test_a_time_stamp_authority_certificate_is_not_a_content_signer(kit: Kit) -> None:
+    signed, _ = sign(kit.photo, kit.tsa.leaf)
+    verdict = analyze(signed, kit.settings(tsa_root=True, trust_ekus="1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36"))
+    assert verdict.level != Level.VERIFIED, verdict.summary
 
 
 def test_eku_settings_decide_which_signing_certificates_count(kit: Kit) -> None:

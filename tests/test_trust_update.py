@@ -13,6 +13,7 @@ from server.verdicts import Level
 from tests.c2pa_kit import make_ca, sign
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, MediaServer, make_jpeg
+from tests.tsa import TimeStampAuthority
 from worker.pipeline import analyze
 
 SHARED_TRUST = ROOT.parent / "shared" / "trust"
@@ -39,34 +40,39 @@ def run_update(data_dir: Path, server: MediaServer, *, allow: bool = True, tsa_p
 def test_update_downloads_records_and_takes_effect(lists: dict[str, bytes], media_server: MediaServer,
                                                     data_dir: Path) -> None:
     ca = make_ca()
-    # A published list that (in this test) also carries our CA's root.
+    # Published lists that (in this test) also carry our CA's root and our time-stamp authority's.
     published = lists["C2PA-TRUST-LIST.pem"] + ca.root_pem
+    with TimeStampAuthority(make_ca("Wire TSA")) as tsa:
+        signed, _ = sign(make_jpeg(200, 150), ca.leaf("Field Camera", "Wire Photo"), tsa_url=tsa.url)
+    published_tsa = lists["C2PA-TSA-TRUST-LIST.pem"] + tsa.root_pem
     media_server.add("/trust.pem", published, "text/plain")
-    media_server.add("/tsa.pem", lists["C2PA-TSA-TRUST-LIST.pem"], "application/x-pem-file")
-    signed, _ = sign(make_jpeg(200, 150), ca.leaf("Field Camera", "Wire Photo"))
+    media_server.add("/tsa.pem", published_tsa, "application/x-pem-file")
     before = analyze(signed, Settings(data_dir=data_dir))
     assert before.level == Level.SIGNED_UNTRUSTED and "no trust list is loaded" in before.summary
+    assert "not on your time-stamp trust list" in before.summary
 
     result = run_update(data_dir, media_server)
     assert result.exit_code == 0, result.output
     assert "C2PA-TRUST-LIST.pem: 31 certificates from http://127.0.0.1" in result.output
-    assert "C2PA-TSA-TRUST-LIST.pem: 22 certificates" in result.output
+    assert "C2PA-TSA-TRUST-LIST.pem: 23 certificates" in result.output
     folder = data_dir / "trust"
     assert (folder / "C2PA-TRUST-LIST.pem").read_bytes() == published
-    assert (folder / "C2PA-TSA-TRUST-LIST.pem").read_bytes() == lists["C2PA-TSA-TRUST-LIST.pem"]
+    assert (folder / "C2PA-TSA-TRUST-LIST.pem").read_bytes() == published_tsa
     record = json.loads((folder / "trust-lists.json").read_text())
     assert record["updated_at"].endswith("+00:00")
     assert [(e["file"], e["url"], e["certificates"]) for e in record["lists"]] == [
         ("C2PA-TRUST-LIST.pem", media_server.url("/trust.pem"), 31),
-        ("C2PA-TSA-TRUST-LIST.pem", media_server.url("/tsa.pem"), 22),
+        ("C2PA-TSA-TRUST-LIST.pem", media_server.url("/tsa.pem"), 23),
     ]
     assert media_server.hits == {"/trust.pem": 1, "/tsa.pem": 1}
 
     # The worker's default paths now point at the downloaded lists: no restart, no config.
     after = analyze(signed, Settings(data_dir=data_dir))
     assert after.level == Level.VERIFIED, after.summary
-    trust = [e for e in after.evidence if e.kind == "c2pa-trusted"][0].details["trust"]
-    assert trust["anchors"] == ["C2PA-TRUST-LIST.pem", "C2PA-TSA-TRUST-LIST.pem"]
+    details = [e for e in after.evidence if e.kind == "c2pa-trusted"][0].details
+    assert details["trust"]["anchors"] == ["C2PA-TRUST-LIST.pem", "C2PA-TSA-TRUST-LIST.pem"]
+    # The downloaded TSA list is what makes the time-stamp count.
+    assert details["timestamp"]["trusted"] is True and details["signing_time"] == tsa.stamped[0].isoformat()
 
 
 def test_update_is_guarded_and_all_or_nothing(lists: dict[str, bytes], media_server: MediaServer,

@@ -19,6 +19,8 @@ from worker.stages.hashes import PerceptualHashes
 
 if TYPE_CHECKING:
     from worker.bank_matcher import BankMatcher
+    from worker.stages.keyframes import Keyframe, VideoInfo
+    from worker.stages.video_hashes import VideoHashes
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,12 @@ class Item:
     hashes: PerceptualHashes | None = None
     dihedral: list[str] | None = None
     matcher: BankMatcher | None = None  # absent when no bank database is at hand (e.g. a bare CLI check)
+    video: VideoInfo | None = None
+    keyframes: list[Keyframe] | None = None
+    video_hashes: VideoHashes | None = None
+    # The whole file's size when ``data`` is only the part fetched by range requests (a long video):
+    # then file hashes describe the part and must never be matched as the whole.
+    source_size: int | None = None
     evidence: list[Evidence] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=lambda: {"pipeline": PIPELINE_VERSION})
     timings: dict[str, float] = field(default_factory=dict)
@@ -82,10 +90,14 @@ def run_rules(item: Item, rules: Sequence[Rule]) -> Item:
 
 
 def analyze(data: bytes, settings: Settings, *, mime: str | None = None,
-            rules: Sequence[Rule] | None = None, matcher: BankMatcher | None = None) -> Verdict:
-    """Run every rule over the bytes and fuse the evidence into a verdict."""
+            rules: Sequence[Rule] | None = None, matcher: BankMatcher | None = None,
+            source_size: int | None = None) -> Verdict:
+    """Run every rule over the bytes and fuse the evidence into a verdict.
+
+    ``source_size`` is the full file's size when ``data`` is only the part of it that was fetched.
+    """
     from worker.rules import RULES
 
-    item = run_rules(Item(data=data, settings=settings, mime=mime, matcher=matcher),
+    item = run_rules(Item(data=data, settings=settings, mime=mime, matcher=matcher, source_size=source_size),
                      RULES if rules is None else rules)
     return fuse(item.evidence, sha256=item.sha256, versions=item.versions, timings=item.timings)

@@ -5,7 +5,11 @@ from server.verdicts import Evidence, Level
 from worker.pipeline import Item, Rule
 from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
 from worker.stages.decode import DecodeError, decode
-from worker.stages.sniff import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, describe_unknown, sniff
+from worker.stages.sniff import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, VIDEO_TYPES, describe_unknown, sniff
+from worker.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
+
+# Containers c2pa cannot hold a manifest in: said plainly rather than sent to the reader.
+NO_C2PA_FORMATS = {"video/webm": "WebM"}
 
 
 class MediaTypeRule:
@@ -29,7 +33,7 @@ class MediaTypeRule:
                 summary=f"Only Content Credentials are checked for {item.mime}: no hash matching or detection.",
                 details={"mime": item.mime},
             ))
-        elif item.mime not in IMAGE_TYPES:
+        elif item.mime not in IMAGE_TYPES and item.mime not in VIDEO_TYPES:
             item.evidence.append(Evidence(
                 stage=self.name, kind="unsupported-type", supports=Level.UNAVAILABLE,
                 summary=f"Could not check: {item.mime} is not supported yet.", details={"mime": item.mime},
@@ -73,6 +77,14 @@ class ProvenanceRule:
     def act(self, item: Item) -> None:
         from worker.trust import reading_context
 
+        if item.mime in NO_C2PA_FORMATS:
+            item.evidence.append(Evidence(
+                stage=self.name, kind="c2pa-absent",
+                summary=f"No Content Credentials: {NO_C2PA_FORMATS[item.mime]} is not a format that carries "
+                        "Content Credentials (C2PA).",
+                details={"mime": item.mime, "reason": "format-cannot-carry-c2pa"},
+            ))
+            return
         settings = item.settings
         context, files = reading_context(settings)
         keep = settings.keep_thumbnails
@@ -156,12 +168,12 @@ class HashRule:
 
 
 class BankMatchRule:
-    """Exact and near-duplicate matches against the confirmed entries of every bank."""
+    """Exact and near-duplicate matches against the confirmed entries of every bank (videos: VideoBankMatchRule)."""
 
     name, version = bank_match.STAGE, "1"
 
     def applies(self, item: Item) -> bool:
-        return item.matcher is not None
+        return item.matcher is not None and item.mime not in VIDEO_TYPES
 
     def act(self, item: Item) -> None:
         hits = item.matcher.match(item.sha256, item.hashes, item.dihedral)
@@ -183,5 +195,8 @@ class DetectionGateRule:
         detection.gate(item)
 
 
-RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule(), ProvenanceRule(), AiMetadataRule(), WatermarkRule(),
-                           HashRule(), BankMatchRule(), DetectionGateRule())
+# Images go decode -> ... -> hashes -> bank-match; videos go keyframes -> ... -> video-hashes ->
+# video-bank-match. Each applies() keeps the two paths apart.
+RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule(), VideoKeyframesRule(), ProvenanceRule(), AiMetadataRule(),
+                           WatermarkRule(), HashRule(), VideoHashRule(), BankMatchRule(), VideoBankMatchRule(),
+                           DetectionGateRule())

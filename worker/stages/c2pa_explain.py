@@ -4,9 +4,16 @@ The validation codes are the C2PA specification's; the sentences are ours. A fai
 concerns the signer's certificate (expired, no trusted time-stamp) is worded apart from a
 failure that shows the content or the credentials were changed, because readers act on them
 differently: one says "we cannot vouch for who signed", the other "this was altered".
+
+Time-stamps are worded by what c2pa-python 0.38 (c2pa-rs 0.91) actually does with them: a stamp
+from an authority on the trust lists moves the certificate check to the stamped time (an expired
+certificate then still validates, and we say it was signed while valid); a stamp from any other
+authority is only information, the check happens at reading time, and we say the stamp was not
+relied on. Content changes are named by what the file holds: pixels, a drawing, sound, video.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
 from typing import Any
 
@@ -17,10 +24,7 @@ STAGE = "c2pa"
 
 # Plain words for each failure code; the library's own explanation is the fallback.
 EXPLANATIONS: dict[str, str] = {
-    "assertion.dataHash.mismatch": "the pixels were changed after signing (or the file was cut short)",
-    "assertion.dataHash.malformed": "the record of what the pixels looked like at signing is malformed",
-    "assertion.boxesHash.mismatch": "the file's content was changed after signing",
-    "assertion.bmffHash.mismatch": "the media data was changed after signing",
+    "assertion.dataHash.malformed": "the record of the content at signing is malformed",
     "assertion.collectionHash.mismatch": "files covered by the credentials were changed after signing",
     "assertion.hashedURI.mismatch":
         "part of the credentials (an assertion such as the edit history) was changed after signing",
@@ -47,8 +51,9 @@ EXPLANATIONS: dict[str, str] = {
         "the signing certificate is not valid for signing content (malformed, or a key usage your settings do not allow)",
     "signingCredential.revoked": "the signing certificate was revoked by its issuer",
     "signingCredential.ocsp.revoked": "the signing certificate was revoked by its issuer",
-    "signingCredential.expired": "the signing certificate had expired, and no trusted time-stamp shows "
-                                 "the file was signed while it was still valid",
+    # c2pa uses this code for any date outside the certificate's validity, not-yet-valid included.
+    "signingCredential.expired": "the signing certificate was outside its validity period (expired), and no "
+                                 "trusted time-stamp shows the file was signed while it was valid",
     "timeStamp.mismatch": "the time-stamp does not match the signature",
     "timeStamp.malformed": "the time-stamp is malformed",
     "timeStamp.untrusted": "the time-stamp comes from an authority that is not on your time-stamp trust list",
@@ -65,6 +70,18 @@ EXPLANATIONS: dict[str, str] = {
     "algorithm.unsupported": "the credentials were signed with an algorithm this verifier does not accept",
     "general.error": "the credentials could not be validated",
 }
+# Hash mismatches say the content changed; what the content is depends on the file's type.
+_CONTENT = {
+    "assertion.dataHash.mismatch": "{what} changed after signing (or the file was cut short)",
+    "assertion.bmffHash.mismatch": "{what} changed after signing",
+    "assertion.boxesHash.mismatch": "{what} changed after signing",
+}
+_WHAT = (  # (MIME prefix, words); first match wins
+    ("image/svg+xml", "the drawing (its SVG markup) was"),
+    ("image/", "the pixels were"),
+    ("audio/", "the sound was"),
+    ("video/", "the video or its sound was"),
+)
 # Codes that speak about the signer, not about changes to content or credentials.
 _SIGNER_ONLY = frozenset({"signingCredential.untrusted", "signingCredential.expired"})
 # Which failure to lead with when there are several: content changes first.
@@ -72,8 +89,11 @@ _LEAD = ("assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertio
          "claimSignature.mismatch", "assertion.hashedURI.mismatch")
 
 
-def explain(code: str, fallback: str = "") -> str:
-    """Plain words for one validation code."""
+def explain(code: str, fallback: str = "", mime: str | None = None) -> str:
+    """Plain words for one validation code; ``mime`` names what changed for a content mismatch."""
+    if code in _CONTENT:
+        what = next((words for prefix, words in _WHAT if (mime or "").startswith(prefix)), "the file's content was")
+        return _CONTENT[code].format(what=what)
     if code in EXPLANATIONS:
         return EXPLANATIONS[code]
     if code.startswith("signingCredential.ocsp"):
@@ -90,13 +110,70 @@ def _signed_by(signer: SignerInfo | None) -> str:
     return org or cn or "an unnamed signer"
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time from the library as a reader reads it: 2026-12-01 16:54:55 UTC."""
+    moment = _parse(iso)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else (iso or "an unknown time")
+
+
+def _parse(iso: str | None) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+
+
+def _stamp(signer: SignerInfo | None, now: dt.datetime) -> str:
+    """The sentence about the signature's time-stamp, worded by whether the library relied on it."""
+    if signer is None or not signer.timestamped:
+        return ""
+    by = f" by {signer.timestamp_authority}" if signer.timestamp_authority else ""
+    when = _when(signer.signing_time)
+    if signer.timestamp_trusted is False:
+        return (f" The signature carries a time-stamp of {when}{by}, an authority not on your time-stamp "
+                "trust list, so that time is not relied on.")
+    if signer.timestamp_trusted is None:
+        return f" The signature carries a time-stamp of {when}{by}, which was not checked against a trust list."
+    expired = _parse(signer.not_after)
+    if expired is not None and expired < now:
+        return (f" Signed {when}, time-stamped{by}: the signing certificate has since expired "
+                f"(valid until {_when(signer.not_after)}), but the trusted time-stamp shows the file was signed "
+                "while it was valid.")
+    return f" Signed {when}, time-stamped{by} (a trusted time-stamp authority)."
+
+
+def _expired(who: str, signer: SignerInfo | None, now: dt.datetime) -> str:
+    """Why a certificate outside its validity is not tampering, and what the time-stamp says."""
+    start = _parse(signer.not_before) if signer else None
+    span = (f" (valid {_when(signer.not_before)} to {_when(signer.not_after)})"
+            if signer and signer.not_before and signer.not_after else "")
+    if signer is not None and signer.timestamped and signer.timestamp_trusted:
+        by = f" from {signer.timestamp_authority}" if signer.timestamp_authority else ""
+        moment = _parse(signer.signing_time)
+        side = ("before the signing certificate became valid" if moment and start and moment < start
+                else "after the signing certificate had expired")
+        return (f"Signed by {who}, but a trusted time-stamp{by} shows the file was signed on "
+                f"{_when(signer.signing_time)}, {side}{span}. Signatures made outside a certificate's "
+                "validity cannot be relied on; the content itself matches its signature.")
+    state = "is not valid yet" if start and start > now else "had expired"
+    if signer is not None and signer.timestamped:
+        by = f" from {signer.timestamp_authority}" if signer.timestamp_authority else ""
+        why = (f"its time-stamp{by} is not from an authority on your time-stamp trust list, so nothing "
+               "trusted shows the file was signed while the certificate was valid")
+    else:
+        why = "no trusted time-stamp shows the file was signed while it was valid"
+    return (f"Signed by {who}, but the signing certificate {state}{span} and {why}. The content itself "
+            "matches its signature: this is not a sign of tampering.")
+
+
 def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "title": node.title, "relationship": node.relationship, "format": node.format,
         "validation": node.validation, "manifest": node.manifest,
     }
     if node.failures:
-        out["failures"] = [{"code": c, "words": explain(c)} for c in node.failures]
+        out["failures"] = [{"code": c, "words": explain(c, "", node.format)} for c in node.failures]
     if node.thumbnail and node.thumbnail in thumbs:
         out["thumbnail"] = thumbs[node.thumbnail]
     if node.ingredients:
@@ -106,25 +183,34 @@ def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any]) -> dict[str, Any]
 
 def _manifest_details(m: Manifest, thumbs: dict[str, Any]) -> dict[str, Any]:
     signer = asdict(m.signer)
+    stamp = None
+    if m.signer.timestamped:
+        stamp = {"time": m.signer.signing_time, "authority": m.signer.timestamp_authority,
+                 "trusted": m.signer.timestamp_trusted}
     return {
         "manifest": m.label,
         "title": m.title,
         "claim_generator": m.claim_generator,
         "signer": signer,
-        "signing_time": m.signer.signing_time,
+        # Only a trusted stamp proves when the file was signed; any stamp is kept under "timestamp".
+        "signing_time": m.signer.signing_time if m.signer.timestamp_trusted else None,
         "timestamped": m.signer.timestamped,
+        "timestamp": stamp,
         "actions": [{k: v for k, v in asdict(a).items() if v is not None} for a in m.actions],
         **({"thumbnail": thumbs[m.thumbnail]} if m.thumbnail and m.thumbnail in thumbs else {}),
     }
 
 
 def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
-             trust: dict[str, Any] | None = None, remote_refused: str | None = None) -> list[Evidence]:
+             trust: dict[str, Any] | None = None, remote_refused: str | None = None,
+             now: dt.datetime | None = None) -> list[Evidence]:
     """The provenance findings of one file.
 
     ``thumbs`` maps thumbnail identifiers to their stored reference (bytes never enter a verdict);
-    ``remote_refused`` is why a remote manifest could not be fetched when fetching is enabled.
+    ``remote_refused`` is why a remote manifest could not be fetched when fetching is enabled;
+    ``now`` is when "has since expired" is judged (the reading time by default).
     """
+    now = now or dt.datetime.now(dt.timezone.utc)
     thumbs = thumbs or {}
     trust = trust or {}
     if result.status == "absent":
@@ -163,30 +249,28 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         "embedded": result.embedded,
         "manifests": len(result.manifests),
         "ingredients": [_ingredient_dict(n, thumbs) for n in result.ingredients],
-        "failures": [{"code": f.code, "words": explain(f.code, f.explanation)} for f in result.failures],
+        "failures": [{"code": f.code, "words": explain(f.code, f.explanation, result.mime)} for f in result.failures],
         "trust": trust,
     })
     if result.remote_url:
         details["remote_url"] = result.remote_url  # fetched through the guarded fetcher
-    who = _signed_by(active.signer if active else None)
+    signer = active.signer if active else None
+    who = _signed_by(signer)
     codes = [f.code for f in result.failures]
+    stamp = _stamp(signer, now)
 
     if result.state == "Trusted":
-        issuer = f", certificate issued by {active.signer.issuer}" if active and active.signer.issuer else ""
+        issuer = f", certificate issued by {signer.issuer}" if signer and signer.issuer else ""
         return [Evidence(stage=STAGE, kind="c2pa-trusted", supports=Level.VERIFIED, details=details,
                          summary=f"Verified Content Credentials: signed by {who}{issuer}, "
-                                 "a signer on your trust list; the content is unchanged since signing.")]
+                                 f"a signer on your trust list; the content is unchanged since signing.{stamp}")]
     if result.state == "Invalid":
         if "signingCredential.expired" in codes and set(codes) <= _SIGNER_ONLY:
-            until = f" (valid until {active.signer.not_after})" if active and active.signer.not_after else ""
-            return [Evidence(
-                stage=STAGE, kind="c2pa-expired", supports=Level.SIGNED_UNTRUSTED, details=details,
-                summary=f"Signed by {who}, but the signing certificate had expired{until} and no trusted "
-                        "time-stamp shows the file was signed while it was valid. The content itself matches "
-                        "its signature: this is not a sign of tampering.")]
+            return [Evidence(stage=STAGE, kind="c2pa-expired", supports=Level.SIGNED_UNTRUSTED, details=details,
+                             summary=_expired(who, signer, now))]
         lead = next((c for c in _LEAD if c in codes), None) or next(
             (c for c in codes if c not in _SIGNER_ONLY), codes[0] if codes else "general.error")
-        words = explain(lead, next((f.explanation for f in result.failures if f.code == lead), ""))
+        words = explain(lead, next((f.explanation for f in result.failures if f.code == lead), ""), result.mime)
         more = len({c for c in codes if c not in _SIGNER_ONLY}) - 1
         return [Evidence(
             stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
@@ -197,6 +281,6 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         hint = "" if trust.get("loaded", True) else " (no trust list is loaded: run `credence trust update`)"
         return [Evidence(stage=STAGE, kind="c2pa-untrusted", supports=Level.SIGNED_UNTRUSTED, details=details,
                          summary=f"Signed by {who}, not on your trust list{hint}. "
-                                 "The content is unchanged since signing.")]
+                                 f"The content is unchanged since signing.{stamp}")]
     return [Evidence(stage=STAGE, kind="c2pa-unvalidated", details=details,
                      summary=f"Content Credentials signed by {who} were read but not validated.")]

@@ -26,7 +26,8 @@ _MAX_THUMBNAILS = 16
 _MAX_BLOB = 64 * 1024
 _DST_SCAN = re.compile(r"digitalsourcetype/([A-Za-z]+)", re.I)
 
-# Formats the reader handles (sniffed types mapped to what c2pa expects); others are auto-detected.
+# Sniffed types handed to the reader by name: each is one c2pa-python accepts under exactly that
+# name (tests/test_c2pa_formats.py checks it against the library's own list); others go unnamed.
 _FORMATS = {
     "image/jpeg", "image/png", "image/webp", "image/avif", "image/heic", "image/heif", "image/gif",
     "image/tiff", "image/svg+xml", "video/mp4", "video/quicktime", "audio/mpeg", "audio/wav",
@@ -47,9 +48,14 @@ class SignerInfo:
     issuer: str | None = None          # the CA that issued the signing certificate
     algorithm: str | None = None
     serial: str | None = None
+    not_before: str | None = None
     not_after: str | None = None
-    signing_time: str | None = None    # only known from a time-stamp
+    signing_time: str | None = None    # only known from a time-stamp (trusted or not: see below)
     timestamped: bool = False
+    timestamp_authority: str | None = None
+    # True: the stamp's authority chains to an anchor; False: it does not, or the stamp is broken;
+    # None: no stamp, or one the library did not trust-check (legacy v1 claims).
+    timestamp_trusted: bool | None = None
 
 
 @dataclass
@@ -97,6 +103,7 @@ class C2paResult:
     embedded: bool = True
     error: str | None = None
     thumbnails: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # identifier -> (format, bytes)
+    mime: str | None = None                   # what was read: the explanations name the content by it
 
 
 def might_carry_credentials(data: bytes) -> bool:
@@ -155,28 +162,56 @@ def _dn(name: Any) -> str | None:
     return _text(cn or org)
 
 
-def _certificates(crjson: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Issuer and validity per manifest label; only crJSON carries them."""
+def _signatures(crjson: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per manifest label: its crJSON signature record (certificate, time-stamp authority) and its
+    own validation results. Only crJSON carries the issuer, the validity and the stamp's signer."""
     found: dict[str, dict[str, Any]] = {}
     for manifest in crjson.get("manifests") or []:
-        if isinstance(manifest, dict) and isinstance(manifest.get("signature"), dict):
-            found[str(manifest.get("label"))] = manifest["signature"].get("certificateInfo") or {}
+        if isinstance(manifest, dict):
+            signature = manifest.get("signature") if isinstance(manifest.get("signature"), dict) else {}
+            results = manifest.get("validationResults")
+            found[str(manifest.get("label"))] = {**signature,
+                                                 "results": results if isinstance(results, dict) else {}}
     return found
 
 
-def _signer(manifest: dict[str, Any], cert: dict[str, Any]) -> SignerInfo:
+def _timestamp_trust(results: dict[str, Any]) -> bool | None:
+    """Whether the library trusted the time-stamp: it logs `timeStamp.trusted` as a success, and an
+    untrusted or broken stamp only as information (the signature then counts as unstamped)."""
+    def codes(bucket: str) -> list[tuple[str, str]]:
+        items = results.get(bucket) if isinstance(results.get(bucket), list) else []
+        return [(str(i.get("code")), str(i.get("explanation", ""))) for i in items if isinstance(i, dict)]
+
+    for code, words in codes("success"):
+        if code == "timeStamp.trusted":
+            # c2pa-rs does not trust-check the stamps of v1 claims yet logs them as "legacy ... trusted".
+            return None if words.startswith("legacy") else True
+    if any(code.startswith("timeStamp.") and code != "timeStamp.validated"
+           for code, _ in codes("informational") + codes("failure")):
+        return False
+    return None
+
+
+def _signer(manifest: dict[str, Any], signature: dict[str, Any]) -> SignerInfo:
     info = manifest.get("signature_info") or {}
+    cert = signature.get("certificateInfo") if isinstance(signature.get("certificateInfo"), dict) else {}
     subject = cert.get("subject") if isinstance(cert.get("subject"), dict) else {}
-    time = info.get("time")
+    validity = cert.get("validity") if isinstance(cert.get("validity"), dict) else {}
+    stamp = signature.get("timeStampInfo") if isinstance(signature.get("timeStampInfo"), dict) else {}
+    stamp_cert = stamp.get("certificateInfo") if isinstance(stamp.get("certificateInfo"), dict) else {}
+    time = info.get("time") or stamp.get("timestamp")
     return SignerInfo(
         organisation=_text(subject.get("O") or info.get("issuer")),  # c2pa's "issuer" is the subject's O
         common_name=_text(subject.get("CN") or info.get("common_name")),
         issuer=_dn(cert.get("issuer")),
         algorithm=_text(info.get("alg")),
         serial=_text(info.get("cert_serial_number")),
-        not_after=_text((cert.get("validity") or {}).get("notAfter")),
+        not_before=_text(validity.get("notBefore")),
+        not_after=_text(validity.get("notAfter")),
         signing_time=_text(time),
         timestamped=bool(time),
+        timestamp_authority=_dn(stamp_cert.get("subject")) if time else None,
+        timestamp_trusted=_timestamp_trust(signature.get("results") or {}) if time else None,
     )
 
 
@@ -233,22 +268,30 @@ def _tree(refs: list[dict[str, Any]], manifests: dict[str, Manifest], depth: int
 
 
 def _thumbnails(reader: Any, result: C2paResult) -> None:
-    wanted: list[tuple[str, str]] = []
+    """Fetch the thumbnails the store holds. Their type is sniffed, not taken from the manifest (c2pa
+    writes a GIF's or a WebP's thumbnail in that format), and anything but a raster image is dropped."""
+    from worker.stages.sniff import IMAGE_TYPES, sniff
+
+    wanted: list[str] = []
     if result.active is not None and result.active.thumbnail:
-        wanted.append((result.active.thumbnail, "image/jpeg"))
+        wanted.append(result.active.thumbnail)
     stack = list(result.ingredients)
     while stack:
         node = stack.pop(0)
         if node.thumbnail:
-            wanted.append((node.thumbnail, "image/jpeg"))
+            wanted.append(node.thumbnail)
         stack.extend(node.ingredients)
-    for identifier, fmt in wanted[:_MAX_THUMBNAILS]:
+    for identifier in wanted[:_MAX_THUMBNAILS]:
         buf = io.BytesIO()
         try:
-            if reader.resource_to_stream(identifier, buf) <= _MAX_THUMBNAIL_BYTES:
-                result.thumbnails[identifier] = (fmt, buf.getvalue()[:_MAX_THUMBNAIL_BYTES])
+            if reader.resource_to_stream(identifier, buf) > _MAX_THUMBNAIL_BYTES:
+                continue
         except Exception:  # noqa: BLE001 - a missing thumbnail never spoils the reading
             continue
+        data = buf.getvalue()[:_MAX_THUMBNAIL_BYTES]
+        fmt = sniff(data[:64])
+        if fmt in IMAGE_TYPES:
+            result.thumbnails[identifier] = (fmt, data)
 
 
 def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: bytes | None = None,
@@ -270,9 +313,14 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
     with reader:
         store = json.loads(reader.json())
         try:
-            certs = _certificates(json.loads(reader.crjson()))
+            certs = _signatures(json.loads(reader.crjson()))
         except (c2pa.C2paError, ValueError):
             certs = {}
+        active_label = str(store.get("active_manifest") or "")
+        if active_label and not (certs.get(active_label) or {}).get("results"):
+            # Without crJSON the store's own results still say how the active stamp fared.
+            results = (store.get("validation_results") or {}).get("activeManifest")
+            certs.setdefault(active_label, {})["results"] = results if isinstance(results, dict) else {}
         manifests = {label: _manifest(label, raw, certs.get(label, {}))
                      for label, raw in (store.get("manifests") or {}).items() if isinstance(raw, dict)}
         active = manifests.get(store.get("active_manifest") or "")
@@ -284,6 +332,7 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
             active=active,
             manifests=manifests,
             embedded=bool(reader.is_embedded()),
+            mime=mime,
         )
         if active is not None:
             result.ingredients = _tree(active.ingredient_refs, manifests, 0, {active.label}, [_MAX_INGREDIENTS])
