@@ -13,9 +13,12 @@ from sqlalchemy.orm import Session
 
 from server import models
 from server.errors import ApiError
-from server.hashes_hex import HEX_LENGTHS as HEX
+from server.hashes_hex import HEX_LENGTHS
 
+HEX = {**HEX_LENGTHS, "md5": 32}  # md5: a video file's, as the ecosystem's video_md5 signal
 KINDS = ("fake", "original")
+MEDIA_KINDS = ("image", "video")
+UNKNOWN_FRAME_QUALITY = 50  # a bare PDQ given without its quality counts as just usable, as on import
 STATUSES = ("pending", "confirmed", "rejected", "retracted")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 REPORTS_BANK = "reader-reports"
@@ -43,6 +46,29 @@ def check_hex(field: str, value: str | None) -> str | None:
     if len(value) != HEX[field] or not re.fullmatch(r"[0-9a-f]+", value):
         raise ApiError(400, f"{field} must be {HEX[field]} hex characters")
     return value
+
+
+def check_frames(frames: list[Any] | None) -> list[models.StoredFrame] | None:
+    """Keyframe PDQs given by people: a 64-hex PDQ, the ecosystem's ``"<pdq>,<quality>,<seconds>"``,
+    or ``{"pdq", "quality", "t"}``; or computed ones (objects with t, pdq, quality). A bare PDQ has
+    quality 50 and time 0 (unknown)."""
+    if frames is None:
+        return None
+    if len(frames) > models.MAX_FRAMES:
+        raise ApiError(400, f"at most {models.MAX_FRAMES} frames")
+    out = []
+    try:
+        for frame in frames:
+            if isinstance(frame, dict):
+                frame = f"{frame.get('pdq')},{frame.get('quality', UNKNOWN_FRAME_QUALITY)},{frame.get('t', 0)}"
+            elif isinstance(frame, str):
+                frame = frame if "," in frame else f"{frame},{UNKNOWN_FRAME_QUALITY},0"
+            else:  # FrameHash / StoredFrame
+                frame = f"{getattr(frame, 'pdq', None)},{getattr(frame, 'quality', None)},{getattr(frame, 't', None)}"
+            out.append(models.parse_frame(frame))
+    except ValueError as exc:
+        raise ApiError(400, f"frames: {exc}") from exc
+    return out
 
 
 def get_bank(session: Session, name: str) -> models.Bank:
@@ -107,13 +133,27 @@ def submit_entry(session: Session, bank: models.Bank, *, actor: str, label: str,
                  source_links: list[str] | None = None, tags: list[str] | None = None,
                  sha256: str | None = None, pdq: str | None = None, pdq_quality: int | None = None,
                  phash: str | None = None, source_url: str | None = None,
-                 hash_state: str = "ready") -> models.BankEntry:
-    """A new entry is always ``pending``: only a reviewer's confirmation makes it match."""
+                 hash_state: str = "ready", media_kind: str | None = None, md5: str | None = None,
+                 frames: list[Any] | None = None) -> models.BankEntry:
+    """A new entry is always ``pending``: only a reviewer's confirmation makes it match.
+
+    An image entry has sha256 / pdq / phash; a video entry sha256 / md5 / keyframe PDQs (``frames``).
+    ``media_kind`` defaults to video when md5 or frames are given; for a file or URL still to be
+    hashed, the hashing job sets it from the bytes."""
     sha256, pdq, phash = check_hex("sha256", sha256), check_hex("pdq", pdq), check_hex("phash", phash)
-    if hash_state == "ready" and not (sha256 or pdq or phash):
-        raise ApiError(400, "an entry needs a file, a URL, or at least one of sha256, pdq, phash")
+    md5, stored_frames = check_hex("md5", md5), check_frames(frames)
+    media_kind = media_kind or ("video" if md5 or stored_frames else "image")
+    if media_kind not in MEDIA_KINDS:
+        raise ApiError(400, f"media_kind must be one of {', '.join(MEDIA_KINDS)}")
+    if media_kind == "video" and (pdq or phash):
+        raise ApiError(400, "a video entry is matched by sha256, md5 and frames, not pdq or phash")
+    if media_kind == "image" and (md5 or stored_frames):
+        raise ApiError(400, "md5 and frames are for video entries")
+    if hash_state == "ready" and not (sha256 or pdq or phash or md5 or stored_frames):
+        raise ApiError(400, "an entry needs a file, a URL, or at least one of sha256, pdq, phash, md5, frames")
     entry = models.BankEntry(
         bank_id=bank.id, sha256=sha256, pdq=pdq, pdq_quality=pdq_quality if pdq else None, phash=phash,
+        media_kind=media_kind, md5=md5, frame_pdqs=models.encode_frames(stored_frames or []),
         hash_state=hash_state, label=label, notes=notes, source_url=source_url,
         source_links=list(source_links or []), tags=list(tags or []), status="pending", submitted_by=actor,
     )
@@ -121,6 +161,13 @@ def submit_entry(session: Session, bank: models.Bank, *, actor: str, label: str,
     session.flush()
     audit(session, actor, "entry.submit", entry.id, bank=bank.name, label=label, source_url=source_url)
     return entry
+
+
+def frames_list(entry: models.BankEntry) -> list[dict[str, Any]] | None:
+    """An entry's keyframe PDQs as JSON objects; None for images."""
+    if not entry.frame_pdqs:
+        return None
+    return [f._asdict() for f in models.decode_frames(entry.frame_pdqs)]
 
 
 TRANSITIONS = {("pending", "confirm"): "confirmed", ("pending", "reject"): "rejected",
@@ -158,6 +205,7 @@ def entry_dict(entry: models.BankEntry, bank: models.Bank | None = None) -> dict
         "id": entry.id, "bank": bank.name if bank else None, "bank_kind": bank.kind if bank else None,
         "status": entry.status, "label": entry.label, "notes": entry.notes,
         "sha256": entry.sha256, "pdq": entry.pdq, "pdq_quality": entry.pdq_quality, "phash": entry.phash,
+        "media_kind": entry.media_kind or "image", "md5": entry.md5, "frames": frames_list(entry),
         "hash_state": entry.hash_state, "hash_error": entry.hash_error, "source_url": entry.source_url,
         "source_links": entry.source_links, "tags": entry.tags,
         "submitted_by": entry.submitted_by, "submitted_at": entry.submitted_at.isoformat(),

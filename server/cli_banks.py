@@ -71,10 +71,21 @@ def entries(name: str, status: str | None) -> None:
 
 
 def _file_hashes(path: Path) -> dict[str, object]:
+    """An image's sha256/PDQ/pHash, or a video's sha256/MD5/keyframe PDQs, as the pipeline computes them."""
     from worker.stages import hashes
     from worker.stages.decode import DecodeError, decode
+    from worker.stages.sniff import VIDEO_TYPES, sniff
 
     data = path.read_bytes()
+    if sniff(data[:512]) in VIDEO_TYPES:
+        from worker.stages.keyframes import VideoError, VideoLimits, extract
+        from worker.stages.video_hashes import video_hashes
+
+        try:
+            vh = video_hashes(data, extract(data, VideoLimits.from_settings(get_settings()))[1])
+        except VideoError as exc:
+            raise click.ClickException(f"{path}: {exc.reason}") from exc
+        return {"media_kind": "video", "sha256": vh.sha256, "md5": vh.md5, "frames": list(vh.frames)}
     try:
         h = hashes.compute(decode(data, get_settings().max_pixels).image)
     except DecodeError as exc:
@@ -90,11 +101,12 @@ def _file_hashes(path: Path) -> dict[str, object]:
 @click.option("--sha256")
 @click.option("--pdq")
 @click.option("--phash")
+@click.option("--md5", help="A video file's MD5.")
 @click.option("--link", "links", multiple=True, help="Source or debunk link (repeatable).")
 def submit(name: str, label: str, notes: str, file_path: Path | None, sha256: str | None, pdq: str | None,
-           phash: str | None, links: tuple[str, ...]) -> None:
-    """Submit an entry (pending until reviewed) from a file or from hash values."""
-    values: dict[str, object] = {"sha256": sha256, "pdq": pdq, "phash": phash}
+           phash: str | None, md5: str | None, links: tuple[str, ...]) -> None:
+    """Submit an entry (pending until reviewed) from a file (image or video) or from hash values."""
+    values: dict[str, object] = {"sha256": sha256, "pdq": pdq, "phash": phash, "md5": md5}
     if file_path:
         values = _file_hashes(file_path)
     with _services().db.session() as session:
@@ -140,14 +152,19 @@ def retract(entry_id: str, note: str) -> None:
 @click.option("--sha256")
 @click.option("--pdq")
 @click.option("--phash")
-def search(file_path: Path | None, sha256: str | None, pdq: str | None, phash: str | None) -> None:
-    """What do the banks hold that looks like this?"""
-    query = {"sha256": sha256, "pdq": pdq, "phash": phash}
+@click.option("--md5", help="A video file's MD5.")
+def search(file_path: Path | None, sha256: str | None, pdq: str | None, phash: str | None, md5: str | None) -> None:
+    """What do the banks hold that looks like this? (an image or a video)"""
+    query = {"sha256": sha256, "pdq": pdq, "phash": phash, "md5": md5}
+    frames = None
     if file_path:
         hashed = _file_hashes(file_path)
-        query = {k: hashed[k] for k in query}
+        query = {k: hashed.get(k) for k in query}
+        frames = hashed.get("frames")
     query = {k: banks.check_hex(k, v) for k, v in query.items()}
-    if not any(query.values()):
+    if not any(query.values()) and not frames:
         raise click.UsageError("give --file or at least one hash")
+    settings = get_settings()
     with _services().db.session() as session:
-        _echo(bank_search.search(session, **query))
+        _echo(bank_search.search(session, **query, frames=frames, frame_threshold=settings.vpdq_frame_threshold,
+                                 match_share=settings.vpdq_match_share))

@@ -1,9 +1,12 @@
 """SQLAlchemy 2.0 tables: the record. Redis only ever holds copies of what is here."""
 from __future__ import annotations
 
+import json
+import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -36,6 +39,11 @@ class Media(Base):
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
     phash: Mapped[str | None] = mapped_column(String(16))
     pdq_dihedral: Mapped[str | None] = mapped_column(Text)  # 8 orientations, comma-separated
+    # Videos: the file's MD5 (NULL when only part of the file was read) and the keyframe PDQs
+    # (see encode_frames), so bank changes re-match stored videos without refetching too.
+    md5: Mapped[str | None] = mapped_column(String(32), index=True)
+    frame_pdqs: Mapped[str | None] = mapped_column(Text)
+    source_size: Mapped[int | None] = mapped_column(BigInteger)  # whole file's size when only part was fetched
 
 
 class MediaUrl(Base):
@@ -110,6 +118,9 @@ class BankEntry(Base):
     pdq: Mapped[str | None] = mapped_column(String(64))
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
     phash: Mapped[str | None] = mapped_column(String(16))
+    media_kind: Mapped[str] = mapped_column(String(8), default="image")  # image | video
+    md5: Mapped[str | None] = mapped_column(String(32), index=True)  # videos: the ecosystem's video_md5
+    frame_pdqs: Mapped[str | None] = mapped_column(Text)  # videos: keyframe PDQs, see encode_frames
     hash_state: Mapped[str] = mapped_column(String(16), default="ready")  # pending | ready | failed
     hash_error: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str] = mapped_column(String(300))
@@ -234,3 +245,53 @@ class DeskCheck(Base):
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     name: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# ---------------------------------------------------------------------------- keyframe PDQs
+
+MAX_FRAMES = 4000  # an hour at ThreatExchange's one hash per second, with room to spare
+_FRAME_RE = re.compile(r"^([0-9a-f]{64}),(\d{1,3}),([0-9.eE+-]+)$")
+
+
+class StoredFrame(NamedTuple):
+    """One keyframe's PDQ as stored; has the attributes of worker.stages.video_hashes.FrameHash."""
+
+    t: float
+    pdq: str
+    quality: int
+
+
+def encode_frames(frames: Iterable[Any]) -> str | None:
+    """Keyframe PDQs as ThreatExchange's vPDQ signal string: a JSON list of ``"<pdq hex>,<quality>,<seconds>"``.
+
+    One format for the column, the exports and the ecosystem, so a stored value is exported as it is
+    and an imported ``vpdq`` signal is stored as it came (after validation). Anything with ``t``,
+    ``pdq`` and ``quality`` attributes is accepted."""
+    items = [f"{f.pdq},{int(f.quality)},{round(float(f.t), 3)}" for f in frames]
+    return json.dumps(items, separators=(",", ":")) if items else None
+
+
+def parse_frame(item: str) -> StoredFrame:
+    """One ``"<pdq hex>,<quality>,<seconds>"``; ValueError says what is wrong."""
+    match = _FRAME_RE.match(item.strip().lower()) if isinstance(item, str) else None
+    if match is None:
+        raise ValueError(f"a vPDQ frame must be '<64 hex>,<quality>,<seconds>', not {str(item)[:80]!r}")
+    quality, t = int(match.group(2)), float(match.group(3))
+    if not 0 <= quality <= 100 or not t >= 0:  # also refuses NaN
+        raise ValueError(f"a vPDQ frame needs quality 0-100 and seconds >= 0: {item[:80]!r}")
+    return StoredFrame(t=t, pdq=match.group(1), quality=quality)
+
+
+def decode_frames(text: str | None) -> list[StoredFrame]:
+    """The inverse of encode_frames; ValueError on anything else (imports rely on it to validate)."""
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"a vPDQ signal must be a JSON list ({exc.msg})") from exc
+    if not isinstance(items, list):
+        raise ValueError("a vPDQ signal must be a JSON list of '<64 hex>,<quality>,<seconds>' strings")
+    if len(items) > MAX_FRAMES:
+        raise ValueError(f"a vPDQ signal may hold at most {MAX_FRAMES} frames")
+    return [parse_frame(item) for item in items]

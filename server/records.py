@@ -51,17 +51,32 @@ def _insert(session: Session, model: type[models.Base]):
 
 
 def record_media(session: Session, *, sha256: str, mime: str, size: int,
-                 width: int | None = None, height: int | None = None, hashes: dict[str, Any] | None = None) -> None:
-    """Insert once; later analyses fill in what was not known at fetch time (size, hashes)."""
+                 width: int | None = None, height: int | None = None, hashes: dict[str, Any] | None = None,
+                 source_size: int | None = None) -> None:
+    """Insert once; later analyses fill in what was not known at fetch time (size, hashes).
+
+    ``hashes`` is the details of the pipeline's evidence: an image's "hashes" (pdq, pdq_quality,
+    phash, dihedral) or a video's "video-hashes" (md5, frames [{t, pdq, quality}], partial), kept so
+    bank changes re-match stored media without refetching. ``source_size`` is the whole file's size
+    when only part of it was fetched (range requests): such a row's sha256 is of the part read."""
     session.execute(_insert(session, models.Media)
                     .values(sha256=sha256, mime=mime, size=size, width=width, height=height,
-                            first_seen=models.utcnow())
+                            source_size=source_size, first_seen=models.utcnow())
                     .on_conflict_do_nothing(index_elements=["sha256"]))
     if width:
         session.execute(update(models.Media)
                         .where(models.Media.sha256 == sha256, models.Media.width.is_(None))
                         .values(width=width, height=height, mime=mime))
-    if hashes:
+    if source_size is not None:
+        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(source_size=source_size))
+    if hashes and "frames" in hashes:
+        frames = [models.StoredFrame(t=float(f["t"]), pdq=f["pdq"], quality=int(f["quality"]))
+                  for f in hashes.get("frames") or []]
+        # A partial read has no file MD5: exact matching would compare hashes of different bytes.
+        md5 = None if hashes.get("partial") else hashes.get("md5")
+        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
+            md5=md5, frame_pdqs=models.encode_frames(frames)))
+    elif hashes:
         session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
             pdq=hashes["pdq"], pdq_quality=hashes["pdq_quality"], phash=hashes["phash"],
             pdq_dihedral=",".join(hashes.get("dihedral") or [])))

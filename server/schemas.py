@@ -117,8 +117,22 @@ class BankUpdate(BaseModel):
     owner: str | None = None
 
 
+class EntryFrame(BaseModel):
+    """One keyframe PDQ of a video entry."""
+
+    model_config = ConfigDict(extra="forbid")
+    pdq: str = Field(description="64 hex characters, pdqhash bit order.")
+    quality: int = Field(50, ge=0, le=100, description="PDQ quality; frames under 50 never match.")
+    t: float = Field(0.0, ge=0, description="Seconds from the start of the video.")
+
+
+_FRAMES_DOC = ("A video's keyframe PDQs: objects, 64-hex PDQs (quality taken as 50), or the ecosystem's vPDQ "
+               "feature strings '<pdq>,<quality>,<seconds>'. Matched vPDQ-style: shares of keyframes, both ways.")
+
+
 class EntrySubmit(BaseModel):
-    """Give a URL (fetched through the guarded fetcher), or hashes; files go as multipart instead."""
+    """Give a URL (fetched through the guarded fetcher), or hashes; files go as multipart instead.
+    Image hashes: sha256, pdq, phash. Video hashes: sha256, md5, frames."""
 
     model_config = ConfigDict(extra="forbid")
     label: str = Field(min_length=1, max_length=300)
@@ -130,6 +144,10 @@ class EntrySubmit(BaseModel):
     pdq: str | None = None
     pdq_quality: int | None = Field(None, ge=0, le=100)
     phash: str | None = None
+    media_kind: Literal["image", "video"] | None = Field(
+        None, description="Default: video when md5 or frames are given; set from the bytes for a file or URL.")
+    md5: str | None = Field(None, description="A video file's MD5 (the ecosystem's video_md5), 32 hex characters.")
+    frames: list[EntryFrame | str] | None = Field(None, max_length=4000, description=_FRAMES_DOC)
 
 
 class ReviewRequest(BaseModel):
@@ -148,6 +166,8 @@ class SearchRequest(BaseModel):
     sha256: str | None = None
     pdq: str | None = None
     phash: str | None = None
+    md5: str | None = Field(None, description="A video file's MD5.")
+    frames: list[EntryFrame | str] | None = Field(None, max_length=4000, description=_FRAMES_DOC)
 
 
 class ReportRequest(BaseModel):

@@ -1,11 +1,11 @@
-"""Bank work done by workers: hashing submitted entries, and re-matching stored media when a
-confirmation or retraction changes what matches (no refetch, no detection rerun)."""
+"""Bank work done by workers: hashing submitted entries (images and videos), and re-matching stored
+media when a confirmation or retraction changes what matches (no refetch, no detection rerun)."""
 from __future__ import annotations
 
 import logging
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from server import models, records
 from server.verdicts import Evidence, fuse
@@ -13,34 +13,61 @@ from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
 from worker.index.hamming import brute_force, pack_hex
 from worker.jobs import bank_matcher
-from worker.stages import bank_match, hashes
+from worker.stages import bank_match, hashes, video_match
 from worker.stages.decode import DecodeError, decode
+from worker.stages.keyframes import VideoError, VideoLimits, extract
+from worker.stages.sniff import VIDEO_TYPES, sniff
+from worker.stages.video_hashes import video_hashes
 
 log = logging.getLogger(__name__)
 
 
 def hash_entry(ctx: Context, entry_id: str) -> str:
-    """Fill in an entry's hashes from its uploaded bytes or its source URL (through the guard)."""
+    """Fill in an entry's hashes from its uploaded bytes or its source URL (through the guard):
+    an image's PDQ and pHash, or a video's MD5 and keyframe PDQs."""
     with ctx.db.session() as session:
         entry = session.get(models.BankEntry, entry_id)
         if entry is None or entry.hash_state != "pending":
             return "skipped"
         sha256, url = entry.sha256, entry.source_url
+    partial = False
     try:
         data = ctx.store.get(sha256) if sha256 else None
         if data is None:
             if not url:
                 raise ValueError("nothing to hash: no stored file and no URL")
-            data = fetch(url, FetchLimits.from_settings(ctx.settings)).data
+            fetched = fetch(url, FetchLimits.from_settings(ctx.settings))
+            data = fetched.data
             sha256 = ctx.store.put(data)
+            # A long video may be read in part (range requests); its file hashes would be of the part.
+            source_size = getattr(fetched, "source_size", None)
+            partial = source_size is not None and source_size != len(data)
+        if sniff(data[:512]) in VIDEO_TYPES:
+            return _hash_video(ctx, entry_id, data, partial)
         h = hashes.compute(decode(data, ctx.settings.max_pixels).image)
-    except (FetchRefused, DecodeError) as exc:
+    except (FetchRefused, DecodeError, VideoError) as exc:
         return _hash_failed(ctx, entry_id, exc.reason)
     except ValueError as exc:
         return _hash_failed(ctx, entry_id, str(exc))
     with ctx.db.session() as session:
         entry = session.get(models.BankEntry, entry_id)
         entry.sha256, entry.pdq, entry.pdq_quality, entry.phash = sha256, h.pdq, h.pdq_quality, h.phash
+        entry.media_kind = "image"
+        entry.hash_state, entry.hash_error = "ready", None
+    return "ready"
+
+
+def _hash_video(ctx: Context, entry_id: str, data: bytes, partial: bool) -> str:
+    """Keyframes and their PDQs, as the pipeline computes them for checked videos, so they compare."""
+    _, frames = extract(data, VideoLimits.from_settings(ctx.settings))
+    vh = video_hashes(data, frames)
+    if not any(f.usable for f in vh.frames) and partial:
+        return _hash_failed(ctx, entry_id, "no usable keyframe in the part of the video that was read")
+    with ctx.db.session() as session:
+        entry = session.get(models.BankEntry, entry_id)
+        entry.media_kind, entry.pdq, entry.pdq_quality, entry.phash = "video", None, None, None
+        entry.sha256, entry.md5 = (None, None) if partial else (vh.sha256, vh.md5)
+        entry.frame_pdqs = models.encode_frames(vh.frames)
         entry.hash_state, entry.hash_error = "ready", None
     return "ready"
 
@@ -53,7 +80,10 @@ def _hash_failed(ctx: Context, entry_id: str, reason: str) -> str:
 
 
 def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
-    """Stored media the entry matches now (or matched before): same bytes or near in any orientation."""
+    """Stored media the entry matches now (or matched before): same bytes, or near in any orientation
+    (images), or the same MD5 or enough shared keyframes both ways (videos)."""
+    if entry.media_kind == "video":
+        return _affected_videos(ctx, entry)
     found: set[str] = set()
     with ctx.db.session() as session:
         if entry.sha256:
@@ -72,6 +102,49 @@ def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
         hit_rows, _ = brute_force(pack_hex([r.phash for r in rows], 8), pack_hex([entry.phash], 8)[0],
                                   ctx.settings.phash_threshold)
         found.update(rows[i].sha256 for i in hit_rows.tolist())
+    return sorted(found)
+
+
+def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
+    """Stored videos with the entry's bytes or MD5, or whose stored keyframes match it vPDQ-style:
+    every stored keyframe is searched once per entry keyframe (brute force, exact), then the two-sided
+    rule decides, as the matcher does."""
+    found: set[str] = set()
+    with ctx.db.session() as session:
+        exact = [c for c in (models.Media.sha256 == entry.sha256 if entry.sha256 else None,
+                             models.Media.md5 == entry.md5 if entry.md5 else None) if c is not None]
+        if exact:
+            found.update(session.scalars(select(models.Media.sha256).where(or_(*exact))))
+        rows = session.execute(select(models.Media.sha256, models.Media.frame_pdqs)
+                               .where(models.Media.frame_pdqs.is_not(None))).all()
+    try:
+        wanted = video_match.usable(models.decode_frames(entry.frame_pdqs))
+    except ValueError:
+        wanted = []
+    if not wanted or not rows:
+        return sorted(found)
+    stored: list[list[models.StoredFrame]] = []
+    for row in rows:
+        try:
+            stored.append(video_match.usable(models.decode_frames(row.frame_pdqs)))
+        except ValueError:
+            stored.append([])
+    flat = [f.pdq for frames in stored for f in frames]
+    if not flat:
+        return sorted(found)
+    owners = np.repeat(np.arange(len(rows)), [len(frames) for frames in stored])
+    starts = np.concatenate([[0], np.cumsum([len(frames) for frames in stored])[:-1]])
+    packed = pack_hex(flat, 32)
+    columns = np.ascontiguousarray(packed.view(np.uint64).T)
+    pairs: dict[int, list[tuple[int, int, int]]] = {}  # media row -> (its frame, entry frame, distance)
+    for ei, frame in enumerate(wanted):
+        hit_rows, dist = brute_force(packed, pack_hex([frame.pdq], 32)[0], ctx.settings.vpdq_frame_threshold, columns)
+        for r, d in zip(hit_rows.tolist(), dist.tolist()):
+            media = int(owners[r])
+            pairs.setdefault(media, []).append((r - int(starts[media]), ei, d))
+    for media, media_pairs in pairs.items():
+        if video_match.tally(media_pairs, stored[media], wanted).matches(ctx.settings.vpdq_match_share):
+            found.add(rows[media].sha256)
     return sorted(found)
 
 
@@ -94,13 +167,19 @@ def rematch_media(ctx: Context, sha256: str) -> bool:
     with ctx.db.session() as session:
         current = records.current_verdict(session, sha256)
         media = session.get(models.Media, sha256)
-        if current is None or media is None or media.pdq is None:
+        if current is None or media is None or (media.pdq is None and media.frame_pdqs is None and not media.md5):
             return False
         body = current.body
     kept = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != bank_match.STAGE]
-    stored = hashes.PerceptualHashes(pdq=media.pdq, pdq_quality=media.pdq_quality or 0, phash=media.phash)
     matcher = bank_matcher(ctx)
-    hits = matcher.match(sha256, stored, media.pdq_dihedral.split(",") if media.pdq_dihedral else None)
+    if media.frame_pdqs is not None or media.md5:
+        # A video: exact hashes only when the whole file was read (else they are of a part).
+        whole = bool(media.md5) and (media.source_size is None or media.source_size == media.size)
+        hits = matcher.match_video(sha256 if whole else None, media.md5 if whole else None,
+                                   models.decode_frames(media.frame_pdqs))
+    else:
+        stored = hashes.PerceptualHashes(pdq=media.pdq, pdq_quality=media.pdq_quality or 0, phash=media.phash)
+        hits = matcher.match(sha256, stored, media.pdq_dihedral.split(",") if media.pdq_dihedral else None)
     versions = {**body.get("versions", {}), "banks": "generation-%d" % matcher.generation[0]}
     verdict = fuse(kept + bank_match.evidence(hits), sha256=sha256, versions=versions, timings=body.get("timings"))
     with ctx.db.session() as session:

@@ -99,6 +99,11 @@ def _submission() -> tuple[EntrySubmit, bytes | None]:
     return parse_json(EntrySubmit), None
 
 
+def _frames(frames: list | None) -> list | None:
+    """Frame objects as plain dicts for banks.check_frames (strings pass as they are)."""
+    return None if frames is None else [f if isinstance(f, str) else f.model_dump() for f in frames]
+
+
 @bp.post("/banks/<name>/entries")
 @require_role("reporter")
 def submit_entry(name: str):
@@ -118,7 +123,8 @@ def submit_entry(name: str):
         entry = banks.submit_entry(
             session, bank, actor=actor(), label=body.label, notes=body.notes, source_links=body.source_links,
             tags=body.tags, sha256=sha256, pdq=body.pdq, pdq_quality=body.pdq_quality, phash=body.phash,
-            source_url=source_url, hash_state=hash_state)
+            source_url=source_url, hash_state=hash_state, media_kind=body.media_kind, md5=body.md5,
+            frames=_frames(body.frames))
         result = banks.entry_dict(entry, bank)
     if hash_state == "pending":
         enqueue(enqueue_hash_entry, result["id"])
@@ -178,10 +184,38 @@ def retract_entry(entry_id: str):
     return _decide(entry_id, "retract", parse_json(RetractRequest).note)
 
 
+def _upload_query(data: bytes) -> dict:
+    """Hash an uploaded file as the pipeline does: an image's sha256/PDQ/pHash, a video's
+    sha256/MD5/keyframe PDQs."""
+    import hashlib
+
+    # Pure functions; not loaded at import time (the API process stays light).
+    from worker.stages import hashes
+    from worker.stages.decode import DecodeError, decode
+    from worker.stages.sniff import VIDEO_TYPES, sniff
+
+    settings = services().settings
+    if sniff(data[:512]) in VIDEO_TYPES:
+        from worker.stages.keyframes import VideoError, VideoLimits, extract
+        from worker.stages.video_hashes import video_hashes
+
+        try:
+            vh = video_hashes(data, extract(data, VideoLimits.from_settings(settings))[1])
+        except VideoError as exc:
+            raise ApiError(400, f"could not read the video: {exc.reason}") from exc
+        return {"sha256": vh.sha256, "md5": vh.md5,
+                "frames": [{"t": f.t, "pdq": f.pdq, "quality": f.quality} for f in vh.frames]}
+    try:
+        h = hashes.compute(decode(data, settings.max_pixels).image)
+    except DecodeError as exc:
+        raise ApiError(400, f"could not read the image: {exc.reason}") from exc
+    return {"sha256": hashlib.sha256(data).hexdigest(), "pdq": h.pdq, "phash": h.phash}
+
+
 @bp.post("/search")
 @require_role("reader")
 def search():
-    """By hash values (JSON) or by an uploaded file (multipart 'file')."""
+    """By hash values (JSON) or by an uploaded file (multipart 'file'), image or video."""
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -189,20 +223,19 @@ def search():
         data = upload.read(services().settings.fetch_max_bytes + 1)
         if len(data) > services().settings.fetch_max_bytes:
             raise ApiError(413, "file is too large")
-        import hashlib
-
-        from worker.stages import hashes  # pure functions; not loaded at import time
-        from worker.stages.decode import DecodeError, decode
-
-        try:
-            h = hashes.compute(decode(data, services().settings.max_pixels).image)
-        except DecodeError as exc:
-            raise ApiError(400, f"could not read the image: {exc.reason}") from exc
-        query = {"sha256": hashlib.sha256(data).hexdigest(), "pdq": h.pdq, "phash": h.phash}
+        query = _upload_query(data)
     else:
         body = parse_json(SearchRequest)
-        query = {k: banks.check_hex(k, getattr(body, k)) for k in ("sha256", "pdq", "phash")}
+        query = {k: banks.check_hex(k, getattr(body, k)) for k in ("sha256", "pdq", "phash", "md5")}
+        frames = banks.check_frames(_frames(body.frames))
+        if frames:
+            query["frames"] = [f._asdict() for f in frames]
         if not any(query.values()):
-            raise ApiError(400, "give at least one of sha256, pdq, phash (or upload a file)")
+            raise ApiError(400, "give at least one of sha256, pdq, phash, md5, frames (or upload a file)")
     with services().db.session() as session:
-        return jsonify({"query": query, "results": bank_search.search(session, **query)})
+        results = bank_search.search(
+            session, sha256=query.get("sha256"), pdq=query.get("pdq"), phash=query.get("phash"),
+            md5=query.get("md5"), frames=banks.check_frames(query.get("frames")),
+            frame_threshold=services().settings.vpdq_frame_threshold,
+            match_share=services().settings.vpdq_match_share)
+        return jsonify({"query": query, "results": results})

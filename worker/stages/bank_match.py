@@ -1,12 +1,17 @@
-"""Turn bank hits into evidence: a confirmed fake is decisive, a registered original is news."""
+"""Turn bank hits into evidence: a confirmed fake is decisive, a registered original is news.
+
+Images match by SHA-256, PDQ or pHash; videos by SHA-256, MD5 or vPDQ (shares of keyframes).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from server.verdicts import Evidence, Level
 from worker.stages.hashes import ORIENTATION_NAMES
+from worker.stages.video_match import VideoMatch
 
-BITS = {"sha256": 1, "pdq": 256, "phash": 64}
+BITS = {"sha256": 1, "md5": 1, "pdq": 256, "phash": 64, "vpdq": 256}
+EXACT = ("sha256", "md5")
 STAGE = "bank-match"
 
 
@@ -17,16 +22,21 @@ class BankHit:
     bank_kind: str  # fake | original
     label: str
     notes: str
-    method: str  # sha256 | pdq | phash
-    distance: int
+    method: str  # sha256 | pdq | phash (images) | md5 | vpdq (videos)
+    distance: int  # vpdq: the best frame distance
     variant: int = 0  # index into ORIENTATION_NAMES for PDQ matches
     source_links: list[str] = field(default_factory=list)
     source_url: str | None = None
+    video: VideoMatch | None = None  # vpdq: the shares behind the match
 
 
 def _how(hit: BankHit) -> str:
-    if hit.method == "sha256":
-        return "the identical file"
+    if hit.method in EXACT:
+        return "the identical file" + (" (MD5)" if hit.method == "md5" else "")
+    if hit.video is not None:
+        v = hit.video
+        return (f"{v.query_share:.0%} of this video's keyframes and {v.entry_share:.0%} of the banked video's; "
+                f"best PDQ distance {v.best_distance} of 256")
     how = f"{hit.method.upper() if hit.method == 'pdq' else 'pHash'} distance {hit.distance} of {BITS[hit.method]}"
     if hit.variant:
         how += f", {ORIENTATION_NAMES[hit.variant]}"
@@ -34,8 +44,13 @@ def _how(hit: BankHit) -> str:
 
 
 def score(hit: BankHit) -> float:
-    """Similarity in [0, 1]: 1 for identical bytes, 1 - distance/bits for perceptual matches."""
-    return 1.0 if hit.method == "sha256" else round(1 - hit.distance / BITS[hit.method], 4)
+    """Similarity in [0, 1]: 1 for identical bytes, 1 - distance/bits for perceptual matches,
+    the smaller of the two shares for a video (vPDQ)."""
+    if hit.method in EXACT:
+        return 1.0
+    if hit.video is not None:
+        return round(min(hit.video.query_share, hit.video.entry_share), 4)
+    return round(1 - hit.distance / BITS[hit.method], 4)
 
 
 def evidence(hits: list[BankHit]) -> list[Evidence]:
@@ -44,13 +59,17 @@ def evidence(hits: list[BankHit]) -> list[Evidence]:
         details = {"entry_id": hit.entry_id, "bank": hit.bank, "bank_kind": hit.bank_kind, "label": hit.label,
                    "notes": hit.notes, "method": hit.method, "distance": hit.distance,
                    "transform": ORIENTATION_NAMES[hit.variant], "source_links": hit.source_links}
+        if hit.video is not None:
+            details.update(hit.video.details())
+        # A video near-duplicate says how many keyframes agree: "N of M keyframes match ...".
+        frames = f"{hit.video.query_matched} of {hit.video.query_frames} keyframes match" if hit.video else ""
         if hit.bank_kind == "fake":
+            what = f"{frames} a confirmed fake" if frames else "Matches a confirmed fake"
             out.append(Evidence(stage=STAGE, kind="known-fake", supports=Level.KNOWN_FAKE, score=score(hit),
-                                summary=f"Matches a confirmed fake in “{hit.bank}”: {hit.label} ({_how(hit)}).",
-                                details=details))
+                                summary=f"{what} in “{hit.bank}”: {hit.label} ({_how(hit)}).", details=details))
         else:
             source = hit.source_links[0] if hit.source_links else (hit.source_url or hit.bank)
-            word = "Identical to" if hit.method == "sha256" else "Near duplicate of"
+            word = f"{frames}" if frames else ("Identical to" if hit.method in EXACT else "Near duplicate of")
             out.append(Evidence(stage=STAGE, kind="near-original", score=score(hit),
                                 summary=f"{word} a registered original: {hit.label} ({source}; {_how(hit)}).",
                                 details=details))
