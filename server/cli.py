@@ -148,7 +148,8 @@ def _local_banks(settings):
             banks.generation_state(session)
     except SQLAlchemyError:
         return None
-    return BankMatcher(db, settings.pdq_threshold, settings.phash_threshold)
+    return BankMatcher(db, settings.pdq_threshold, settings.phash_threshold,
+                       vpdq_frame_threshold=settings.vpdq_frame_threshold, vpdq_match_share=settings.vpdq_match_share)
 
 
 @main.group()

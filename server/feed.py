@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import identity, models
+from server import banks, identity, models
 from server.config import get_settings
 
 FEED_VERSION = 1
@@ -27,6 +27,7 @@ def entry_fields(entry: models.BankEntry) -> dict[str, Any]:
     return {"id": entry.id, "label": entry.label, "notes": entry.notes, "tags": list(entry.tags or []),
             "source_links": list(entry.source_links or []), "sha256": entry.sha256, "pdq": entry.pdq,
             "pdq_quality": entry.pdq_quality, "phash": entry.phash,
+            "media_kind": entry.media_kind, "md5": entry.md5, "frames": banks.frames_list(entry),
             "reviewed_by": entry.reviewed_by,
             "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None}
 

@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import func, select
 from waitress.server import create_server
 
-from server import identity, models
+from server import banks, identity, models
 from server.app import create_app
 from server.auth import create_key
 from server.migrate import upgrade
@@ -358,3 +358,29 @@ def test_peer_admin_api(tmp_path) -> None:
     assert summary["error"] and a.call("GET", "/api/v1/peers", "admin").get_json()["peers"][0]["last_error"]
     assert a.call("DELETE", "/api/v1/peers/beta", "admin").status_code == 200
     assert a.call("GET", "/api/v1/peers", "admin").get_json()["peers"] == []
+
+
+def test_a_video_entry_travels_with_its_keyframe_hashes(alpha_beta) -> None:
+    from tests.clips import make_clip
+    from worker.stages.keyframes import VideoLimits, extract
+    from worker.stages.video_hashes import video_hashes
+
+    a, b = alpha_beta
+    a.call("POST", "/api/v1/banks", "admin", json={"name": "clips", "kind": "fake", "shared": True})
+    clip = make_clip(seed=21, seconds=2.0, scenes=2)
+    vh = video_hashes(clip, extract(clip, VideoLimits(max_keyframes=6))[1])
+    entry = a.call("POST", "/api/v1/banks/clips/entries", "reporter", json={
+        "label": "Staged clip", "md5": vh.md5, "sha256": vh.sha256,
+        "frames": [{"t": f.t, "pdq": f.pdq, "quality": f.quality} for f in vh.frames]}).get_json()
+    assert a.call("POST", f"/api/v1/entries/{entry['id']}/review", "reviewer",
+                  json={"action": "confirm", "note": "staged"}).status_code == 200
+    b.call("POST", "/api/v1/peers", "admin", json={"name": "alpha", "url": a.base, "public_key": a.public_key,
+                                                   "trust": "trusted"})
+    assert peer_pull.pull_peer(b.svc, peer_id(b, "alpha"))["error"] is None
+    with b.svc.db.session() as session:
+        copy = session.scalars(select(models.BankEntry).where(models.BankEntry.origin_entry_id == entry["id"])).one()
+        assert (copy.status, copy.media_kind, copy.md5) == ("confirmed", "video", vh.md5)
+        assert [f["pdq"] for f in banks.frames_list(copy)] == [f.pdq for f in vh.frames]
+    from worker.bank_matcher import BankMatcher
+
+    assert [h.method for h in BankMatcher(b.svc.db, 31, 6).match_video(None, None, list(vh.frames))] == ["vpdq"]

@@ -111,7 +111,8 @@ def apply_event(session: Session, peer: models.Peer, event: dict[str, Any], me: 
                 session, _local_bank(session, peer, p), actor=actor, label=fields["label"],
                 notes=fields.get("notes") or "", source_links=fields.get("source_links") or [],
                 tags=fields.get("tags") or [], sha256=fields.get("sha256"), pdq=fields.get("pdq"),
-                pdq_quality=fields.get("pdq_quality"), phash=fields.get("phash"))
+                pdq_quality=fields.get("pdq_quality"), phash=fields.get("phash"),
+                media_kind=fields.get("media_kind"), md5=fields.get("md5"), frames=fields.get("frames"))
         except ApiError as exc:
             raise FeedRejected(f"event {event['cursor']}: {exc.message}") from exc
         entry.origin_instance, entry.origin_entry_id, entry.origin_signature = origin, fields["id"], event["signature"]
