@@ -1,13 +1,43 @@
 """Starting a check of uploaded bytes: shared by the API and the desk so both behave the same."""
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from server import records
 from server.api.deps import enqueue
 from server.metrics import CHECKS_CREATED
 from server.queue import enqueue_analyze
 from server.services import Services
+
+
+class UploadTooLarge(ValueError):
+    """An uploaded file over the cap its own bytes call for; the message is shown to people."""
+
+    def __init__(self, cap: int, video: bool) -> None:
+        super().__init__(f"the {'video' if video else 'file'} is larger than {cap:,} bytes")
+        self.cap = cap
+
+
+def upload_limit(settings: Any) -> int:
+    """Most bytes any upload may have (the request body limit, MAX_CONTENT_LENGTH, must allow this)."""
+    return max(int(settings.fetch_max_bytes), int(settings.video_max_bytes))
+
+
+def read_upload(stream: IO[bytes], settings: Any) -> bytes:
+    """Read an uploaded file under the cap its first bytes call for, as the fetcher does for URLs:
+    ``video_max_bytes`` for MP4/MOV/WebM, ``fetch_max_bytes`` for everything else. Only a video
+    is read past the image cap, so a large non-video costs no more than before."""
+    from worker.stages.sniff import VIDEO_TYPES, sniff  # pure functions; the worker package is not loaded at import
+
+    image_cap, video_cap = int(settings.fetch_max_bytes), int(settings.video_max_bytes)
+    data = stream.read(image_cap + 1)
+    video = sniff(data[:512]) in VIDEO_TYPES
+    cap = video_cap if video else image_cap
+    if video and len(data) > image_cap and video_cap > image_cap:
+        data += stream.read(video_cap + 1 - len(data))
+    if len(data) > cap:
+        raise UploadTooLarge(cap, video)
+    return data
 
 
 def start_upload_check(svc: Services, data: bytes) -> tuple[str, dict[str, Any] | None]:

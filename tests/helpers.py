@@ -41,12 +41,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# How a route answers a Range header (see MediaServer.add): the default ignores it, as before.
+RANGE_MODES = ("none", "bytes", "ignore", "wrong-total", "wrong-start", "short")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` (or ``a-``) range clipped to the body, or None."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].partition("-")
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start, end = int(first), min(int(last) if last else size - 1, size - 1)
+    return (start, end) if start <= end else None
+
+
 class MediaServer:
-    """A local HTTP server with routes path -> (body, content type, delay seconds); counts hits."""
+    """A local HTTP server with routes path -> (body, content type, delay seconds); counts hits.
+
+    Routes may answer Range requests (``ranges``), or misanswer them on purpose; every request's
+    Range header and the body bytes sent per path are recorded for tests of partial fetching.
+    """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str, float]] = {}
+        self.options: dict[str, dict[str, object]] = {}
         self.hits: Counter[str] = Counter()
+        self.ranges_seen: list[tuple[str, str | None]] = []
+        self.bytes_sent: Counter[str] = Counter()
         self.lock = threading.Lock()
         outer = self
 
@@ -57,6 +79,7 @@ class MediaServer:
             def do_GET(self) -> None:
                 with outer.lock:
                     outer.hits[self.path] += 1
+                    outer.ranges_seen.append((self.path, self.headers.get("Range")))
                 route = outer.routes.get(self.path)
                 if route is None:
                     self.send_response(404)
@@ -64,13 +87,51 @@ class MediaServer:
                     self.end_headers()
                     return
                 body, ctype, delay = route
+                options = outer.options.get(self.path, {})
+                mode = str(options.get("ranges", "none"))
                 time.sleep(delay)
+                wanted = parse_range(self.headers.get("Range"), len(body)) if mode != "none" else None
+                if wanted is not None and options.get("range_location"):
+                    self.send_response(302)  # range requests are sent elsewhere (a CDN, or an attack)
+                    self.send_header("Location", str(options["range_location"]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if wanted is not None and mode != "ignore":
+                    self._partial(body, ctype, wanted, mode)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
+                if options.get("length", True):
+                    self.send_header("Content-Length", str(len(body)))
+                else:
+                    self.close_connection = True
+                if mode != "none":
+                    self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
+                self._write(body)
+
+            def _partial(self, body: bytes, ctype: str, wanted: tuple[int, int], mode: str) -> None:
+                start, end = wanted
+                shown_start = start + 1 if mode == "wrong-start" else start
+                total = len(body) + 1000 if mode == "wrong-total" else len(body)
+                part = body[start:end + 1]
+                if mode == "short":
+                    part = part[:len(part) // 2]
+                self.send_response(206)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Range", f"bytes {shown_start}-{end}/{total}")
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                self._write(part)
+
+            def _write(self, data: bytes) -> None:
                 try:
-                    self.wfile.write(body)
+                    for i in range(0, len(data), 64 * 1024):  # counted as sent, so tests see what was read
+                        self.wfile.write(data[i:i + 64 * 1024])
+                        with outer.lock:
+                            outer.bytes_sent[self.path] += len(data[i:i + 64 * 1024])
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -80,8 +141,14 @@ class MediaServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", delay: float = 0.0) -> str:
+    def add(self, path: str, body: bytes, ctype: str = "image/jpeg", delay: float = 0.0, *,
+            ranges: str = "none", length: bool = True, range_location: str | None = None) -> str:
+        """Serve ``body`` at ``path``. ``ranges``: one of RANGE_MODES (``bytes`` honours Range; ``ignore``
+        advertises it and sends 200 anyway; the others misanswer). ``length=False``: no Content-Length.
+        ``range_location``: Range requests get a 302 to this URL instead."""
+        assert ranges in RANGE_MODES, ranges
         self.routes[path] = (body, ctype, delay)
+        self.options[path] = {"ranges": ranges, "length": length, "range_location": range_location}
         return self.url(path)
 
     def url(self, path: str) -> str:

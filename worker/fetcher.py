@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, NamedTuple
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -29,8 +30,9 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Timeout
 
+from worker import isobmff
 from worker.stages.decode import DecodeError, probe_dimensions
-from worker.stages.sniff import IMAGE_TYPES, describe_unknown, sniff
+from worker.stages.sniff import IMAGE_TYPES, VIDEO_TYPES, describe_unknown, sniff
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,6 +43,8 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _SNIFF_BYTES = 512
 _MAX_ETAG = 256
+_MAX_RANGE_REQUESTS = 20  # header reads while looking for moov, moov itself, a size probe
+_CONTENT_RANGE_RE = re.compile(r"bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})")
 
 
 class FetchRefused(Exception):
@@ -62,6 +66,10 @@ class FetchLimits:
     max_redirects: int
     max_pixels: int
     allow_networks: tuple[IPNetwork, ...] = ()
+    # Videos are judged by their first bytes too; they get their own cap. 0: the same as max_bytes.
+    video_max_bytes: int = 0
+    # Bytes read from the start of a video over its cap (by range or by hanging up). 0: derived.
+    video_head_bytes: int = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> "FetchLimits":
@@ -72,7 +80,24 @@ class FetchLimits:
             max_redirects=int(settings.fetch_max_redirects),
             max_pixels=int(settings.max_pixels),
             allow_networks=tuple(settings.allow_networks),
+            video_max_bytes=int(getattr(settings, "video_max_bytes", 0) or 0),
         )
+
+    @property
+    def video_cap(self) -> int:
+        return self.video_max_bytes or self.max_bytes
+
+    @property
+    def video_head(self) -> int:
+        """A sixteenth of the video cap (32 MB of 512 MB: a minute or more of ordinary footage),
+        at least 1 MiB, never over the cap."""
+        return min(self.video_cap, self.video_head_bytes or max(self.video_cap // 16, 1 << 20))
+
+    @property
+    def video_index_max(self) -> int:
+        """Largest moov fetched after the head: also a sixteenth of the cap (a two-hour film's
+        index is ~10 MB), so head and index together stay far under the cap."""
+        return min(self.video_cap, max(self.video_cap // 16, 1 << 20))
 
 
 class Want(NamedTuple):
@@ -92,6 +117,8 @@ class Fetched:
     mime: str
     etag: str | None
     redirects: tuple[str, ...]
+    # The whole file's size when ``data`` is only its playable start (a video over its cap), else None.
+    source_size: int | None = None
 
 
 # --------------------------------------------------------------------------- addresses
@@ -586,12 +613,27 @@ def _addresses(target: _Target, limits: FetchLimits, resolver: Resolver, deadlin
     return list(dict.fromkeys(allowed))
 
 
+class _Body(NamedTuple):
+    """What a reader took from a 2xx answer. ``complete`` is False when only the start of the file
+    was read (a video over its cap); ``total`` is the file's size when the server said it."""
+
+    data: bytes
+    mime: str | None = None
+    complete: bool = True
+    total: int | None = None
+    accept_ranges: str | None = None
+
+
+# Reads one 2xx answer: (urllib3 response, the fetch's deadline, its watchdog) -> what was read.
+_Reader = Callable[[Any, "_Deadline", "_Watchdog"], _Body]
+
+
 class _Response(NamedTuple):
     status: int
     reason: str
     location: str | None
     etag: str | None
-    data: bytes
+    body: _Body
 
 
 def _host_header(target: _Target) -> str:
@@ -601,8 +643,8 @@ def _host_header(target: _Target) -> str:
 
 
 def _one_request(
-    target: _Target, ip: str, limits: FetchLimits, deadline: _Deadline, watchdog: _Watchdog, user_agent: str,
-    want: Want,
+    target: _Target, ip: str, deadline: _Deadline, watchdog: _Watchdog, user_agent: str,
+    accept: str, reader: _Reader, extra_headers: dict[str, str],
 ) -> _Response:
     remaining = deadline.remaining()
     timeout = Timeout(connect=remaining, read=remaining)
@@ -622,9 +664,10 @@ def _one_request(
     headers = {
         "Host": _host_header(target),
         "User-Agent": user_agent,
-        "Accept": want.accept,
+        "Accept": accept,
         # Compressed bodies would dodge the byte cap (a gzip bomb); ask for none, decode none.
         "Accept-Encoding": "identity",
+        **extra_headers,
     }
     try:
         resp = pool.urlopen(
@@ -636,25 +679,19 @@ def _one_request(
             if watchdog.fired:
                 raise deadline.refusal()
             if resp.status in _REDIRECT_STATUSES or not 200 <= resp.status < 300:
-                return _Response(resp.status, resp.reason or "", resp.headers.get("Location"), None, b"")
-            data = _read_body(resp, limits, deadline, watchdog, want)
-            return _Response(resp.status, resp.reason or "", None, _clean_etag(resp.headers.get("ETag")), data)
+                return _Response(resp.status, resp.reason or "", resp.headers.get("Location"), None, _Body(b""))
+            body = reader(resp, deadline, watchdog)
+            return _Response(resp.status, resp.reason or "", None, _clean_etag(resp.headers.get("ETag")), body)
         finally:
-            resp.close()
+            resp.close()  # also how a video's start is taken without its rest: hang up
     finally:
         pool.close()
         watchdog.drop_sockets()
 
 
-def _read_body(resp: Any, limits: FetchLimits, deadline: _Deadline, watchdog: _Watchdog, want: Want) -> bytes:
-    declared = _content_length(resp.headers.get("Content-Length"))
-    if declared is not None and declared > limits.max_bytes:
-        raise FetchRefused(
-            f"refused: the server declared {declared:,} bytes, over the {limits.max_bytes:,} byte limit",
-            "too-large",
-        )
-    buf = bytearray()
-    while True:
+def _read_into(resp: Any, buf: bytearray, upto: int, deadline: _Deadline, watchdog: _Watchdog) -> bool:
+    """Read until ``buf`` holds ``upto`` bytes or the body ends (then True); never past ``upto``."""
+    while len(buf) < upto:
         remaining = deadline.remaining()
         sock = getattr(resp.connection, "sock", None)
         if sock is not None:
@@ -662,17 +699,61 @@ def _read_body(resp: Any, limits: FetchLimits, deadline: _Deadline, watchdog: _W
                 sock.settimeout(remaining)  # each read waits no longer than the fetch has left
             except OSError:
                 pass
-        chunk = resp.read1(min(_CHUNK, limits.max_bytes + 1 - len(buf)))
+        chunk = resp.read1(min(_CHUNK, upto - len(buf)))
         if watchdog.fired:
             raise deadline.refusal()
         if not chunk:
-            break
+            return True
         buf += chunk
-        if len(buf) > limits.max_bytes:
-            raise FetchRefused(f"refused: the body is larger than the {limits.max_bytes:,} byte limit", "too-large")
-        if len(buf) >= _SNIFF_BYTES and len(buf) - len(chunk) < _SNIFF_BYTES:
-            want.check(bytes(buf[:_SNIFF_BYTES]))  # stop early rather than download a big HTML page
-    return bytes(buf)
+    return False
+
+
+def _read_body(resp: Any, deadline: _Deadline, watchdog: _Watchdog, *, limits: FetchLimits, want: Want) -> _Body:
+    """A document's body: the size cap first, the type check as soon as its first bytes are in."""
+    declared = _content_length(resp.headers.get("Content-Length"))
+    if declared is not None and declared > limits.max_bytes:
+        raise _declared_too_large(declared, limits.max_bytes)
+    buf = bytearray()
+    # Stop early rather than download a big HTML page.
+    if not _read_into(resp, buf, min(_SNIFF_BYTES, limits.max_bytes + 1), deadline, watchdog):
+        want.check(bytes(buf[:_SNIFF_BYTES]))
+    _read_into(resp, buf, limits.max_bytes + 1, deadline, watchdog)
+    if len(buf) > limits.max_bytes:
+        raise _body_too_large(limits.max_bytes)
+    return _Body(bytes(buf))
+
+
+def _read_media(resp: Any, deadline: _Deadline, watchdog: _Watchdog, *, limits: FetchLimits) -> _Body:
+    """A media body under the cap its own first bytes call for: ``max_bytes`` for an image,
+    ``video_cap`` for a video. Of a video over its cap only the head is read, then the caller
+    decides whether that start plays alone or needs its index by range requests."""
+    declared = _content_length(resp.headers.get("Content-Length"))
+    ranges = resp.headers.get("Accept-Ranges")
+    buf = bytearray()
+    _read_into(resp, buf, _SNIFF_BYTES, deadline, watchdog)
+    mime = _refuse_unknown(bytes(buf))
+    video = mime in VIDEO_TYPES
+    cap = limits.video_cap if video else limits.max_bytes
+    if declared is not None and declared > cap:
+        if not video:
+            raise _declared_too_large(declared, cap)
+        _read_into(resp, buf, limits.video_head, deadline, watchdog)
+        return _Body(bytes(buf[:limits.video_head]), mime, complete=False, total=declared, accept_ranges=ranges)
+    _read_into(resp, buf, cap + 1, deadline, watchdog)
+    if len(buf) > cap:
+        if not video:
+            raise _body_too_large(cap)
+        # No (true) length and more than the cap: keep the head; the size comes from a range answer.
+        return _Body(bytes(buf[:limits.video_head]), mime, complete=False, total=None, accept_ranges=ranges)
+    return _Body(bytes(buf), mime)
+
+
+def _declared_too_large(declared: int, cap: int) -> FetchRefused:
+    return FetchRefused(f"refused: the server declared {declared:,} bytes, over the {cap:,} byte limit", "too-large")
+
+
+def _body_too_large(cap: int) -> FetchRefused:
+    return FetchRefused(f"refused: the body is larger than the {cap:,} byte limit", "too-large")
 
 
 def _content_length(value: str | None) -> int | None:
@@ -704,12 +785,12 @@ MEDIA = Want("image/*, video/*;q=0.8, */*;q=0.1", _refuse_unknown)
 
 def _fetch_hop(
     target: _Target, limits: FetchLimits, resolver: Resolver, deadline: _Deadline,
-    watchdog: _Watchdog, user_agent: str, want: Want,
+    watchdog: _Watchdog, user_agent: str, accept: str, reader: _Reader, extra_headers: dict[str, str],
 ) -> _Response:
     failures: list[str] = []
     for ip in _addresses(target, limits, resolver, deadline):
         try:
-            return _one_request(target, ip, limits, deadline, watchdog, user_agent, want)
+            return _one_request(target, ip, deadline, watchdog, user_agent, accept, reader, extra_headers)
         except FetchRefused:
             raise
         except NewConnectionError as exc:
@@ -736,10 +817,13 @@ def _short(exc: BaseException) -> str:
 
 
 def _fetch_following(
-    url: str, limits: FetchLimits, resolver: Resolver, user_agent: str, want: Want,
+    url: str, limits: FetchLimits, resolver: Resolver, user_agent: str, accept: str, reader: _Reader,
+    deadline: _Deadline, extra_headers: dict[str, str] | None = None,
 ) -> tuple[_Target, _Response, list[str]]:
-    """The guarded fetch itself, every hop checked; callers judge what came back."""
-    deadline = _Deadline(limits.timeout_s)
+    """The guarded fetch itself, every hop checked; callers judge what came back.
+
+    ``deadline`` is the whole fetch's, so a video's range requests share the first request's time.
+    """
     watchdog = _Watchdog(deadline)
     redirects: list[str] = []
     came_from: str | None = None
@@ -747,7 +831,8 @@ def _fetch_following(
         target = _parse_url(url)
         while True:
             try:
-                resp = _fetch_hop(target, limits, resolver, deadline, watchdog, user_agent, want)
+                resp = _fetch_hop(target, limits, resolver, deadline, watchdog, user_agent, accept, reader,
+                                  extra_headers or {})
             except FetchRefused as exc:
                 if came_from is not None:
                     raise FetchRefused(f"{exc.reason} (redirected from {came_from})", exc.code) from exc
@@ -781,20 +866,122 @@ def fetch(
     """Fetch a stranger's media URL, or raise FetchRefused saying why not.
 
     ``resolver`` is injectable so tests can play a DNS server that answers with private
-    addresses; whatever it returns is checked and then connected to directly.
+    addresses; whatever it returns is checked and then connected to directly. A video over
+    ``limits.video_cap`` comes back as its playable start, with ``source_size`` set.
     """
-    target, resp, redirects = _fetch_following(url, limits, resolver, user_agent, MEDIA)
-    data = resp.data
-    mime = _refuse_unknown(data[:_SNIFF_BYTES])
+    deadline = _Deadline(limits.timeout_s)
+    reader = partial(_read_media, limits=limits)
+    target, resp, redirects = _fetch_following(url, limits, resolver, user_agent, MEDIA.accept, reader, deadline)
+    body = resp.body
+    mime = body.mime or _refuse_unknown(body.data[:_SNIFF_BYTES])
+    data, source_size = body.data, None
     if mime in IMAGE_TYPES:
         try:
             probe_dimensions(data, limits.max_pixels)
         except DecodeError as exc:
             code = "too-many-pixels" if exc.code == "too-many-pixels" else "undecodable-header"
             raise FetchRefused(f"refused: {exc.reason}", code) from exc
+    if not body.complete:
+        ranges = _Ranges(target.url, limits, resolver, user_agent, deadline, body, resp.etag)
+        data, source_size = _video_start(mime, body.data, ranges, limits)
     return Fetched(
         url=url, final_url=target.url, data=data, mime=mime, etag=resp.etag, redirects=tuple(redirects),
+        source_size=source_size,
     )
+
+
+# --------------------------------------------------------------------------- videos over the cap
+
+def _size_words(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MB" if n >= 1 << 20 else f"{n:,} bytes"
+
+
+def _no_partial_reads(limits: FetchLimits) -> FetchRefused:
+    return FetchRefused(f"refused: the video is larger than {_size_words(limits.video_cap)} and the server "
+                        "does not allow partial reads", "too-large")
+
+
+def _bad_range(what: str) -> FetchRefused:
+    return FetchRefused(f"refused: the server's answer to a range request {what}", "bad-range")
+
+
+class _Ranges:
+    """Range requests for one file: each one a whole guarded fetch (addresses, redirects, the
+    first request's deadline), each answer held to the range asked for and the size already known."""
+
+    def __init__(self, url: str, limits: FetchLimits, resolver: Resolver, user_agent: str, deadline: _Deadline,
+                 first: _Body, etag: str | None) -> None:
+        self.url, self.limits, self.resolver, self.user_agent = url, limits, resolver, user_agent
+        self.deadline = deadline
+        self.total = first.total
+        self.refused = (first.accept_ranges or "").strip().lower() == "none"
+        # If-Range: a file changed between requests gets a 200 (refused) instead of mixed bytes.
+        self.etag = etag if etag and etag.startswith('"') else None
+        self.requests = 0
+
+    def read(self, start: int, length: int) -> bytes:
+        """Exactly bytes ``start .. start+length-1`` of the file, or FetchRefused."""
+        if self.refused:
+            raise _no_partial_reads(self.limits)
+        if self.requests >= _MAX_RANGE_REQUESTS:
+            raise FetchRefused("refused: the video needed too many range requests", "bad-range")
+        self.requests += 1
+        end = start + length - 1
+        headers = {"Range": f"bytes={start}-{end}"}
+        if self.etag:
+            headers["If-Range"] = self.etag
+        reader = partial(_read_range, start=start, end=end, total=self.total, limits=self.limits)
+        _, resp, _ = _fetch_following(self.url, self.limits, self.resolver, self.user_agent, MEDIA.accept, reader,
+                                      self.deadline, headers)
+        self.total = resp.body.total
+        return resp.body.data
+
+
+def _read_range(resp: Any, deadline: _Deadline, watchdog: _Watchdog, *, start: int, end: int,
+                total: int | None, limits: FetchLimits) -> _Body:
+    """One 206 answer, checked: the range asked for, the size already known, no more bytes than that."""
+    if resp.status != 206:
+        raise _no_partial_reads(limits)  # the whole file again: not read at all
+    match = _CONTENT_RANGE_RE.fullmatch((resp.headers.get("Content-Range") or "").strip())
+    if match is None:
+        raise _bad_range("has no single, complete Content-Range")
+    first, last, size = (int(g) for g in match.groups())
+    if (first, last) != (start, end):
+        raise _bad_range(f"is bytes {first}-{last}, not the {start}-{end} asked for")
+    if last >= size or (total is not None and size != total):
+        raise _bad_range(f"gives the file's size as {size:,}, which does not fit what it said before")
+    length = end - start + 1
+    declared = _content_length(resp.headers.get("Content-Length"))
+    if declared is not None and declared != length:
+        raise _bad_range(f"declares {declared:,} bytes for a {length:,} byte range")
+    buf = bytearray()
+    _read_into(resp, buf, length + 1, deadline, watchdog)
+    if len(buf) != length:
+        raise _bad_range(f"holds {len(buf):,} bytes for a {length:,} byte range")
+    return _Body(bytes(buf), complete=False, total=size)
+
+
+def _video_start(mime: str, prefix: bytes, ranges: _Ranges, limits: FetchLimits) -> tuple[bytes, int]:
+    """The playable start of a video over its cap, and the whole file's size.
+
+    WebM (Matroska) plays from its start alone. MP4/MOV needs its index: found in the prefix when
+    the file was written "faststart", else fetched by range from after the media data.
+    """
+    if ranges.total is None:  # no length was declared: a one-byte range answer says it
+        if ranges.read(0, 1) != prefix[:1]:
+            raise _bad_range("does not match the file's first byte")
+    total = ranges.total
+    if total is None or total <= len(prefix):
+        raise _bad_range("does not give the file's size")
+    if mime == "video/webm":
+        return prefix, total
+    try:
+        return isobmff.playable(prefix, total, ranges.read, limits.video_index_max), total
+    except isobmff.IndexTooLarge as exc:
+        raise FetchRefused(f"refused: {exc.reason}", "too-large") from exc
+    except isobmff.BoxError as exc:
+        raise FetchRefused(f"refused: the video's start cannot be read on its own: {exc.reason}",
+                           "undecodable-header") from exc
 
 
 # --------------------------------------------------------------------------- documents
@@ -828,8 +1015,11 @@ def fetch_document(
     user_agent: str = "Credence/0.1 (+trust lists and manifests)",
 ) -> Fetched:
     """Fetch a non-media document (``PEM``, ``C2PA_MANIFEST``) with the same guard, caps and deadline."""
-    target, resp, redirects = _fetch_following(url, limits, resolver, user_agent, want)
-    mime = want.check(resp.data[:_SNIFF_BYTES])
+    reader = partial(_read_body, limits=limits, want=want)
+    target, resp, redirects = _fetch_following(url, limits, resolver, user_agent, want.accept, reader,
+                                               _Deadline(limits.timeout_s))
+    data = resp.body.data
+    mime = want.check(data[:_SNIFF_BYTES])
     return Fetched(
-        url=url, final_url=target.url, data=resp.data, mime=mime, etag=resp.etag, redirects=tuple(redirects),
+        url=url, final_url=target.url, data=data, mime=mime, etag=resp.etag, redirects=tuple(redirects),
     )

@@ -49,7 +49,9 @@ def fetch_check(ctx: Context, check_id: str) -> str:
         return "unavailable"
     sha256 = ctx.store.put(fetched.data)
     with ctx.db.session() as session:
-        records.record_media(session, sha256=sha256, mime=fetched.mime, size=len(fetched.data))
+        # A video over its cap is its playable start: source_size keeps the whole file's size.
+        records.record_media(session, sha256=sha256, mime=fetched.mime, size=len(fetched.data),
+                             source_size=fetched.source_size)
         records.record_url(session, url=check.url or "", url_hash=check.url_hash or "", sha256=sha256,
                            final_url=fetched.final_url, etag=fetched.etag)
         session.get(models.Check, check_id).sha256 = sha256
@@ -98,14 +100,19 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
                 for check_id in records.complete_checks_for(session, sha256, row.id):
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
             return "missing"
-        verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx))
+        with ctx.db.session() as session:
+            media = session.get(models.Media, sha256)
+            source_size = media.source_size if media is not None else None
+        # The analysis must know when the bytes are only a file's start (its verdict says so, and a
+        # part's file hashes never match a whole file).
+        verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size)
         decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
-        hashes = next((e.details for e in verdict.evidence if e.kind == "hashes"), None)
+        hashes = next((e.details for e in verdict.evidence if e.kind in ("hashes", "video-hashes")), None)
         handoff = detection.is_pending(verdict.versions)
         with ctx.db.session() as session:
             records.record_media(session, sha256=sha256, mime=decoded.get("mime", "application/octet-stream"),
                                  size=len(data), width=decoded.get("width"), height=decoded.get("height"),
-                                 hashes=hashes)
+                                 hashes=hashes, source_size=source_size)
             if not handoff:
                 row = records.record_verdict(session, verdict)
                 records.complete_checks_for(session, sha256, row.id)
