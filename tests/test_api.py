@@ -95,6 +95,25 @@ def test_bad_uploads(client, data, status) -> None:
     assert response.get_json()["error"]
 
 
+def test_video_uploads_have_their_own_cap_and_json_keeps_the_small_one(data_dir: Path) -> None:
+    from tests.clips import make_clip
+
+    clip = make_clip(seed=5, seconds=1.0)
+    padded = clip + b"\0" * (300_000 - len(clip))  # a video past the image cap (trailing bytes after its boxes)
+    settings = settings_from(env_for(data_dir, rate_limit="1000/minute", fetch_max_bytes=str(200_000),
+                                     video_max_bytes=str(400_000)))
+    upgrade(settings.sqlalchemy_url)
+    client = create_app(settings).test_client()
+    ok = client.post("/api/v1/checks/upload", data={"file": (io.BytesIO(padded), "clip.mp4")})
+    assert ok.status_code == 200 and ok.get_json()["results"][0]["status"] in ("pending", "done")
+    too_big = client.post("/api/v1/checks/upload", data={"file": (io.BytesIO(clip + b"\0" * 420_000), "clip.mp4")})
+    assert too_big.status_code == 413 and "video is larger than 400,000 bytes" in too_big.get_json()["error"]
+    not_video = client.post("/api/v1/checks/upload", data={"file": (io.BytesIO(b"x" * 300_000), "x.jpg")})
+    assert not_video.status_code == 413 and "200,000" in not_video.get_json()["error"]
+    body = '{"urls": ["http://example.org/a.jpg"], "pad": "' + "x" * 300_000 + '"}'
+    assert client.post("/api/v1/checks", data=body, content_type="application/json").status_code == 413
+
+
 def test_unknown_check_and_bad_media_ids(client) -> None:
     assert client.get("/api/v1/checks/doesnotexist").status_code == 404
     assert client.get("/api/v1/checks").status_code == 400

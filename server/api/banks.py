@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from server import bank_search, banks, models
 from server.api.deps import enqueue, services
-from server.api.request_body import parse_json
+from server.api.request_body import allow_upload, parse_json, read_file
 from server.auth import actor, require_role
 from server.errors import ApiError, validation_details
 from server.queue import enqueue_hash_entry, enqueue_rematch
@@ -83,6 +83,7 @@ def list_entries(name: str):
 def _submission() -> tuple[EntrySubmit, bytes | None]:
     """JSON body, or multipart with a 'file' and the same fields as form values."""
     if request.mimetype == "multipart/form-data":
+        allow_upload(services().settings)
         upload = request.files.get("file")
         fields = {k: v for k, v in request.form.items() if v != ""}
         for key in ("source_links", "tags"):
@@ -92,9 +93,7 @@ def _submission() -> tuple[EntrySubmit, bytes | None]:
             body = EntrySubmit.model_validate(fields)
         except ValidationError as exc:
             raise ApiError(400, "request body is invalid", validation_details(exc)) from exc
-        data = upload.read(services().settings.fetch_max_bytes + 1) if upload else None
-        if data is not None and len(data) > services().settings.fetch_max_bytes:
-            raise ApiError(413, "file is too large")
+        data = read_file(upload.stream, services().settings) if upload else None
         return body, data or None
     return parse_json(EntrySubmit), None
 
@@ -217,12 +216,11 @@ def _upload_query(data: bytes) -> dict:
 def search():
     """By hash values (JSON) or by an uploaded file (multipart 'file'), image or video."""
     if request.mimetype == "multipart/form-data":
+        allow_upload(services().settings)
         upload = request.files.get("file")
         if upload is None:
             raise ApiError(400, "send the file in a field named 'file'")
-        data = upload.read(services().settings.fetch_max_bytes + 1)
-        if len(data) > services().settings.fetch_max_bytes:
-            raise ApiError(413, "file is too large")
+        data = read_file(upload.stream, services().settings)
         query = _upload_query(data)
     else:
         body = parse_json(SearchRequest)

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from server import records
 from server.api.deps import enqueue, services
-from server.api.request_body import parse_json
+from server.api.request_body import allow_upload, parse_json, read_file
 from server.auth import require_role
 from server.errors import ApiError
 from server.limits import limit_anonymous
@@ -128,12 +128,11 @@ def create_checks():
 @require_role(None)
 def upload_check():
     svc = services()
+    allow_upload(svc.settings)
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "send the file as multipart/form-data in a field named 'file'")
-    data = upload.stream.read(svc.settings.fetch_max_bytes + 1)
-    if len(data) > svc.settings.fetch_max_bytes:
-        raise ApiError(413, f"file is larger than {svc.settings.fetch_max_bytes:,} bytes")
+    data = read_file(upload.stream, svc.settings)
     if not data:
         raise ApiError(400, "the uploaded file is empty")
     check_id, verdict = start_upload_check(svc, data)

@@ -1,12 +1,13 @@
-"""Parse a JSON request body into a schema with clear 400s for every way it can be wrong."""
+"""Read a request body (a JSON object into its schema, or an uploaded file) with a clear error for every way it can be wrong."""
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
 
 from server.errors import ApiError, validation_details
+from server.uploads import UploadTooLarge, read_upload, upload_limit
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -23,3 +24,17 @@ def parse_json(schema: type[Model]) -> Model:
         return schema.model_validate(payload)
     except ValidationError as exc:
         raise ApiError(400, "request body is invalid", validation_details(exc)) from exc
+
+
+def allow_upload(settings: Any) -> None:
+    """Raise this request's body limit to the largest upload (a video). Only upload views call it, so
+    JSON bodies everywhere else keep the app's smaller MAX_CONTENT_LENGTH."""
+    request.max_content_length = upload_limit(settings) + 64 * 1024
+
+
+def read_file(stream: IO[bytes], settings: Any) -> bytes:
+    """An uploaded file under the cap its own bytes call for (videos have a larger one), or a 413."""
+    try:
+        return read_upload(stream, settings)
+    except UploadTooLarge as exc:
+        raise ApiError(413, str(exc)) from exc
