@@ -391,3 +391,85 @@ def prepare_extension(dest: Path, **settings: object) -> Path:
         "// Written by tests/extension_support.py for one e2e run.\n"
         f"export const DEFAULTS = Object.freeze({json.dumps(defaults)});\n")
     return dest
+
+
+@dataclass
+class VideoPage:
+    """The video test page: its URL and the paths of what it serves (see build_video_page)."""
+
+    url: str
+    paths: dict[str, str]  # name -> path on the media server
+
+
+VIDEO_SCRIPT = """
+const P = %(prefix)s;
+// A blob: video from an in-memory file, and one fed through MediaSource: both only exist in this page.
+fetch(P + '/blob.webm').then((r) => r.blob()).then((b) => { document.getElementById('vblob').src = URL.createObjectURL(b); });
+(() => {
+  const v = document.getElementById('vmse');
+  const ms = new MediaSource();
+  ms.addEventListener('sourceopen', async () => {
+    const buffer = ms.addSourceBuffer('video/webm; codecs="vp9"');
+    buffer.addEventListener('updateend', () => { try { ms.endOfStream(); } catch {} }, { once: true });
+    buffer.appendBuffer(await (await fetch(P + '/mse.webm')).arrayBuffer());
+  }, { once: true });
+  v.src = URL.createObjectURL(ms);
+})();
+window.addVideo = () => {
+  const v = document.createElement('video');
+  v.id = 'vdyn'; v.muted = true; v.width = 320; v.height = 180; v.src = P + '/dyn.webm';
+  document.getElementById('more').append(v);
+};
+// The player switches to another file (as a quality switch or a playlist does): the new one is checked.
+window.swapSource = () => { const v = document.getElementById('vsrc'); v.src = P + '/swap.mp4'; v.load(); };
+window.playVideo = async () => {
+  const v = document.getElementById('vsrc');
+  v.loop = true;
+  try { await v.play(); } catch (error) { return { error: String(error) }; }
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  return { paused: v.paused, currentTime: v.currentTime, readyState: v.readyState, currentSrc: v.currentSrc };
+};
+window.videoStates = () => Object.fromEntries([...document.querySelectorAll('video')].map((v) => [v.id, {
+  currentSrc: v.currentSrc.slice(0, 200), readyState: v.readyState, error: v.error ? v.error.code : null }]));
+"""
+
+
+def build_video_page(media: MediaServer, prefix: str) -> VideoPage:
+    """A page of videos: <video src> with a poster, <video> with <source> children (the first of a
+    type no browser plays), a blob: video, a MediaSource video; more are added and swapped by script.
+
+    Real clips made with PyAV: H.264 in MP4 and VP9 in WebM (Debian's chromium and firefox-esr play both).
+    """
+    from tests.clips import make_clip
+
+    seed = sum(map(ord, prefix)) * 13
+    files = {
+        "mp4": ("clip.mp4", make_clip(seed, seconds=3, fmt="mp4"), "video/mp4"),
+        "webm": ("clip.webm", make_clip(seed + 1, seconds=2, fmt="webm"), "video/webm"),
+        "poster": ("poster.jpg", dark_jpeg(seed + 2, (320, 180)), "image/jpeg"),
+        "unplayable": ("nope.mkv", b"not a video at all", "video/x-matroska"),
+        "blob": ("blob.webm", make_clip(seed + 3, seconds=2, fmt="webm"), "video/webm"),
+        "mse": ("mse.webm", make_clip(seed + 4, seconds=2, fmt="webm"), "video/webm"),
+        "dynamic": ("dyn.webm", make_clip(seed + 5, seconds=2, fmt="webm"), "video/webm"),
+        "swap": ("swap.mp4", make_clip(seed + 6, seconds=2, fmt="mp4"), "video/mp4"),
+    }
+    paths = {}
+    for name, (file, body, ctype) in files.items():
+        paths[name] = f"/{prefix}/{file}"
+        media.add(paths[name], body, ctype)
+    p = paths
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence video test</title>
+<style>{PAGE_STYLE} video {{ display: inline-block; margin: 0 10px 10px 0; vertical-align: top; background: #000; }}
+#vspacer {{ height: 1200px; }}</style></head><body>
+<h1>Videos ({html.escape(prefix)})</h1>
+<div class="grid">
+<video id="vsrc" src="{p['mp4']}" poster="{p['poster']}" width="320" height="180" muted preload="metadata"></video>
+<video id="vsources" width="320" height="180" muted preload="metadata"><source src="{p['unplayable']}" type="video/x-credence-unplayable"><source src="{p['webm']}" type="video/webm"></video>
+<video id="vblob" width="320" height="180" muted></video>
+<video id="vmse" width="320" height="180" muted></video>
+</div>
+<div class="grid" id="more"></div>
+<div id="vspacer"></div>
+<script>{VIDEO_SCRIPT % {"prefix": json.dumps(f"/{prefix}")}}</script>
+</body></html>"""
+    return VideoPage(media.add(f"/{prefix}/videos.html", page.encode(), "text/html; charset=utf-8"), paths)

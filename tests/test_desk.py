@@ -29,6 +29,9 @@ ROLES = {"rosa": "reader", "rex": "reporter", "rita": "reviewer"}
 
 
 def make_app(data_dir: Path, **overrides: str):
+    # Detection is asked for explicitly: on by default it would queue every image for the detectors,
+    # which these in-process tests do not run (the detection panel is fed its evidence directly).
+    overrides.setdefault("detect", "false")
     settings = settings_from(env_for(data_dir, rate_limit="10000/minute", **overrides))
     upgrade(settings.sqlalchemy_url)
     app = create_app(settings)
@@ -415,3 +418,181 @@ def test_check_form_without_javascript_and_bad_input(desk) -> None:
         names = [d.name for d in session.query(models.DeskCheck).order_by(models.DeskCheck.id)]
     assert names == ["a.jpg", "https://a.example/1.jpg", "https://a.example/3.jpg,w_300"]
     assert PIPELINE_VERSION
+
+
+def video_thumbs(clip: bytes, times: list[float], size: tuple[int, int] = (160, 90)) -> dict[float, bytes]:
+    """JPEG thumbnails of the clip's frames nearest to ``times``, decoded with PyAV as the worker does."""
+    import av
+
+    frames: list[tuple[float, Image.Image]] = []
+    with av.open(io.BytesIO(clip)) as container:
+        for frame in container.decode(video=0):
+            frames.append((float(frame.time or 0.0), frame.to_image()))
+    out = {}
+    for t in times:
+        _, picture = min(frames, key=lambda f: abs(f[0] - t))
+        buf = io.BytesIO()
+        picture.resize(size).save(buf, "JPEG", quality=80)
+        out[t] = buf.getvalue()
+    return out
+
+
+def record_video_verdict(svc, clip: bytes, evidence: list[Evidence]) -> str:
+    """The clip stored and recorded as media, with a verdict fused from ``evidence`` (as the worker records one)."""
+    sha = svc.store.put(clip)
+    with svc.db.session() as session:
+        records.record_media(session, sha256=sha, mime="video/mp4", size=len(clip))
+        check_id = records.create_check(session, source="upload", sha256=sha).id
+    with svc.db.session() as session:
+        row = records.record_verdict(session, fuse(evidence, sha256=sha, versions={"pipeline": PIPELINE_VERSION, "detect": "ran"},
+                                                   timings={"keyframes": 120.0, "detect": 900.0}))
+        records.complete_check(session, check_id, row.id)
+    return sha
+
+
+def test_video_report_filmstrip_facts_score_curve_and_worst_frames(desk) -> None:
+    from pypdf import PdfReader
+
+    from tests.clips import make_clip
+
+    app, svc = desk
+    clip = make_clip(seed=21, seconds=4.0, fps=25, size=(320, 240), scenes=2, fmt="mp4")
+    key_times = [0.0, 2.0, 3.0]
+    thumbs = {t: svc.store.put(jpeg) for t, jpeg in video_thumbs(clip, key_times).items()}
+    frame_times = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    scores = [0.10, 0.15, 0.20, 0.30, 0.85, 0.90, 0.40, 0.20]
+    score_thumbs = {t: svc.store.put(jpeg) for t, jpeg in video_thumbs(clip, frame_times).items()}
+    missing = "e" * 64  # named by the evidence but not in the store: shown as a time, not a broken image
+    evidence = [
+        Evidence(stage="decode", kind="decoded", summary="An MP4 video (H.264), 320 x 240, 4.0 s at 25 fps.",
+                 details={"format": "video", "container": "mp4", "codec": "h264", "width": 320, "height": 240,
+                          "duration_s": 4.0, "fps": 25.0, "analysed_s": 4.0, "capped": False}),
+        Evidence(stage="keyframes", kind="keyframes", summary="4 keyframes: the first frame, 1 scene change, 2 at intervals.",
+                 details={"frames": [
+                     {"t": 0.0, "reason": "first", "thumb": thumbs[0.0], "pdq": "a" * 64, "pdq_quality": 90},
+                     {"t": 2.0, "reason": "scene", "thumb": thumbs[2.0], "pdq": "b" * 64, "pdq_quality": 88},
+                     {"t": 3.0, "reason": "uniform", "thumb": thumbs[3.0], "pdq": "c" * 64, "pdq_quality": 85},
+                     {"t": 3.96, "reason": "uniform", "thumb": missing, "pdq": "d" * 64, "pdq_quality": 80},
+                 ], "count": 4, "capped": False}),
+        Evidence(stage="detect", kind="synthetic-score", score=0.88, supports=Level.LIKELY_SYNTHETIC,
+                 summary="The video scores 0.88 (90th percentile of 8 frames) on the test detector, at or above its "
+                         "threshold 0.50: likely synthetic.",
+                 details={"detector": "test-cnn", "version": "test-cnn@1", "band": "likely-synthetic",
+                          "calibration": {"threshold": 0.5},
+                          "frames": [{"t": t, "score": s, "thumb": score_thumbs[t]} for t, s in zip(frame_times, scores)],
+                          "aggregate": "p90", "worst": [2.5, 2.0]}),
+    ]
+    sha = record_video_verdict(svc, clip, evidence)
+    client = app.test_client()
+    login(client, "rex")
+    page = client.get(f"/desk/media/{sha}").get_data(as_text=True)
+    assert 'data-level="likely-synthetic"' in page
+
+    # The video's facts and its keyframes, in time order, with their thumbnails served by the desk.
+    video = page[page.index('id="video"'):page.index('id="detection"')]
+    for text in ("mp4, h264", "320 x 240 pixels", "0:04.0", "25 frames per second", "the first 0:04.0"):
+        assert text in video, text
+    assert "capped</span>" not in video
+    strip = re.findall(r'<li class="frame frame--(\w+)" data-t="([\d.]+)">\s*(?:<img class="frame__img" src="([^"]+)"|<div)',
+                       video)
+    assert strip == [("first", "0.0", f"/desk/blob/{thumbs[0.0]}"), ("scene", "2.0", f"/desk/blob/{thumbs[2.0]}"),
+                     ("uniform", "3.0", f"/desk/blob/{thumbs[3.0]}"), ("uniform", "3.96", "")], strip
+    assert "scene change" in video and "aaaaaaaaaaaaaaaa…" in video
+    for t in key_times:
+        served = client.get(f"/desk/blob/{thumbs[t]}")
+        assert served.status_code == 200 and served.mimetype == "image/jpeg"
+        assert Image.open(io.BytesIO(served.data)).size == (160, 90)
+
+    # The per-frame score curve: one point per frame, scaled to the video's duration, with the threshold.
+    detection = page[page.index('id="detection"'):]
+    points = re.search(r'<polyline class="curve__line" points="([^"]+)"', detection).group(1).split()
+    assert len(points) == 8
+    xy = [tuple(map(float, p.split(","))) for p in points]
+    assert xy[0] == (0.0, 108.0) and xy[4] == (300.0, 18.0) and xy[5] == (375.0, 12.0)  # 600 x 120 box, 4 s
+    assert [x for x, _ in xy] == sorted(x for x, _ in xy)
+    assert '<line class="curve__threshold" x1="0" y1="60.0"' in detection
+    assert "the p90 of the frame scores" in detection
+    # The worst frames, worst first, with their thumbnails.
+    worst = detection[detection.index("Worst frames"):]
+    shown = re.findall(r'data-t="([\d.]+)">\s*<img class="frame__img" src="/desk/blob/(\w+)"', worst)
+    assert shown == [("2.5", score_thumbs[2.5]), ("2.0", score_thumbs[2.0])]
+    assert "<strong>0.90</strong>" in worst and "<strong>0.85</strong>" in worst
+    assert detection.count('<circle class="curve__worst"') == 2
+    # Keyframe and decode evidence are shown in the video section, not again as "other findings".
+    assert 'id="other"' not in page
+
+    # Signed out: facts and times, but no stored image.
+    anonymous = app.test_client().get(f"/desk/media/{sha}").get_data(as_text=True)
+    assert 'id="video"' in anonymous and "/desk/blob/" not in anonymous and "0:02.0" in anonymous
+
+    exported = client.get(f"/desk/media/{sha}/export.json").get_json()
+    assert exported["video"]["facts"]["codec"] == "h264" and len(exported["video"]["keyframes"]) == 4
+
+    reader = PdfReader(io.BytesIO(client.get(f"/desk/media/{sha}/export.pdf").data))
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in reader.pages))
+    for snippet in ("Video", "mp4, h264", "0:04.0", "25 fps", "Keyframe 0:02.0 (scene change)", "Worst frames",
+                    "0:02.5: 0.90"):
+        assert snippet in text, snippet
+    assert sum(len(p.images) for p in reader.pages) >= 3, "keyframe thumbnails in the PDF"
+
+
+def test_desk_accepts_video_uploads_and_addresses(desk) -> None:
+    from tests.clips import make_clip
+
+    app, svc = desk
+    client = app.test_client()
+    login(client, "rosa")
+    form = client.get("/desk/").get_data(as_text=True)
+    assert 'accept="image/*,video/mp4,video/quicktime,video/webm"' in form and "Check images and videos" in form
+    clip = make_clip(seed=22, seconds=1.0, fmt="webm")
+    response = client.post("/desk/checks", data={"files": (io.BytesIO(clip), "clip.webm"),
+                                                 "urls": "https://video.example/news/clip.mp4"},
+                           headers={"X-CSRFToken": token(client, "/desk/"), "Accept": "application/json"})
+    body = response.get_json()
+    assert response.status_code == 200 and body["errors"] == [], body
+    upload_row, url_row = body["checks"]
+    assert upload_row["name"] == "clip.webm" and upload_row["sha256"] == svc.store.put(clip)
+    assert url_row["name"] == "https://video.example/news/clip.mp4"
+    with svc.db.session() as session:
+        assert session.get(models.Media, upload_row["sha256"]).mime == "video/webm"
+
+
+def test_desk_upload_caps_follow_the_file_type(data_dir: Path) -> None:
+    """A video may be larger than an image (CREDENCE_VIDEO_MAX_BYTES); anything else keeps the image cap."""
+    from tests.clips import make_clip
+
+    app, svc = make_app(data_dir, fetch_max_bytes="30000", video_max_bytes="60000")
+    client = app.test_client()
+    login(client, "rosa")
+    clip = make_clip(seed=23, seconds=6, fmt="mp4")
+    photo_bytes = jpeg_bytes(photo(5, (400, 300)))
+    assert 30000 < len(clip) < 60000 and 30000 < len(photo_bytes) < 60000
+    response = client.post("/desk/checks", data={"files": [(io.BytesIO(clip), "big.mp4"),
+                                                           (io.BytesIO(photo_bytes), "big.jpg")]},
+                           headers={"X-CSRFToken": token(client, "/desk/"), "Accept": "application/json"})
+    body = response.get_json()
+    assert [c["name"] for c in body["checks"]] == ["big.mp4"]
+    assert body["errors"] == [{"url": "big.jpg", "error": "the file is larger than 30,000 bytes"}]
+
+
+def test_video_view_reads_only_what_makes_sense() -> None:
+    """Times as a player shows them; malformed frames are dropped, not drawn; no video evidence, no section."""
+    from server.desk.video import clock, frame_scores, video_view
+
+    assert [clock(0), clock(7.25), clock(62.0), clock(3723.0), clock("x")] == ["0:00.0", "0:07.2", "1:02.0",
+                                                                              "1:02:03.0", "?"]
+    assert video_view([{"stage": "decode", "kind": "decoded", "details": {"format": "jpeg"}}], lambda s: True) is None
+    stored = "1" * 64
+    view = video_view([{"stage": "keyframes", "kind": "keyframes", "details": {"frames": [
+        {"t": 1.5, "reason": "scene", "thumb": stored}, {"t": None, "reason": "first"},
+        {"t": 2.0, "reason": "uniform", "thumb": "../../etc/passwd"}, "junk"], "count": 3, "capped": True}}],
+        lambda s: s == stored)
+    assert [(f["clock"], f["why"], f["thumb"]) for f in view["keyframes"]] == [
+        ("0:01.5", "scene change", stored), ("0:02.0", "regular interval", None)]
+    assert view["keyframes_capped"] and view["duration"] is None
+    curve = frame_scores({"frames": [{"t": 2, "score": 1.7}, {"t": 0, "score": 0.5}, {"t": "?", "score": 0.1},
+                                     {"t": 1, "score": float("nan")}], "worst": [1.9, "x"]},
+                         "not a number", None, lambda s: True)
+    assert curve["points"] == "0.0,60.0 600.0,0.0" and curve["threshold_y"] is None
+    assert [(w["clock"], w["score"]) for w in curve["worst"]] == [("0:02.0", 1.0)]
+    assert frame_scores({"frames": []}, 3.0, 0.5, lambda s: True) is None

@@ -163,7 +163,7 @@ class Session:
         self.page.get_by_label("Password").fill(PASSWORD)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url(f"{self.base}/desk/")
-        assert self.page.get_by_role("heading", name="Check images").is_visible()
+        assert self.page.get_by_role("heading", name="Check images and videos").is_visible()
 
     def check_file(self, path: Path) -> dict:
         """Upload on the Check page; wait for the live progress to finish; returns what the row shows."""
@@ -447,6 +447,65 @@ def test_detector_scores_heat_map_and_face_boxes(desk) -> None:
         assert page.locator("#media-frame rect.face").count() == 1
         assert panel.locator("img.heatmap").evaluate("i => i.complete && i.naturalWidth === 320")
         _shot(page, "desk-report-detection.png")
+        assert not s.problems, s.problems
+    finally:
+        s.close()
+
+
+def test_video_report_filmstrip_and_score_curve(desk) -> None:
+    """A video verdict in the worker's evidence formats: the keyframe thumbnails load, the curve is drawn."""
+    from server import records
+    from server.config import PIPELINE_VERSION
+    from server.db import Database
+    from server.media_store import MediaStore
+    from server.verdicts import Evidence, Level, fuse
+    from tests.clips import make_clip
+    from tests.test_desk import video_thumbs
+
+    data_dir = Path(desk["env"]["CREDENCE_DATA_DIR"])
+    store = MediaStore(data_dir / "media")
+    clip = make_clip(seed=31, seconds=3.0, size=(320, 180), scenes=3, fmt="webm")
+    sha = store.put(clip)
+    times = [0.0, 1.0, 2.0]
+    thumbs = {t: store.put(jpeg) for t, jpeg in video_thumbs(clip, times).items()}
+    evidence = [
+        Evidence(stage="decode", kind="decoded", summary="A WebM video (VP9), 320 x 180, 3.0 s.",
+                 details={"format": "video", "container": "webm", "codec": "vp9", "width": 320, "height": 180,
+                          "duration_s": 3.0, "fps": 25.0, "analysed_s": 3.0, "capped": False}),
+        Evidence(stage="keyframes", kind="keyframes", summary="3 keyframes.",
+                 details={"frames": [{"t": t, "reason": "first" if t == 0 else "scene", "thumb": thumbs[t],
+                                      "pdq": "0f" * 32, "pdq_quality": 90} for t in times],
+                          "count": 3, "capped": False}),
+        Evidence(stage="detect", kind="synthetic-score", score=0.3,
+                 summary="The video scores 0.30 on the test detector, below its threshold 0.60: inconclusive.",
+                 details={"detector": "test-cnn", "band": "inconclusive", "calibration": {"threshold": 0.6},
+                          "frames": [{"t": t, "score": s, "thumb": thumbs[t]} for t, s in zip(times, (0.1, 0.3, 0.2))],
+                          "aggregate": "p90", "worst": [1.0]}),
+    ]
+    db = Database(f"sqlite:///{data_dir / 'credence.db'}")
+    with db.session() as session:
+        records.record_media(session, sha256=sha, mime="video/webm", size=len(clip))
+    with db.session() as session:
+        records.record_verdict(session, fuse(evidence, sha256=sha, versions={"pipeline": PIPELINE_VERSION}))
+    s = Session(desk, "rex")
+    try:
+        page = s.page
+        page.goto(f"{desk['base']}/desk/media/{sha}")
+        frames = page.locator("#video .filmstrip .frame__img")
+        assert frames.count() == 3
+        frames.last.scroll_into_view_if_needed()
+        page.wait_for_function("() => [...document.querySelectorAll('#video .frame__img')].every(i => i.complete)")
+        sizes = frames.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+        assert sizes == [[160, 90]] * 3, sizes
+        assert "vp9" in page.locator("#video").inner_text()
+        curve = page.locator("#detection svg.curve__svg")
+        box = curve.bounding_box()
+        assert box and box["width"] > 200 and box["height"] == 120
+        assert page.locator("#detection polyline.curve__line").get_attribute("points") == "0.0,108.0 200.0,84.0 400.0,96.0"
+        worst = page.locator("#detection .worst .frame__img")
+        worst.scroll_into_view_if_needed()
+        assert worst.evaluate("i => i.complete && i.naturalWidth === 160")
+        _shot(page, "desk-report-video.png")
         assert not s.problems, s.problems
     finally:
         s.close()

@@ -30,9 +30,11 @@ from tests.extension_support import (
     Fixture,
     RecordingProxy,
     Signing,
+    VideoPage,
     bank_fakes,
     build_main_page,
     build_privacy_page,
+    build_video_page,
     main_fixtures,
     make_keys,
     make_signing,
@@ -122,6 +124,9 @@ def credence(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Credence]:
         env = env_for(tmp / "data", port=str(port), redis_url=redis_url,
                       trust_user_anchors_path=str(signing.anchors))
         env.pop("CREDENCE_DATABASE_URL", None)
+        # The levels here come from provenance and banks; the detectors (on by default with the
+        # repository's baseline) would turn the plain test images "likely synthetic".
+        env["CREDENCE_DETECT"] = "false"
         (tmp / "data").mkdir()
         procs.append(subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
@@ -182,12 +187,13 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
     server, reporter_key = credence, credence.keys["reporter"]
     credence = server.base
     started = time.monotonic()
-    proxy, private_proxy = RecordingProxy(credence), RecordingProxy(credence)
+    proxy, private_proxy, video_proxy = RecordingProxy(credence), RecordingProxy(credence), RecordingProxy(credence)
     try:
         fixtures = main_fixtures(browser, server.signing)
         bank_fakes(credence, server.keys, fixtures)
         page_url = build_main_page(media, browser, fixtures)
         privacy_url, privacy_bytes, inline_b64 = build_privacy_page(media, f"{browser}-private")
+        videos = build_video_page(media, f"{browser}-video")
         # The server already knows the "known" image (someone checked it by URL before).
         known_url = media.url(f"/{browser}-private/known.jpg")
         first = requests.post(f"{credence}/api/v1/checks", json={"urls": [known_url], "wait": 3}, timeout=30).json()
@@ -217,6 +223,9 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                  "initial": {"known": "no-evidence", "unknown": "no-evidence" if uploads else "unknown",
                              "inline": "no-evidence" if uploads else "unknown"},
                  "screenshot": f"extension-privacy-{browser}.png"},
+                {"name": "video", "kind": "video", "pageUrl": videos.url, "proxy": video_proxy.url,
+                 "extensionDir": str(prepare_extension(tmp_path / "ext-video", server=video_proxy.url)),
+                 "screenshot": f"extension-video-{browser}.png"},
             ],
         }
         (tmp_path / "config.json").write_text(json.dumps(config))
@@ -224,7 +233,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                               capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
         results = json.loads((tmp_path / "results.json").read_text())
-        for name in ("main", "privacy"):
+        for name in ("main", "privacy", "video"):
             assert "error" not in results["runs"][name], json.dumps(results["runs"][name], indent=1)[-6000:]
         for png in tmp_path.glob("extension-*.png"):
             shutil.copy(png, artifacts_dir() / png.name)
@@ -234,6 +243,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
             _check_report(results["runs"]["main"], proxy, reporter_key, media.url(f"/{browser}/plain3.jpg"))
         _check_privacy(results["runs"]["privacy"], config["runs"][1]["initial"], private_proxy, privacy_url,
                        privacy_bytes, inline_b64, media, uploads)
+        _check_video(results["runs"]["video"], video_proxy, videos, media, credence)
         elapsed = time.monotonic() - started
         scan = proxy.between(None, "before-force")
         sizes = [len(json.loads(r.body)["urls"]) for r in scan if r.method == "POST" and r.path == "/api/v1/checks"]
@@ -243,6 +253,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
     finally:
         proxy.close()
         private_proxy.close()
+        video_proxy.close()
 
 
 def _check_main(browser: str, run: dict, fixtures: list[Fixture], proxy: RecordingProxy, page_url: str,
@@ -362,3 +373,44 @@ def _check_privacy(run: dict, expected: dict[str, str], proxy: RecordingProxy, p
     assert len(upload_posts) == (2 if uploads else 0)
     for r in upload_posts:
         assert b'filename="image"' in r.body
+
+
+def _server_levels(base: str, urls: list[str]) -> dict[str, str]:
+    """The server's own verdict level for each URL (its cache answers: the extension checked them)."""
+    results = requests.post(f"{base}/api/v1/checks", json={"urls": urls, "wait": 5}, timeout=30).json()["results"]
+    pending = [r["check_id"] for r in results if r["status"] != "done"]
+    done = wait_done(base, pending, timeout=120) if pending else {}
+    return {url: (done.get(r["check_id"], r)["verdict"] or {}).get("level") for url, r in zip(urls, results)}
+
+
+def _check_video(run: dict, proxy: RecordingProxy, videos: VideoPage, media: MediaServer, base: str) -> None:
+    p = {name: media.url(path) for name, path in videos.paths.items()}
+    # What the server received: the file each video plays, nothing else. Not the poster (an image,
+    # not the video), not the <source> no browser plays, never a blob: address or a stream.
+    first = _sent_urls(proxy.between(None, "before-dynamic"))
+    assert sorted(first) == sorted([p["mp4"], p["webm"]]), first
+    assert _sent_urls(proxy.between("before-dynamic", "before-swap")) == [p["dynamic"]]
+    assert _sent_urls(proxy.between("before-swap", None)) == [p["swap"]], "the new source is checked"
+    for record in proxy.records:
+        text = record.text()
+        assert "blob:" not in text and "stream:" not in text, f"a streamed video leaked: {record.path}"
+        for name in ("blob", "mse", "poster", "unplayable"):
+            assert videos.paths[name] not in text, f"{name} was sent: {record.path}"
+
+    # Badges with the server's level on videos with a file, "not checkable" on streamed ones.
+    server = _server_levels(base, [p["mp4"], p["webm"], p["dynamic"], p["swap"]])
+    assert all(server.values()), server
+    states = run["states"]
+    assert states["vblob"]["currentSrc"].startswith("blob:") and states["vmse"]["currentSrc"].startswith("blob:")
+    assert states["vsources"]["currentSrc"] == p["webm"], states
+    assert run["initial"] == {"vsrc": server[p["mp4"]], "vsources": server[p["webm"]],
+                              "vblob": "not-checkable", "vmse": "not-checkable"}, (run["initial"], server)
+    # On a playing video, and following it when it is resized and scrolled.
+    play = run["play"]
+    assert "error" not in play and play["paused"] is False and play["currentTime"] > 0, play
+    assert run["playing"] == server[p["mp4"]]
+    moved = run["moved"]
+    assert moved["to"]["left"] != moved["from"]["left"] and moved["to"]["top"] != moved["from"]["top"], moved
+    assert moved["level"] == server[p["mp4"]] and moved["oldCorner"] != server[p["mp4"]], moved
+    assert run["dynamic"] == {"vdyn": server[p["dynamic"]]}
+    assert run["swappedSrc"] == p["swap"] and run["swapped"] == {"vsrc": server[p["swap"]]}

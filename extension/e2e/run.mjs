@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { mainRun, privacyRun, save } from './scenario.mjs';
+import { mainRun, privacyRun, save, videoRun } from './scenario.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const VIEWPORT = { width: 1280, height: 800 };
@@ -252,6 +252,8 @@ async function main() {
         const page = await mainRun(browser, run, config, out);
         if (browser.name === 'chromium' && run.popupScreenshot) await popupRun(browser, page, run, out);
         if (browser.name === 'chromium' && run.reporterKey) await reportRun(browser, run, out);
+      } else if (run.kind === 'video') {
+        await videoRun(browser, { ...run, artifacts: config.artifacts }, { ...config, proxy: run.proxy ?? config.proxy }, out);
       } else {
         await privacyRun(browser, { ...run, artifacts: config.artifacts }, out);
       }

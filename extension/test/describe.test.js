@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { accessibleLabel, compact, describe, reportUrl, scoreBand, strongestEvidence } from '../src/lib/describe.js';
+import {
+  accessibleLabel, compact, describe, notCheckable, reportUrl, scoreBand, strongestEvidence,
+} from '../src/lib/describe.js';
 import { LEVELS } from '../src/lib/levels.js';
 
 test('score bands', () => {
@@ -73,4 +75,18 @@ test('compact keeps what the badge needs and drops the rest', () => {
   assert.deepEqual(Object.keys(small).sort(), ['checkId', 'label', 'level', 'score', 'sha256', 'summary', 'top']);
   assert.ok(JSON.stringify(small).length < 300);
   assert.equal(compact(null), null);
+});
+
+test('a streamed video says why it is not checkable, with no score and no report', () => {
+  const v = notCheckable('blob:https://news.test/8c1d');
+  assert.equal(v.level, 'not-checkable');
+  assert.equal(v.local, true);
+  assert.equal(v.reportUrl, null);
+  const lines = describe(v);
+  assert.equal(lines.title, LEVELS['not-checkable'].words);
+  assert.match(lines.evidence, /blob: address/);
+  assert.equal(lines.score, null);
+  assert.match(accessibleLabel(v), /^Credence: Not checkable/);
+  assert.doesNotMatch(accessibleLabel(v), /open the full report/);
+  assert.match(describe(notCheckable('stream:srcObject')).evidence, /stream object/);
 });

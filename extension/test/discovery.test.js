@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { bigEnough, checkableUrl, imageUrl, isImg, looksVisible, MIN_SIDE } from '../src/content/discovery.js';
+import {
+  bigEnough, checkableUrl, checkableVideoUrl, imageUrl, isImg, isVideo, looksVisible, mediaUrl, MIN_SIDE, STREAM_KEY, videoUrl,
+} from '../src/content/discovery.js';
 
 test('currentSrc wins over src (srcset and <picture> pick what is shown)', () => {
   assert.equal(imageUrl({ currentSrc: 'https://a/2x.jpg', src: 'https://a/fallback.jpg' }), 'https://a/2x.jpg');
@@ -43,4 +45,42 @@ test('isImg checks the tag, not a constructor from another world', () => {
   assert.ok(isImg({ nodeType: 1, localName: 'img' }));
   assert.ok(!isImg({ nodeType: 1, localName: 'picture' }));
   assert.ok(!isImg(null));
+});
+
+// A <video> as the content script sees it: attributes, resolved properties, <source> children.
+function video({ currentSrc = '', src = '', srcObject = null, sources = [], playable = ['video/webm', 'video/mp4'] } = {}) {
+  return {
+    nodeType: 1,
+    localName: 'video',
+    currentSrc,
+    src,
+    srcObject,
+    getAttribute: (name) => (name === 'src' && src ? src : null),
+    canPlayType: (type) => (playable.includes(type.split(';')[0]) ? 'maybe' : ''),
+    children: sources.map(({ src: s, type }) => ({
+      localName: 'source', src: s, getAttribute: (name) => (name === 'src' ? s : name === 'type' ? type ?? null : null),
+    })),
+  };
+}
+
+test('a video reports the file it plays: currentSrc, else src, else the first playable <source>', () => {
+  assert.equal(videoUrl(video({ currentSrc: 'https://a/chosen.webm', src: 'https://a/x.mp4' })), 'https://a/chosen.webm');
+  assert.equal(videoUrl(video({ src: 'https://a/x.mp4' })), 'https://a/x.mp4');
+  const sources = [{ src: 'https://a/x.mkv', type: 'video/x-matroska' }, { src: 'https://a/x.webm', type: 'video/webm' },
+    { src: 'https://a/y.mp4' }];
+  assert.equal(videoUrl(video({ sources })), 'https://a/x.webm', 'unplayable types are skipped');
+  assert.equal(videoUrl(video({ sources: [{ src: 'https://a/any' }] })), 'https://a/any', 'no type: the browser tries it');
+  assert.equal(videoUrl(video()), '', 'nothing to play yet');
+  assert.equal(mediaUrl(video({ src: 'https://a/v.mp4' })), 'https://a/v.mp4');
+  assert.equal(mediaUrl({ nodeType: 1, localName: 'img', currentSrc: '', src: 'https://a/i.jpg' }), 'https://a/i.jpg');
+});
+
+test('streamed videos are reported by their blob: address or as a stream, and are never checkable', () => {
+  assert.equal(videoUrl(video({ currentSrc: 'blob:https://a.test/5f0c' })), 'blob:https://a.test/5f0c');
+  assert.equal(videoUrl(video({ srcObject: {} })), STREAM_KEY);
+  for (const url of ['blob:https://a.test/5f0c', STREAM_KEY, 'data:video/mp4;base64,AAAA', 'file:///x.mp4']) {
+    assert.ok(!checkableVideoUrl(url), url);
+  }
+  assert.ok(checkableVideoUrl('https://a.test/v.webm'));
+  assert.ok(isVideo(video()) && !isVideo({ nodeType: 1, localName: 'img' }) && !isImg(video()));
 });

@@ -11,6 +11,7 @@ from server import records
 from server.desk import service
 from server.desk.auth import current_user, may_view_anonymously, require, services
 from server.errors import ApiError
+from server.uploads import UploadTooLarge, read_upload
 from server.urls import BadUrl
 
 bp = Blueprint("checking", __name__)
@@ -39,10 +40,12 @@ def start():
         raise ApiError(400, "choose a file or paste at least one URL")
     started = []
     for upload in files:
-        data = upload.stream.read(svc.settings.fetch_max_bytes + 1)
-        if len(data) > svc.settings.fetch_max_bytes:
-            errors.append({"url": upload.filename, "error": f"larger than {svc.settings.fetch_max_bytes:,} bytes"})
-        elif not data:
+        try:  # the cap the file's own bytes call for: a video may be larger than an image
+            data = read_upload(upload.stream, svc.settings)
+        except UploadTooLarge as exc:
+            errors.append({"url": upload.filename, "error": str(exc)})
+            continue
+        if not data:
             errors.append({"url": upload.filename, "error": "the file is empty"})
         else:
             started.append(service.start_upload(svc, data, upload.filename, user.id))

@@ -178,6 +178,8 @@ def render_pdf(report: dict[str, Any], permalink: str, store: MediaStore, max_pi
                         *[(k.capitalize(), v) for k, v in (facts.get("exif") or {}).items()]):
         pdf.field(name, value, indent=76 if used else 0)
     pdf.set_y(max(pdf.get_y(), top + used) + 2)
+    if report.get("video"):
+        _video(pdf, report["video"], store, max_pixels)
 
     panels = report["panels"]
     if panels["provenance"]:
@@ -265,6 +267,8 @@ def render_pdf(report: dict[str, Any], permalink: str, store: MediaStore, max_pi
             for box in item.get("boxes") or []:
                 score = f": {box['score']:.2f}" if box.get("score") is not None else ""
                 pdf.field("Face", f"at {box['x']:.0f},{box['y']:.0f} ({box['w']:.0f} x {box['h']:.0f} px){score}")
+            if item.get("curve"):
+                _curve(pdf, item["curve"], store, max_pixels)
             heat = _image(store, item.get("heatmap_sha"), max_pixels)
             if heat is not None:
                 y = pdf.get_y() + 1
@@ -290,3 +294,55 @@ def render_pdf(report: dict[str, Any], permalink: str, store: MediaStore, max_pi
     if versions:
         pdf.field("Made with", ", ".join(f"{k} {v}" for k, v in versions.items()))
     return bytes(pdf.output())
+
+
+def _strip(pdf: ReportPDF, frames: list[tuple[str | None, str]], store: MediaStore, max_pixels: int) -> None:
+    """A row of small thumbnails with captions; at most six, the rest are named in the text."""
+    shown = [(img, caption) for img, caption in ((_image(store, sha, max_pixels), caption) for sha, caption in frames)
+             if img is not None][:6]
+    if not shown:
+        return
+    if pdf.get_y() > pdf.h - 50:
+        pdf.add_page()
+    y = pdf.get_y() + 1
+    used = [pdf.picture(img, pdf.l_margin + i * 30, y, 27, 20, caption) for i, (img, caption) in enumerate(shown)]
+    pdf.set_y(y + max(used) + 1)
+
+
+def _video(pdf: ReportPDF, video: dict[str, Any], store: MediaStore, max_pixels: int) -> None:
+    f = video["facts"]
+    pdf.heading("Video")
+    pdf.field("Container, codec", ", ".join(str(x) for x in (f.get("container"), f.get("codec")) if x))
+    pdf.field("Frame size", f"{f['width']} x {f['height']} px" if f.get("width") else None)
+    pdf.field("Duration", video.get("duration"))
+    pdf.field("Frame rate", f"{f['fps']:.3g} fps" if isinstance(f.get("fps"), (int, float)) else None)
+    if video.get("analysed"):
+        pdf.field("Analysed", f"the first {video['analysed']}" + (" (capped: the rest was not looked at)"
+                                                                  if f.get("capped") else ""))
+    pdf.field("Keyframes", f"{video['count']}" + (" (capped)" if video.get("keyframes_capped") else ""))
+    frames = video.get("keyframes") or []
+    pdf.para(", ".join(f"{k['clock']} {k['why']}" for k in frames), size=8.5)
+    _strip(pdf, [(k["thumb"], f"Keyframe {k['clock']} ({k['why']})") for k in frames], store, max_pixels)
+
+
+def _curve(pdf: ReportPDF, curve: dict[str, Any], store: MediaStore, max_pixels: int) -> None:
+    """The per-frame scores as a small line chart, and the worst frames."""
+    aggregate = f", the video's score is their {curve['aggregate']}" if curve.get("aggregate") else ""
+    pdf.field("Frames scored", f"{curve['count']}{aggregate}; highest {curve['max']:.2f}")
+    if pdf.get_y() > pdf.h - 45:
+        pdf.add_page()
+    x0, y0, w, h = pdf.l_margin, pdf.get_y() + 1, 120.0, 24.0
+    sx, sy = w / curve["w"], h / curve["h"]
+    pdf.set_draw_color(180, 180, 180)
+    pdf.rect(x0, y0, w, h)
+    if curve.get("threshold_y") is not None:
+        pdf.set_draw_color(185, 28, 28)
+        pdf.line(x0, y0 + curve["threshold_y"] * sy, x0 + w, y0 + curve["threshold_y"] * sy)
+    pdf.set_draw_color(161, 98, 7)
+    points = [(x0 + d["x"] * sx, y0 + d["y"] * sy) for d in curve["dots"]]
+    if len(points) > 1:
+        pdf.polyline(points)
+    pdf.set_y(y0 + h + 1)
+    if curve.get("worst"):
+        pdf.field("Worst frames", ", ".join(f"{wf['clock']}: {wf['score']:.2f}" for wf in curve["worst"]))
+        _strip(pdf, [(wf["thumb"], f"{wf['clock']}: {wf['score']:.2f}") for wf in curve["worst"]], store, max_pixels)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from server import banks, models, records
 from server.api.deps import enqueue
+from server.desk.video import frame_scores, video_view
 from server.media_store import is_sha256
 from server.metrics import CHECKS_CREATED
 from server.queue import enqueue_fetch
@@ -238,6 +239,11 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         item["tree"] = _flatten_ingredients(item["details"].get("ingredients") or [])
     declarations = [e for e in evidence if e["kind"].startswith("ai-")]
     detection = [e for e in evidence if e["stage"].startswith("detect")]
+
+    def exists(sha: str) -> bool:  # a thumbnail is shown only if it is stored
+        return svc.store.path(sha).exists()
+
+    video = video_view(evidence, exists)
     if not any(e.get("score") is not None for e in detection):
         detection = []  # only notes (skipped, not configured): they go with the other findings
     for item in detection:
@@ -247,6 +253,9 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         crop = _boxes([heatmap.get("box")]) if isinstance(heatmap, dict) and heatmap.get("box") else []
         item["heatmap_box"] = crop[0] if crop else None
         item["boxes"] = _boxes(details.get("faces") or details.get("boxes"))
+        threshold = (details.get("calibration") or {}).get("threshold")
+        item["curve"] = frame_scores(details, (video or {}).get("facts", {}).get("duration_s"),
+                                     threshold if isinstance(threshold, (int, float)) else None, exists)
     matches = []
     for item in (e for e in evidence if e["stage"] == "bank-match"):
         entry_id = (item.get("details") or {}).get("entry_id")
@@ -266,7 +275,8 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     data = svc.store.get(sha256) if signed_in else None
     facts = {
         "sha256": sha256, "mime": media.mime, "format": decoded.get("format"), "size": media.size,
-        "width": media.width, "height": media.height, "frames": decoded.get("frames"),
+        "width": media.width or decoded.get("width"), "height": media.height or decoded.get("height"),
+        "frames": decoded.get("frames"),
         "pdq": media.pdq, "pdq_quality": media.pdq_quality, "phash": media.phash,
         "exif": _exif(data, settings.max_pixels) if data else {},
     }
@@ -285,8 +295,10 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         "why": strongest,
         "panels": {
             "provenance": provenance, "declarations": declarations, "matches": matches, "detection": detection,
-            "other": [e for e in evidence if id(e) not in shown and e["kind"] not in ("decoded", "hashes")],
+            "other": [e for e in evidence
+                      if id(e) not in shown and e["kind"] not in ("decoded", "hashes", "keyframes")],
         },
+        "video": video,
         "facts": facts,
         "sightings": sightings,
         "history": [{"id": v.id, "level": v.level, "pipeline_version": v.pipeline_version,
@@ -311,6 +323,7 @@ def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> di
                          for m in panels["matches"]],
         "detection": panels["detection"],
         "file": report["facts"],
+        "video": report.get("video"),
         "sightings": report["sightings"],
         "verdict_history": report["history"],
     }

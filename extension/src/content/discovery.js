@@ -1,19 +1,62 @@
-// Finds the images a reader actually sees: <img> elements (their currentSrc, so srcset and
-// <picture> resolve to the file shown), including ones added later and lazy ones once they come
-// near the viewport; tiny and invisible images are skipped.
+// Finds the images and videos a reader actually sees: <img> elements (their currentSrc, so srcset
+// and <picture> resolve to the file shown) and <video> elements (the file they play), including ones
+// added later and lazy ones once they come near the viewport; tiny and invisible ones are skipped.
+// A video's poster is not its source: only the video file is reported for a <video>.
 
 export const MIN_SIDE = 40; // CSS pixels and natural pixels; below this it is an icon or a tracker
 const NEAR_VIEWPORT = '200px';
 const SWEEP_MS = 2000;
+const MEDIA_EVENTS = ['load', 'error', 'emptied', 'loadstart', 'loadedmetadata'];
 
 // Tag test rather than instanceof: page and content script see different constructors.
 export function isImg(node) {
   return node?.nodeType === 1 && node.localName === 'img';
 }
 
+export function isVideo(node) {
+  return node?.nodeType === 1 && node.localName === 'video';
+}
+
 /** The address of what is displayed. */
 export function imageUrl(img) {
   return img.currentSrc || img.src || '';
+}
+
+// A video fed by a MediaStream or a MediaSource object (srcObject) has no address at all.
+export const STREAM_KEY = 'stream:srcObject';
+
+/**
+ * The file a video plays: currentSrc once the browser has chosen, else its src attribute, else the
+ * first <source> child it can play (preload="none" videos may not have chosen yet). blob: addresses
+ * (URL.createObjectURL of a Blob or a MediaSource) come back as they are: the caller must not send them.
+ */
+export function videoUrl(video) {
+  if (video.currentSrc) return video.currentSrc;
+  let stream = null;
+  try {
+    stream = video.srcObject;
+  } catch {
+    stream = null; // some wrappers refuse access; then there is no stream to report
+  }
+  if (stream) return STREAM_KEY;
+  if (video.getAttribute('src')) return video.src;
+  for (const source of video.children) {
+    if (source.localName !== 'source' || !source.getAttribute('src')) continue;
+    const type = source.getAttribute('type');
+    if (!type || video.canPlayType(type) !== '') return source.src;
+  }
+  return '';
+}
+
+/** A video the extension can check: one played from a web address. Streamed ones (blob:, MediaSource,
+ * srcObject) and inline data: ones have no file the server could fetch; they are never sent. */
+export function checkableVideoUrl(url) {
+  return /^https?:\/\//i.test(url);
+}
+
+/** What an element shows: the image's file or the video's. */
+export function mediaUrl(el) {
+  return isVideo(el) ? videoUrl(el) : imageUrl(el);
 }
 
 /** http(s) always; data: and blob: only in privacy mode, where the bytes are read in the browser. */
@@ -50,7 +93,7 @@ export class Discovery {
     this.watched = new WeakSet();
     this.reported = new WeakMap(); // img -> url last reported
     this.onEvent = (event) => {
-      if (isImg(event.target)) this.evaluate(event.target);
+      if (isImg(event.target) || isVideo(event.target)) this.evaluate(event.target);
     };
   }
 
@@ -69,10 +112,12 @@ export class Discovery {
     this.mo.observe(this.doc.documentElement, {
       childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset'],
     });
-    // load/error do not bubble; capture sees every image finishing (lazy ones, srcset switches).
-    this.doc.addEventListener('load', this.onEvent, true);
-    this.doc.addEventListener('error', this.onEvent, true);
+    // load/error and the media events do not bubble; capture sees every image finishing (lazy ones,
+    // srcset switches) and every video (re)loading: a new source fires emptied/loadstart, then
+    // loadedmetadata once currentSrc is known.
+    for (const type of MEDIA_EVENTS) this.doc.addEventListener(type, this.onEvent, true);
     for (const img of this.doc.images) this.watch(img);
+    for (const video of this.doc.getElementsByTagName('video')) this.watch(video);
     // Visibility changes through CSS alone fire no observer; look again at near, unreported ones.
     this.sweep = setInterval(() => {
       for (const img of this.near) {
@@ -85,8 +130,7 @@ export class Discovery {
   stop() {
     this.io?.disconnect();
     this.mo?.disconnect();
-    this.doc.removeEventListener('load', this.onEvent, true);
-    this.doc.removeEventListener('error', this.onEvent, true);
+    for (const type of MEDIA_EVENTS) this.doc.removeEventListener(type, this.onEvent, true);
     clearInterval(this.sweep);
     this.near.clear();
   }
@@ -100,26 +144,34 @@ export class Discovery {
   mutated(records) {
     for (const record of records) {
       if (record.type === 'attributes') {
-        // A changed <source> changes what its <picture>'s <img> shows.
-        const img = isImg(record.target) ? record.target : record.target.parentElement?.querySelector('img');
-        if (img) this.evaluate(img);
+        // A changed <source> changes what its <picture>'s <img> or its <video> shows.
+        const { target } = record;
+        const parent = target.parentElement;
+        const el = isImg(target) || isVideo(target) ? target
+          : (isVideo(parent) ? parent : parent?.querySelector('img'));
+        if (el) this.evaluate(el);
         continue;
       }
+      if (isVideo(record.target)) this.evaluate(record.target); // <source> children added or removed
       for (const node of record.addedNodes) {
-        if (isImg(node)) this.watch(node);
-        else if (node.querySelectorAll) for (const img of node.querySelectorAll('img')) this.watch(img);
+        if (isImg(node) || isVideo(node)) this.watch(node);
+        else if (node.querySelectorAll) for (const el of node.querySelectorAll('img, video')) this.watch(el);
       }
     }
   }
 
-  /** Report the image if it is near the viewport, loaded, big and visible enough, and new or changed. */
-  evaluate(img) {
-    if (!this.near.has(img) || !img.complete) return; // lazy / loading: the load event comes back here
-    const url = imageUrl(img);
-    if (!url || !checkableUrl(url, { privacy: this.privacy })) return;
-    if (this.reported.get(img) === url) return;
-    if (!bigEnough(img.getBoundingClientRect(), img) || !looksVisible(img)) return;
-    this.reported.set(img, url);
-    this.onImage(img, url);
+  /** Report the element if it is near the viewport, loaded (images), big and visible enough, and new or changed. */
+  evaluate(el) {
+    if (!this.near.has(el)) return;
+    const video = isVideo(el);
+    if (!video && !el.complete) return; // lazy / loading: the load event comes back here
+    const url = mediaUrl(el);
+    // Every video with something to play is reported: one without a web address (blob:, MediaSource,
+    // a stream, data:) is badged "not checkable" by the page and nothing about it is sent.
+    if (!url || (!video && !checkableUrl(url, { privacy: this.privacy }))) return;
+    if (this.reported.get(el) === url) return;
+    if (!bigEnough(el.getBoundingClientRect(), el) || !looksVisible(el)) return;
+    this.reported.set(el, url);
+    this.onImage(el, url);
   }
 }

@@ -10,6 +10,7 @@ export const ICONS = Object.freeze({
   seal: [{ d: 'M12 5.5a6.5 6.5 0 1 1 0 13a6.5 6.5 0 1 1 0-13Z', width: 2 }, { d: 'M12 10.5v3', width: 3 }], // signed
   dash: [{ d: 'M7 12H17' }], // no evidence
   slash: [{ d: 'M12 5.5a6.5 6.5 0 1 1 0 13a6.5 6.5 0 1 1 0-13ZM7.4 7.4L16.6 16.6', width: 2 }], // unavailable
+  stream: [{ d: 'M4.5 7h15v10h-15Z', width: 2 }, { d: 'M10.5 9.8v4.4l3.8-2.2Z', fill: true }], // streamed video
   question: [{ d: 'M9 9.3a3 3 0 1 1 4.6 2.5c-1 .6-1.6 1.2-1.6 2.4M12 17.2v.3' }], // unknown (privacy mode)
 });
 

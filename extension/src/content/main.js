@@ -1,8 +1,10 @@
-// The content script: finds images, asks the service worker about them (never the server directly),
-// draws badges, and tells the popup what is on the page.
+// The content script: finds images and videos, asks the service worker about them (never the server
+// directly), draws badges, and tells the popup what is on the page. Streamed videos (blob:,
+// MediaSource) get a "not checkable" badge made here: their address means nothing outside the page.
 import { ext } from '../lib/browser.js';
 import { loadSettings, SETTINGS_KEY, shouldScan } from '../lib/settings.js';
-import { checkableUrl, Discovery, imageUrl } from './discovery.js';
+import { notCheckable } from '../lib/describe.js';
+import { checkableUrl, checkableVideoUrl, Discovery, imageUrl, isVideo } from './discovery.js';
 import { Overlay } from './overlay.js';
 
 const SEND_DELAY_MS = 50; // gather what one layout pass finds into one message
@@ -71,6 +73,11 @@ class Page {
     this.keyOf.set(img, key);
     if (!this.imagesByKey.has(key)) this.imagesByKey.set(key, new Set());
     this.imagesByKey.get(key).add(img);
+    if (isVideo(img) && !checkableVideoUrl(key)) {
+      if (!this.verdicts.has(key)) this.verdicts.set(key, notCheckable(key));
+      this.overlay.show(img, this.verdicts.get(key));
+      return; // never asked about, never sent
+    }
     const verdict = this.verdicts.get(key);
     if (verdict) this.overlay.show(img, verdict);
     else this.ask(key);

@@ -56,6 +56,7 @@ export function describe(v) {
   const info = levelInfo(v?.level);
   const lines = { title: info.words, evidence: null, score: null };
   if (v?.level === 'unknown') return lines;
+  if (v?.level === 'not-checkable') return { ...lines, evidence: v.summary || null }; // why, not evidence
   const evidence = v?.top?.summary || v?.summary;
   // The no-evidence summary repeats the title; don't say it twice.
   if (evidence && v.level !== 'no-evidence') lines.evidence = `Strongest evidence: ${evidence}`;
@@ -80,4 +81,22 @@ export function reportUrl(server, { sha256, checkId } = {}) {
   if (sha256) return `${base}/desk/media/${sha256}`;
   if (checkId) return `${base}/desk/checks/${encodeURIComponent(checkId)}`;
   return null;
+}
+
+/** The verdict of a video with no web address (blob:, MediaSource, srcObject, data:): made in the
+ * page, never cached, never from the server, and no report to open. */
+export function notCheckable(key) {
+  const how = /^stream:/.test(key) ? 'a stream object (srcObject)'
+    : /^blob:/i.test(key) ? 'a blob: address the page made (a MediaSource stream or an in-memory file)'
+      : 'an inline data: address';
+  return {
+    level: 'not-checkable',
+    label: 'Streamed video, not checkable',
+    summary: `This video plays from ${how}, which only this page can read; nothing was sent to Credence.`,
+    sha256: null,
+    top: null,
+    score: null,
+    local: true,
+    reportUrl: null,
+  };
 }

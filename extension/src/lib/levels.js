@@ -1,6 +1,8 @@
 // The verdict levels of server/verdicts.py, as the reader sees them. Each level has a colour AND
 // its own icon, so the badge reads without colour vision. Order = priority (highest first).
-// `unknown` is the extension's own state for privacy mode: the server has no verdict for the hash.
+// Two levels are the extension's own (LOCAL_LEVELS), never the server's: `not-checkable` for
+// streamed video (blob:/MediaSource) that has no file address, and `unknown` for privacy mode
+// (the server has no verdict for the hash).
 
 export const LEVELS = Object.freeze({
   'known-fake': {
@@ -44,6 +46,12 @@ export const LEVELS = Object.freeze({
     short: 'Could not check',
     words: 'Could not check this image.',
   },
+  'not-checkable': {
+    badge: 'none', fill: '#d7ccc8', ink: '#3e2723', icon: 'stream', hollow: true,
+    short: 'Streamed video, not checkable',
+    words: 'Not checkable: this video is streamed by the page\'s own player (blob: or MediaSource), '
+      + 'so there is no file address to check. Nothing was sent to the server.',
+  },
   unknown: {
     badge: 'none', fill: '#b3e5fc', ink: '#01579b', icon: 'question', hollow: true,
     short: 'Not known to the server',
@@ -53,6 +61,7 @@ export const LEVELS = Object.freeze({
 });
 
 export const ORDER = Object.freeze(Object.keys(LEVELS));
+export const LOCAL_LEVELS = Object.freeze(['not-checkable', 'unknown']);
 
 /** The display entry of a level; anything unexpected shows as "could not check". */
 export function levelInfo(level) {
