@@ -596,3 +596,14 @@ def test_video_view_reads_only_what_makes_sense() -> None:
     assert curve["points"] == "0.0,60.0 600.0,0.0" and curve["threshold_y"] is None
     assert [(w["clock"], w["score"]) for w in curve["worst"]] == [("0:02.0", 1.0)]
     assert frame_scores({"frames": []}, 3.0, 0.5, lambda s: True) is None
+
+
+def test_signed_at_trusts_only_a_trusted_time_stamp() -> None:
+    from server.desk import signed_at
+
+    assert signed_at({"signing_time": "2026-11-30T10:00:00Z", "timestamp": {"trusted": True}}) == \
+        "2026-11-30T10:00:00Z (trusted time-stamp)"
+    untrusted = signed_at({"signing_time": None, "timestamp": {"time": "2026-11-30T10:00:00Z",
+                                                               "authority": "Test TSA", "trusted": False}})
+    assert untrusted.startswith("unknown: a time-stamp by Test TSA says 2026-11-30T10:00:00Z") and "not on" in untrusted
+    assert signed_at({}) == "unknown: no time-stamp"

@@ -143,6 +143,18 @@ def level_label(level: str | None) -> str:
         return level or "pending"
 
 
+@bp.app_template_global()
+def signed_at(details: dict) -> str:
+    """When a manifest was signed, as far as its time-stamp proves it (an untrusted stamp proves nothing)."""
+    stamp = details.get("timestamp") or {}
+    if details.get("signing_time"):
+        return f"{details['signing_time']} (trusted time-stamp)"
+    if stamp.get("time"):
+        by = f" by {stamp['authority']}" if stamp.get("authority") else ""
+        return f"unknown: a time-stamp{by} says {stamp['time']}, but its authority is not on the TSA trust list"
+    return "unknown: no time-stamp"
+
+
 @bp.app_context_processor
 def _context() -> dict:
     from server.auth import rank

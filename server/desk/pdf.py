@@ -15,6 +15,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from PIL import Image
 
+from server.desk import signed_at
 from server.media_store import MediaStore
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
@@ -194,7 +195,7 @@ def render_pdf(report: dict[str, Any], permalink: str, store: MediaStore, max_pi
             pdf.field("Signer", ", ".join(x for x in (signer.get("organisation"), signer.get("common_name")) if x))
             pdf.field("Certificate issuer", signer.get("issuer"))
             pdf.field("Algorithm", signer.get("algorithm"))
-            pdf.field("Signed at", d.get("signing_time") or "no trusted time-stamp")
+            pdf.field("Signed at", signed_at(d))
             pdf.field("Claim generator", d.get("claim_generator"))
             for failure in d.get("failures") or []:
                 pdf.field(failure.get("code", ""), failure.get("words"))

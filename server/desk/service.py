@@ -29,8 +29,8 @@ from server.urls import BadUrl, normalise, url_key
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("fetch", "Fetch", ("fetch",)),
     ("provenance", "Provenance", ("c2pa", "ai-metadata", "watermark")),
-    ("hashes", "Hashes", ("hashes",)),
-    ("banks", "Banks", ("bank-match",)),
+    ("hashes", "Hashes", ("hashes", "keyframes", "video-hashes")),
+    ("banks", "Banks", ("bank-match", "video-bank-match")),
     ("detection", "Detection", ("detect",)),
 )
 # versions["detect"] as worker/detection.py records it -> (state, note) on the desk.
