@@ -3,6 +3,8 @@
 Real certificates, real signatures, real validation: root -> intermediate -> leaf with the
 emailProtection EKU (the one c2pa accepts without extra settings), ES256 and Ed25519 signers,
 and time-stamp authority leaves (critical timeStamping EKU, as RFC 3161 requires) for tests/tsa.py.
+``resign`` signs a signed file's claim again in place with any certificate, even one c2pa's Builder
+refuses (no EKU, a CA certificate), for the signer-profile tests.
 Shared by the provenance tests and bench/c2pa_read.py.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -52,8 +55,10 @@ def _cert(subject: x509.Name, issuer: x509.Name, public: Any, issuer_key: Any, *
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
     )
-    if not ca:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku or [EMAIL_PROTECTION]), critical=eku_critical)
+    if eku is None and not ca:
+        eku = [EMAIL_PROTECTION]
+    if eku:  # an empty list: no EKU extension at all
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=eku_critical)
     algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return builder.sign(issuer_key, algorithm)
 
@@ -82,12 +87,16 @@ class SigningCA:
         return _pem(self.inter)
 
     def leaf(self, cn: str, org: str, *, ed25519_key: bool = False, not_before: dt.datetime | None = None,
-             not_after: dt.datetime | None = None, eku: list[x509.ObjectIdentifier] | None = None) -> Leaf:
+             not_after: dt.datetime | None = None, eku: list[x509.ObjectIdentifier] | None = None,
+             ca: bool = False) -> Leaf:
+        """A signing certificate under the intermediate. ``eku=None``: emailProtection; ``eku=[]``: no EKU
+        extension at all; ``ca=True``: a CA certificate (keyCertSign) misused as the signer."""
         now = dt.datetime.now(dt.timezone.utc)
         key = ed25519.Ed25519PrivateKey.generate() if ed25519_key else ec.generate_private_key(ec.SECP256R1())
-        cert = _cert(_name(cn, org), self.inter.subject, key.public_key(), self.inter_key, ca=False,
+        cert = _cert(_name(cn, org), self.inter.subject, key.public_key(), self.inter_key, ca=ca,
                      not_before=not_before or now - dt.timedelta(days=30),
-                     not_after=not_after or now + dt.timedelta(days=365), eku=eku)
+                     not_after=not_after or now + dt.timedelta(days=365),
+                     eku=[EMAIL_PROTECTION] if eku is None else eku)
         return Leaf(key, cert, (_pem(cert) + _pem(self.inter)).decode(), ed25519_key)
 
     def tsa_leaf(self, cn: str, org: str) -> Leaf:
@@ -159,3 +168,54 @@ def sign(data: bytes, leaf: Leaf, manifest: dict[str, Any] | None = None, *, mim
     out = io.BytesIO()
     store = builder.sign(signer(leaf, tsa_url), mime, io.BytesIO(data), out)
     return out.getvalue(), store
+
+
+# --------------------------------------------------------------------------- re-signing with any certificate
+
+def claim_and_signature(store: bytes) -> tuple[bytes, bytes]:
+    """(claim CBOR, signature COSE) of the active (last) manifest in a store c2pa's Builder wrote."""
+    from worker.stages.c2pa_signer import _Jumbf
+
+    walk = _Jumbf(store)
+    top = next(walk.boxes(0, len(store)))
+    _, manifests = walk.children(top[1], top[2])
+    _, m0, m1 = [m for m in manifests if m[0] == b"jumb"][-1]
+    _, parts = walk.children(m0, m1)
+    found: dict[str, bytes] = {}
+    for _, p0, p1 in parts:
+        label, content = walk.children(p0, p1)
+        cbor = [store[c0:c1] for kind, c0, c1 in content if kind == b"cbor"]
+        if cbor:
+            found[label] = cbor[0]
+    claim = next(v for k, v in found.items() if k.startswith("c2pa.claim"))
+    return claim, found["c2pa.signature"]
+
+
+def resign(signed: bytes, store: bytes, leaf: Leaf) -> bytes:
+    """``signed`` with its active claim signed again by ``leaf``, in place and at the same size.
+
+    c2pa's Builder refuses to sign with a certificate outside the C2PA profile (no EKU, a CA
+    certificate), so tests that need the reader's view of one write the COSE_Sign1 themselves: the
+    same claim bytes, a protected header naming ``leaf``'s chain, the padding resized so the
+    store keeps its length and the content's hash binding stays intact."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    claim, old = claim_and_signature(store)
+    assert signed.count(old) == 1, "the signature box must sit in one piece in the file"
+    chain = x509.load_pem_x509_certificates(leaf.chain_pem.encode())
+    der = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+    protected = cbor2.dumps({1: -8 if leaf.ed25519 else -7, 33: der})
+    to_sign = cbor2.dumps(["Signature1", protected, b"", claim])
+    if leaf.ed25519:
+        signature = leaf.key.sign(to_sign)
+    else:
+        r, s = decode_dss_signature(leaf.key.sign(to_sign, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def cose(pad: int) -> bytes:
+        return cbor2.dumps(cbor2.CBORTag(18, [protected, {"pad": b"\0" * pad}, None, signature]))
+
+    need = len(old) - len(cose(0))
+    new = next((c for c in (cose(p) for p in range(need, max(need - 10, -1), -1)) if len(c) == len(old)), b"")
+    assert len(new) == len(old), "the new signature does not fit the old one's box"
+    return signed.replace(old, new)

@@ -132,7 +132,13 @@ def test_plain_capture_is_signed_untrusted_with_its_details(kit: Kit) -> None:
     assert details["actions"][0]["software_agent"] == "Credence Test Camera 1.0"
     assert details["actions"][0]["digital_source_type"].endswith("/digitalCapture")
     assert details["trust"] == {"loaded": True, "anchors": ["C2PA-TRUST-LIST.pem", "C2PA-TSA-TRUST-LIST.pem"],
-                                "user_anchors": []}
+                                "user_anchors": [], "content_signer_ekus": [
+                                    "1.3.6.1.4.1.62558.2.1", "1.3.6.1.5.5.7.3.36", "1.3.6.1.5.5.7.3.4"]}
+    # The signing certificate as we read it ourselves: its purposes are on record.
+    assert details["signer"]["certificate"]["ekus"] == ["1.3.6.1.5.5.7.3.4"]
+    assert details["signer"]["certificate"]["eku_names"] == ["emailProtection"]
+    assert details["signer"]["certificate"]["ca"] is False and details["signer"]["certificate"]["chain"] == 2
+    assert details["content_signer"] is True
     assert [f["code"] for f in details["failures"]] == ["signingCredential.untrusted"]
     # The thumbnail is kept in the media store; the verdict holds its hash only and stays small.
     thumb = details["thumbnail"]
@@ -322,14 +328,29 @@ def test_trusted_time_stamp_outside_the_certificate_validity(kit: Kit) -> None:
     assert "the content itself matches its signature" in verdict.summary
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "c2pa-python 0.38.1 (c2pa-rs 0.91.3) checks time-stamps and signers against one anchor pool, and lets "
-    "a leaf whose EKU is timeStamping (or OCSPSigning) sign content whatever trust_config lists: a TSA's own "
-    "certificate verifies as a content signer. Strict: this fails loudly once the library separates them."))
 def test_a_time_stamp_authority_certificate_is_not_a_content_signer(kit: Kit) -> None:
+    """c2pa-python 0.38.1 (c2pa-rs 0.91.3) checks time-stamps and signers against one anchor pool and lets a
+    leaf whose EKU is timeStamping sign content whatever trust_config lists; our own signer check refuses it."""
     signed, _ = sign(kit.photo, kit.tsa.leaf)
-    verdict = analyze(signed, kit.settings(tsa_root=True, trust_ekus="1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36"))
-    assert verdict.level != Level.VERIFIED, verdict.summary
+    settings = kit.settings(tsa_root=True, trust_ekus="1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36")
+    # The library alone still calls it trusted: the gap this test is about.
+    with c2pa.Reader("image/jpeg", io.BytesIO(signed), context=reading_context(settings)[0]) as reader:
+        assert reader.get_validation_state() == "Trusted"
+    verdict = analyze(signed, settings)
+    assert verdict.level == Level.TAMPERED, verdict.summary
+    assert verdict.summary.startswith("Content Credentials broken: signed with a certificate not meant for signing "
+                                      "content (time-stamping only). Signed by Credence Test (Credence Test TSA)")
+    item = c2pa_item(verdict)
+    assert item["kind"] == "c2pa-invalid" and item["details"]["state"] == "Trusted"
+    assert item["details"]["signer"]["certificate"]["eku_names"] == ["timeStamping"]
+    assert item["details"]["content_signer"] is False
+    assert item["details"]["failures"][-1]["code"] == "signingCredential.invalid"
+    assert item["details"]["failures"][-1]["by"] == "credence"
+    # With the default EKU settings (which list timeStamping for the library's TSA checks) too.
+    assert analyze(signed, kit.settings(tsa_root=True)).level == Level.TAMPERED
+    # Not on any list, it is still refused rather than shown as merely untrusted.
+    assert analyze(signed, kit.settings()).level == Level.TAMPERED
+    assert_no_stage_error(verdict)
 
 
 def test_eku_settings_decide_which_signing_certificates_count(kit: Kit) -> None:

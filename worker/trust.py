@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.stages.c2pa_signer import content_signing_ekus
+
 TRUST_LIST_FILE = "C2PA-TRUST-LIST.pem"
 TSA_LIST_FILE = "C2PA-TSA-TRUST-LIST.pem"
 RECORD_FILE = "trust-lists.json"
@@ -38,8 +40,16 @@ class TrustFiles:
     def loaded(self) -> bool:
         return bool(self.anchors or self.user_anchors)
 
+    @property
+    def content_ekus(self) -> frozenset[str]:
+        """The EKUs that let a certificate sign content: ``ekus`` less the TSA and OCSP purposes, which
+        the library needs for stamp and responder certificates but which never make a content signer."""
+        return content_signing_ekus(self.ekus)
+
     def describe(self) -> dict[str, Any]:
-        return {"anchors": [p.name for p in self.anchors], "user_anchors": [p.name for p in self.user_anchors]}
+        """What a verdict records about the trust in force (c2pa_explain judges signers by it)."""
+        return {"anchors": [p.name for p in self.anchors], "user_anchors": [p.name for p in self.user_anchors],
+                "content_signer_ekus": sorted(self.content_ekus)}
 
 
 def _stat(path: Path) -> tuple[str, int, int] | None:
@@ -88,8 +98,9 @@ def reader_settings(files: TrustFiles) -> dict[str, Any]:
     """The c2pa settings document: trust from our files, no network of any kind.
 
     c2pa-rs 0.91 has a single anchor pool for signers and time-stamp authorities, so the TSA list
-    goes in with the signer list; a TSA's own certificate then also passes as a content signer
-    (timeStamping EKU leaves bypass trust_config), a known gap kept as a strict xfail test."""
+    goes in with the signer list; a TSA's own certificate then also passes the library as a content
+    signer (timeStamping EKU leaves bypass trust_config). worker.stages.c2pa_signer closes that gap:
+    it reads the signing certificate itself and c2pa_explain refuses one without a content EKU."""
     trust: dict[str, Any] = {}
     anchors, user = _read_pems(files.anchors), _read_pems(files.user_anchors)
     if anchors:

@@ -10,15 +10,22 @@ from an authority on the trust lists moves the certificate check to the stamped 
 certificate then still validates, and we say it was signed while valid); a stamp from any other
 authority is only information, the check happens at reading time, and we say the stamp was not
 relied on. Content changes are named by what the file holds: pixels, a drawing, sound, video.
+
+The library's Trusted or Valid is not the last word on the signer: it lets a certificate meant
+only for time-stamping (or OCSP) sign content. c2pa_signer reads the certificate and judges it by
+the C2PA profile; one it refuses is worded like the library's own signingCredential.invalid
+(broken credentials), and one we could not read is never shown as verified.
 """
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from server.verdicts import Evidence, Level
 from worker.stages.c2pa_read import C2paResult, Ingredient, Manifest, SignerInfo
+from worker.stages.c2pa_signer import SignerProblem, content_signing_ekus, judge
 
 STAGE = "c2pa"
 
@@ -167,17 +174,42 @@ def _expired(who: str, signer: SignerInfo | None, now: dt.datetime) -> str:
             "matches its signature: this is not a sign of tampering.")
 
 
-def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any]) -> dict[str, Any]:
+def _content_ekus(trust: dict[str, Any]) -> frozenset[str]:
+    """The EKUs a content signer may carry: from the trust in force, else the configured default."""
+    if isinstance(trust.get("content_signer_ekus"), list):
+        return content_signing_ekus(str(e) for e in trust["content_signer_ekus"])
+    from server.config import Settings
+
+    return content_signing_ekus(str(Settings.model_fields["trust_ekus"].default).split(","))
+
+
+def _signer_problem(signer: SignerInfo | None, allowed: frozenset[str]) -> SignerProblem | None:
+    """Our own check of the signing certificate, which the library's does not fully cover."""
+    if signer is None or signer.certificate is None:
+        why = (signer.certificate_error if signer else None) or "no active manifest"
+        return SignerProblem("unreadable", f"the signing certificate could not be read to check it is meant for "
+                                           f"signing content ({why})")
+    return judge(signer.certificate, allowed)
+
+
+def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any],
+                     refused: Callable[[str | None], SignerProblem | None]) -> dict[str, Any]:
+    """One node of the ingredient tree; ``refused`` says why a manifest's signer may not sign content."""
     out: dict[str, Any] = {
         "title": node.title, "relationship": node.relationship, "format": node.format,
         "validation": node.validation, "manifest": node.manifest,
     }
-    if node.failures:
-        out["failures"] = [{"code": c, "words": explain(c, "", node.format)} for c in node.failures]
+    failures = [{"code": c, "words": explain(c, "", node.format)} for c in node.failures]
+    problem = refused(node.manifest) if node.validation in ("valid", "untrusted") else None
+    if problem is not None:
+        out["validation"] = "invalid"
+        failures.append({"code": "signingCredential.invalid", "words": problem.words, "by": "credence"})
+    if failures:
+        out["failures"] = failures
     if node.thumbnail and node.thumbnail in thumbs:
         out["thumbnail"] = thumbs[node.thumbnail]
     if node.ingredients:
-        out["ingredients"] = [_ingredient_dict(child, thumbs) for child in node.ingredients]
+        out["ingredients"] = [_ingredient_dict(child, thumbs, refused) for child in node.ingredients]
     return out
 
 
@@ -243,12 +275,20 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         )]
 
     active = result.active
+    allowed = _content_ekus(trust)
+
+    def signer_refused(label: str | None) -> SignerProblem | None:
+        """An ingredient manifest whose certificate we read and the profile refuses (unread ones stay as they are)."""
+        manifest = result.manifests.get(label) if label else None
+        cert = manifest.signer.certificate if manifest else None
+        return judge(cert, allowed) if cert is not None else None
+
     details: dict[str, Any] = _manifest_details(active, thumbs) if active else {}
     details.update({
         "state": result.state,
         "embedded": result.embedded,
         "manifests": len(result.manifests),
-        "ingredients": [_ingredient_dict(n, thumbs) for n in result.ingredients],
+        "ingredients": [_ingredient_dict(n, thumbs, signer_refused) for n in result.ingredients],
         "failures": [{"code": f.code, "words": explain(f.code, f.explanation, result.mime)} for f in result.failures],
         "trust": trust,
     })
@@ -258,6 +298,23 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
     who = _signed_by(signer)
     codes = [f.code for f in result.failures]
     stamp = _stamp(signer, now)
+
+    if result.state in ("Trusted", "Valid"):
+        problem = _signer_problem(signer, allowed)
+        details["content_signer"] = None if problem and problem.reason == "unreadable" else problem is None
+        if problem is not None and problem.reason != "unreadable":
+            # The C2PA certificate profile makes this signingCredential.invalid, which the library reports
+            # for other EKUs it does not allow (and we word as broken credentials): the same here.
+            details["failures"].append({"code": "signingCredential.invalid", "words": problem.words,
+                                        "by": "credence"})
+            return [Evidence(stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
+                             summary=f"Content Credentials broken: {problem.words}. Signed by {who}; "
+                                     "nothing these credentials say can be relied on.")]
+        if problem is not None and result.state == "Trusted":
+            return [Evidence(stage=STAGE, kind="c2pa-signer-unchecked", supports=Level.SIGNED_UNTRUSTED,
+                             details=details,
+                             summary=f"Signed by {who}, but {problem.words}, so the credentials are not shown as "
+                                     f"verified. The content is unchanged since signing.{stamp}")]
 
     if result.state == "Trusted":
         issuer = f", certificate issued by {signer.issuer}" if signer and signer.issuer else ""

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.stages import c2pa_signer
 from worker.stages.ai_metadata import Declaration, generator_named, says_ai_in_words, source_type_words
+from worker.stages.c2pa_signer import SignerCertificate
 
 # A manifest store is a JUMBF superbox labelled "c2pa"; a remote one is named in XMP
 # (dcterms:provenance).
@@ -56,6 +58,10 @@ class SignerInfo:
     # True: the stamp's authority chains to an anchor; False: it does not, or the stamp is broken;
     # None: no stamp, or one the library did not trust-check (legacy v1 claims).
     timestamp_trusted: bool | None = None
+    # The signing certificate as we read it from the store (c2pa_signer), or why it could not be read:
+    # the library's verdict on it is not enough (a time-stamping certificate passes as a content signer).
+    certificate: SignerCertificate | None = None
+    certificate_error: str | None = None
 
 
 @dataclass
@@ -294,6 +300,35 @@ def _thumbnails(reader: Any, result: C2paResult) -> None:
             result.thumbnails[identifier] = (fmt, data)
 
 
+def _signer_certificates(reader: Any, result: C2paResult) -> None:
+    """Attach each manifest's signing certificate, read from the store the library hands back.
+
+    ``resource_to_stream`` on a manifest's own JUMBF URI streams that manifest's store (with its
+    ingredients' manifests) as JUMBF, whatever the container format was; see c2pa_signer for why
+    we read the certificate ourselves. A store we cannot read leaves an error, never an exception."""
+    if result.active is None:
+        return
+    buf = io.BytesIO()
+    try:
+        reader.resource_to_stream(f"self#jumbf=/c2pa/{result.active.label}", buf)
+        found: dict[str, Any] = c2pa_signer.signer_certificates(buf.getvalue())
+    except Exception as exc:  # noqa: BLE001 - a library error or a hostile store: judged as unreadable
+        text = str(exc) if isinstance(exc, c2pa_signer.SignerReadError) else type(exc).__name__
+        found = {}
+        error = f"the manifest store could not be read ({_text(text)})"
+    else:
+        error = "the manifest's signature was not found in the store"
+    for label, manifest in result.manifests.items():
+        cert = found.get(label)
+        if isinstance(cert, SignerCertificate) and manifest.signer.serial not in (None, cert.serial):
+            # Not the certificate the library checked: never judge (or pass) a signer on the wrong one.
+            manifest.signer.certificate_error = "the certificate in the store is not the one the library checked"
+        elif isinstance(cert, SignerCertificate):
+            manifest.signer.certificate = cert
+        else:
+            manifest.signer.certificate_error = _text(str(cert)) if cert is not None else error
+
+
 def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: bytes | None = None,
               want_thumbnails: bool = True) -> C2paResult:
     """Validate the store in ``data`` (or the fetched ``manifest_data`` for it) with ``context``."""
@@ -334,6 +369,7 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
             embedded=bool(reader.is_embedded()),
             mime=mime,
         )
+        _signer_certificates(reader, result)
         if active is not None:
             result.ingredients = _tree(active.ingredient_refs, manifests, 0, {active.label}, [_MAX_INGREDIENTS])
         if want_thumbnails:
