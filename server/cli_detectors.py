@@ -18,10 +18,12 @@ TRAIN_COMMAND = ".venv/bin/credence detectors train baseline"
 
 
 def _models_dir(option: str | None) -> Path:
+    """The option, else the folder detection uses (CREDENCE_MODELS_DIR, else the repository's models/)."""
+    from worker.detectors.manifest import models_path
+
     if option:
         return Path(option).expanduser().resolve()
-    settings = get_settings()
-    return Path(settings.models_dir).expanduser().resolve() if settings.models_dir else DEFAULT_MODELS
+    return models_path(get_settings()) or DEFAULT_MODELS
 
 
 @click.group("detectors")
@@ -37,10 +39,14 @@ def list_cmd(models_dir: str | None, load: bool) -> None:
     from worker.detectors import manifest as mf
 
     folder = _models_dir(models_dir)
+    settings = get_settings()
     try:
         entries = mf.read_manifest(folder)
+        stamp = mf.stamp_of(mf.select(entries, settings.detectors))
     except mf.ManifestError as exc:
         raise click.ClickException(str(exc)) from exc
+    state = "on" if settings.detect else "off (CREDENCE_DETECT=false)"
+    click.echo(f"{folder}: detection {state}; verdicts made with it record detectors version {stamp}")
     bad = 0
     for entry in entries:
         try:
@@ -54,7 +60,6 @@ def list_cmd(models_dir: str | None, load: bool) -> None:
     if load:
         from worker.detectors.runtime import Runtime
 
-        settings = get_settings()
         rt = Runtime(folder, settings.detectors, settings.detect_device, heatmaps=False)
         click.echo(json.dumps(rt.describe(), indent=2))
         bad += len(rt.failed)

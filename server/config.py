@@ -10,7 +10,7 @@ import ipaddress
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PIPELINE_VERSION = "3"
@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     video_scene_threshold: float = Field(30.0, gt=0, description="Mean grey-level change (0-255, on 32x32 thumbnails) between frames that counts as a scene cut.")
     vpdq_frame_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ distance between two video frames that counts as the same frame.")
     vpdq_match_share: float = Field(0.7, gt=0, le=1, description="Share of a video's keyframes (both the checked video's and the banked one's) that must match for a near-duplicate video.")
-    models_dir: Path | None = Field(None, description="Folder of detector checkpoints with their manifest.json (see Detection). Empty: no detector, detection does not run. `models` is this repository's folder with the trained baseline.")
+    detect: bool = Field(True, description="Run the synthetic-media detectors on images and video keyframes that provenance and banks left undecided. Off: the verdict says detection did not run.")
+    models_dir: Path | None = Field(None, description="Folder of detector checkpoints with their manifest.json (see Detection). Empty: this repository's `models` folder (the trained baseline) when it is there, else no detector.")
     detectors: str = Field("", description="Manifest names of the detectors to run, comma-separated. Empty: every detector in the manifest.")
     detect_device: str = Field("", description="Torch device for the detectors (`cuda`, `cuda:1`, `cpu`). Empty: CUDA when present, else CPU.")
     detect_batch_size: int = Field(16, ge=1, le=256, description="Most images the gpu worker gathers into one detection batch; a gpu-only worker also prefetches this many per process.")
@@ -76,6 +77,12 @@ class Settings(BaseSettings):
     secret_key: str = Field("", repr=False, description="Signs the newsroom desk's session cookies. Empty: a random key made once and kept in data dir/desk-secret-key (set it when several API hosts serve the desk).")
     desk_sightings: bool = Field(True, description="Show on the desk's reports and exports where and when this instance saw an image (its URLs, first seen). Off: not shown.")
     desk_secure_cookie: bool = Field(False, description="Send the desk's session cookie over HTTPS only (turn on behind TLS).")
+
+    @field_validator("models_dir", mode="before")
+    @classmethod
+    def _empty_models_dir_is_the_default(cls, value: object) -> object:
+        """``CREDENCE_MODELS_DIR=`` (empty) means the default folder, as documented, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -91,6 +91,8 @@ def env_for(data_dir: Path, **overrides: str) -> dict[str, str]:
         "CREDENCE_DATA_DIR": str(data_dir),
         "CREDENCE_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
         "CREDENCE_FETCH_TIMEOUT_S": "10",
+        # Detection is on by default (make run); tests that exercise it say so, the rest keep their speed.
+        "CREDENCE_DETECT": "false",
     })
     env.update({f"CREDENCE_{k.upper()}": v for k, v in overrides.items()})
     return env

@@ -73,11 +73,42 @@ def test_api_process_never_imports_torch_or_the_worker() -> None:
 # ---------------------------------------------------------------- the gate
 
 
-def test_without_a_models_dir_detection_says_it_did_not_run() -> None:
-    verdict = analyze(make_jpeg(), Settings(models_dir=None))
-    note = [e for e in verdict.evidence if e.stage == "detect"]
-    assert [e.kind for e in note] == ["detection-not-run"] and verdict.versions["detect"] == "not-configured"
-    assert verdict.level == Level.NO_EVIDENCE
+def test_the_committed_baseline_runs_by_default_and_detection_can_be_turned_off(monkeypatch) -> None:
+    for name in ("CREDENCE_DETECT", "CREDENCE_MODELS_DIR", "CREDENCE_DETECTORS"):
+        monkeypatch.delenv(name, raising=False)
+    default = Settings()
+    assert default.detect and detection.models_path(default) == MODELS  # `make run`: no CREDENCE_MODELS_DIR
+    monkeypatch.setenv("CREDENCE_MODELS_DIR", "")
+    assert detection.models_path(Settings()) == MODELS  # set but empty: the default too, not the current directory
+    monkeypatch.delenv("CREDENCE_MODELS_DIR")
+    assert analyze(make_jpeg(), default).versions["detect"] == "pending"
+
+    off = analyze(make_jpeg(), Settings(detect=False))
+    note = [e for e in off.evidence if e.stage == "detect"]
+    assert [e.kind for e in note] == ["detection-not-run"] and "turned off" in note[0].summary
+    assert off.versions["detect"] == "off" and off.versions["detectors"] == "off" and off.level == Level.NO_EVIDENCE
+
+    monkeypatch.setattr(mf, "DEFAULT_MODELS", MODELS.parent / "no-such-models")  # an install without models/
+    bare = analyze(make_jpeg(), Settings())
+    assert [e.kind for e in bare.evidence if e.stage == "detect"] == ["detection-not-run"]
+    assert bare.versions["detect"] == "not-configured" and bare.level == Level.NO_EVIDENCE
+
+
+def test_a_verdict_made_with_other_detectors_is_not_current(tmp_path) -> None:
+    settings = Settings(models_dir=random_models(tmp_path / "m"))
+    made = analyze(make_jpeg(), settings).versions
+    assert made["detectors"] == detection.configured_stamp(settings) and detection.is_current(made, settings)
+    assert not detection.is_current(made, Settings(models_dir=MODELS))  # other models
+    assert not detection.is_current(made, Settings(models_dir=tmp_path / "m", detect=False))
+    assert detection.is_current({"pipeline": "3", "detect": "skipped"}, settings)  # never depended on detection
+    entry = json.loads((tmp_path / "m" / mf.MANIFEST).read_text())
+    entry["detectors"][0]["calibration"]["threshold"] = 0.9  # recalibrated: the bands may change
+    (tmp_path / "m" / mf.MANIFEST).write_text(json.dumps(entry))
+    assert not detection.is_current(made, settings)
+    rt = Runtime(tmp_path / "m", heatmaps=False)
+    versions: dict[str, str] = {}
+    detection.apply(rt, rt.detect([photo(1)])[0], None, 1, [], versions)
+    assert detection.is_current(versions, settings)  # what the gpu stage records is what the API compares
 
 
 def test_decisive_evidence_skips_detection_and_says_so() -> None:
@@ -186,7 +217,7 @@ def test_bands_threshold_likely_synthetic_else_inconclusive() -> None:
 
 @pytest.fixture
 def ctx(data_dir: Path) -> Services:
-    settings = settings_from(env_for(data_dir, models_dir=str(MODELS)))
+    settings = settings_from(env_for(data_dir, detect="true", models_dir=str(MODELS)))
     upgrade(settings.sqlalchemy_url)
     return Services(settings)
 
@@ -235,7 +266,7 @@ def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Ser
 def test_credence_check_runs_detection_in_process(tmp_path) -> None:
     path = tmp_path / "p.jpg"
     path.write_bytes(jpeg_bytes(photo(7)))
-    env = env_for(tmp_path / "d", models_dir=str(MODELS))
+    env = env_for(tmp_path / "d", detect="true", models_dir=str(MODELS))
     run = subprocess.run([sys.executable, "-m", "server.cli", "check", str(path), "--json"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

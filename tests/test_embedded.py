@@ -1,4 +1,8 @@
-"""The README's first command: `credence serve` on the embedded default, as a real process tree."""
+"""The README's first command: `credence serve` on the embedded default, as a real process tree.
+
+Nothing is configured beyond the data dir and port, as after `make run`: SQLite, the filesystem broker,
+no Redis, and detection with the committed baseline (models/) on the bundled worker's gpu queue.
+"""
 from __future__ import annotations
 
 import os
@@ -12,6 +16,8 @@ import psutil
 import pytest
 import requests
 
+from server.media_store import MediaStore
+from tests.clips import make_clip
 from tests.conftest import env_for
 from tests.helpers import ROOT, free_port, make_jpeg, make_png, wait_done
 
@@ -20,8 +26,8 @@ from tests.helpers import ROOT, free_port, make_jpeg, make_png, wait_done
 def embedded(data_dir: Path, tmp_path: Path):
     port = free_port()
     env = env_for(data_dir, port=str(port), stale_check_s="20")
-    env.pop("CREDENCE_DATABASE_URL", None)
-    env.pop("CREDENCE_REDIS_URL", None)
+    for name in ("DATABASE_URL", "REDIS_URL", "MODELS_DIR", "DETECT"):
+        env.pop(f"CREDENCE_{name}", None)  # the defaults, as `make run` has them
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -41,6 +47,19 @@ def embedded(data_dir: Path, tmp_path: Path):
     log.close()
 
 
+def assert_baseline_ran(verdict: dict) -> dict:
+    """The final verdict carries the committed baseline's score with its band, consistent with the level."""
+    [score] = [e for e in verdict["evidence"] if e["stage"] == "detect"]
+    assert score["kind"] == "synthetic-score" and 0.0 <= score["score"] <= 1.0
+    assert score["details"]["detector"] == "baseline"
+    threshold = score["details"]["calibration"]["threshold"]
+    assert score["details"]["band"] == ("likely-synthetic" if score["score"] >= threshold else "inconclusive")
+    assert (verdict["level"] == "likely-synthetic") == (score["details"]["band"] == "likely-synthetic")
+    versions = verdict["versions"]
+    assert versions["detect"] == "ran" and versions["detector:baseline"].startswith("credence-baseline/")
+    return score
+
+
 def test_embedded_serve_checks_records_and_caches(embedded, data_dir: Path, media_server) -> None:
     base, proc, log = embedded
     urls = [media_server.add("/e1.jpg", make_jpeg(seed=5)), media_server.add("/e2.png", make_png(seed=3)),
@@ -48,7 +67,10 @@ def test_embedded_serve_checks_records_and_caches(embedded, data_dir: Path, medi
     first = requests.post(f"{base}/api/v1/checks", json={"urls": urls, "wait": 3}, timeout=30).json()["results"]
     ids = [r["check_id"] for r in first]
     done = wait_done(base, ids, timeout=90)
+    # The baseline scores these test pictures well below its threshold: inconclusive, so no-evidence.
     assert [done[i]["verdict"]["level"] for i in ids] == ["no-evidence", "no-evidence", "unavailable"]
+    for i in ids[:2]:
+        assert_baseline_ran(done[i]["verdict"])
     assert (data_dir / "credence.db").exists()
     again = requests.post(f"{base}/api/v1/checks", json={"urls": urls[:2]}, timeout=30).json()["results"]
     assert [(r["status"], r["check_id"]) for r in again] == [("done", None), ("done", None)]
@@ -58,6 +80,15 @@ def test_embedded_serve_checks_records_and_caches(embedded, data_dir: Path, medi
     result = wait_done(base, [upload["check_id"]], timeout=60)[upload["check_id"]]
     report = requests.get(f"{base}/api/v1/media/{result['verdict']['sha256']}", timeout=10).json()
     assert report["verdict"]["level"] == "no-evidence" and report["urls"] == []
+    score = assert_baseline_ran(report["verdict"])
+    heatmap = MediaStore(data_dir / "media").get(score["details"]["heatmap"]["sha256"])
+    assert heatmap and heatmap[:8] == b"\x89PNG\r\n\x1a\n"  # in the media store, not in the verdict JSON
+
+    clip = requests.post(f"{base}/api/v1/checks/upload", files={"file": ("c.mp4", make_clip(seed=21, seconds=3.0))},
+                         data={"wait": "5"}, timeout=30).json()["results"][0]
+    video = wait_done(base, [clip["check_id"]], timeout=60)[clip["check_id"]]["verdict"]
+    frames = assert_baseline_ran(video)["details"]["frames"]  # detection over the keyframes, aggregated
+    assert len(frames) >= 2 and all(0.0 <= f["score"] <= 1.0 for f in frames)
     assert requests.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
 
     children = psutil.Process(proc.pid).children(recursive=True)

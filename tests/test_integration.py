@@ -20,6 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def make_stack(data_dir: Path, pg_url: str, redis_url: str, **overrides: str):
+    # Fetch, cpu analysis, cache and recovery; detection on these stacks is tested in test_detect_worker.py.
+    overrides.setdefault("detect", "false")
     env = env_for(data_dir, database_url=pg_url, redis_url=redis_url, **overrides)
     settings = settings_from(env)
     upgrade(settings.sqlalchemy_url)

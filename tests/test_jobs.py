@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -21,7 +22,8 @@ from tests.helpers import ROOT, make_jpeg
 
 @pytest.fixture
 def ctx(data_dir: Path) -> Services:
-    settings = settings_from(env_for(data_dir, stale_check_s="60"))
+    # The cpu task bodies alone: detection (a hand-off to the gpu queue) is tested in test_detect_stage.py.
+    settings = settings_from(env_for(data_dir, stale_check_s="60", detect="false"))
     upgrade(settings.sqlalchemy_url)
     return Services(settings)
 
@@ -102,8 +104,10 @@ def test_sweeper_requeues_stale_checks_and_gives_up_eventually(ctx: Services, me
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    # The cpu verdict alone; `credence check` with the detectors is tested in test_detect_stage.py.
+    env = {**os.environ, "CREDENCE_DETECT": "false"}
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
 
 
 def test_cli_check_file_json_and_text(tmp_path: Path) -> None:
@@ -127,7 +131,6 @@ def test_cli_check_url_goes_through_the_guard_and_bad_targets_are_usage_errors()
 
 def test_cli_db_upgrade_and_keys_create(tmp_path: Path) -> None:
     env_dir = tmp_path / "d"
-    import os
     env = {**os.environ, "CREDENCE_DATA_DIR": str(env_dir)}
     up = subprocess.run([sys.executable, "-m", "server.cli", "db", "upgrade"], env=env, cwd=ROOT,
                         capture_output=True, text=True, timeout=60)

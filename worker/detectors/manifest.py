@@ -17,6 +17,11 @@ Torch-free on purpose: the cpu workers read it to decide whether detection is co
 
 A file that is missing or whose SHA-256 differs is a loud error for that detector (logged, and
 reported in the evidence of every verdict while it lasts), never a silent fallback.
+
+Without ``CREDENCE_MODELS_DIR`` the repository's own ``models/`` (the committed baseline) is used when
+it is there. Verdicts record a digest of the entries they were made with (``versions["detectors"]``);
+``is_current`` compares it with the configuration now, so a verdict made with other models is recomputed
+on its next request. This module imports only the standard library, so the API process may use it.
 """
 from __future__ import annotations
 
@@ -29,6 +34,10 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 REQUIRED = ("name", "architecture", "file", "sha256", "licence")
+VERSION_KEY = "detectors"  # versions[VERSION_KEY]: a digest of the entries used, or off / none / misconfigured
+# The committed baseline: ``models/`` beside ``server/`` and ``worker/`` in the checkout (editable installs
+# and the Docker image's /app alike). A wheel installed elsewhere has none, and detection is not configured.
+DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 class ManifestError(Exception):
@@ -159,3 +168,55 @@ def write_entry(models_dir: Path, entry: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(raw, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def models_path(settings: Any) -> Path | None:
+    """The configured models folder, else the repository's own when it holds a manifest, else None."""
+    if settings.models_dir:
+        return Path(settings.models_dir).expanduser().resolve()
+    return DEFAULT_MODELS if (DEFAULT_MODELS / MANIFEST).is_file() else None
+
+
+def stamp_of(entries: list[Entry]) -> str:
+    """A short digest of the detectors a verdict depends on: names, versions, weights and thresholds.
+
+    Read from the manifest only (no checkpoint is hashed), so it is cheap enough to compute per request.
+    """
+    raw = sorted([e.name, e.version_tag(), e.backbone_sha256[:12], e.threshold] for e in entries)
+    return hashlib.sha256(json.dumps(raw).encode()).hexdigest()[:12]
+
+
+_STAMPS: dict[tuple[str, str, int, int], str] = {}
+
+
+def configured_stamp(settings: Any) -> str:
+    """What ``versions["detectors"]`` is for verdicts made now: ``off``, ``none``, ``misconfigured`` or a digest.
+
+    Remembered per (manifest, selection, mtime, size): an edited manifest changes the answer at once.
+    """
+    if not settings.detect:
+        return "off"
+    folder = models_path(settings)
+    if folder is None:
+        return "none"
+    try:
+        st = (folder / MANIFEST).stat()
+    except OSError:
+        return "misconfigured"
+    key = (str(folder), settings.detectors, st.st_mtime_ns, st.st_size)
+    if key not in _STAMPS:
+        try:
+            _STAMPS[key] = stamp_of(select(read_manifest(folder), settings.detectors))
+        except ManifestError:
+            _STAMPS[key] = "misconfigured"
+    return _STAMPS[key]
+
+
+def is_current(versions: dict[str, str], settings: Any) -> bool:
+    """False when a stored verdict depended on detectors other than the configured ones (recompute it).
+
+    Verdicts that never depended on detection (decisive evidence, unreadable media, types without
+    detection) carry no ``detectors`` version and stay current whatever the models.
+    """
+    made_with = versions.get(VERSION_KEY)
+    return made_with is None or made_with == configured_stamp(settings)

@@ -192,19 +192,33 @@ class Runtime:
                                     "version": d.entry.version_tag()} for d in self.detectors},
                 "failed": dict(self.failed)}
 
-    def detect(self, images: list[Image.Image | None]) -> list[list[Result]]:
-        """Every loaded detector over every image; ``None`` images get no results."""
+    def detect(self, images: list[Image.Image | None], cams: list[bool] | None = None) -> list[list[Result]]:
+        """Every loaded detector over every image; ``None`` images get no results.
+
+        ``cams`` says which images may get a heat map (default: all); a video's keyframes are scored
+        without, and only its worst frame is explained afterwards (``explain``), to bound the cost.
+        """
         out: list[list[Result]] = [[] for _ in images]
+        wanted = [True] * len(images) if cams is None else list(cams)
         for det in self.detectors:
             if det.arch.kind == "image":
-                self._image_detector(det, images, out)
+                self._image_detector(det, images, out, wanted)
         face_dets = [d for d in self.detectors if d.arch.kind == "face"]
         if face_dets:
             self._face_detectors(face_dets, images, out)
         return out
 
-    def _image_detector(self, det: LoadedDetector, images: list[Image.Image | None], out: list[list[Result]]) -> None:
-        want_cams = det.name == self.cam_detector
+    def explain(self, images: list[Image.Image]) -> list[Result | None]:
+        """The heat-map detector alone over these images, with heat maps (None: no such detector)."""
+        det = next((d for d in self.detectors if d.name == self.cam_detector), None)
+        out: list[list[Result]] = [[] for _ in images]
+        if det is not None:
+            self._image_detector(det, list(images), out, [True] * len(images))
+        return [found[0] if found else None for found in out]
+
+    def _image_detector(self, det: LoadedDetector, images: list[Image.Image | None], out: list[list[Result]],
+                        cams: list[bool]) -> None:
+        explains = det.name == self.cam_detector
         prepared: dict[int, tuple[torch.Tensor, tuple[int, int, int, int], np.ndarray]] = {}
         for i, image in enumerate(images):
             if image is None:
@@ -213,10 +227,10 @@ class Runtime:
                 prepared[i] = det.prepare(image)
             except Exception as exc:  # noqa: BLE001
                 out[i].append(Result(det.name, "image", error=f"preprocessing failed: {type(exc).__name__}: {exc}"))
-        groups: dict[tuple[int, ...], list[int]] = {}
+        groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}
         for i, (tensor, _box, _crop) in prepared.items():
-            groups.setdefault(tuple(tensor.shape), []).append(i)
-        for idx in groups.values():
+            groups.setdefault((tuple(tensor.shape), explains and cams[i]), []).append(i)
+        for (_shape, want_cams), idx in groups.items():
             try:
                 scores, cams = _run_group(det, [prepared[i][0] for i in idx], want_cams)
             except Exception as exc:  # noqa: BLE001
