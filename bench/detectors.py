@@ -24,7 +24,7 @@ from common import ROOT  # noqa: F401 - puts the repository on sys.path
 import numpy as np
 import torch
 
-from worker.detectors import manifest as mf
+from server import detector_manifest as mf
 from worker.detectors.registry import architecture, build_loaded
 from worker.detectors.runtime import LoadedDetector, pick_device
 

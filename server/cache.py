@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -17,6 +18,7 @@ from sqlalchemy import Text, cast, select
 from server import models
 from server.config import PIPELINE_VERSION
 from server.db import Database
+from server.records import is_current
 
 log = logging.getLogger(__name__)
 PREFIX = "credence:"
@@ -43,13 +45,21 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 class VerdictCache:
-    def __init__(self, db: Database, client: redis.Redis | None, ttl_s: int) -> None:
+    def __init__(self, db: Database, client: redis.Redis | None, ttl_s: int,
+                 detectors: Callable[[], str] = lambda: "none") -> None:
         self.db = db
         self.client = client
         self.ttl_s = ttl_s
-        self._url = f"{PREFIX}v{PIPELINE_VERSION}:url:"
-        self._verdict = f"{PREFIX}v{PIPELINE_VERSION}:verdict:"
+        self.detectors = detectors  # the configured detectors' stamp, read per call: models may change
         self._by_urls = client.register_script(_BY_URLS_LUA) if client is not None else None
+
+    def _keys(self) -> tuple[str, str, str]:
+        """(url prefix, verdict prefix, detectors stamp), read once per call: keys carry the pipeline version
+        and the configured detectors, so a change of either makes every cached verdict a miss, and the
+        record (filtered by ``is_current``) decides what still stands."""
+        stamp = self.detectors()
+        generation = f"{PREFIX}v{PIPELINE_VERSION}.{stamp}:"
+        return generation + "url:", generation + "verdict:", stamp
 
     def _redis(self, op: str, *args: Any, **kwargs: Any) -> Any:
         if self.client is None:
@@ -74,65 +84,67 @@ class VerdictCache:
     def by_urls(self, url_hashes: list[str]) -> dict[str, str]:
         """Verdict JSON text for every URL that has a current verdict; misses fall back to the record."""
         found: dict[str, str] = {}
+        url_key, verdict_key, stamp = self._keys()
         if self._by_urls is not None and url_hashes:
             try:
-                values = self._by_urls(keys=[self._url + h for h in url_hashes], args=[self._verdict])
+                values = self._by_urls(keys=[url_key + h for h in url_hashes], args=[verdict_key])
             except redis.RedisError as exc:  # degrade to the database, never fail a request
                 log.warning("redis lookup failed, using the database: %s", exc)
                 values = []
             found = {h: _text(v) for h, v in zip(url_hashes, values) if v}
         missing = [h for h in url_hashes if h not in found]
         if missing:
-            found.update(self._urls_from_record(missing))
+            found.update(self._urls_from_record(missing, url_key, verdict_key, stamp))
         return found
 
-    def _urls_from_record(self, url_hashes: list[str]) -> dict[str, str]:
+    def _urls_from_record(self, url_hashes: list[str], url_key: str, verdict_key: str, stamp: str) -> dict[str, str]:
         with self.db.session() as session:
             rows = session.execute(
                 # as stored text: no JSON decode and re-encode on the way out
                 select(models.MediaUrl.url_hash, models.Verdict.sha256, cast(models.Verdict.body, Text))
                 .join(models.Verdict, models.Verdict.sha256 == models.MediaUrl.sha256)
-                .where(models.MediaUrl.url_hash.in_(url_hashes),
-                       models.Verdict.pipeline_version == PIPELINE_VERSION)
+                .where(models.MediaUrl.url_hash.in_(url_hashes), is_current(stamp))
                 .order_by(models.Verdict.created_at)
             ).all()
         found: dict[str, str] = {}
         refill: dict[str, str] = {}
         for url_hash, sha256, text in rows:  # oldest first: the newest verdict wins
             found[url_hash] = text
-            refill[self._url + url_hash] = sha256
-            refill[self._verdict + sha256] = text
+            refill[url_key + url_hash] = sha256
+            refill[verdict_key + sha256] = text
         self._set_many(refill, self.ttl_s)
         return found
 
     def by_shas(self, digests: list[str]) -> dict[str, str]:
         """Current verdict JSON text per content: one MGET, then one query for the misses."""
-        values = self._redis("mget", [self._verdict + d for d in digests]) if digests else None
+        _, verdict_key, stamp = self._keys()
+        values = self._redis("mget", [verdict_key + d for d in digests]) if digests else None
         found = {d: _text(v) for d, v in zip(digests, values or []) if v is not None}
         missing = [d for d in digests if d not in found]
         if missing:
             with self.db.session() as session:
                 rows = session.execute(
                     select(models.Verdict.sha256, cast(models.Verdict.body, Text))
-                    .where(models.Verdict.sha256.in_(missing), models.Verdict.pipeline_version == PIPELINE_VERSION)
+                    .where(models.Verdict.sha256.in_(missing), is_current(stamp))
                     .order_by(models.Verdict.created_at)
                 ).all()
             refill = {sha256: text for sha256, text in rows}  # newest last wins
             found.update(refill)
-            self._set_many({self._verdict + k: v for k, v in refill.items()}, self.ttl_s)
+            self._set_many({verdict_key + k: v for k, v in refill.items()}, self.ttl_s)
         return found
 
     def remember(self, *, url_hash: str | None, body: dict[str, Any]) -> None:
         """Store a verdict just made; unavailable verdicts are kept briefly and by URL only."""
         sha256 = body.get("sha256")
         text = json.dumps(body)
+        url_key, verdict_key, _ = self._keys()
         if sha256:
-            items = {self._verdict + sha256: text}
+            items = {verdict_key + sha256: text}
             if url_hash:
-                items[self._url + url_hash] = sha256
+                items[url_key + url_hash] = sha256
             self._set_many(items, self.ttl_s)
         elif url_hash:
-            self._set_many({self._url + url_hash: text}, UNAVAILABLE_TTL_S)
+            self._set_many({url_key + url_hash: text}, UNAVAILABLE_TTL_S)
 
     def claim(self, key: str, owner: str, ttl_s: int) -> str | None:
         """Redis lock: None if ``owner`` now holds ``key``, else the current holder.

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from server import bank_search, banks, models
 from server.config import get_settings
 from server.errors import ApiError
+from server.media_types import VIDEO_TYPES, sniff
 from server.services import Services
 
 
@@ -74,7 +75,6 @@ def _file_hashes(path: Path) -> dict[str, object]:
     """An image's sha256/PDQ/pHash, or a video's sha256/MD5/keyframe PDQs, as the pipeline computes them."""
     from worker.stages import hashes
     from worker.stages.decode import DecodeError, decode
-    from worker.stages.sniff import VIDEO_TYPES, sniff
 
     data = path.read_bytes()
     if sniff(data[:512]) in VIDEO_TYPES:

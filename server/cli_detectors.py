@@ -19,7 +19,7 @@ TRAIN_COMMAND = ".venv/bin/credence detectors train baseline"
 
 def _models_dir(option: str | None) -> Path:
     """The option, else the folder detection uses (CREDENCE_MODELS_DIR, else the repository's models/)."""
-    from worker.detectors.manifest import models_path
+    from server.detector_manifest import models_path
 
     if option:
         return Path(option).expanduser().resolve()
@@ -36,7 +36,7 @@ def detectors_group() -> None:
 @click.option("--load", is_flag=True, help="Also load every checkpoint (imports torch) and report the device.")
 def list_cmd(models_dir: str | None, load: bool) -> None:
     """Each manifest entry with its file check (exists, SHA-256); exit 1 if any is unusable."""
-    from worker.detectors import manifest as mf
+    from server import detector_manifest as mf
 
     folder = _models_dir(models_dir)
     settings = get_settings()
@@ -80,7 +80,7 @@ def train_baseline(out_dir: str | None, data_dir: str | None, steps: int | None)
     """Train the baseline with fixed seeds, calibrate its threshold, write weights + manifest entry."""
     import dataclasses
 
-    from worker.detectors import manifest as mf
+    from server import detector_manifest as mf
     from worker.detectors import training
 
     out = Path(out_dir).resolve() if out_dir else DEFAULT_MODELS / "baseline"
@@ -112,7 +112,7 @@ def train_baseline(out_dir: str | None, data_dir: str | None, steps: int | None)
 def evaluate(models_dir: str | None, data_dir: str | None, no_logo: bool, bootstrap: int, as_json: bool,
              save: bool) -> None:
     """The baseline: held-out ROC-AUC (95% CI), FPR at its threshold, leave-one-generator-out."""
-    from worker.detectors import manifest as mf
+    from server import detector_manifest as mf
     from worker.detectors import training
 
     folder = _models_dir(models_dir)

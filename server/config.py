@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 
 class Settings(BaseSettings):

@@ -4,12 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server import models
 from server.config import PIPELINE_VERSION
+from server.detector_manifest import VERSION_KEY
 from server.verdicts import Verdict
 
 
@@ -33,11 +34,18 @@ def pending_check_for_url(session: Session, url_hash: str, max_age_s: int) -> mo
     ).first()
 
 
-def current_verdict(session: Session, sha256: str) -> models.Verdict | None:
-    """Newest verdict made by this pipeline version; older ones are recomputed on request."""
+def is_current(detectors: str) -> ColumnElement[bool]:
+    """SQL for "still stands": made by this pipeline version and, if it depended on detectors, by the ones
+    configured now (``detector_manifest.configured_stamp``). Anything else is recomputed on request."""
+    made_with = models.Verdict.body["versions"][VERSION_KEY].as_string()
+    return and_(models.Verdict.pipeline_version == PIPELINE_VERSION, or_(made_with.is_(None), made_with == detectors))
+
+
+def current_verdict(session: Session, sha256: str, detectors: str) -> models.Verdict | None:
+    """Newest verdict that still stands (``is_current``); older ones are recomputed on request."""
     return session.scalars(
         select(models.Verdict)
-        .where(models.Verdict.sha256 == sha256, models.Verdict.pipeline_version == PIPELINE_VERSION)
+        .where(models.Verdict.sha256 == sha256, is_current(detectors))
         .order_by(models.Verdict.created_at.desc())
         .limit(1)
     ).first()

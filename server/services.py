@@ -10,6 +10,7 @@ from functools import cached_property
 from celery import Celery
 
 from server.cache import VerdictCache, redis_client
+from server.detector_manifest import configured_stamp
 from server.config import Settings
 from server.db import Database
 from server.media_store import MediaStore
@@ -26,7 +27,12 @@ class Services:
 
     @cached_property
     def cache(self) -> VerdictCache:
-        return VerdictCache(self.db, redis_client(self.settings.redis_url), self.settings.cache_ttl_s)
+        return VerdictCache(self.db, redis_client(self.settings.redis_url), self.settings.cache_ttl_s,
+                            detectors=self.detectors_stamp)
+
+    def detectors_stamp(self) -> str:
+        """The detectors verdicts are made with now: stored verdicts made with others are recomputed."""
+        return configured_stamp(self.settings)
 
     @cached_property
     def store(self) -> MediaStore:

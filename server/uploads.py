@@ -5,6 +5,7 @@ from typing import IO, Any
 
 from server import records
 from server.api.deps import enqueue
+from server.media_types import VIDEO_TYPES, sniff
 from server.metrics import CHECKS_CREATED
 from server.queue import enqueue_analyze
 from server.services import Services
@@ -27,8 +28,6 @@ def read_upload(stream: IO[bytes], settings: Any) -> bytes:
     """Read an uploaded file under the cap its first bytes call for, as the fetcher does for URLs:
     ``video_max_bytes`` for MP4/MOV/WebM, ``fetch_max_bytes`` for everything else. Only a video
     is read past the image cap, so a large non-video costs no more than before."""
-    from worker.stages.sniff import VIDEO_TYPES, sniff  # pure functions; the worker package is not loaded at import
-
     image_cap, video_cap = int(settings.fetch_max_bytes), int(settings.video_max_bytes)
     data = stream.read(image_cap + 1)
     video = sniff(data[:512]) in VIDEO_TYPES
@@ -42,14 +41,12 @@ def read_upload(stream: IO[bytes], settings: Any) -> bytes:
 
 def start_upload_check(svc: Services, data: bytes) -> tuple[str, dict[str, Any] | None]:
     """Store by hash, reuse a current verdict, else queue one analysis. Returns (check id, verdict or None)."""
-    from worker.stages.sniff import sniff  # pure function; the worker package is not loaded at import
-
     sha256 = svc.store.put(data)
     with svc.db.session() as session:
-        records.record_media(session, sha256=sha256, mime=sniff(data[:64]) or "application/octet-stream",
+        records.record_media(session, sha256=sha256, mime=sniff(data[:512]) or "application/octet-stream",
                              size=len(data))
         check_id = records.create_check(session, source="upload", sha256=sha256).id
-        current = records.current_verdict(session, sha256)
+        current = records.current_verdict(session, sha256, svc.detectors_stamp())
         if current is not None:
             records.complete_check(session, check_id, current.id)
         body = current.body if current is not None else None

@@ -25,7 +25,7 @@ from server.verdicts import Level
 from tests.c2pa_kit import Leaf, SigningCA, capture_manifest, make_ca, sign
 from worker.pipeline import analyze
 from worker.stages import c2pa_explain, c2pa_read
-from worker.stages.sniff import PROVENANCE_ONLY_TYPES, sniff
+from server.media_types import PROVENANCE_ONLY_TYPES, sniff
 from worker.trust import reading_context
 
 

@@ -325,7 +325,7 @@ def test_detection_panel_heat_map_and_faces(desk) -> None:
     heat.save(buf, "PNG")
     heat_sha = svc.store.put(buf.getvalue())
     with svc.db.session() as session:
-        body = records.current_verdict(session, sha).body
+        body = records.current_verdict(session, sha, svc.detectors_stamp()).body
     evidence = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != "detect"] + [
         Evidence(stage="detect", kind="synthetic-score", score=0.91, supports=Level.LIKELY_SYNTHETIC,
                  summary="The image scores 0.91 on the test detector, at or above its threshold 0.50: likely synthetic.",

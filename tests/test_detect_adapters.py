@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from worker.detectors import manifest as mf
+from server import detector_manifest as mf
 from worker.detectors import registry
 from worker.detectors.nets.clip_vit import UniversalFakeDetect, VitConfig
 

@@ -22,7 +22,7 @@ from server.verdicts import Evidence, Level
 from tests.conftest import env_for, settings_from
 from tests.helpers import ROOT, make_jpeg
 from worker import detect_jobs, detection, jobs
-from worker.detectors import manifest as mf
+from server import detector_manifest as mf
 from worker.detectors import training
 from worker.detectors.nets.baseline import BaselineNet
 from worker.detectors.runtime import Result, Runtime
@@ -240,7 +240,7 @@ def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Ser
     assert jobs.analyze_media(ctx, sha, owner="t") == jobs.DETECTING
     with ctx.db.session() as session:
         assert session.get(models.Check, check_id).status == "pending"  # no verdict before detection
-        assert records.current_verdict(session, sha) is None
+        assert records.current_verdict(session, sha, ctx.detectors_stamp()) is None
         assert session.get(models.Media, sha).pdq  # the cpu stage's findings are recorded
     [(body, delivery)] = _messages(ctx, "credence.detect")
     args = body[0]
@@ -252,7 +252,7 @@ def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Ser
     with ctx.db.session() as session:
         check = session.get(models.Check, check_id)
         assert check.status == "done"
-        body = records.current_verdict(session, sha).body
+        body = records.current_verdict(session, sha, ctx.detectors_stamp()).body
     kinds = [e["kind"] for e in body["evidence"]]
     assert "decoded" in kinds and "hashes" in kinds and "synthetic-score" in kinds
     score = [e for e in body["evidence"] if e["kind"] == "synthetic-score"][0]

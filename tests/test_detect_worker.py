@@ -36,7 +36,7 @@ def test_gpu_worker_gathers_pending_items_into_one_batch(data_dir: Path, redis_u
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             with ctx.db.session() as session:
-                rows = {sha: records.current_verdict(session, sha) for sha in shas}
+                rows = {sha: records.current_verdict(session, sha, ctx.detectors_stamp()) for sha in shas}
             if all(rows.values()):
                 break
             time.sleep(0.3)

@@ -20,7 +20,7 @@ from tests.clips import make_clip
 from tests.conftest import env_for, settings_from
 from tests.test_detect_stage import MODELS, jpeg_bytes, photo
 from worker import detect_jobs, detection, jobs
-from worker.detectors import manifest as mf
+from server import detector_manifest as mf
 from worker.detectors.runtime import Result, runtime_for
 from worker.pipeline import Item
 from worker.stages.keyframes import VideoLimits, extract
@@ -52,7 +52,7 @@ def _handed_over(ctx: Services, data: bytes) -> tuple[str, dict]:
 
 def _verdict(ctx: Services, sha: str) -> dict:
     with ctx.db.session() as session:
-        row = records.current_verdict(session, sha)
+        row = records.current_verdict(session, sha, ctx.detectors_stamp())
         assert row is not None
         return row.body
 

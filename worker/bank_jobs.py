@@ -16,7 +16,7 @@ from worker.jobs import bank_matcher
 from worker.stages import bank_match, hashes, video_match
 from worker.stages.decode import DecodeError, decode
 from worker.stages.keyframes import VideoError, VideoLimits, extract
-from worker.stages.sniff import VIDEO_TYPES, sniff
+from server.media_types import VIDEO_TYPES, sniff
 from worker.stages.video_hashes import video_hashes
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def rematch_entry(ctx: Context, entry_id: str) -> int:
 def rematch_media(ctx: Context, sha256: str) -> bool:
     """A new verdict from the stored evidence with fresh bank evidence; True if the level changed."""
     with ctx.db.session() as session:
-        current = records.current_verdict(session, sha256)
+        current = records.current_verdict(session, sha256, ctx.detectors_stamp())
         media = session.get(models.Media, sha256)
         if current is None or media is None or (media.pdq is None and media.frame_pdqs is None and not media.md5):
             return False

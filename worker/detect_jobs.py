@@ -24,9 +24,9 @@ from server.media_store import MediaStore
 from server.verdicts import Evidence, Verdict, fuse
 from worker import detection
 from worker.context import Context
-from worker.detectors import manifest as mf
+from server import detector_manifest as mf
 from worker.stages.decode import decode
-from worker.stages.sniff import VIDEO_TYPES, sniff
+from server.media_types import VIDEO_TYPES, sniff
 
 if TYPE_CHECKING:
     from worker.detectors.runtime import Result, Runtime

@@ -25,8 +25,8 @@ from PIL import Image
 
 from server.config import Settings
 from server.verdicts import BADGES, Evidence, Level
-from worker.detectors import manifest as mf
-from worker.stages.sniff import VIDEO_TYPES
+from server import detector_manifest as mf
+from server.media_types import VIDEO_TYPES
 
 if TYPE_CHECKING:
     from server.media_store import MediaStore

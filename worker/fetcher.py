@@ -32,7 +32,7 @@ from urllib3.util import Timeout
 
 from worker import isobmff
 from worker.stages.decode import DecodeError, probe_dimensions
-from worker.stages.sniff import IMAGE_TYPES, VIDEO_TYPES, describe_unknown, sniff
+from server.media_types import IMAGE_TYPES, VIDEO_TYPES, describe_unknown, sniff
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

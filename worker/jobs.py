@@ -63,7 +63,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
 
 def _complete_from_record(ctx: Context, sha256: str) -> bool:
     with ctx.db.session() as session:
-        row = records.current_verdict(session, sha256)
+        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
         if row is None:
             return False
         records.complete_checks_for(session, sha256, row.id)

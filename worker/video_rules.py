@@ -15,7 +15,7 @@ from server.verdicts import Evidence, Level
 from worker.pipeline import Item
 from worker.stages import bank_match
 from worker.stages.keyframes import Keyframe, VideoError, VideoInfo, VideoLimits, extract
-from worker.stages.sniff import VIDEO_TYPES
+from server.media_types import VIDEO_TYPES
 from worker.stages.video_hashes import video_hashes
 
 if TYPE_CHECKING:

@@ -10,6 +10,7 @@ from server.api.deps import enqueue, services
 from server.api.request_body import allow_upload, parse_json, read_file
 from server.auth import actor, require_role
 from server.errors import ApiError, validation_details
+from server.media_types import VIDEO_TYPES, sniff
 from server.queue import enqueue_hash_entry, enqueue_rematch
 from server.schemas import BankCreate, BankUpdate, EntrySubmit, ReportRequest, RetractRequest, ReviewRequest, SearchRequest
 from server.urls import BadUrl, normalise
@@ -191,7 +192,6 @@ def _upload_query(data: bytes) -> dict:
     # Pure functions; not loaded at import time (the API process stays light).
     from worker.stages import hashes
     from worker.stages.decode import DecodeError, decode
-    from worker.stages.sniff import VIDEO_TYPES, sniff
 
     settings = services().settings
     if sniff(data[:512]) in VIDEO_TYPES:

@@ -30,7 +30,7 @@ def media_report(sha256: str):
         history = session.scalars(
             select(models.Verdict).where(models.Verdict.sha256 == sha256).order_by(models.Verdict.created_at.desc())
         ).all()
-        current = records.current_verdict(session, sha256)
+        current = records.current_verdict(session, sha256, services().detectors_stamp())
         report = {
             "sha256": sha256, "mime": media.mime, "size": media.size, "width": media.width,
             "height": media.height, "first_seen": media.first_seen.isoformat(),

@@ -9,8 +9,7 @@ import numpy as np
 from flask import Blueprint, render_template, request
 from sqlalchemy import Text, cast, func, select
 
-from server import bank_search, models
-from server.config import PIPELINE_VERSION
+from server import bank_search, models, records
 from server.desk.auth import require, services
 from server.errors import ApiError
 from server.verdicts import Level
@@ -83,7 +82,7 @@ def _current_levels(session, shas: set[str]) -> dict[str, str]:
     if not shas:
         return {}
     newest = (select(models.Verdict.sha256, func.max(models.Verdict.created_at).label("at"))
-              .where(models.Verdict.sha256.in_(shas), models.Verdict.pipeline_version == PIPELINE_VERSION)
+              .where(models.Verdict.sha256.in_(shas), records.is_current(services().detectors_stamp()))
               .group_by(models.Verdict.sha256).subquery())
     return dict(session.execute(select(models.Verdict.sha256, models.Verdict.level)
                                 .join(newest, (newest.c.sha256 == models.Verdict.sha256)

@@ -12,6 +12,7 @@ from server.desk import service
 from server.desk.auth import actor, current_user, may_view_anonymously, require, services
 from server.errors import ApiError
 from server.media_store import is_sha256
+from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_hash_entry
 
 bp = Blueprint("report", __name__)
@@ -77,12 +78,10 @@ def export_pdf(sha256: str):
 def blob(sha256: str):
     """Stored bytes (the media, C2PA thumbnails, bank entry images) as an image, for signed-in users only:
     a hash shared in a bank exchange must never be enough to download the content behind it."""
-    from worker.stages.sniff import sniff
-
     sha256 = _sha(sha256)
     data = services().store.get(sha256)
-    mime = sniff(data[:64]) if data else None
-    if data is None or mime not in service.RASTER_TYPES:
+    mime = sniff(data[:512]) if data else None
+    if data is None or mime not in IMAGE_TYPES:
         raise ApiError(404, "no stored image with this SHA-256")
     return Response(data, mimetype=mime, headers={
         "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, max-age=86400",

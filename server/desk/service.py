@@ -19,6 +19,7 @@ from server import banks, models, records
 from server.api.deps import enqueue
 from server.desk.video import frame_scores, video_view
 from server.media_store import is_sha256
+from server.media_types import IMAGE_TYPES
 from server.metrics import CHECKS_CREATED
 from server.queue import enqueue_fetch
 from server.services import Services
@@ -43,8 +44,6 @@ DETECTION_STATES = {
     "unavailable": ("failed", "the detectors could not run"),
 }
 DECISIVE = {"known-fake", "tampered", "ai-declared"}
-RASTER_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif", "image/bmp", "image/tiff",
-                "image/heic", "image/heif"}
 
 
 # ---------------------------------------------------------------------------- starting checks
@@ -227,7 +226,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     if media is None:
         return None
     settings = svc.settings
-    current = records.current_verdict(session, sha256)
+    current = records.current_verdict(session, sha256, svc.detectors_stamp())
     body: dict[str, Any] | None = copy.deepcopy(current.body) if current else None
     evidence = list((body or {}).get("evidence") or [])
     history = session.scalars(select(models.Verdict).where(models.Verdict.sha256 == sha256)
@@ -290,7 +289,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     strongest = [e for e in evidence if body and e.get("supports") == body.get("level")]
     return {
         "sha256": sha256,
-        "viewable": bool(data) and media.mime in RASTER_TYPES,
+        "viewable": bool(data) and media.mime in IMAGE_TYPES,
         "verdict": body,
         "why": strongest,
         "panels": {

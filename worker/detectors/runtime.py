@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from worker.detectors import manifest as mf
+from server import detector_manifest as mf
 from worker.detectors.preprocess import center_crop, face_crop, to_tensor
 from worker.detectors.registry import Architecture, architecture, build_loaded, probabilities
 

@@ -276,7 +276,7 @@ def _tree(refs: list[dict[str, Any]], manifests: dict[str, Manifest], depth: int
 def _thumbnails(reader: Any, result: C2paResult) -> None:
     """Fetch the thumbnails the store holds. Their type is sniffed, not taken from the manifest (c2pa
     writes a GIF's or a WebP's thumbnail in that format), and anything but a raster image is dropped."""
-    from worker.stages.sniff import IMAGE_TYPES, sniff
+    from server.media_types import IMAGE_TYPES, sniff
 
     wanted: list[str] = []
     if result.active is not None and result.active.thumbnail:
