@@ -56,7 +56,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.1,  # the default 1 s makes the embedded pipeline crawl
         }
     else:
-        conf["broker_transport_options"] = {"visibility_timeout": settings.visibility_timeout_s}
+        # kombu sweeps for unacknowledged messages every interval x throttle seconds (100 s by default), so a
+        # dead worker's tasks would wait that long past the visibility timeout; sweep at a third of it instead.
+        conf["broker_transport_options"] = {
+            "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 3)),
+            "unacked_restore_throttle": 1,
+        }
     return conf
 
 
