@@ -282,7 +282,7 @@ def test_video_limits_from_settings_and_defaults() -> None:
     from server.config import Settings
 
     lim = FetchLimits.from_settings(Settings())
-    assert lim.video_cap == 512 * 1024 * 1024
+    assert lim.video_cap == 100 * 1024 * 1024
     assert lim.video_head == lim.video_index_max == 32 * 1024 * 1024
     assert lim.max_bytes == 25 * 1024 * 1024
     bare = FetchLimits(max_bytes=1000, timeout_s=1, max_redirects=0, max_pixels=1)

@@ -59,6 +59,9 @@ class FetchRefused(Exception):
         return f"FetchRefused({self.reason!r}, {self.code!r})"
 
 
+VIDEO_PART_BYTES = 32 * 1024 * 1024  # of a video over its cap: the start read, and the largest index fetched
+
+
 @dataclass(frozen=True)
 class FetchLimits:
     max_bytes: int
@@ -89,15 +92,13 @@ class FetchLimits:
 
     @property
     def video_head(self) -> int:
-        """A sixteenth of the video cap (32 MB of 512 MB: a minute or more of ordinary footage),
-        at least 1 MiB, never over the cap."""
-        return min(self.video_cap, self.video_head_bytes or max(self.video_cap // 16, 1 << 20))
+        """32 MiB (a minute or more of ordinary footage, more than the analysis reads), never over the cap."""
+        return min(self.video_cap, self.video_head_bytes or VIDEO_PART_BYTES)
 
     @property
     def video_index_max(self) -> int:
-        """Largest moov fetched after the head: also a sixteenth of the cap (a two-hour film's
-        index is ~10 MB), so head and index together stay far under the cap."""
-        return min(self.video_cap, max(self.video_cap // 16, 1 << 20))
+        """Largest moov fetched after the head (a two-hour film's index is ~10 MB), never over the cap."""
+        return min(self.video_cap, VIDEO_PART_BYTES)
 
 
 class Want(NamedTuple):
