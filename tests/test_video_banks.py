@@ -87,6 +87,34 @@ def _bank_evidence(verdict: dict) -> list[dict]:
     return [e for e in verdict["evidence"] if e["stage"] == bank_match.STAGE]
 
 
+def test_a_video_showing_a_banked_fake_photo_is_flagged_at_that_frame(env, clips) -> None:
+    """A clip that shows a confirmed fake picture (a slideshow, a news segment) is matched by the keyframe
+    that shows it, against the image entry; confirming the photo re-matches videos checked before."""
+    from PIL import Image
+
+    from tests.clips import scene_frames
+    from worker.stages import hashes
+
+    svc, call = env
+    call("POST", "/api/v1/banks", "admin", json={"name": "photos", "kind": "fake"})
+    stored = {name: _analysed(svc, clips[name]) for name in ("copy", "unrelated")}
+    # The original clip's second scene as its first frame shows it (frame 25, panned 2 px a frame), as a still.
+    photo = Image.fromarray(np.roll(scene_frames(21, 3, 320, 240)[1], 25 * 2, axis=1))
+    h = hashes.compute(photo)
+    entry = call("POST", "/api/v1/banks/photos/entries", "reporter", json={
+        "label": "Fabricated crowd photo", "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash}).get_json()
+    assert call("POST", f"/api/v1/entries/{entry['id']}/review", "reviewer",
+                json={"action": "confirm", "note": "debunked"}).status_code == 200
+    assert bank_jobs.rematch_entry(svc, entry["id"]) == 1  # the re-encoded copy shows it; the other clip does not
+    verdict = _verdict(call, stored["copy"])
+    assert verdict["level"] == "known-fake"
+    (match,) = _bank_evidence(verdict)
+    assert match["details"]["method"] == "frame-pdq" and match["details"]["entry_id"] == entry["id"]
+    assert 0.9 <= match["details"]["frame_t"] < 2.1  # the second of three scenes, 1 s to 2 s
+    assert match["summary"].startswith("A keyframe of this video matches a confirmed fake")
+    assert "Fabricated crowd photo" in match["summary"] and f"at {match['details']['frame_t']:g} s" in match["summary"]
+    assert _verdict(call, stored["unrelated"])["level"] == "no-evidence"
+
 def test_video_entry_review_match_and_retract(env, clips) -> None:
     svc, call = env
     assert call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"}).status_code == 201

@@ -84,7 +84,7 @@ def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
     (images), or the same MD5 or enough shared keyframes both ways (videos)."""
     if entry.media_kind == "video":
         return _affected_videos(ctx, entry)
-    found: set[str] = set()
+    found: set[str] = set(_videos_showing(ctx, entry.pdq) if entry.pdq else ())
     with ctx.db.session() as session:
         if entry.sha256:
             found.update(session.scalars(select(models.Media.sha256).where(models.Media.sha256 == entry.sha256)))
@@ -105,6 +105,33 @@ def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
     return sorted(found)
 
 
+def _stored_video_frames(ctx: Context) -> tuple[list[str], list[list[models.StoredFrame]]]:
+    """Every stored video's usable keyframes, by sha256."""
+    with ctx.db.session() as session:
+        rows = session.execute(select(models.Media.sha256, models.Media.frame_pdqs)
+                               .where(models.Media.frame_pdqs.is_not(None))).all()
+    shas, stored = [], []
+    for row in rows:
+        try:
+            frames = video_match.usable(models.decode_frames(row.frame_pdqs))
+        except ValueError:
+            frames = []
+        shas.append(row.sha256)
+        stored.append(frames)
+    return shas, stored
+
+
+def _videos_showing(ctx: Context, pdq: str) -> list[str]:
+    """Stored videos with a keyframe within the image threshold of an image entry's PDQ."""
+    shas, stored = _stored_video_frames(ctx)
+    flat = [f.pdq for frames in stored for f in frames]
+    if not flat:
+        return []
+    owners = np.repeat(np.arange(len(shas)), [len(frames) for frames in stored])
+    hit_rows, _ = brute_force(pack_hex(flat, 32), pack_hex([pdq], 32)[0], ctx.settings.pdq_threshold)
+    return sorted({shas[int(owners[r])] for r in hit_rows.tolist()})
+
+
 def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
     """Stored videos with the entry's bytes or MD5, or whose stored keyframes match it vPDQ-style:
     every stored keyframe is searched once per entry keyframe (brute force, exact), then the two-sided
@@ -115,24 +142,15 @@ def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
                              models.Media.md5 == entry.md5 if entry.md5 else None) if c is not None]
         if exact:
             found.update(session.scalars(select(models.Media.sha256).where(or_(*exact))))
-        rows = session.execute(select(models.Media.sha256, models.Media.frame_pdqs)
-                               .where(models.Media.frame_pdqs.is_not(None))).all()
     try:
         wanted = video_match.usable(models.decode_frames(entry.frame_pdqs))
     except ValueError:
         wanted = []
-    if not wanted or not rows:
-        return sorted(found)
-    stored: list[list[models.StoredFrame]] = []
-    for row in rows:
-        try:
-            stored.append(video_match.usable(models.decode_frames(row.frame_pdqs)))
-        except ValueError:
-            stored.append([])
+    shas, stored = _stored_video_frames(ctx) if wanted else ([], [])
     flat = [f.pdq for frames in stored for f in frames]
     if not flat:
         return sorted(found)
-    owners = np.repeat(np.arange(len(rows)), [len(frames) for frames in stored])
+    owners = np.repeat(np.arange(len(shas)), [len(frames) for frames in stored])
     starts = np.concatenate([[0], np.cumsum([len(frames) for frames in stored])[:-1]])
     packed = pack_hex(flat, 32)
     columns = np.ascontiguousarray(packed.view(np.uint64).T)
@@ -144,7 +162,7 @@ def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
             pairs.setdefault(media, []).append((r - int(starts[media]), ei, d))
     for media, media_pairs in pairs.items():
         if video_match.tally(media_pairs, stored[media], wanted).matches(ctx.settings.vpdq_match_share):
-            found.add(rows[media].sha256)
+            found.add(shas[media])
     return sorted(found)
 
 

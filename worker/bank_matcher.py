@@ -1,6 +1,7 @@
 """Find what the banks know about one content. Images: exact SHA-256 first, then PDQ (all 8
 orientations) and pHash near-duplicates. Videos: exact SHA-256 and MD5 first, then vPDQ (shares of
-keyframes, both ways). Only confirmed entries match."""
+keyframes, both ways), then any keyframe that is a banked image (a video made of a known fake photo).
+Only confirmed entries match."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -79,9 +80,19 @@ class BankMatcher:
                 result = video_match.tally(video_pairs, query, snap.video_frames[video])
                 if result.matches(self.vpdq_match_share):
                     found.setdefault(snap.video_ids[video], ("vpdq", result.best_distance, 0, result))
+            # A keyframe within the image threshold of a banked image: the video shows that picture.
+            frame_times: dict[str, float] = {}
+            for frame in query:
+                for entry_id, dist, quality in snap.search_pdq(frame.pdq):
+                    best = found.get(entry_id)
+                    if quality >= PDQ_MIN_QUALITY and (entry_id not in found or
+                                                       (best[0] == "frame-pdq" and dist < best[1])):
+                        found[entry_id] = ("frame-pdq", dist, 0, None)
+                        frame_times[entry_id] = round(float(frame.t), 3)
+            return self._hits(found, frame_times)
         return self._hits(found)
 
-    def _hits(self, found: Found) -> list[BankHit]:
+    def _hits(self, found: Found, frame_times: dict[str, float] | None = None) -> list[BankHit]:
         """The found entries that are (still) confirmed, with what people need to see about them."""
         if not found:
             return []
@@ -96,5 +107,5 @@ class BankMatcher:
             hits.append(BankHit(entry_id=entry.id, bank=bank.name, bank_kind=bank.kind, label=entry.label,
                                 notes=entry.notes, method=method, distance=dist, variant=variant,
                                 source_links=list(entry.source_links or []), source_url=entry.source_url,
-                                video=video))
+                                video=video, frame_t=(frame_times or {}).get(entry.id)))
         return hits
