@@ -21,11 +21,11 @@ import pytest
 from PIL import Image
 
 from server.config import Settings
+from server.media_types import PROVENANCE_ONLY_TYPES, sniff
 from server.verdicts import Level
 from tests.c2pa_kit import Leaf, SigningCA, capture_manifest, make_ca, sign
 from worker.pipeline import analyze
 from worker.stages import c2pa_explain, c2pa_read
-from server.media_types import PROVENANCE_ONLY_TYPES, sniff
 from worker.trust import reading_context
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server import models
 from server.app import create_app
 from server.auth import create_key
 from server.config import PIPELINE_VERSION
@@ -114,6 +115,47 @@ def test_a_video_showing_a_banked_fake_photo_is_flagged_at_that_frame(env, clips
     assert match["summary"].startswith("A keyframe of this video matches a confirmed fake")
     assert "Fabricated crowd photo" in match["summary"] and f"at {match['details']['frame_t']:g} s" in match["summary"]
     assert _verdict(call, stored["unrelated"])["level"] == "no-evidence"
+
+def test_a_still_of_a_banked_video_matches_its_keyframe(env, clips) -> None:
+    """A picture lifted from a debunked clip is flagged against the clip's entry, at the keyframe it
+    comes from; confirming the clip re-matches such stills checked before (found among stored images)."""
+    from PIL import Image
+
+    from server import records
+    from tests.clips import scene_frames
+    from tests.images import jpeg_bytes
+    from worker.stages import hashes
+
+    svc, call = env
+    call("POST", "/api/v1/banks", "admin", json={"name": "clips", "kind": "fake"})
+    vh = _hashes(svc, clips["original"])
+    entry = call("POST", "/api/v1/banks/clips/entries", "reporter", json={
+        "label": "Staged flood video", "md5": vh.md5,
+        "frames": [{"t": f.t, "pdq": f.pdq, "quality": f.quality} for f in vh.frames]}).get_json()
+    still = jpeg_bytes(Image.fromarray(np.roll(scene_frames(21, 3, 320, 240)[2], 50 * 2, axis=1)), 80)
+    other = jpeg_bytes(Image.fromarray(scene_frames(22, 3, 320, 240)[0]), 80)
+    shas = {}
+    for name, data in (("still", still), ("other", other)):
+        h, dihedral = hashes.compute_with_orientations(Image.open(io.BytesIO(data)))
+        shas[name] = svc.store.put(data)
+        with svc.db.session() as session:
+            records.record_media(session, sha256=shas[name], mime="image/jpeg", size=len(data), hashes={
+                "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "dihedral": dihedral})
+    assert call("POST", f"/api/v1/entries/{entry['id']}/review", "reviewer",
+                json={"action": "confirm", "note": "staged"}).status_code == 200
+    with svc.db.session() as session:
+        banked = session.get(models.BankEntry, entry["id"])
+        session.expunge(banked)
+    assert shas["still"] in bank_jobs.affected_media(svc, banked) and shas["other"] not in bank_jobs.affected_media(svc, banked)
+
+    h, dihedral = hashes.compute_with_orientations(Image.open(io.BytesIO(still)))
+    (hit,) = jobs.bank_matcher(svc).match(shas["still"], h, dihedral)
+    assert (hit.method, hit.entry_id) == ("video-frame", entry["id"]) and 1.9 <= hit.frame_t < 3.0
+    (ev,) = bank_match.evidence([hit])
+    assert ev.supports.value == "known-fake" and ev.summary.startswith("Matches a keyframe of a confirmed fake")
+    assert f"the banked video's keyframe at {hit.frame_t:g} s" in ev.summary
+    h2, d2 = hashes.compute_with_orientations(Image.open(io.BytesIO(other)))
+    assert jobs.bank_matcher(svc).match(shas["other"], h2, d2) == []
 
 def test_video_entry_review_match_and_retract(env, clips) -> None:
     svc, call = env

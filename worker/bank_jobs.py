@@ -8,6 +8,7 @@ import numpy as np
 from sqlalchemy import or_, select
 
 from server import models, records
+from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, fuse
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
@@ -16,7 +17,6 @@ from worker.jobs import bank_matcher
 from worker.stages import bank_match, hashes, video_match
 from worker.stages.decode import DecodeError, decode
 from worker.stages.keyframes import VideoError, VideoLimits, extract
-from server.media_types import VIDEO_TYPES, sniff
 from worker.stages.video_hashes import video_hashes
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,24 @@ def _videos_showing(ctx: Context, pdq: str) -> list[str]:
     return sorted({shas[int(owners[r])] for r in hit_rows.tolist()})
 
 
+def _images_shown_in(ctx: Context, frames: list[models.StoredFrame]) -> set[str]:
+    """Stored images within the frame threshold of one of a video entry's keyframes (stills of it)."""
+    if not frames:
+        return set()
+    with ctx.db.session() as session:
+        rows = session.execute(select(models.Media.sha256, models.Media.pdq).where(
+            models.Media.pdq.is_not(None), models.Media.pdq_quality >= hashes.PDQ_MIN_QUALITY)).all()
+    if not rows:
+        return set()
+    packed = pack_hex([r.pdq for r in rows], 32)
+    columns = np.ascontiguousarray(packed.view(np.uint64).T)
+    found: set[str] = set()
+    for frame in frames:
+        hit_rows, _ = brute_force(packed, pack_hex([frame.pdq], 32)[0], ctx.settings.vpdq_frame_threshold, columns)
+        found.update(rows[r].sha256 for r in hit_rows.tolist())
+    return found
+
+
 def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
     """Stored videos with the entry's bytes or MD5, or whose stored keyframes match it vPDQ-style:
     every stored keyframe is searched once per entry keyframe (brute force, exact), then the two-sided
@@ -146,6 +164,7 @@ def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
         wanted = video_match.usable(models.decode_frames(entry.frame_pdqs))
     except ValueError:
         wanted = []
+    found.update(_images_shown_in(ctx, wanted))
     shas, stored = _stored_video_frames(ctx) if wanted else ([], [])
     flat = [f.pdq for frames in stored for f in frames]
     if not flat:

@@ -54,6 +54,15 @@ class BankMatcher:
                 found.setdefault(entry_id, ("pdq", dist, variant, None))
             for entry_id, dist in snap.search_phash(hashes.phash):
                 found.setdefault(entry_id, ("phash", dist, 0, None))
+            # A still of a banked video: the picture is one of its keyframes (as is; turned stills are rare).
+            frame_times: dict[str, float] = {}
+            for video, pos, dist in snap.search_frame(hashes.pdq):
+                entry_id = snap.video_ids[video]
+                best = found.get(entry_id)
+                if best is None or (best[0] == "video-frame" and dist < best[1]):
+                    found[entry_id] = ("video-frame", dist, 0, None)
+                    frame_times[entry_id] = round(float(snap.video_frames[video][pos].t), 3)
+            return self._hits(found, frame_times)
         return self._hits(found)
 
     def match_video(self, sha256: str | None, md5: str | None,

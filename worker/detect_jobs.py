@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from server import records
+from server import detector_manifest as mf
 from server.config import Settings
 from server.media_store import MediaStore
+from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, Verdict, fuse
 from worker import detection
 from worker.context import Context
-from server import detector_manifest as mf
 from worker.stages.decode import decode
-from server.media_types import VIDEO_TYPES, sniff
 
 if TYPE_CHECKING:
     from worker.detectors.runtime import Result, Runtime

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from server.config import Settings
-from server.verdicts import BADGES, Evidence, Level
 from server import detector_manifest as mf
+from server.config import Settings
 from server.media_types import VIDEO_TYPES
+from server.verdicts import BADGES, Evidence, Level
 
 if TYPE_CHECKING:
     from server.media_store import MediaStore

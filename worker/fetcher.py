@@ -30,9 +30,9 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Timeout
 
+from server.media_types import IMAGE_TYPES, VIDEO_TYPES, describe_unknown, sniff
 from worker import isobmff
 from worker.stages.decode import DecodeError, probe_dimensions
-from server.media_types import IMAGE_TYPES, VIDEO_TYPES, describe_unknown, sniff
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -1,11 +1,11 @@
 """The ruleset: which stage runs when, and what evidence it leaves. Order matters."""
 from __future__ import annotations
 
+from server.media_types import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, VIDEO_TYPES, describe_unknown, sniff
 from server.verdicts import Evidence, Level
 from worker.pipeline import Item, Rule
 from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
 from worker.stages.decode import DecodeError, decode
-from server.media_types import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, VIDEO_TYPES, describe_unknown, sniff
 from worker.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
 
 # Containers c2pa cannot hold a manifest in: said plainly rather than sent to the reader.

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from server.media_types import VIDEO_TYPES
 from server.verdicts import Evidence, Level
 from worker.pipeline import Item
 from worker.stages import bank_match
 from worker.stages.keyframes import Keyframe, VideoError, VideoInfo, VideoLimits, extract
-from server.media_types import VIDEO_TYPES
 from worker.stages.video_hashes import video_hashes
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from server.verdicts import Evidence, Level
 from worker.stages.hashes import ORIENTATION_NAMES
 from worker.stages.video_match import VideoMatch
 
-BITS = {"sha256": 1, "md5": 1, "pdq": 256, "phash": 64, "vpdq": 256, "frame-pdq": 256}
+BITS = {"sha256": 1, "md5": 1, "pdq": 256, "phash": 64, "vpdq": 256, "frame-pdq": 256, "video-frame": 256}
 EXACT = ("sha256", "md5")
 STAGE = "bank-match"
 
@@ -22,13 +22,14 @@ class BankHit:
     bank_kind: str  # fake | original
     label: str
     notes: str
-    method: str  # sha256 | pdq | phash (images) | md5 | vpdq | frame-pdq (videos: a keyframe is a banked image)
+    method: str  # sha256 | pdq | phash | video-frame (images; the last: a banked video's keyframe) |
+    #              md5 | vpdq | frame-pdq (videos; the last: a keyframe is a banked image)
     distance: int  # vpdq: the best frame distance
     variant: int = 0  # index into ORIENTATION_NAMES for PDQ matches
     source_links: list[str] = field(default_factory=list)
     source_url: str | None = None
     video: VideoMatch | None = None  # vpdq: the shares behind the match
-    frame_t: float | None = None  # frame-pdq: when the matching keyframe is shown (seconds)
+    frame_t: float | None = None  # frame-pdq / video-frame: when the matching keyframe is shown (seconds)
 
 
 def _how(hit: BankHit) -> str:
@@ -38,8 +39,9 @@ def _how(hit: BankHit) -> str:
         v = hit.video
         return (f"{v.query_share:.0%} of this video's keyframes and {v.entry_share:.0%} of the banked video's; "
                 f"best PDQ distance {v.best_distance} of 256")
-    if hit.method == "frame-pdq":
-        return f"the keyframe at {hit.frame_t:g} s, PDQ distance {hit.distance} of 256"
+    if hit.method in ("frame-pdq", "video-frame"):
+        whose = "the" if hit.method == "frame-pdq" else "the banked video's"
+        return f"{whose} keyframe at {hit.frame_t:g} s, PDQ distance {hit.distance} of 256"
     how = f"{hit.method.upper() if hit.method == 'pdq' else 'pHash'} distance {hit.distance} of {BITS[hit.method]}"
     if hit.variant:
         how += f", {ORIENTATION_NAMES[hit.variant]}"
@@ -70,6 +72,8 @@ def evidence(hits: list[BankHit]) -> list[Evidence]:
         frames = f"{hit.video.query_matched} of {hit.video.query_frames} keyframes match" if hit.video else ""
         if hit.method == "frame-pdq":
             frames = "A keyframe of this video matches"
+        elif hit.method == "video-frame":
+            frames = "Matches a keyframe of"
         if hit.bank_kind == "fake":
             what = f"{frames} a confirmed fake" if frames else "Matches a confirmed fake"
             out.append(Evidence(stage=STAGE, kind="known-fake", supports=Level.KNOWN_FAKE, score=score(hit),
