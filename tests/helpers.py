@@ -231,3 +231,25 @@ def check_in_process(svc, call, url: str) -> dict:
             jobs.analyze_media(svc, sha, owner="test")
         result = call("GET", f"/api/v1/checks/{result['check_id']}").get_json()
     return result["verdict"]
+
+
+ROLES = ("reader", "reporter", "reviewer", "admin")
+
+
+def api_with_keys(settings) -> tuple:
+    """A migrated app on ``settings`` with one API key per role: (services, call(method, path, role, ...))."""
+    from server.app import create_app
+    from server.auth import create_key
+    from server.migrate import upgrade
+
+    upgrade(settings.sqlalchemy_url)
+    app = create_app(settings)
+    svc = app.extensions["credence"]
+    keys = {role: create_key(svc.db, role=role, name=role)[0] for role in ROLES}
+    client = app.test_client()
+
+    def call(method: str, path: str, role: str | None = None, **kwargs):
+        headers = {"Authorization": f"Bearer {keys[role]}"} if role else {}
+        return client.open(path, method=method, headers=headers, **kwargs)
+
+    return svc, call

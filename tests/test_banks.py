@@ -8,30 +8,17 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from server.app import create_app
-from server.auth import create_key
-from server.migrate import upgrade
 from server.urls import normalise
 from tests.conftest import env_for, settings_from
 from tests.images import jpeg_bytes, photo
+from tests.helpers import api_with_keys
 from tests.helpers import check_in_process as check_url
 from worker import bank_jobs
 
 
 @pytest.fixture
 def env(data_dir: Path):
-    settings = settings_from(env_for(data_dir, rate_limit="10000/minute"))
-    upgrade(settings.sqlalchemy_url)
-    app = create_app(settings)
-    svc = app.extensions["credence"]
-    keys = {role: create_key(svc.db, role=role, name=role)[0] for role in ("reader", "reporter", "reviewer", "admin")}
-    client = app.test_client()
-
-    def call(method: str, path: str, role: str | None = None, **kwargs):
-        headers = {"Authorization": f"Bearer {keys[role]}"} if role else {}
-        return client.open(path, method=method, headers=headers, **kwargs)
-
-    return svc, call
+    return api_with_keys(settings_from(env_for(data_dir, rate_limit="10000/minute")))
 
 
 def test_review_workflow_by_role(env, media_server) -> None:

@@ -16,13 +16,11 @@ import numpy as np
 import pytest
 
 from server import models
-from server.app import create_app
-from server.auth import create_key
 from server.config import PIPELINE_VERSION
-from server.migrate import upgrade
 from server.verdicts import Evidence, fuse
 from tests.clips import make_clip, reencode
 from tests.conftest import env_for, settings_from
+from tests.helpers import api_with_keys
 from worker import bank_jobs, jobs
 from worker.stages import bank_match, video_match
 from worker.stages.keyframes import VideoLimits, extract
@@ -39,18 +37,7 @@ def clips() -> dict[str, bytes]:
 
 @pytest.fixture
 def env(data_dir: Path, pg_url: str, redis_url: str):
-    settings = settings_from(env_for(data_dir, rate_limit="10000/minute", database_url=pg_url, redis_url=redis_url))
-    upgrade(settings.sqlalchemy_url)
-    app = create_app(settings)
-    svc = app.extensions["credence"]
-    keys = {role: create_key(svc.db, role=role, name=role)[0] for role in ("reader", "reporter", "reviewer", "admin")}
-    client = app.test_client()
-
-    def call(method: str, path: str, role: str | None = None, **kwargs):
-        headers = {"Authorization": f"Bearer {keys[role]}"} if role else {}
-        return client.open(path, method=method, headers=headers, **kwargs)
-
-    return svc, call
+    return api_with_keys(settings_from(env_for(data_dir, rate_limit="10000/minute", database_url=pg_url, redis_url=redis_url)))
 
 
 def _hashes(svc, data: bytes) -> VideoHashes:

@@ -70,6 +70,11 @@ def has_pixels(item: Item) -> bool:
     return item.decoded is not None or bool(item.keyframes)
 
 
+# configured stamp -> (why, in words; details reason; versions[STAGE])
+_NOT_RUN = {"off": ("synthetic-media detection is turned off", "turned-off", "off"),
+            "none": ("no synthetic-media detector is configured", "not-configured", "not-configured")}
+
+
 def gate(item: Item) -> None:
     """The last cpu rule: say why detection will not run, or mark it pending for the gpu queue."""
     settings = item.settings
@@ -88,19 +93,12 @@ def gate(item: Item) -> None:
         return
     stamp = configured_stamp(settings)
     item.versions[VERSION_KEY] = stamp
-    if stamp == "off":
-        item.evidence.append(Evidence(
-            stage=STAGE, kind="detection-not-run",
-            summary="Detection did not run: synthetic-media detection is turned off on this server.",
-            details={"reason": "turned-off"}))
-        item.versions[STAGE] = "off"
-        return
-    if stamp == "none":
-        item.evidence.append(Evidence(
-            stage=STAGE, kind="detection-not-run",
-            summary="Detection did not run: no synthetic-media detector is configured on this server.",
-            details={"reason": "not-configured"}))
-        item.versions[STAGE] = "not-configured"
+    if stamp in _NOT_RUN:
+        words, reason, state = _NOT_RUN[stamp]
+        item.evidence.append(Evidence(stage=STAGE, kind="detection-not-run",
+                                      summary=f"Detection did not run: {words} on this server.",
+                                      details={"reason": reason}))
+        item.versions[STAGE] = state
         return
     problem = check_manifest(settings)
     if problem:
