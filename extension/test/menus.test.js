@@ -4,13 +4,30 @@ import { test } from 'node:test';
 import { createMenus, MENU, onMenuClick, reportPageUrl } from '../src/lib/menus.js';
 import { fakeExt } from './fakes.js';
 
-test('two image menu items', async () => {
+test('image and video menu items', async () => {
   const ext = fakeExt();
   await createMenus(ext);
   assert.deepEqual(ext.contextMenus.items.map((i) => [i.id, i.contexts]), [
-    [MENU.check, ['image']], [MENU.report, ['image']]]);
+    [MENU.check, ['image']], [MENU.report, ['image']], [MENU.checkVideo, ['video']], [MENU.reportVideo, ['video']]]);
   assert.match(ext.contextMenus.items[0].title, /Check this image with Credence/);
   assert.match(ext.contextMenus.items[1].title, /Report as fake/);
+  assert.match(ext.contextMenus.items[2].title, /Check this video with Credence/);
+  assert.match(ext.contextMenus.items[3].title, /Report this video as fake/);
+});
+
+test('"Check this video" forces a check of the file it plays; a streamed one sends nothing', async () => {
+  const ext = fakeExt();
+  const calls = [];
+  const service = { check: async (...args) => calls.push(args) };
+  await onMenuClick(ext, service, { menuItemId: MENU.checkVideo, mediaType: 'video', srcUrl: 'https://a.test/c.mp4' },
+    { id: 5 });
+  await onMenuClick(ext, service, { menuItemId: MENU.checkVideo, mediaType: 'video', srcUrl: 'blob:https://a.test/1' },
+    { id: 5 });
+  await onMenuClick(ext, service, { menuItemId: MENU.reportVideo, mediaType: 'video', srcUrl: 'blob:https://a.test/1' },
+    { id: 5 });
+  assert.deepEqual(ext.tabs.sent.map((s) => s.message), [{ type: 'force-check', url: 'https://a.test/c.mp4' }]);
+  assert.equal(calls.length, 0);
+  assert.equal(ext.created.windows.length, 0);
 });
 
 test('"Check this image" asks the page\'s content script for a forced check', async () => {

@@ -1,11 +1,18 @@
-// Context menu on images: a fresh check of this image, and "report as fake" for the review queue.
+// Context menu on images and videos: a fresh check of this file, and "report as fake" for the review queue.
 
-export const MENU = Object.freeze({ check: 'credence-check', report: 'credence-report' });
+export const MENU = Object.freeze({
+  check: 'credence-check', report: 'credence-report',
+  checkVideo: 'credence-check-video', reportVideo: 'credence-report-video',
+});
+const CHECKS = new Set([MENU.check, MENU.checkVideo]);
+const REPORTS = new Set([MENU.report, MENU.reportVideo]);
 
 export async function createMenus(ext) {
   await ext.contextMenus.removeAll();
   ext.contextMenus.create({ id: MENU.check, title: 'Check this image with Credence', contexts: ['image'] });
   ext.contextMenus.create({ id: MENU.report, title: 'Report as fake to Credence…', contexts: ['image'] });
+  ext.contextMenus.create({ id: MENU.checkVideo, title: 'Check this video with Credence', contexts: ['video'] });
+  ext.contextMenus.create({ id: MENU.reportVideo, title: 'Report this video as fake to Credence…', contexts: ['video'] });
 }
 
 /** The report form for one image, in its own small window (a worker cannot ask for a note). */
@@ -16,8 +23,9 @@ export function reportPageUrl(ext, imageUrl, pageIsPrivate = false) {
 }
 
 export async function onMenuClick(ext, service, info, tab) {
-  if (!info.srcUrl) return;
-  if (info.menuItemId === MENU.check) {
+  // A streamed video (blob:, MediaSource) has no address the server could fetch: nothing to send.
+  if (!info.srcUrl || (info.mediaType === 'video' && !/^https?:/i.test(info.srcUrl))) return;
+  if (CHECKS.has(info.menuItemId)) {
     // The page's content script knows which element it is and can read blob: images;
     // it answers with a forced 'check' that bypasses every cache of the extension.
     try {
@@ -25,7 +33,7 @@ export async function onMenuClick(ext, service, info, tab) {
     } catch {
       await service.check(tab?.id ?? null, [{ url: info.srcUrl }], { force: true });
     }
-  } else if (info.menuItemId === MENU.report) {
+  } else if (REPORTS.has(info.menuItemId)) {
     await ext.windows.create({
       url: reportPageUrl(ext, info.srcUrl, Boolean(tab?.incognito)),
       type: 'popup',

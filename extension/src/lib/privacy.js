@@ -20,11 +20,11 @@ export function readableUrl(url) {
 export async function readBytes(url, { fetch = globalThis.fetch.bind(globalThis), maxBytes = MAX_BYTES } = {}) {
   if (!readableUrl(url)) throw new Error('this kind of address cannot be read in privacy mode');
   const response = await fetch(url, { credentials: 'omit', cache: 'force-cache', referrerPolicy: 'no-referrer' });
-  if (!response.ok) throw new Error(`the image answered HTTP ${response.status}`);
+  if (!response.ok) throw new Error(`the file's address answered HTTP ${response.status}`);
   const declared = Number(response.headers.get('content-length') || 0);
-  if (declared > maxBytes) throw new Error(`the image is larger than ${maxBytes} bytes`);
+  if (declared > maxBytes) throw new Error(`the file is larger than ${maxBytes} bytes`);
   const bytes = await response.arrayBuffer();
-  if (bytes.byteLength > maxBytes) throw new Error(`the image is larger than ${maxBytes} bytes`);
-  if (!bytes.byteLength) throw new Error('the image is empty');
+  if (bytes.byteLength > maxBytes) throw new Error(`the file is larger than ${maxBytes} bytes`);
+  if (!bytes.byteLength) throw new Error('the file is empty');
   return { bytes, type: (response.headers.get('content-type') || '').split(';')[0] || 'application/octet-stream' };
 }
