@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/c2pa_read.py
 	$(PY) bench/hashing.py
 	$(PY) bench/pdq_index.py --sizes 1000000
+	$(PY) bench/bank_snapshot.py --sizes 1000000
 	$(PY) bench/detectors.py
 	$(PY) bench/video.py
 

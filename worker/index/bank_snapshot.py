@@ -3,6 +3,10 @@
 Images: one PDQ and one pHash row per entry. Videos: one row per usable keyframe PDQ of each entry
 (in their own index, at the vPDQ frame threshold), each pointing back to its entry, so a video query
 costs one exact radius search per keyframe however many videos the banks hold.
+
+At millions of entries the load, not the index, is what costs: rows are streamed from the database in
+chunks straight into packed arrays (hashes as bytes, entry ids as fixed-width bytes), so a worker never
+holds millions of row objects or id strings (bench/bank_snapshot.py).
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import select
@@ -27,10 +32,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class Snapshot:
     state: tuple[int, int]
-    pdq_ids: list[str] = field(default_factory=list)
+    pdq_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S1"))  # entry ids, ASCII bytes
     pdq_quality: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     pdq: HammingIndex | None = None
-    phash_ids: list[str] = field(default_factory=list)
+    phash_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S1"))
     phash: HammingIndex | None = None
     video_ids: list[str] = field(default_factory=list)  # video entries with usable frames
     video_frames: list[list[models.StoredFrame]] = field(default_factory=list)  # usable, deduplicated
@@ -41,16 +46,16 @@ class Snapshot:
 
     def search_pdq(self, hex_hash: str) -> list[tuple[str, int, int]]:
         """(entry id, distance, entry PDQ quality) within the built threshold."""
-        if self.pdq is None or not self.pdq_ids:
+        if self.pdq is None or not len(self.pdq_ids):
             return []
         rows, dist = self.pdq.search(pack_hex([hex_hash], 32)[0])
-        return [(self.pdq_ids[r], int(d), int(self.pdq_quality[r])) for r, d in zip(rows, dist)]
+        return [(self.pdq_ids[r].decode(), int(d), int(self.pdq_quality[r])) for r, d in zip(rows, dist)]
 
     def search_phash(self, hex_hash: str) -> list[tuple[str, int]]:
-        if self.phash is None or not self.phash_ids:
+        if self.phash is None or not len(self.phash_ids):
             return []
         rows, dist = self.phash.search(pack_hex([hex_hash], 8)[0])
-        return [(self.phash_ids[r], int(d)) for r, d in zip(rows, dist)]
+        return [(self.phash_ids[r].decode(), int(d)) for r, d in zip(rows, dist)]
 
     def search_frame(self, hex_hash: str) -> list[tuple[int, int, int]]:
         """(video number, frame number within it, distance) for every banked keyframe within the
@@ -89,30 +94,63 @@ def _index_frames(snap: Snapshot, rows: list, frame_threshold: int) -> int:
     return len(hexes)
 
 
+_CHUNK = 50_000  # rows per database round trip while loading
+
+
+class _VideoRow(NamedTuple):
+    id: str
+    frame_pdqs: str
+
+
+class _Column:
+    """One hash kind's rows as they stream in: packed hashes, entry ids and qualities, chunk by chunk."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
+        self.ids: list[np.ndarray] = []
+        self.hashes: list[np.ndarray] = []
+        self.quality: list[np.ndarray] = []
+
+    def add(self, rows: list[tuple[str, str, int]]) -> None:
+        if rows:
+            self.ids.append(np.array([r[0].encode() for r in rows]))
+            self.hashes.append(pack_hex([r[1] for r in rows], self.nbytes))
+            self.quality.append(np.array([r[2] for r in rows], dtype=np.int16))
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self.hashes)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.concatenate(self.ids), np.concatenate(self.hashes), np.concatenate(self.quality)
+
+
 def build(db: Database, pdq_threshold: int, phash_threshold: int,
           frame_threshold: int = DEFAULT_FRAME_THRESHOLD) -> Snapshot:
     started = time.perf_counter()
+    pdq, phash = _Column(32), _Column(8)
+    video_rows: list = []
+    entries = models.BankEntry.__table__.c
     with db.session() as session:
         state = banks.generation_state(session)
-        rows = session.execute(
-            select(models.BankEntry.id, models.BankEntry.pdq, models.BankEntry.pdq_quality, models.BankEntry.phash,
-                   models.BankEntry.frame_pdqs)
-            .where(models.BankEntry.status == "confirmed", models.BankEntry.hash_state == "ready")
-        ).all()
-    pdq_rows = [(r.id, r.pdq, r.pdq_quality or 0) for r in rows if r.pdq]
-    phash_rows = [(r.id, r.phash) for r in rows if r.phash]
+        # Core rows (plain tuples), streamed: the ORM's per-row work would triple the load time.
+        result = session.connection().execution_options(stream_results=True, max_row_buffer=_CHUNK).execute(
+            select(entries.id, entries.pdq, entries.pdq_quality, entries.phash, entries.frame_pdqs)
+            .where(entries.status == "confirmed", entries.hash_state == "ready"))
+        while chunk := result.fetchmany(_CHUNK):
+            pdq.add([(e, p, q or 0) for e, p, q, _, _ in chunk if p])
+            phash.add([(e, h, 0) for e, _, _, h, _ in chunk if h])
+            video_rows.extend(_VideoRow(e, f) for e, _, _, _, f in chunk if f)
     snap = Snapshot(state=state)
-    if pdq_rows:
-        snap.pdq_ids = [r[0] for r in pdq_rows]
-        snap.pdq_quality = np.array([r[2] for r in pdq_rows], dtype=np.int16)
-        snap.pdq = HammingIndex(pack_hex([r[1] for r in pdq_rows], 32), pdq_threshold)
-    if phash_rows:
-        snap.phash_ids = [r[0] for r in phash_rows]
-        snap.phash = HammingIndex(pack_hex([r[1] for r in phash_rows], 8), phash_threshold)
-    frame_count = _index_frames(snap, rows, frame_threshold)
+    if len(pdq):
+        snap.pdq_ids, hashes, snap.pdq_quality = pdq.arrays()
+        snap.pdq = HammingIndex(hashes, pdq_threshold)
+    if len(phash):
+        snap.phash_ids, hashes, _ = phash.arrays()
+        snap.phash = HammingIndex(hashes, phash_threshold)
+    frame_count = _index_frames(snap, video_rows, frame_threshold)
     snap.built_in_s = time.perf_counter() - started
     log.info("bank index built: %d PDQ, %d pHash entries, %d videos (%d keyframes) in %.2fs (generation %s)",
-             len(pdq_rows), len(phash_rows), len(snap.video_ids), frame_count, snap.built_in_s, state)
+             len(pdq), len(phash), len(snap.video_ids), frame_count, snap.built_in_s, state)
     return snap
 
 

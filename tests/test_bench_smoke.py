@@ -1,0 +1,34 @@
+"""The benchmarks that measure scale run, at a tiny size, as part of the suite: a bench that no longer runs
+is found here, not on the day someone needs its figures. The figures themselves are in bench/README.md."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(*argv: str) -> str:
+    done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_pdq_index_bench_runs_and_checks_exactness() -> None:
+    out = _bench("bench/pdq_index.py", "--sizes", "20000", "--queries", "50", "--brute-queries", "10")
+    assert "20,000 hashes (uniform)" in out and "faster" in out
+
+
+def test_bank_snapshot_bench_loads_from_postgresql(pg_url) -> None:  # pg_url: fails under CI=true without PostgreSQL
+    out = _bench("bench/bank_snapshot.py", "--sizes", "3000")
+    line = next(line for line in out.splitlines() if line.strip().startswith("3,000"))
+    assert line.rstrip().endswith("x")
+
+
+@pytest.mark.timeout(240)
+def test_video_bench_runs_against_its_decode_floor() -> None:
+    out = _bench("bench/video.py", "--seconds", "2", "--fps", "10", "--scenes", "2", "--rounds", "1")
+    assert "decode only (floor)" in out and "keyframes.extract" in out
