@@ -35,6 +35,28 @@ def test_exact_agreement_with_brute_force(nbytes: int, threshold: int) -> None:
     assert found_any > 150  # the planted neighbours were really there to find
 
 
+def test_row_numbers_past_65536_decode_exactly() -> None:
+    """Posting lists keep the low 16 bits of a row number and code the rest in unary: rows far past the
+    first 65,536 must come back as themselves (a wrong high part would name some other row)."""
+    rng = np.random.default_rng(65536)
+    n = 300_000
+    hashes = rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    index = HammingIndex(hashes, 31)
+    targets = [0, 65_535, 65_536, 131_071, 200_001, n - 1] + rng.integers(0, n, 60).tolist()
+    for row in targets:
+        query = planted(rng, hashes[row], 256, int(rng.integers(0, 32)))
+        rows, dist = index.search(query)
+        expected_rows, expected_dist = brute_force(hashes, query, 31)
+        assert row in rows.tolist()
+        assert rows.tolist() == sorted(expected_rows.tolist())
+        assert dist.tolist() == [int(d) for _, d in sorted(zip(expected_rows, expected_dist))]
+    # every row a table holds is decoded once per table: all of them together are each row 16 times
+    everything = np.concatenate([index.candidates(hashes[row]) for row in range(3)])
+    assert set(range(3)) <= set(everything.tolist()) and everything.max() < n
+    # Elias-Fano: at most 19 bits per row per table (a uint32 permutation is 32), plus the bucket offsets
+    assert index.nbytes <= hashes.nbytes + 16 * (n * 19 // 8 + (65_536 + 1) * 4)
+
+
 def test_exactly_at_the_threshold_is_found_and_one_over_is_not() -> None:
     rng = np.random.default_rng(7)
     hashes = rng.integers(0, 256, (1000, 32), dtype=np.uint8)

@@ -5,7 +5,7 @@ Images: one PDQ and one pHash row per entry. Videos: one row per usable keyframe
 costs one exact radius search per keyframe however many videos the banks hold.
 
 At millions of entries the load, not the index, is what costs: rows are streamed from the database in
-chunks straight into packed arrays (hashes as bytes, entry ids as fixed-width bytes), so a worker never
+chunks straight into packed arrays (hashes as bytes, entry ids as 16 raw bytes), so a worker never
 holds millions of row objects or id strings (bench/bank_snapshot.py).
 """
 from __future__ import annotations
@@ -29,13 +29,39 @@ DEFAULT_FRAME_THRESHOLD = 31  # Settings.vpdq_frame_threshold's default
 log = logging.getLogger(__name__)
 
 
+def pack_ids(ids: list[str]) -> np.ndarray:
+    """Entry ids are uuid4 hex (``models.new_id``): 16 raw bytes each rather than 32 characters, a
+    third of a 10M-entry worker's memory. Any other id keeps its text, fixed-width."""
+    joined = "".join(ids)
+    try:
+        packed = bytes.fromhex(joined)
+    except ValueError:
+        packed = b""
+    if len(packed) == 16 * len(ids) and packed.hex() == joined and all(len(i) == 32 for i in ids):
+        return np.frombuffer(packed, dtype="V16")
+    return np.array([i.encode() for i in ids], dtype="S32")
+
+
+def entry_id(ids: np.ndarray, row: int) -> str:
+    value = ids[row]
+    return value.tobytes().hex() if ids.dtype.kind == "V" else value.decode()
+
+
+def _join_ids(chunks: list[np.ndarray]) -> np.ndarray:
+    """One array; if any chunk kept text ids, all do (rare: only ids not made by ``new_id``)."""
+    if all(c.dtype.kind == "V" for c in chunks):
+        return np.concatenate(chunks)
+    return np.concatenate([np.array([entry_id(c, i).encode() for i in range(len(c))], dtype="S32")
+                           if c.dtype.kind == "V" else c for c in chunks])
+
+
 @dataclass
 class Snapshot:
     state: tuple[int, int]
-    pdq_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S1"))  # entry ids, ASCII bytes
+    pdq_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="V16"))  # entry ids, see pack_ids
     pdq_quality: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     pdq: HammingIndex | None = None
-    phash_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="S1"))
+    phash_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="V16"))
     phash: HammingIndex | None = None
     video_ids: list[str] = field(default_factory=list)  # video entries with usable frames
     video_frames: list[list[models.StoredFrame]] = field(default_factory=list)  # usable, deduplicated
@@ -49,13 +75,13 @@ class Snapshot:
         if self.pdq is None or not len(self.pdq_ids):
             return []
         rows, dist = self.pdq.search(pack_hex([hex_hash], 32)[0])
-        return [(self.pdq_ids[r].decode(), int(d), int(self.pdq_quality[r])) for r, d in zip(rows, dist)]
+        return [(entry_id(self.pdq_ids, r), int(d), int(self.pdq_quality[r])) for r, d in zip(rows, dist)]
 
     def search_phash(self, hex_hash: str) -> list[tuple[str, int]]:
         if self.phash is None or not len(self.phash_ids):
             return []
         rows, dist = self.phash.search(pack_hex([hex_hash], 8)[0])
-        return [(self.phash_ids[r].decode(), int(d)) for r, d in zip(rows, dist)]
+        return [(entry_id(self.phash_ids, r), int(d)) for r, d in zip(rows, dist)]
 
     def search_frame(self, hex_hash: str) -> list[tuple[int, int, int]]:
         """(video number, frame number within it, distance) for every banked keyframe within the
@@ -113,7 +139,7 @@ class _Column:
 
     def add(self, rows: list[tuple[str, str, int]]) -> None:
         if rows:
-            self.ids.append(np.array([r[0].encode() for r in rows]))
+            self.ids.append(pack_ids([r[0] for r in rows]))
             self.hashes.append(pack_hex([r[1] for r in rows], self.nbytes))
             self.quality.append(np.array([r[2] for r in rows], dtype=np.int16))
 
@@ -121,7 +147,7 @@ class _Column:
         return sum(len(h) for h in self.hashes)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return np.concatenate(self.ids), np.concatenate(self.hashes), np.concatenate(self.quality)
+        return _join_ids(self.ids), np.concatenate(self.hashes), np.concatenate(self.quality)
 
 
 def build(db: Database, pdq_threshold: int, phash_threshold: int,

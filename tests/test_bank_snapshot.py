@@ -1,0 +1,58 @@
+"""A worker's bank snapshot, built from a real migrated database: only confirmed entries, ids kept exactly
+(whether packed uuid hex or any other text), and a rebuild when a bank's generation changes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from server import banks, models
+from server.db import Database
+from server.migrate import upgrade
+from worker.index.bank_snapshot import SnapshotHolder, build, entry_id, pack_ids
+
+PDQ = "f" * 32 + "0" * 32
+NEAR = "f" * 31 + "e" + "0" * 32  # one bit away
+
+
+def _db(tmp_path: Path) -> Database:
+    url = f"sqlite:///{tmp_path / 'banks.db'}"
+    upgrade(url)
+    return Database(url)
+
+
+def test_ids_pack_to_16_bytes_and_any_other_id_keeps_its_text() -> None:
+    made = [models.new_id() for _ in range(3)]
+    packed = pack_ids(made)
+    assert packed.dtype == np.dtype("V16") and packed.nbytes == 48
+    assert [entry_id(packed, i) for i in range(3)] == made
+    for odd in (["not-a-uuid"], ["ABCDEF" + "0" * 26], ["ab" * 15]):  # text, upper-case hex, short hex
+        kept = pack_ids(odd)
+        assert kept.dtype.kind == "S" and entry_id(kept, 0) == odd[0]
+
+
+def test_snapshot_holds_only_confirmed_entries_and_rebuilds_on_a_new_generation(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.session() as session:
+        bank = banks.create_bank(session, name="fakes", kind="fake", actor="t")
+        confirmed = banks.submit_entry(session, bank, actor="t", label="a", pdq=PDQ, pdq_quality=100,
+                                       phash="ffff000000000000")
+        banks.decide(session, confirmed, action="confirm", actor="r", note="seen")
+        pending = banks.submit_entry(session, bank, actor="t", label="b", pdq=PDQ, pdq_quality=100)
+        # an id not made by new_id (older or hand-made rows) must come back exactly as stored
+        session.add(models.BankEntry(id="legacy-entry", bank_id=bank.id, pdq=NEAR, pdq_quality=90,
+                                     media_kind="image", hash_state="ready", label="c", status="confirmed",
+                                     submitted_by="t", source_links=[], tags=[]))
+        confirmed_id, pending_id = confirmed.id, pending.id
+    snap = build(db, 31, 6)
+    found = sorted(snap.search_pdq(PDQ))
+    assert found == sorted([(confirmed_id, 0, 100), ("legacy-entry", 1, 90)])
+    assert pending_id not in {f[0] for f in found}
+    assert snap.search_phash("ffff000000000001") == [(confirmed_id, 1)]
+
+    holder = SnapshotHolder(db, 31, 6)
+    first = holder.current()
+    assert holder.current() is first  # same generation: no rebuild
+    with db.session() as session:
+        banks.decide(session, banks.get_entry(session, pending_id), action="confirm", actor="r", note="ok")
+    assert {f[0] for f in holder.current().search_pdq(PDQ)} == {confirmed_id, pending_id, "legacy-entry"}
