@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/hashing.py
 	$(PY) bench/pdq_index.py --sizes 1000000
 	$(PY) bench/bank_snapshot.py --sizes 1000000
+	$(PY) bench/rematch_scan.py --sizes 100000
 	$(PY) bench/detectors.py
 	$(PY) bench/video.py
 

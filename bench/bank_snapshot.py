@@ -3,7 +3,8 @@
 Why: the index itself is measured by bench/pdq_index.py; a worker also reads every confirmed entry from
 the database and keeps its id, and at millions of entries that load, not the index build, decides the
 refresh time and the worker's memory. Floor: the raw hash bytes (32 per entry), and the index build
-alone on the same hashes, in the same run.
+alone on the same hashes, in the same run. Also timed, on the same database: one search as the API runs
+it for a person (`server.bank_search`, every entry of any status scanned in chunks, not the index).
 
 Each size runs in a child process, so its peak RSS is its own.
 """
@@ -78,7 +79,13 @@ def measure(url: str) -> dict[str, float]:
     started = time.perf_counter()
     HammingIndex(snap.pdq.hashes, 31)
     index_s = time.perf_counter() - started
-    return {"n": n, "total_s": total_s, "index_s": index_s, "rss_grew_mb": grew,
+    from server import bank_search  # a person's "what do we have like this?": a streamed scan, not the index
+
+    started = time.perf_counter()
+    with db.session() as session:
+        bank_search.search(session, sha256=None, pdq=snap.pdq.hashes[n // 2].tobytes().hex(), phash=None)
+    search_s = time.perf_counter() - started
+    return {"n": n, "total_s": total_s, "index_s": index_s, "rss_grew_mb": grew, "search_s": search_s,
             "index_mb": snap.pdq.nbytes / 1e6, "ids_mb": ids_bytes / 1e6, "raw_mb": n * 32 / 1e6}
 
 
@@ -94,7 +101,7 @@ def main() -> None:
 
     admin = psycopg.connect(PG_ADMIN, autocommit=True)
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    print("size        fill s   load+build s   index alone s   RSS grew MB   index MB   ids MB   raw MB   (index+ids)/raw")
+    print("size        fill s   load+build s   index alone s   RSS grew MB   index MB   ids MB   raw MB   (index+ids)/raw   API search s")
     for n in (int(s) for s in args.sizes.split(",")):
         name = f"credence_bench_{uuid.uuid4().hex[:8]}"
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -108,7 +115,7 @@ def main() -> None:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{r['n']:>10,}  {fill_s:7.1f}  {r['total_s']:12.2f}  {r['index_s']:14.2f}  {r['rss_grew_mb']:11.0f}"
                   f"  {r['index_mb']:9.0f}  {r['ids_mb']:7.0f}  {r['raw_mb']:7.0f}  "
-                  f"{(r['index_mb'] + r['ids_mb']) / r['raw_mb']:6.1f}x")
+                  f"{(r['index_mb'] + r['ids_mb']) / r['raw_mb']:6.1f}x  {r['search_s']:13.2f}")
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()

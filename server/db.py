@@ -1,11 +1,13 @@
 """Engine and sessions for SQLite (embedded) and PostgreSQL (production) alike."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Executable, Row, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+CHUNK_ROWS = 50_000
 
 _engines: dict[str, Engine] = {}
 
@@ -58,3 +60,12 @@ class Database:
             raise
         finally:
             session.close()
+
+
+def stream_rows(session: Session, statement: Executable, chunk: int | None = None) -> Iterator[Sequence[Row]]:
+    """Core rows (plain tuples) in chunks, with a server-side cursor on PostgreSQL: a scan of millions
+    of rows never holds them all, nor pays the ORM's per-row cost."""
+    chunk = chunk or CHUNK_ROWS
+    result = session.connection().execution_options(stream_results=True, max_row_buffer=chunk).execute(statement)
+    while rows := result.fetchmany(chunk):
+        yield rows

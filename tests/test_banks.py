@@ -21,8 +21,9 @@ def env(data_dir: Path):
     return api_with_keys(settings_from(env_for(data_dir, rate_limit="10000/minute")))
 
 
-def test_review_workflow_by_role(env, media_server) -> None:
+def test_review_workflow_by_role(env, media_server, monkeypatch) -> None:
     svc, call = env
+    monkeypatch.setattr("server.db.CHUNK_ROWS", 1)  # stored media and bank rows are scanned chunk by chunk
     original = photo(1)
     fake_url = media_server.add("/viral.jpg", jpeg_bytes(original, 85))
     copy_url = media_server.add("/repost-small.jpg", jpeg_bytes(original.resize((512, 384)), 60))
@@ -143,6 +144,31 @@ def test_search_by_upload_and_by_hash(env) -> None:
     assert call("POST", "/api/v1/search", "reader", json={"pdq": "zz"}).status_code == 400
     assert call("POST", "/api/v1/search", "reader", json={}).status_code == 400
     assert call("POST", "/api/v1/search", json={"pdq": h.pdq}).status_code == 401
+
+
+def _flip(hex_hash: str, bits: int) -> str:
+    value = int(hex_hash, 16) ^ ((1 << bits) - 1)  # the lowest ``bits`` bits flipped
+    return f"{value:0{len(hex_hash)}x}"
+
+
+def test_search_scans_every_chunk_and_orders_hits(env, monkeypatch) -> None:
+    svc, call = env
+    monkeypatch.setattr("server.db.CHUNK_ROWS", 2)  # seven entries: four chunks
+    call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    base, sha = "a5" * 32, "c3" * 32
+    ids = {}
+    for name, bits in (("far", 70), ("d40", 40), ("d10", 10), ("same", 0), ("d63", 63), ("d64", 64)):
+        ids[name] = call("POST", "/api/v1/banks/debunked/entries", "reporter",
+                         json={"label": name, "pdq": _flip(base, bits), "pdq_quality": 100}).get_json()["id"]
+    ids["bytes"] = call("POST", "/api/v1/banks/debunked/entries", "reporter",
+                        json={"label": "bytes", "sha256": sha}).get_json()["id"]
+    results = call("POST", "/api/v1/search", "reader", json={"pdq": base, "sha256": sha}).get_json()["results"]
+    assert [(r["entry"]["label"], r["exact"], r["pdq_distance"]) for r in results] == [
+        ("bytes", True, None), ("same", False, 0), ("d10", False, 10), ("d40", False, 40), ("d63", False, 63)]
+    from server import bank_search
+    with svc.db.session() as session:  # orientations: an entry's distance is its smallest to any of them
+        top = bank_search.search(session, sha256=None, pdq=[_flip(base, 100), _flip(base, 30)], phash=None, limit=2)
+    assert [(r["entry"]["label"], r["pdq_distance"]) for r in top] == [("d40", 10), ("d10", 20)]
 
 
 def test_reader_report_goes_through_the_guard_and_waits_for_review(env, media_server) -> None:

@@ -3,11 +3,13 @@ media when a confirmation or retraction changes what matches (no refetch, no det
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import or_, select
+from sqlalchemy import Row, or_, select
 
 from server import models, records
+from server.db import stream_rows
 from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, fuse
 from worker.context import Context
@@ -81,35 +83,49 @@ def _hash_failed(ctx: Context, entry_id: str, reason: str) -> str:
 
 def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
     """Stored media the entry matches now (or matched before): same bytes, or near in any orientation
-    (images), or the same MD5 or enough shared keyframes both ways (videos)."""
+    (images), or the same MD5 or enough shared keyframes both ways (videos).
+
+    Stored hashes are scanned in chunks (exact brute force per chunk): a worker never holds the whole
+    media table, however many millions of checks it has recorded."""
     if entry.media_kind == "video":
         return _affected_videos(ctx, entry)
-    found: set[str] = set(_videos_showing(ctx, entry.pdq) if entry.pdq else ())
+    found: set[str] = set()
+    pdq = pack_hex([entry.pdq], 32)[0] if entry.pdq else None
+    phash = pack_hex([entry.phash], 8)[0] if entry.phash else None
+    media = models.Media.__table__.c
     with ctx.db.session() as session:
         if entry.sha256:
-            found.update(session.scalars(select(models.Media.sha256).where(models.Media.sha256 == entry.sha256)))
-        rows = session.execute(select(models.Media.sha256, models.Media.pdq_dihedral, models.Media.phash)
-                               .where(models.Media.pdq.is_not(None))).all()
-    if not rows:
-        return sorted(found)
-    if entry.pdq:
-        variants = [r.pdq_dihedral.split(",") for r in rows]
-        flat = pack_hex([v for vs in variants for v in vs], 32)
-        owners = np.repeat(np.arange(len(rows)), [len(vs) for vs in variants])
-        hit_rows, _ = brute_force(flat, pack_hex([entry.pdq], 32)[0], ctx.settings.pdq_threshold)
-        found.update(rows[i].sha256 for i in set(owners[hit_rows].tolist()))
-    if entry.phash:
-        hit_rows, _ = brute_force(pack_hex([r.phash for r in rows], 8), pack_hex([entry.phash], 8)[0],
-                                  ctx.settings.phash_threshold)
-        found.update(rows[i].sha256 for i in hit_rows.tolist())
+            found.update(session.scalars(select(media.sha256).where(media.sha256 == entry.sha256)))
+        if pdq is not None or phash is not None:
+            for rows in stream_rows(session, select(media.sha256, media.pdq_dihedral, media.phash)
+                                    .where(media.pdq.is_not(None))):
+                found.update(_near_images(rows, pdq, phash, ctx.settings))
+        if pdq is not None:
+            for rows in stream_rows(session, _VIDEO_FRAMES):
+                shas, stored = _usable_frames(rows)
+                found.update(_videos_showing(shas, stored, pdq, ctx.settings.pdq_threshold))
     return sorted(found)
 
 
-def _stored_video_frames(ctx: Context) -> tuple[list[str], list[list[models.StoredFrame]]]:
-    """Every stored video's usable keyframes, by sha256."""
-    with ctx.db.session() as session:
-        rows = session.execute(select(models.Media.sha256, models.Media.frame_pdqs)
-                               .where(models.Media.frame_pdqs.is_not(None))).all()
+_VIDEO_FRAMES = select(models.Media.sha256, models.Media.frame_pdqs).where(models.Media.frame_pdqs.is_not(None))
+
+
+def _near_images(rows: Sequence[Row], pdq: np.ndarray | None, phash: np.ndarray | None, settings) -> set[str]:
+    """The stored images of one chunk near the entry: PDQ in any of their 8 orientations, or pHash."""
+    found: set[str] = set()
+    if pdq is not None:
+        variants = [r.pdq_dihedral.split(",") for r in rows]
+        owners = np.repeat(np.arange(len(rows)), [len(vs) for vs in variants])
+        hit_rows, _ = brute_force(pack_hex([v for vs in variants for v in vs], 32), pdq, settings.pdq_threshold)
+        found.update(rows[i].sha256 for i in set(owners[hit_rows].tolist()))
+    if phash is not None:
+        hit_rows, _ = brute_force(pack_hex([r.phash for r in rows], 8), phash, settings.phash_threshold)
+        found.update(rows[i].sha256 for i in hit_rows.tolist())
+    return found
+
+
+def _usable_frames(rows: Sequence[Row]) -> tuple[list[str], list[list[models.StoredFrame]]]:
+    """Stored videos' usable keyframes, by sha256."""
     shas, stored = [], []
     for row in rows:
         try:
@@ -121,68 +137,76 @@ def _stored_video_frames(ctx: Context) -> tuple[list[str], list[list[models.Stor
     return shas, stored
 
 
-def _videos_showing(ctx: Context, pdq: str) -> list[str]:
+def _frame_table(stored: list[list[models.StoredFrame]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All keyframes packed, with each row's video and each video's first row."""
+    counts = [len(frames) for frames in stored]
+    owners = np.repeat(np.arange(len(stored)), counts)
+    starts = np.cumsum(counts) - counts
+    return pack_hex([f.pdq for frames in stored for f in frames], 32), owners, starts
+
+
+def _videos_showing(shas: list[str], stored: list[list[models.StoredFrame]], pdq: np.ndarray,
+                    threshold: int) -> set[str]:
     """Stored videos with a keyframe within the image threshold of an image entry's PDQ."""
-    shas, stored = _stored_video_frames(ctx)
-    flat = [f.pdq for frames in stored for f in frames]
-    if not flat:
-        return []
-    owners = np.repeat(np.arange(len(shas)), [len(frames) for frames in stored])
-    hit_rows, _ = brute_force(pack_hex(flat, 32), pack_hex([pdq], 32)[0], ctx.settings.pdq_threshold)
-    return sorted({shas[int(owners[r])] for r in hit_rows.tolist()})
+    packed, owners, _ = _frame_table(stored)
+    hit_rows, _ = brute_force(packed, pdq, threshold)
+    return {shas[int(owners[r])] for r in hit_rows.tolist()}
 
 
-def _images_shown_in(ctx: Context, frames: list[models.StoredFrame]) -> set[str]:
+def _images_shown_in(session, frames: list[models.StoredFrame], threshold: int) -> set[str]:
     """Stored images within the frame threshold of one of a video entry's keyframes (stills of it)."""
-    if not frames:
-        return set()
-    with ctx.db.session() as session:
-        rows = session.execute(select(models.Media.sha256, models.Media.pdq).where(
-            models.Media.pdq.is_not(None), models.Media.pdq_quality >= hashes.PDQ_MIN_QUALITY)).all()
-    if not rows:
-        return set()
-    packed = pack_hex([r.pdq for r in rows], 32)
-    columns = np.ascontiguousarray(packed.view(np.uint64).T)
     found: set[str] = set()
-    for frame in frames:
-        hit_rows, _ = brute_force(packed, pack_hex([frame.pdq], 32)[0], ctx.settings.vpdq_frame_threshold, columns)
-        found.update(rows[r].sha256 for r in hit_rows.tolist())
+    if not frames:
+        return found
+    media = models.Media.__table__.c
+    queries = pack_hex([f.pdq for f in frames], 32)
+    for rows in stream_rows(session, select(media.sha256, media.pdq).where(
+            media.pdq.is_not(None), media.pdq_quality >= hashes.PDQ_MIN_QUALITY)):
+        packed = pack_hex([r.pdq for r in rows], 32)
+        columns = np.ascontiguousarray(packed.view(np.uint64).T)
+        for query in queries:
+            hit_rows, _ = brute_force(packed, query, threshold, columns)
+            found.update(rows[r].sha256 for r in hit_rows.tolist())
     return found
 
 
 def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
     """Stored videos with the entry's bytes or MD5, or whose stored keyframes match it vPDQ-style:
-    every stored keyframe is searched once per entry keyframe (brute force, exact), then the two-sided
-    rule decides, as the matcher does."""
+    every stored keyframe is searched once per entry keyframe (brute force, exact, chunk by chunk),
+    then the two-sided rule decides, as the matcher does."""
     found: set[str] = set()
-    with ctx.db.session() as session:
-        exact = [c for c in (models.Media.sha256 == entry.sha256 if entry.sha256 else None,
-                             models.Media.md5 == entry.md5 if entry.md5 else None) if c is not None]
-        if exact:
-            found.update(session.scalars(select(models.Media.sha256).where(or_(*exact))))
+    media = models.Media.__table__.c
     try:
         wanted = video_match.usable(models.decode_frames(entry.frame_pdqs))
     except ValueError:
         wanted = []
-    found.update(_images_shown_in(ctx, wanted))
-    shas, stored = _stored_video_frames(ctx) if wanted else ([], [])
-    flat = [f.pdq for frames in stored for f in frames]
-    if not flat:
-        return sorted(found)
-    owners = np.repeat(np.arange(len(shas)), [len(frames) for frames in stored])
-    starts = np.concatenate([[0], np.cumsum([len(frames) for frames in stored])[:-1]])
-    packed = pack_hex(flat, 32)
-    columns = np.ascontiguousarray(packed.view(np.uint64).T)
-    pairs: dict[int, list[tuple[int, int, int]]] = {}  # media row -> (its frame, entry frame, distance)
-    for ei, frame in enumerate(wanted):
-        hit_rows, dist = brute_force(packed, pack_hex([frame.pdq], 32)[0], ctx.settings.vpdq_frame_threshold, columns)
-        for r, d in zip(hit_rows.tolist(), dist.tolist()):
-            media = int(owners[r])
-            pairs.setdefault(media, []).append((r - int(starts[media]), ei, d))
-    for media, media_pairs in pairs.items():
-        if video_match.tally(media_pairs, stored[media], wanted).matches(ctx.settings.vpdq_match_share):
-            found.add(shas[media])
+    with ctx.db.session() as session:
+        exact = [c for c in (media.sha256 == entry.sha256 if entry.sha256 else None,
+                             media.md5 == entry.md5 if entry.md5 else None) if c is not None]
+        if exact:
+            found.update(session.scalars(select(media.sha256).where(or_(*exact))))
+        found.update(_images_shown_in(session, wanted, ctx.settings.vpdq_frame_threshold))
+        if wanted:
+            for rows in stream_rows(session, _VIDEO_FRAMES):
+                found.update(_videos_matching(*_usable_frames(rows), wanted, ctx.settings))
     return sorted(found)
+
+
+def _videos_matching(shas: list[str], stored: list[list[models.StoredFrame]],
+                     wanted: list[models.StoredFrame], settings) -> set[str]:
+    """The videos of one chunk that share enough keyframes with the entry, both ways."""
+    packed, owners, starts = _frame_table(stored)
+    if not len(packed):
+        return set()
+    columns = np.ascontiguousarray(packed.view(np.uint64).T)
+    pairs: dict[int, list[tuple[int, int, int]]] = {}  # video -> (its frame, entry frame, distance)
+    for ei, frame in enumerate(wanted):
+        hit_rows, dist = brute_force(packed, pack_hex([frame.pdq], 32)[0], settings.vpdq_frame_threshold, columns)
+        for r, d in zip(hit_rows.tolist(), dist.tolist()):
+            video = int(owners[r])
+            pairs.setdefault(video, []).append((r - int(starts[video]), ei, d))
+    return {shas[video] for video, video_pairs in pairs.items()
+            if video_match.tally(video_pairs, stored[video], wanted).matches(settings.vpdq_match_share)}
 
 
 def rematch_entry(ctx: Context, entry_id: str) -> int:

@@ -10,6 +10,7 @@ from flask import Blueprint, render_template, request
 from sqlalchemy import Text, cast, func, select
 
 from server import bank_search, models, records
+from server.db import stream_rows
 from server.desk.auth import require, services
 from server.errors import ApiError
 from server.verdicts import Level
@@ -92,25 +93,21 @@ def _current_levels(session, shas: set[str]) -> dict[str, str]:
 def similar_media(session, dihedral: list[str], phash: str | None, exclude: str | None = None,
                   limit: int = 24) -> list[dict[str, Any]]:
     """Media this instance has seen that look like the query: PDQ against each of the query's 8
-    orientations (so a flipped or rotated copy is found), pHash as is. Brute force over the record."""
-    rows = session.execute(select(models.Media.sha256, models.Media.pdq, models.Media.phash, models.Media.mime,
-                                  models.Media.first_seen).where(models.Media.pdq.is_not(None))).all()
-    rows = [r for r in rows if r.sha256 != exclude]
-    if not rows:
-        return []
-    pdq_best = np.full(len(rows), 999, dtype=np.int32)
-    for variant in dihedral:
-        d = bank_search._distances([r.pdq for r in rows], variant, 32)  # noqa: SLF001 - the same popcount
-        pdq_best = np.minimum(pdq_best, np.where(d >= 0, d, 999))
-    phash_d = bank_search._distances([r.phash for r in rows], phash, 8) if phash else np.full(len(rows), -1)  # noqa: SLF001
+    orientations (so a flipped or rotated copy is found), pHash as is. Brute force over the record,
+    chunk by chunk."""
+    m = models.Media.__table__.c
     hits = []
-    for i, row in enumerate(rows):
-        near_pdq = pdq_best[i] <= MEDIA_PDQ_DISTANCE
-        near_phash = 0 <= phash_d[i] <= MEDIA_PHASH_DISTANCE
-        if near_pdq or near_phash:
-            hits.append({"sha256": row.sha256, "mime": row.mime, "first_seen": row.first_seen,
-                         "pdq_distance": int(pdq_best[i]) if pdq_best[i] < 999 else None,
-                         "phash_distance": int(phash_d[i]) if phash_d[i] >= 0 else None})
+    for rows in stream_rows(session, select(m.sha256, m.pdq, m.phash, m.mime, m.first_seen)
+                            .where(m.pdq.is_not(None))):
+        pdq_d = bank_search.min_distances([r.pdq for r in rows], dihedral, 32)
+        phash_d = bank_search.min_distances([r.phash for r in rows], [phash] if phash else [], 8)
+        near = ((pdq_d >= 0) & (pdq_d <= MEDIA_PDQ_DISTANCE)) | ((phash_d >= 0) & (phash_d <= MEDIA_PHASH_DISTANCE))
+        for i in np.flatnonzero(near).tolist():
+            row = rows[i]
+            if row.sha256 != exclude:
+                hits.append({"sha256": row.sha256, "mime": row.mime, "first_seen": row.first_seen,
+                             "pdq_distance": int(pdq_d[i]) if pdq_d[i] >= 0 else None,
+                             "phash_distance": int(phash_d[i]) if phash_d[i] >= 0 else None})
     hits.sort(key=lambda h: (h["pdq_distance"] if h["pdq_distance"] is not None else 999,
                              h["phash_distance"] if h["phash_distance"] is not None else 999))
     hits = hits[:limit]
@@ -121,26 +118,10 @@ def similar_media(session, dihedral: list[str], phash: str | None, exclude: str 
 
 
 def search_banks(session, query: dict[str, Any]) -> list[dict[str, Any]]:
-    """server.bank_search over each of the query's 8 orientations (a mirrored or rotated copy is
-    found as the bank matcher would find it), keeping each entry's smallest distance."""
-    best: dict[str, dict[str, Any]] = {}
-    for i, variant in enumerate(query["dihedral"] or [query["pdq"]]):
-        found = bank_search.search(session, sha256=query["sha256"] if i == 0 else None, pdq=variant,
-                                   phash=query["phash"] if i == 0 else None, limit=200)
-        for hit in found:
-            seen = best.get(hit["entry"]["id"])
-            if seen is None:
-                best[hit["entry"]["id"]] = hit
-                continue
-            seen["exact"] = seen["exact"] or hit["exact"]
-            for key in ("pdq_distance", "phash_distance"):
-                if hit[key] is not None and (seen[key] is None or hit[key] < seen[key]):
-                    seen[key] = hit[key]
-    def order(r: dict[str, Any]) -> tuple:
-        return (not r["exact"], r["pdq_distance"] if r["pdq_distance"] is not None else 999,
-                r["phash_distance"] if r["phash_distance"] is not None else 999)
-
-    return sorted(best.values(), key=order)[:50]
+    """server.bank_search over the query's 8 orientations (a mirrored or rotated copy is found as the
+    bank matcher would find it): each entry's distance is its smallest to any of them."""
+    return bank_search.search(session, sha256=query["sha256"], pdq=query["dihedral"] or [query["pdq"]],
+                              phash=query["phash"])
 
 
 def hash_image(data: bytes) -> dict[str, Any]:

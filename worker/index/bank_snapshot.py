@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import select
 
 from server import banks, models
-from server.db import Database
+from server.db import Database, stream_rows
 from worker.index.hamming import HammingIndex, pack_hex
 from worker.stages import video_match
 
@@ -120,9 +120,6 @@ def _index_frames(snap: Snapshot, rows: list, frame_threshold: int) -> int:
     return len(hexes)
 
 
-_CHUNK = 50_000  # rows per database round trip while loading
-
-
 class _VideoRow(NamedTuple):
     id: str
     frame_pdqs: str
@@ -159,10 +156,9 @@ def build(db: Database, pdq_threshold: int, phash_threshold: int,
     with db.session() as session:
         state = banks.generation_state(session)
         # Core rows (plain tuples), streamed: the ORM's per-row work would triple the load time.
-        result = session.connection().execution_options(stream_results=True, max_row_buffer=_CHUNK).execute(
-            select(entries.id, entries.pdq, entries.pdq_quality, entries.phash, entries.frame_pdqs)
-            .where(entries.status == "confirmed", entries.hash_state == "ready"))
-        while chunk := result.fetchmany(_CHUNK):
+        for chunk in stream_rows(session, select(entries.id, entries.pdq, entries.pdq_quality, entries.phash,
+                                                 entries.frame_pdqs)
+                                 .where(entries.status == "confirmed", entries.hash_state == "ready")):
             pdq.add([(e, p, q or 0) for e, p, q, _, _ in chunk if p])
             phash.add([(e, h, 0) for e, _, _, h, _ in chunk if h])
             video_rows.extend(_VideoRow(e, f) for e, _, _, _, f in chunk if f)
