@@ -14,15 +14,11 @@ import argparse
 import io
 import json
 import resource
-import subprocess
-import sys
 import time
 import uuid
 
 import numpy as np
-from common import ROOT
-
-from tests.conftest import PG_ADMIN
+from common import in_child, throwaway_postgres
 
 
 def _rss_mb() -> float:
@@ -75,7 +71,7 @@ def measure(url: str) -> dict[str, float]:
     total_s = time.perf_counter() - started
     grew = _rss_mb() - before
     n = len(snap.pdq)
-    ids_bytes = snap.pdq_ids.nbytes if hasattr(snap.pdq_ids, "nbytes") else sum(sys.getsizeof(i) + 8 for i in snap.pdq_ids)
+    ids_bytes = snap.pdq_ids.nbytes
     started = time.perf_counter()
     HammingIndex(snap.pdq.hashes, 31)
     index_s = time.perf_counter() - started
@@ -97,29 +93,16 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child)))
         return
-    import psycopg
-
-    admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     print("size        fill s   load+build s   index alone s   RSS grew MB   index MB   ids MB   raw MB   (index+ids)/raw   API search s")
     for n in (int(s) for s in args.sizes.split(",")):
-        name = f"credence_bench_{uuid.uuid4().hex[:8]}"
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = f"{base}/{name}"
+        with throwaway_postgres() as url:
             started = time.perf_counter()
             fill(url, n)
             fill_s = time.perf_counter() - started
-            out = subprocess.run([sys.executable, __file__, "--child", url], capture_output=True, text=True,
-                                 cwd=ROOT, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r = in_child(__file__, url)
             print(f"{r['n']:>10,}  {fill_s:7.1f}  {r['total_s']:12.2f}  {r['index_s']:14.2f}  {r['rss_grew_mb']:11.0f}"
                   f"  {r['index_mb']:9.0f}  {r['ids_mb']:7.0f}  {r['raw_mb']:7.0f}  "
                   f"{(r['index_mb'] + r['ids_mb']) / r['raw_mb']:6.1f}x  {r['search_s']:13.2f}")
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
-
 
 if __name__ == "__main__":
     main()

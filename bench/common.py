@@ -6,9 +6,13 @@ instead of copied.
 """
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,3 +25,28 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A new PostgreSQL database for one measurement (a SQLAlchemy URL), dropped afterwards, made the way
+    tests/conftest.py makes its own."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN
+
+    admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    name = f"credence_bench_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def in_child(script: str, *args: str) -> dict:
+    """``script --child args`` in a fresh process, so its peak RSS is its own; it prints JSON last."""
+    out = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

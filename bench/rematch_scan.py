@@ -14,15 +14,11 @@ import argparse
 import io
 import json
 import resource
-import subprocess
-import sys
 import time
 import uuid
 
 import numpy as np
-from common import ROOT
-
-from tests.conftest import PG_ADMIN
+from common import in_child, throwaway_postgres
 
 
 def _rss_mb() -> float:
@@ -96,28 +92,15 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(*args.child)))
         return
-    import psycopg
-
-    admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     print("stored images   fill s   stream only s (floor)   scan s   scan/floor   RSS grew MB")
     for n in (int(s) for s in args.sizes.split(",")):
-        name = f"credence_bench_{uuid.uuid4().hex[:8]}"
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = f"{base}/{name}"
+        with throwaway_postgres() as url:
             started = time.perf_counter()
             pdq = fill(url, n)
             fill_s = time.perf_counter() - started
-            out = subprocess.run([sys.executable, __file__, "--child", url, pdq], capture_output=True, text=True,
-                                 cwd=ROOT, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r = in_child(__file__, url, pdq)
             print(f"{r['n']:>13,}  {fill_s:7.1f}  {r['floor_s']:22.2f}  {r['scan_s']:7.2f}  "
                   f"{r['scan_s'] / r['floor_s']:10.2f}x  {r['rss_grew_mb']:11.0f}")
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
-
 
 if __name__ == "__main__":
     main()

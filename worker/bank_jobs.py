@@ -7,8 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Row, or_, select
+from sqlalchemy.orm import Session
 
 from server import models, records
+from server.config import Settings
 from server.db import stream_rows
 from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, fuse
@@ -110,7 +112,8 @@ def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
 _VIDEO_FRAMES = select(models.Media.sha256, models.Media.frame_pdqs).where(models.Media.frame_pdqs.is_not(None))
 
 
-def _near_images(rows: Sequence[Row], pdq: np.ndarray | None, phash: np.ndarray | None, settings) -> set[str]:
+def _near_images(rows: Sequence[Row], pdq: np.ndarray | None, phash: np.ndarray | None,
+                 settings: Settings) -> set[str]:
     """The stored images of one chunk near the entry: PDQ in any of their 8 orientations, or pHash."""
     found: set[str] = set()
     if pdq is not None:
@@ -153,7 +156,7 @@ def _videos_showing(shas: list[str], stored: list[list[models.StoredFrame]], pdq
     return {shas[int(owners[r])] for r in hit_rows.tolist()}
 
 
-def _images_shown_in(session, frames: list[models.StoredFrame], threshold: int) -> set[str]:
+def _images_shown_in(session: Session, frames: list[models.StoredFrame], threshold: int) -> set[str]:
     """Stored images within the frame threshold of one of a video entry's keyframes (stills of it)."""
     found: set[str] = set()
     if not frames:
@@ -193,7 +196,7 @@ def _affected_videos(ctx: Context, entry: models.BankEntry) -> list[str]:
 
 
 def _videos_matching(shas: list[str], stored: list[list[models.StoredFrame]],
-                     wanted: list[models.StoredFrame], settings) -> set[str]:
+                     wanted: list[models.StoredFrame], settings: Settings) -> set[str]:
     """The videos of one chunk that share enough keyframes with the entry, both ways."""
     packed, owners, starts = _frame_table(stored)
     if not len(packed):
