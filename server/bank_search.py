@@ -1,43 +1,26 @@
 """'What do we have that looks like this?': every entry of every bank, any status, with distances.
 
-Runs in the API process over the record (exact brute force with numpy popcount). The workers' in-memory
+Runs in the API process over the record (exact: every entry is tested). The workers' in-memory
 index serves the hot matching path; this serves people asking, so it favours completeness: near misses up
 to 63 PDQ bits, and a video query lists every video entry sharing at least one keyframe, with both vPDQ
-shares and whether they reach the match share. Entries are scanned in chunks of plain rows, and only the
-hits are loaded as objects, so a search over millions of entries never holds them all.
+shares and whether they reach the match share. The hash test runs in the database where it can
+(server.hash_scan), rows come in chunks, and only the hits are loaded as objects, so a search over
+millions of entries never holds them all.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from server import banks, models
+from server import banks, hash_scan, models
 from server.db import stream_rows
 
 SEARCH_PDQ_DISTANCE = 63  # wider than the match threshold: show near misses, with their distance
 SEARCH_PHASH_DISTANCE = 16
 _ID_BATCH = 500  # ids per IN (...) when loading the hits
-
-
-def min_distances(values: Sequence[str | None], queries: Sequence[str], nbytes: int) -> np.ndarray:
-    """Each stored hex hash's smallest Hamming distance to any of the queries (a hash's orientations);
-    -1 where nothing is stored."""
-    present = [i for i, v in enumerate(values) if v]
-    out = np.full(len(values), -1, dtype=np.int32)
-    if present and queries:
-        packed = np.frombuffer(bytes.fromhex("".join(values[i] for i in present)), dtype=np.uint8)
-        words = packed.reshape(-1, nbytes).view(np.uint64)
-        best = None
-        for query in queries:
-            q = np.frombuffer(bytes.fromhex(query), dtype=np.uint8).view(np.uint64)
-            d = np.bitwise_count(words ^ q).sum(axis=1, dtype=np.int32)
-            best = d if best is None else np.minimum(best, d)
-        out[present] = best
-    return out
 
 
 def _video_shares(session: Session, frames: list[Any], threshold: int) -> dict[str, Any]:
@@ -64,7 +47,7 @@ def search(session: Session, *, sha256: str | None, pdq: str | Sequence[str] | N
     """``pdq``: one hash, or a query's orientations (an entry's distance is its smallest to any);
     ``frames``: a video query's keyframe PDQs (objects with t, pdq, quality)."""
     e = models.BankEntry.__table__.c
-    pdqs = [pdq] if isinstance(pdq, str) else [p for p in pdq or [] if p]
+    pdqs = [pdq] if isinstance(pdq, str) else list(pdq or [])
     found: dict[str, dict[str, Any]] = {}
 
     def hit(entry_id: str) -> dict[str, Any]:
@@ -75,20 +58,10 @@ def search(session: Session, *, sha256: str | None, pdq: str | Sequence[str] | N
     if exact:
         for entry_id in session.scalars(select(e.id).where(or_(*exact))):
             hit(entry_id)["exact"] = True
-    if pdqs or phash:
-        exact_ids = set(found)
-        for rows in stream_rows(session, select(e.id, e.pdq, e.phash)
-                                .where(or_(e.pdq.is_not(None), e.phash.is_not(None)))):
-            pdq_d = min_distances([r.pdq for r in rows], pdqs, 32)
-            phash_d = min_distances([r.phash for r in rows], [phash] if phash else [], 8)
-            near = ((pdq_d >= 0) & (pdq_d <= SEARCH_PDQ_DISTANCE)) | ((phash_d >= 0) & (phash_d <= SEARCH_PHASH_DISTANCE))
-            keep = set(np.flatnonzero(near).tolist())
-            if exact_ids:
-                keep.update(i for i, r in enumerate(rows) if r.id in exact_ids)
-            for i in keep:
-                h = hit(rows[i].id)
-                h["pdq_distance"] = int(pdq_d[i]) if pdq_d[i] >= 0 else None
-                h["phash_distance"] = int(phash_d[i]) if phash_d[i] >= 0 else None
+    for near in hash_scan.near_rows(session, models.BankEntry.__table__, [e.id], pdqs=pdqs,
+                                    pdq_limit=SEARCH_PDQ_DISTANCE, phash=phash, phash_limit=SEARCH_PHASH_DISTANCE):
+        h = hit(near.row.id)
+        h["pdq_distance"], h["phash_distance"] = near.pdq_distance, near.phash_distance
     if frames:
         for entry_id, result in _video_shares(session, frames, frame_threshold).items():
             hit(entry_id)["video"] = {**result.details(), "matches": result.matches(match_share)}

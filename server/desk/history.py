@@ -5,12 +5,10 @@ import hashlib
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, render_template, request
 from sqlalchemy import Text, cast, func, select
 
-from server import bank_search, models, records
-from server.db import stream_rows
+from server import bank_search, hash_scan, models, records
 from server.desk.auth import require, services
 from server.errors import ApiError
 from server.verdicts import Level
@@ -93,21 +91,14 @@ def _current_levels(session, shas: set[str]) -> dict[str, str]:
 def similar_media(session, dihedral: list[str], phash: str | None, exclude: str | None = None,
                   limit: int = 24) -> list[dict[str, Any]]:
     """Media this instance has seen that look like the query: PDQ against each of the query's 8
-    orientations (so a flipped or rotated copy is found), pHash as is. Brute force over the record,
-    chunk by chunk."""
+    orientations (so a flipped or rotated copy is found), pHash as is, over the whole record."""
     m = models.Media.__table__.c
-    hits = []
-    for rows in stream_rows(session, select(m.sha256, m.pdq, m.phash, m.mime, m.first_seen)
-                            .where(m.pdq.is_not(None))):
-        pdq_d = bank_search.min_distances([r.pdq for r in rows], dihedral, 32)
-        phash_d = bank_search.min_distances([r.phash for r in rows], [phash] if phash else [], 8)
-        near = ((pdq_d >= 0) & (pdq_d <= MEDIA_PDQ_DISTANCE)) | ((phash_d >= 0) & (phash_d <= MEDIA_PHASH_DISTANCE))
-        for i in np.flatnonzero(near).tolist():
-            row = rows[i]
-            if row.sha256 != exclude:
-                hits.append({"sha256": row.sha256, "mime": row.mime, "first_seen": row.first_seen,
-                             "pdq_distance": int(pdq_d[i]) if pdq_d[i] >= 0 else None,
-                             "phash_distance": int(phash_d[i]) if phash_d[i] >= 0 else None})
+    hits = [{"sha256": near.row.sha256, "mime": near.row.mime, "first_seen": near.row.first_seen,
+             "pdq_distance": near.pdq_distance, "phash_distance": near.phash_distance}
+            for near in hash_scan.near_rows(session, models.Media.__table__, [m.sha256, m.mime, m.first_seen],
+                                            pdqs=dihedral, pdq_limit=MEDIA_PDQ_DISTANCE,
+                                            phash=phash, phash_limit=MEDIA_PHASH_DISTANCE)
+            if near.row.sha256 != exclude]
     hits.sort(key=lambda h: (h["pdq_distance"] if h["pdq_distance"] is not None else 999,
                              h["phash_distance"] if h["phash_distance"] is not None else 999))
     hits = hits[:limit]
