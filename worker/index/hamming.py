@@ -13,7 +13,7 @@ so no directory is needed beyond the bucket offsets). That is about 18 bits per 
 against 32 for a plain permutation, close to the ~17.4-bit entropy of a posting list. For PDQ at 10M
 hashes: 320 MB of hashes + 360 MB of tables (2.1x raw; plain uint32 tables made it 3.0x).
 Any exact multi-index needs about as many table bits per row as the hash has (16 tables x 16 bits),
-so about 2x raw is this design's floor; brute force at 1x raw is 50x slower (bench/pdq_index.py).
+so about 2x raw is this design's floor; brute force at 1x raw is ~50x slower (bench/pdq_index.py).
 """
 from __future__ import annotations
 
