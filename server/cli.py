@@ -34,8 +34,17 @@ def serve(host: str | None, port: int | None, threads: int, no_worker: bool) -> 
     host = host or settings.host
     port = settings.port if port is None else port
     upgrade(settings.sqlalchemy_url)
-    worker = None if no_worker else _spawn_worker(["fetch", "cpu", "gpu"], settings.worker_concurrency, beat=True)
-    server = create_server(create_app(settings), host=host, port=port, threads=threads)
+    app = create_app(settings)
+    worker = None
+    if not no_worker:
+        # the bundled worker's metrics join the API's /metrics (its files, summed, on each scrape)
+        from server.metrics import fresh_dir
+
+        metrics_dir = fresh_dir(settings.resolved_data_dir / "worker-metrics")
+        app.config["CREDENCE_WORKER_METRICS_DIR"] = str(metrics_dir)
+        worker = _spawn_worker(["fetch", "cpu", "gpu"], settings.worker_concurrency, beat=True,
+                               env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    server = create_server(app, host=host, port=port, threads=threads)
     actual_port = server.socket.getsockname()[1] if hasattr(server, "socket") else port
     click.echo(f"Credence listening on http://{host}:{actual_port} "
                f"(data in {settings.resolved_data_dir}, database {settings.sqlalchemy_url.split('://')[0]}, "
@@ -72,8 +81,9 @@ def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
     return argv
 
 
-def _spawn_worker(queues: list[str], concurrency: int, beat: bool) -> subprocess.Popen:
-    return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parent.parent)
+def _spawn_worker(queues: list[str], concurrency: int, beat: bool, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parent.parent,
+                            env=env)
 
 
 @main.command()
@@ -84,6 +94,10 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     """Run a Celery worker for the given queues (production shape)."""
     settings = get_settings()
     argv = _celery_argv([q for q in queues.split(",") if q], concurrency or settings.worker_concurrency, beat)
+    if settings.worker_metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credence-worker-metrics-")
     os.execv(argv[0], argv)
 
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     stale_check_s: int = Field(120, description="A check unfinished this long is re-enqueued by the sweeper.")
     visibility_timeout_s: int = Field(300, description="Redis broker: an unacknowledged task is redelivered after this long.")
     worker_concurrency: int = Field(2, description="Worker processes started by `credence serve`.")
+    worker_metrics_port: int = Field(0, ge=0, le=65535, description=(
+        "Port on which `credence worker` serves its Prometheus metrics (0: off). Under `credence serve` the "
+        "worker's metrics are part of the API's /metrics instead."))
     instance_name: str = Field("credence", description="This instance's name on the exchange feed (peers see it as the origin of entries).")
     peer_pull_s: int = Field(300, ge=10, description="How often the beat task pulls each peer's feed.")
     pdq_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ Hamming distance (of 256 bits) that counts as a near duplicate.")

@@ -220,6 +220,22 @@ def wait_done(base_or_client, check_ids: list[str], timeout: float = 60) -> dict
     raise TimeoutError(f"checks not done: {[(k, v['status']) for k, v in results.items()]}")
 
 
+def metric(url: str, name: str, at_least: float, timeout: float = 15, **labels: str) -> float:
+    """A sample's value from a Prometheus endpoint, once it reaches ``at_least`` (counters are bumped just
+    after a check completes, so a scrape may come a moment early)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout
+    value = 0.0
+    while True:
+        text = requests.get(url, timeout=10).text
+        value = sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+        if value >= at_least or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
 def check_in_process(svc, call, url: str) -> dict:
     """What a reader's extension sees (POST /checks), with the worker's jobs run in-process when pending."""
     from worker import jobs

@@ -38,3 +38,8 @@ def test_compose_has_the_production_shape() -> None:
     assert set(cpu_queues.split(",")) == {"fetch", "cpu"}
     beats = [name for name, svc in services.items() if "--beat" in (svc.get("command") or [])]
     assert beats == ["worker-cpu"], "exactly one sweeper"
+    # metrics: the API's gunicorn processes are summed (tests/test_gunicorn_metrics.py), each worker serves its own
+    assert services["api"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+    for name in ("worker-cpu", "worker-gpu"):
+        assert services[name]["environment"]["CREDENCE_WORKER_METRICS_PORT"] == "9101"
+        assert services[name]["environment"]["CREDENCE_DATABASE_URL"] == env["CREDENCE_DATABASE_URL"]

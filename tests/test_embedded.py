@@ -19,7 +19,7 @@ import requests
 from server.media_store import MediaStore
 from tests.clips import make_clip
 from tests.conftest import env_for
-from tests.helpers import ROOT, free_port, make_jpeg, make_png, wait_done
+from tests.helpers import ROOT, free_port, make_jpeg, make_png, metric, wait_done
 
 
 @pytest.fixture
@@ -90,6 +90,14 @@ def test_embedded_serve_checks_records_and_caches(embedded, data_dir: Path, medi
     frames = assert_baseline_ran(video)["details"]["frames"]  # detection over the keyframes, aggregated
     assert len(frames) >= 2 and all(0.0 <= f["score"] <= 1.0 for f in frames)
     assert requests.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
+    # one scrape of the API's /metrics shows the bundled worker's processes too
+    scrape = f"{base}/metrics"
+    assert metric(scrape, "credence_checks_created_total", 5) >= 5
+    assert metric(scrape, "credence_verdicts_total", 4, level="no-evidence") == 4  # 2 URLs, a photo, a clip
+    assert metric(scrape, "credence_verdicts_total", 1, level="unavailable") == 1
+    assert metric(scrape, "credence_fetch_refused_total", 1) == 1  # the 404
+    assert metric(scrape, "credence_rule_seconds_count", 4, rule="detect") == 4
+    assert metric(scrape, "credence_worker_tasks_total", 3, task="credence.fetch", outcome="success") == 3  # URLs
 
     children = psutil.Process(proc.pid).children(recursive=True)
     assert children, "the worker runs under serve"

@@ -14,7 +14,7 @@ from server.app import create_app
 from server.config import PIPELINE_VERSION
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
-from tests.helpers import MediaServer, WorkerProcess, free_port, make_jpeg, wait_done
+from tests.helpers import MediaServer, WorkerProcess, free_port, make_jpeg, metric, wait_done
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,8 @@ def post(client, urls: list[str], wait: float = 0) -> list[dict]:
 
 def test_batch_flows_to_recorded_verdicts_and_then_cache(data_dir, pg_url, redis_url, media_server: MediaServer,
                                                          tmp_path) -> None:
-    env, app, client = make_stack(data_dir, pg_url, redis_url)
+    metrics_port = free_port()
+    env, app, client = make_stack(data_dir, pg_url, redis_url, worker_metrics_port=str(metrics_port))
     same = make_jpeg(seed=1)
     urls = {
         "a": media_server.add("/a.jpg", same),
@@ -60,6 +61,13 @@ def test_batch_flows_to_recorded_verdicts_and_then_cache(data_dir, pg_url, redis
         ids = [r["check_id"] for r in first]
         assert all(ids) and len(set(ids)) == len(ids)
         done = wait_done(client, ids)
+        # the worker's own Prometheus endpoint sums its prefork processes
+        scrape = f"http://127.0.0.1:{metrics_port}/metrics"
+        assert metric(scrape, "credence_worker_tasks_total", 7, task="credence.fetch", outcome="success") == 7
+        assert metric(scrape, "credence_verdicts_total", 2, level="no-evidence") == 2  # a (twice: once) and b
+        assert metric(scrape, "credence_verdicts_total", 4, level="unavailable") == 4
+        assert metric(scrape, "credence_fetch_refused_total", 1, code="blocked-address") == 1
+        assert metric(scrape, "credence_rule_seconds_count", 3, rule="decode") == 3
     finally:
         worker.stop()
     by_name = {name: done[first[i]["check_id"]]["verdict"] for i, name in enumerate(urls)}

@@ -1,11 +1,15 @@
 """The Celery application of the workers: ``celery -A worker.celery_app worker -Q fetch,cpu``."""
 from __future__ import annotations
 
-from celery.signals import worker_process_init
+import logging
+import os
+
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_process_shutdown, worker_ready
 
 from server.config import get_settings
 from server.db import dispose_all
 from server.queue import make_celery
+from worker import metrics
 
 app = make_celery(get_settings(), name="credence-worker")
 app.conf.include = ["worker.tasks"]
@@ -18,3 +22,32 @@ def _fresh_connections(**_: object) -> None:
     from worker import context
 
     context.reset()
+
+
+@task_prerun.connect
+def _task_started(task_id: str = "", **_: object) -> None:
+    metrics.task_started(task_id)
+
+
+@task_postrun.connect
+def _task_finished(task_id: str = "", task=None, state: str | None = None, **_: object) -> None:
+    metrics.task_finished(task_id, getattr(task, "name", "unknown"), state)
+
+
+@worker_ready.connect
+def _serve_metrics(**_: object) -> None:
+    port, path = get_settings().worker_metrics_port, os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if port and path:
+        metrics.serve(port, path)
+    elif port:
+        logging.getLogger(__name__).warning(
+            "CREDENCE_WORKER_METRICS_PORT is set but PROMETHEUS_MULTIPROC_DIR is not: start workers with "
+            "`credence worker`, which sets it, to serve metrics")
+
+
+@worker_process_shutdown.connect
+def _process_gone(pid: int | None = None, **_: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -24,7 +24,7 @@ from server.config import Settings
 from server.media_store import MediaStore
 from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, Verdict, fuse
-from worker import detection
+from worker import detection, metrics
 from worker.context import Context
 from worker.stages.decode import decode
 
@@ -202,6 +202,7 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
             with ctx.db.session() as session:
                 row = records.record_verdict(session, verdict)
                 records.complete_checks_for(session, sha256, row.id)
+            metrics.verdict_recorded(verdict)
             ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
             ctx.cache.release(detecting_key(sha256))
             outcomes[sha256] = verdict.level.value

@@ -11,7 +11,7 @@ from server import models, records
 from server.config import PIPELINE_VERSION
 from server.queue import enqueue_analyze, enqueue_detect, enqueue_fetch
 from server.verdicts import Verdict, unavailable
-from worker import detection
+from worker import detection, metrics
 from worker.bank_matcher import BankMatcher
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
@@ -27,6 +27,7 @@ def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
     with ctx.db.session() as session:
         row = records.record_verdict(session, verdict)
         records.complete_check(session, check.id, row.id)
+    metrics.verdict_recorded(verdict)
     body = verdict.model_dump(mode="json")
     ctx.cache.remember(url_hash=check.url_hash, body=body)
     if check.url_hash:
@@ -43,6 +44,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
     try:
         fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
     except FetchRefused as exc:
+        metrics.FETCH_REFUSED.labels(exc.code).inc()
         verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
                               sha256=None, versions={"pipeline": PIPELINE_VERSION})
         _finish_check(ctx, check, verdict)
@@ -99,6 +101,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
                 row = records.record_verdict(session, verdict)
                 for check_id in records.complete_checks_for(session, sha256, row.id):
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
+            metrics.verdict_recorded(verdict)
             return "missing"
         with ctx.db.session() as session:
             media = session.get(models.Media, sha256)
@@ -125,6 +128,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             if holder is None or holder == owner:
                 enqueue_detect(ctx.celery, sha256, partial_of(verdict))
             return DETECTING
+        metrics.verdict_recorded(verdict)
         ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
         return verdict.level.value
     finally:

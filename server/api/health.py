@@ -1,11 +1,14 @@
 """Liveness, readiness (database and broker reachable) and Prometheus metrics."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import os
+
+from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from server.api.deps import services
+from server.metrics import summed
 
 bp = Blueprint("health", __name__)
 
@@ -39,4 +42,9 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    own_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # gunicorn's processes (server/gunicorn_conf.py)
+    body = summed(own_dir) if own_dir else generate_latest()
+    worker_dir = current_app.config.get("CREDENCE_WORKER_METRICS_DIR")
+    if worker_dir:  # `credence serve`: the bundled worker's metrics too
+        body += summed(worker_dir)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

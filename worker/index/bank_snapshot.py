@@ -171,6 +171,11 @@ def build(db: Database, pdq_threshold: int, phash_threshold: int,
         snap.phash = HammingIndex(hashes, phash_threshold)
     frame_count = _index_frames(snap, video_rows, frame_threshold)
     snap.built_in_s = time.perf_counter() - started
+    from worker import metrics  # here, not at import: the bench and the CLI build snapshots too
+
+    metrics.BANK_INDEX_SECONDS.observe(snap.built_in_s)
+    for kind, rows in (("pdq", len(pdq)), ("phash", len(phash)), ("video-frames", frame_count)):
+        metrics.BANK_INDEX_ROWS.labels(kind).set(rows)
     log.info("bank index built: %d PDQ, %d pHash entries, %d videos (%d keyframes) in %.2fs (generation %s)",
              len(pdq), len(phash), len(snap.video_ids), frame_count, snap.built_in_s, state)
     return snap
