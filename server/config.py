@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     keep_thumbnails: bool = Field(True, description="Keep C2PA thumbnails (asset and ingredients) in the media store for the report; verdicts hold their sha256 only.")
     watermark_max_pixels: int = Field(4_194_304, ge=0, description="Largest image checked for the Stable Diffusion invisible watermark (cost grows with size); 0 turns the check off.")
     video_max_bytes: int = Field(100 * 1024 * 1024, description="Largest video read whole (fetched or uploaded). Of a longer one only the first 32 MiB and its index are read, by HTTP range requests where needed; the file hashes then cannot match exactly.")
+    video_fetch_timeout_s: float = Field(120.0, gt=0, description="The whole fetch's deadline once the first bytes show a video (CREDENCE_FETCH_TIMEOUT_S stays the deadline of everything else, and of a video until its first bytes arrive). At 120 s a 100 MiB video needs about 7 Mbit/s from its origin.")
     video_max_seconds: float = Field(120.0, gt=0, description="Media time read from the start of a video; the rest is not analysed (the evidence says so).")
     video_max_keyframes: int = Field(32, ge=2, le=256, description="Most keyframes kept per video (scene changes plus a uniform sample) for hashing, detection and the filmstrip.")
     video_max_decode_s: float = Field(30.0, gt=0, description="Wall-clock budget for decoding one video's keyframes.")

@@ -127,8 +127,12 @@ class MediaServer:
                 self._write(part)
 
             def _write(self, data: bytes) -> None:
+                pause = float(outer.options.get(self.path, {}).get("chunk_delay", 0.0))
                 try:
                     for i in range(0, len(data), 64 * 1024):  # counted as sent, so tests see what was read
+                        if i and pause:
+                            self.wfile.flush()
+                            time.sleep(pause)
                         self.wfile.write(data[i:i + 64 * 1024])
                         with outer.lock:
                             outer.bytes_sent[self.path] += len(data[i:i + 64 * 1024])
@@ -142,13 +146,16 @@ class MediaServer:
         self.thread.start()
 
     def add(self, path: str, body: bytes, ctype: str = "image/jpeg", delay: float = 0.0, *,
-            ranges: str = "none", length: bool = True, range_location: str | None = None) -> str:
+            ranges: str = "none", length: bool = True, range_location: str | None = None,
+            chunk_delay: float = 0.0) -> str:
         """Serve ``body`` at ``path``. ``ranges``: one of RANGE_MODES (``bytes`` honours Range; ``ignore``
         advertises it and sends 200 anyway; the others misanswer). ``length=False``: no Content-Length.
-        ``range_location``: Range requests get a 302 to this URL instead."""
+        ``range_location``: Range requests get a 302 to this URL instead. ``chunk_delay``: a pause between
+        64 KiB chunks of the body (a slow origin)."""
         assert ranges in RANGE_MODES, ranges
         self.routes[path] = (body, ctype, delay)
-        self.options[path] = {"ranges": ranges, "length": length, "range_location": range_location}
+        self.options[path] = {"ranges": ranges, "length": length, "range_location": range_location,
+                              "chunk_delay": chunk_delay}
         return self.url(path)
 
     def url(self, path: str) -> str:

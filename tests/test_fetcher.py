@@ -697,11 +697,11 @@ def test_limits_from_settings() -> None:
     from server.config import Settings
 
     settings = Settings(fetch_max_bytes=1234, fetch_timeout_s=2.5, fetch_max_redirects=7, max_pixels=99,
-                        fetch_allow_networks="127.0.0.1/32, ::1/128", video_max_bytes=5678)
+                        fetch_allow_networks="127.0.0.1/32, ::1/128", video_max_bytes=5678, video_fetch_timeout_s=42)
     assert FetchLimits.from_settings(settings) == FetchLimits(
         max_bytes=1234, timeout_s=2.5, max_redirects=7, max_pixels=99,
         allow_networks=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
-        video_max_bytes=5678,
+        video_max_bytes=5678, video_timeout_s=42,
     )
     assert FetchLimits.from_settings(Settings()).allow_networks == ()
 

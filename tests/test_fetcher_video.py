@@ -268,6 +268,22 @@ def test_range_requests_share_the_one_deadline(media: MediaServer, mp4: bytes) -
     assert refused(url, limits(timeout_s=1.0)).code == "timeout"  # three requests of 0.4 s each
 
 
+def test_a_video_gets_its_own_deadline_once_its_bytes_say_so(media: MediaServer, mp4: bytes) -> None:
+    """Three requests of 0.4 s: over the 1 s of an image, within the video's 5 s; the watchdog set for the
+    first deadline must not cut the sockets when it passes."""
+    url = media.add("/slow.mp4", with_free_before_moov(mp4, 1 << 20), "video/mp4", delay=0.4, ranges="bytes")
+    got = fetch(url, limits(timeout_s=1.0, video_timeout_s=5.0))
+    assert got.mime == "video/mp4" and got.source_size == len(with_free_before_moov(mp4, 1 << 20))
+    assert len(ranges_asked(media, "/slow.mp4")) == 2
+    slow_image = media.add("/slow.png", make_png(), "image/png", delay=1.2)
+    assert refused(slow_image, limits(timeout_s=1.0, video_timeout_s=5.0)).code == "timeout"  # images keep 1 s
+    # one slow answer that outlasts the first deadline: its watchdog must wait for the video's
+    padded = with_free_before_moov(mp4, 300_000)  # six 64 KiB chunks, 0.26 s apart
+    whole = media.add("/drip.mp4", padded, "video/mp4", chunk_delay=0.26)
+    assert fetch(whole, limits(timeout_s=1.0, video_timeout_s=5.0, video_max_bytes=len(padded))).data == padded
+    assert refused(whole, limits(timeout_s=1.0, video_max_bytes=len(padded))).code == "timeout"
+
+
 def test_garbage_after_the_head_is_refused_not_a_crash(media: MediaServer, mp4: bytes) -> None:
     moov_at = boxes(mp4)[-1][1]
     broken = mp4[:moov_at] + struct.pack(">I4s", 4, b"moov") + bytes(64)  # an impossible box size
@@ -285,6 +301,7 @@ def test_video_limits_from_settings_and_defaults() -> None:
     assert lim.video_cap == 100 * 1024 * 1024
     assert lim.video_head == lim.video_index_max == 32 * 1024 * 1024
     assert lim.max_bytes == 25 * 1024 * 1024
+    assert lim.timeout_s == 15 and lim.video_timeout_s == 120
     bare = FetchLimits(max_bytes=1000, timeout_s=1, max_redirects=0, max_pixels=1)
     assert bare.video_cap == 1000 and bare.video_head == 1000  # no video cap: videos share the image cap
 

@@ -73,6 +73,8 @@ class FetchLimits:
     video_max_bytes: int = 0
     # Bytes read from the start of a video over its cap (by range or by hanging up). 0: derived.
     video_head_bytes: int = 0
+    # The whole fetch's deadline once the first bytes show a video (tens of MB, not one image). 0: timeout_s.
+    video_timeout_s: float = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> "FetchLimits":
@@ -84,6 +86,7 @@ class FetchLimits:
             max_pixels=int(settings.max_pixels),
             allow_networks=tuple(settings.allow_networks),
             video_max_bytes=int(getattr(settings, "video_max_bytes", 0) or 0),
+            video_timeout_s=float(getattr(settings, "video_fetch_timeout_s", 0) or 0),
         )
 
     @property
@@ -444,7 +447,13 @@ def _scheme_reason(scheme: str) -> str:
 class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.at = time.monotonic() + seconds
+        self.started = time.monotonic()
+        self.at = self.started + seconds
+
+    def extend(self, seconds: float) -> None:
+        """A longer whole-fetch budget, counted from the start (a video, once its bytes say so)."""
+        if seconds > self.seconds:
+            self.seconds, self.at = seconds, self.started + seconds
 
     def remaining(self) -> float:
         """Seconds left; raises once the whole fetch has run out of time."""
@@ -502,6 +511,12 @@ class _Watchdog:
     def _fire(self) -> None:
         with self._lock:
             if self._closed:
+                return
+            left = self._deadline.at - time.monotonic()
+            if left > 0:  # the deadline was extended since the timer was set
+                self._timer = threading.Timer(left, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
                 return
             self.fired = True
             for sock in self._socks:
@@ -734,6 +749,8 @@ def _read_media(resp: Any, deadline: _Deadline, watchdog: _Watchdog, *, limits: 
     _read_into(resp, buf, _SNIFF_BYTES, deadline, watchdog)
     mime = _refuse_unknown(bytes(buf))
     video = mime in VIDEO_TYPES
+    if video:
+        deadline.extend(limits.video_timeout_s)
     cap = limits.video_cap if video else limits.max_bytes
     if declared is not None and declared > cap:
         if not video:
