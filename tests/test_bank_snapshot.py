@@ -49,6 +49,7 @@ def test_snapshot_holds_only_confirmed_entries_and_rebuilds_on_a_new_generation(
     assert found == sorted([(confirmed_id, 0, 100), ("legacy-entry", 1, 90)])
     assert pending_id not in {f[0] for f in found}
     assert snap.search_phash("ffff000000000001") == [(confirmed_id, 1)]
+    assert snap.phash_ids is not snap.pdq_ids  # the legacy entry has no pHash: two id lists
 
     holder = SnapshotHolder(db, 31, 6)
     first = holder.current()
@@ -56,3 +57,16 @@ def test_snapshot_holds_only_confirmed_entries_and_rebuilds_on_a_new_generation(
     with db.session() as session:
         banks.decide(session, banks.get_entry(session, pending_id), action="confirm", actor="r", note="ok")
     assert {f[0] for f in holder.current().search_pdq(PDQ)} == {confirmed_id, pending_id, "legacy-entry"}
+
+
+def test_entries_with_both_hashes_share_one_id_list(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.session() as session:
+        bank = banks.create_bank(session, name="fakes", kind="fake", actor="t")
+        for i in range(3):
+            entry = banks.submit_entry(session, bank, actor="t", label=str(i), pdq=f"{i:064x}", pdq_quality=100,
+                                       phash=f"{i:016x}")
+            banks.decide(session, entry, action="confirm", actor="r", note="")
+    snap = build(db, 31, 6)
+    assert snap.phash_ids is snap.pdq_ids and len(snap.pdq_ids) == 3
+    assert {e for e, _ in snap.search_phash(f"{2:016x}")} == {entry_id(snap.pdq_ids, i) for i in range(3)}

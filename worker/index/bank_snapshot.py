@@ -169,6 +169,8 @@ def build(db: Database, pdq_threshold: int, phash_threshold: int,
     if len(phash):
         snap.phash_ids, hashes, _ = phash.arrays()
         snap.phash = HammingIndex(hashes, phash_threshold)
+        if np.array_equal(snap.phash_ids, snap.pdq_ids):  # the usual case: every entry has both hashes
+            snap.phash_ids = snap.pdq_ids
     frame_count = _index_frames(snap, video_rows, frame_threshold)
     snap.built_in_s = time.perf_counter() - started
     from worker import metrics  # here, not at import: the bench and the CLI build snapshots too
