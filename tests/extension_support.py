@@ -429,6 +429,12 @@ window.playVideo = async () => {
   await new Promise((resolve) => setTimeout(resolve, 800));
   return { paused: v.paused, currentTime: v.currentTime, readyState: v.readyState, currentSrc: v.currentSrc };
 };
+// A player's own fullscreen button makes its box, not the bare <video>, the fullscreen element.
+window.addEventListener('click', (event) => {
+  if (event.target.id === 'full') {
+    document.getElementById('player').requestFullscreen().catch((error) => { window.fullscreenError = String(error); });
+  }
+});
 window.videoStates = () => Object.fromEntries([...document.querySelectorAll('video')].map((v) => [v.id, {
   currentSrc: v.currentSrc.slice(0, 200), readyState: v.readyState, error: v.error ? v.error.code : null }]));
 """
@@ -462,8 +468,9 @@ def build_video_page(media: MediaServer, prefix: str) -> VideoPage:
 <style>{PAGE_STYLE} video {{ display: inline-block; margin: 0 10px 10px 0; vertical-align: top; background: #000; }}
 #vspacer {{ height: 1200px; }}</style></head><body>
 <h1>Videos ({html.escape(prefix)})</h1>
+<p><button id="full" type="button">Full screen</button></p>
 <div class="grid">
-<video id="vsrc" src="{p['mp4']}" poster="{p['poster']}" width="320" height="180" muted preload="metadata"></video>
+<div id="player" style="display: inline-block"><video id="vsrc" src="{p['mp4']}" poster="{p['poster']}" width="320" height="180" muted preload="metadata"></video></div>
 <video id="vsources" width="320" height="180" muted preload="metadata"><source src="{p['unplayable']}" type="video/x-credence-unplayable"><source src="{p['webm']}" type="video/webm"></video>
 <video id="vblob" width="320" height="180" muted></video>
 <video id="vmse" width="320" height="180" muted></video>

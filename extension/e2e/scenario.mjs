@@ -181,6 +181,19 @@ export async function videoRun(browser, run, config, out) {
   await sleep(300);
   out.swapped = (await waitForBadges(browser, page, ['vsrc'], 2 * WAIT_MS)).seen;
   out.swappedSrc = await page.evaluate(() => document.getElementById('vsrc').currentSrc);
+
+  // The player's fullscreen button (a real click: fullscreen needs a user's gesture), then back.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const button = (await rectsOf(page, ['full'])).full;
+  await browser.click(page, button.left + button.width / 2, button.top + button.height / 2);
+  await sleep(800);
+  out.fullscreen = await page.evaluate(() => ({ element: document.fullscreenElement?.id ?? null,
+    ...(window.fullscreenError ? { error: window.fullscreenError } : {}) }));
+  out.fullscreen.level = levelsAt(await browser.screenshot(page), await rectsOf(page, ['vsrc'])).vsrc;
+  writeFileSync(join(run.artifacts, `fullscreen-${run.screenshot}`), await browser.screenshot(page));
+  await page.evaluate(() => document.fullscreenElement && document.exitFullscreen());
+  await sleep(800);
+  out.fullscreen.after = levelsAt(await browser.screenshot(page), await rectsOf(page, ['vsrc'])).vsrc;
   out.timings.total_ms = Date.now() - t0;
   return page;
 }

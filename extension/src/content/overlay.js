@@ -1,6 +1,8 @@
 // All badges of a page live in one CLOSED shadow root, on a host element the extension guards:
 // page CSS cannot reach inside, page scripts get `null` for host.shadowRoot, and if a page script
 // removes the host or restyles it, the extension puts it back as it was.
+// In fullscreen only the fullscreen element is drawn, so the host moves into it (a video player's
+// box) and back out after; a bare <video> in fullscreen draws nothing over itself, badges included.
 import { BADGE_CSS, BADGE_INSET, createBadge } from './badge.js';
 
 export const HOST_TAG = 'credence-badges';
@@ -12,6 +14,7 @@ export const HOST_STYLE = [
   'contain: none',
 ].map((rule) => `${rule} !important`).join('; ');
 const REPAIRS_PER_SECOND = 20; // a page fighting the guard slows it down, it never hangs the tab
+const REPLACED = new Set(['VIDEO', 'IMG', 'CANVAS', 'IFRAME', 'OBJECT', 'EMBED']); // draw no children
 
 export class Overlay {
   constructor(doc, { onOpen }) {
@@ -36,7 +39,7 @@ export class Overlay {
     const style = this.doc.createElement('style');
     style.textContent = BADGE_CSS;
     this.root.append(style);
-    this.doc.documentElement.append(this.host);
+    this.home().append(this.host);
 
     this.guard = new MutationObserver(() => this.repairSoon());
     this.guard.observe(this.doc, { childList: true }); // the page swapped its root element
@@ -45,6 +48,8 @@ export class Overlay {
     // Keep badges on their images: scrolling (any scroller), resizing, layout changes.
     addEventListener('scroll', this.schedule, { capture: true, passive: true });
     addEventListener('resize', this.schedule, { passive: true });
+    this.onFullscreen = () => this.repair();
+    this.doc.addEventListener('fullscreenchange', this.onFullscreen);
     this.resizes = new ResizeObserver(this.schedule);
     this.layoutChanges = new MutationObserver(this.schedule);
     this.layoutChanges.observe(this.doc.documentElement, { childList: true, subtree: true, attributes: true });
@@ -81,6 +86,7 @@ export class Overlay {
     this.resizes.disconnect();
     removeEventListener('scroll', this.schedule, { capture: true });
     removeEventListener('resize', this.schedule);
+    this.doc.removeEventListener('fullscreenchange', this.onFullscreen);
     clearInterval(this.tick);
     clearTimeout(this.repairTimer);
     if (this.frame) cancelAnimationFrame(this.frame);
@@ -116,10 +122,16 @@ export class Overlay {
     this.repairTimer = setTimeout(() => { this.repairTimer = 0; this.repair(); }, delay);
   }
 
+  /** Where the host belongs: the fullscreen element when one can show it, else the root element. */
+  home() {
+    const full = this.doc.fullscreenElement;
+    return full && !REPLACED.has(full.tagName) ? full : this.doc.documentElement;
+  }
+
   /** Put the host back where it belongs, as it was. */
   repair() {
     if (!this.host) return;
-    const root = this.doc.documentElement;
+    const root = this.home();
     let changed = false;
     if (this.host.parentNode !== root) {
       root.append(this.host);
