@@ -81,7 +81,20 @@ def measure(url: str) -> dict[str, float]:
     with db.session() as session:
         bank_search.search(session, sha256=None, pdq=snap.pdq.hashes[n // 2].tobytes().hex(), phash=None)
     search_s = time.perf_counter() - started
+    import tempfile
+    from pathlib import Path
+
+    from worker.index.bank_snapshot import shared
+
+    with tempfile.TemporaryDirectory() as folder:  # the host's shared copy: built and saved once, then mapped
+        started = time.perf_counter()
+        assert shared(db, Path(folder), 31, 6).built_here
+        save_s = time.perf_counter() - started
+        started = time.perf_counter()
+        assert not shared(db, Path(folder), 31, 6).built_here
+        map_s = time.perf_counter() - started
     return {"n": n, "total_s": total_s, "index_s": index_s, "rss_grew_mb": grew, "search_s": search_s,
+            "save_s": save_s, "map_s": map_s,
             "index_mb": snap.pdq.nbytes / 1e6, "ids_mb": ids_bytes / 1e6, "raw_mb": n * 32 / 1e6}
 
 
@@ -93,7 +106,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child)))
         return
-    print("size        fill s   load+build s   index alone s   RSS grew MB   index MB   ids MB   raw MB   (index+ids)/raw   API search s")
+    print("size        fill s   load+build s   index alone s   RSS grew MB   index MB   ids MB   raw MB   (index+ids)/raw   API search s   shared: build+save s   map s")
     for n in (int(s) for s in args.sizes.split(",")):
         with throwaway_postgres() as url:
             started = time.perf_counter()
@@ -102,7 +115,8 @@ def main() -> None:
             r = in_child(__file__, url)
             print(f"{r['n']:>10,}  {fill_s:7.1f}  {r['total_s']:12.2f}  {r['index_s']:14.2f}  {r['rss_grew_mb']:11.0f}"
                   f"  {r['index_mb']:9.0f}  {r['ids_mb']:7.0f}  {r['raw_mb']:7.0f}  "
-                  f"{(r['index_mb'] + r['ids_mb']) / r['raw_mb']:6.1f}x  {r['search_s']:13.2f}")
+                  f"{(r['index_mb'] + r['ids_mb']) / r['raw_mb']:6.1f}x  {r['search_s']:13.2f}"
+                  f"  {r['save_s']:21.2f}  {r['map_s']:6.2f}")
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("", description="Redis URL for broker, cache, locks and rate limits. Empty: embedded (no Redis).")
     broker_url: str = Field("", description="Celery broker override. Empty: Redis when set, else a filesystem broker in the data dir.")
     media_dir: Path | None = Field(None, description="Content-addressed store of fetched bytes (shared by all workers). Empty: data dir/media.")
+    bank_index_dir: Path | None = Field(None, description="Where a host's worker processes keep the bank index: built once per bank generation, then memory-mapped by all of them (one copy per host). Empty: data dir/bank-index.")
     host: str = Field("127.0.0.1", description="Address `credence serve` listens on.")
     port: int = Field(8080, description="Port `credence serve` listens on.")
     allow_anonymous: bool = Field(True, description="Allow checks without an API key (rate limited).")
@@ -103,6 +104,10 @@ class Settings(BaseSettings):
         path = (self.media_dir or self.resolved_data_dir / "media").expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def bank_index_path(self) -> Path:
+        return (self.bank_index_dir or self.resolved_data_dir / "bank-index").expanduser().resolve()
 
     @property
     def embedded_broker(self) -> bool:

@@ -70,3 +70,54 @@ def test_entries_with_both_hashes_share_one_id_list(tmp_path: Path) -> None:
     snap = build(db, 31, 6)
     assert snap.phash_ids is snap.pdq_ids and len(snap.pdq_ids) == 3
     assert {e for e, _ in snap.search_phash(f"{2:016x}")} == {entry_id(snap.pdq_ids, i) for i in range(3)}
+
+
+def _build_or_map(url: str, folder: str) -> tuple[bool, list]:
+    """In a fresh process: what a worker child does on its first match."""
+    from server.db import Database as Db
+    from worker.index.bank_snapshot import SnapshotHolder as Holder
+
+    snap = Holder(Db(url), 31, 6, folder=Path(folder)).current()
+    return snap.built_here, sorted(snap.search_pdq(PDQ))
+
+
+def test_processes_of_a_host_build_once_and_map_the_same_files(tmp_path: Path) -> None:
+    import multiprocessing
+
+    db = _db(tmp_path)
+    with db.session() as session:
+        bank = banks.create_bank(session, name="fakes", kind="fake", actor="t")
+        for i, pdq in enumerate((PDQ, NEAR, "0" * 64)):
+            entry = banks.submit_entry(session, bank, actor="t", label=str(i), pdq=pdq, pdq_quality=100,
+                                       phash=f"{i:016x}")
+            banks.decide(session, entry, action="confirm", actor="r", note="")
+    folder = tmp_path / "bank-index"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(_build_or_map, [(db.url, str(folder))] * 3)
+    assert sorted(built for built, _ in results) == [False, False, True]  # one builder, two mapped its files
+    assert len({repr(found) for _, found in results}) == 1 and len(results[0][1]) == 2
+    [generation] = [p for p in folder.iterdir() if p.is_dir()]
+    mapped = SnapshotHolder(db, 31, 6, folder=folder).current()
+    assert not mapped.built_here and isinstance(mapped.pdq.hashes, np.memmap)
+    assert sorted(mapped.search_pdq(PDQ)) == results[0][1]
+    assert mapped.phash_ids is mapped.pdq_ids  # saved once
+
+    with db.session() as session:  # a new generation: built again, the files of two generations kept
+        entry = banks.submit_entry(session, banks.get_bank(session, "fakes"), actor="t", label="new", pdq=NEAR,
+                                   pdq_quality=100)
+        banks.decide(session, entry, action="confirm", actor="r", note="")
+        new_id = entry.id
+    for _ in range(2):
+        snap = SnapshotHolder(db, 31, 6, folder=folder).current()
+    assert len(snap.search_pdq(PDQ)) == 3
+    assert generation.exists() and len([p for p in folder.iterdir() if p.is_dir()]) == 2
+    (folder / "broken").mkdir()  # unreadable or foreign folders are not fatal
+    with db.session() as session:
+        banks.decide(session, banks.get_entry(session, new_id), action="retract", actor="r", note="")
+    assert len(SnapshotHolder(db, 31, 6, folder=folder).current().search_pdq(PDQ)) == 2
+    assert not generation.exists()  # the oldest generation is gone; what is not ours stays
+    assert (folder / "broken").is_dir() and len([p for p in folder.iterdir() if p.name.startswith("g")]) == 2
+    newest = max((p for p in folder.iterdir() if p.name.startswith("g")), key=lambda p: p.stat().st_mtime)
+    (newest / "pdq_hashes.npy").write_bytes(b"not an array")  # a damaged file: rebuilt, never a crash
+    again = SnapshotHolder(db, 31, 6, folder=folder).current()
+    assert again.built_here and len(again.search_pdq(PDQ)) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy import or_, select
 
@@ -25,10 +26,10 @@ Found = dict[str, tuple[str, int, int, "video_match.VideoMatch | None"]]
 class BankMatcher:
     def __init__(self, db: Database, pdq_threshold: int, phash_threshold: int,
                  vpdq_frame_threshold: int = DEFAULT_FRAME_THRESHOLD,
-                 vpdq_match_share: float = DEFAULT_MATCH_SHARE) -> None:
+                 vpdq_match_share: float = DEFAULT_MATCH_SHARE, index_dir: Path | None = None) -> None:
         self.db = db
         self.vpdq_match_share = vpdq_match_share
-        self.holder = SnapshotHolder(db, pdq_threshold, phash_threshold, vpdq_frame_threshold)
+        self.holder = SnapshotHolder(db, pdq_threshold, phash_threshold, vpdq_frame_threshold, folder=index_dir)
 
     @property
     def generation(self) -> tuple[int, int]:

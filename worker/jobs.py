@@ -75,10 +75,12 @@ def _complete_from_record(ctx: Context, sha256: str) -> bool:
 
 
 def bank_matcher(ctx: Context) -> BankMatcher:
-    """One matcher (and in-memory bank index) per process's Services."""
+    """One matcher per process; its bank index is the host's shared copy (worker/index/snapshot_files.py)."""
     matcher = ctx.__dict__.get("_bank_matcher")
     if matcher is None:
-        matcher = BankMatcher(ctx.db, ctx.settings.pdq_threshold, ctx.settings.phash_threshold)
+        s = ctx.settings
+        matcher = BankMatcher(ctx.db, s.pdq_threshold, s.phash_threshold, vpdq_frame_threshold=s.vpdq_frame_threshold,
+                              vpdq_match_share=s.vpdq_match_share, index_dir=s.bank_index_path)
         ctx.__dict__["_bank_matcher"] = matcher
     return matcher
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from server import banks, models
 from server.db import Database, stream_rows
+from worker.index import snapshot_files
 from worker.index.hamming import HammingIndex, pack_hex
 from worker.stages import video_match
 
@@ -69,6 +71,7 @@ class Snapshot:
     frame_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # row -> its frame
     frames: HammingIndex | None = None
     built_in_s: float = 0.0
+    built_here: bool = True  # False: mapped from files another process of the host built
 
     def search_pdq(self, hex_hash: str) -> list[tuple[str, int, int]]:
         """(entry id, distance, entry PDQ quality) within the built threshold."""
@@ -147,6 +150,74 @@ class _Column:
         return _join_ids(self.ids), np.concatenate(self.hashes), np.concatenate(self.quality)
 
 
+def _confirmed_videos(db: Database) -> list[_VideoRow]:
+    entries = models.BankEntry.__table__.c
+    with db.session() as session:
+        return [_VideoRow(e, f) for rows in stream_rows(session, select(entries.id, entries.frame_pdqs).where(
+            entries.status == "confirmed", entries.hash_state == "ready", entries.frame_pdqs.is_not(None)))
+            for e, f in rows]
+
+
+def _arrays(snap: Snapshot) -> dict[str, np.ndarray]:
+    """The image part of a snapshot as named arrays (the video part is small: each process reads it)."""
+    out: dict[str, np.ndarray] = {}
+    if snap.pdq is not None:
+        out |= {f"pdq_{k}": v for k, v in snap.pdq.arrays().items()}
+        out |= {"pdq_ids": snap.pdq_ids, "pdq_quality": snap.pdq_quality}
+    if snap.phash is not None:
+        out |= {f"phash_{k}": v for k, v in snap.phash.arrays().items()}
+        if snap.phash_ids is not snap.pdq_ids:
+            out["phash_ids"] = snap.phash_ids
+    return out
+
+
+def _from_arrays(state: tuple[int, int], arrays: dict[str, np.ndarray], pdq_threshold: int,
+                 phash_threshold: int) -> Snapshot:
+    snap = Snapshot(state=state)
+    for kind, threshold in (("pdq", pdq_threshold), ("phash", phash_threshold)):
+        parts = {k[len(kind) + 1:]: v for k, v in arrays.items() if k.startswith(kind + "_")}
+        if "hashes" in parts:
+            setattr(snap, kind, HammingIndex.from_arrays(parts, threshold))
+    if "pdq_ids" in arrays:
+        snap.pdq_ids, snap.pdq_quality = arrays["pdq_ids"], arrays["pdq_quality"]
+    if snap.phash is not None:
+        snap.phash_ids = arrays.get("phash_ids", snap.pdq_ids)
+    return snap
+
+
+def shared(db: Database, folder_root: Path, pdq_threshold: int, phash_threshold: int,
+           frame_threshold: int = DEFAULT_FRAME_THRESHOLD) -> Snapshot:
+    """This generation's snapshot from the host's files when another process built it, else built
+    here and saved for the others (worker/index/snapshot_files.py)."""
+    with db.session() as session:
+        state = banks.generation_state(session)
+    thresholds = (pdq_threshold, phash_threshold)
+    started = time.perf_counter()
+    with snapshot_files.locked(folder_root):
+        folder = snapshot_files.folder_for(folder_root, state, thresholds)
+        arrays = snapshot_files.load(folder)
+        if arrays is None:
+            built = build(db, pdq_threshold, phash_threshold, frame_threshold)
+            state, folder = built.state, snapshot_files.folder_for(folder_root, built.state, thresholds)
+            snapshot_files.save(folder, _arrays(built))
+            arrays = snapshot_files.load(folder)  # the builder maps the files too: one copy on the host
+            assert arrays is not None, folder
+            videos = (built.video_ids, built.video_frames, built.frame_owner, built.frame_pos, built.frames)
+            del built
+        else:
+            videos = None
+    snap = _from_arrays(state, arrays, pdq_threshold, phash_threshold)
+    snap.built_here = videos is not None
+    if videos is None:
+        _index_frames(snap, _confirmed_videos(db), frame_threshold)
+    else:
+        snap.video_ids, snap.video_frames, snap.frame_owner, snap.frame_pos, snap.frames = videos
+    snap.built_in_s = time.perf_counter() - started
+    log.info("bank index mapped from %s: %d PDQ, %d pHash entries, %d videos in %.2fs",
+             folder, len(snap.pdq_ids), len(snap.phash_ids), len(snap.video_ids), snap.built_in_s)
+    return snap
+
+
 def build(db: Database, pdq_threshold: int, phash_threshold: int,
           frame_threshold: int = DEFAULT_FRAME_THRESHOLD) -> Snapshot:
     started = time.perf_counter()
@@ -184,12 +255,13 @@ def build(db: Database, pdq_threshold: int, phash_threshold: int,
 
 
 class SnapshotHolder:
-    """One snapshot per process, checked against the banks' generation on every use (one cheap query)."""
+    """One snapshot per process, checked against the banks' generation on every use (one cheap query).
+    With ``folder``, the processes of a host share one built copy (``shared``)."""
 
     def __init__(self, db: Database, pdq_threshold: int, phash_threshold: int,
-                 frame_threshold: int = DEFAULT_FRAME_THRESHOLD) -> None:
+                 frame_threshold: int = DEFAULT_FRAME_THRESHOLD, folder: Path | None = None) -> None:
         self.db, self.pdq_threshold, self.phash_threshold = db, pdq_threshold, phash_threshold
-        self.frame_threshold = frame_threshold
+        self.frame_threshold, self.folder = frame_threshold, folder
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 
@@ -198,5 +270,9 @@ class SnapshotHolder:
             state = banks.generation_state(session)
         with self._lock:
             if self._snapshot is None or self._snapshot.state != state:
-                self._snapshot = build(self.db, self.pdq_threshold, self.phash_threshold, self.frame_threshold)
+                if self.folder is None:
+                    self._snapshot = build(self.db, self.pdq_threshold, self.phash_threshold, self.frame_threshold)
+                else:
+                    self._snapshot = shared(self.db, self.folder, self.pdq_threshold, self.phash_threshold,
+                                            self.frame_threshold)
             return self._snapshot

@@ -77,13 +77,7 @@ class HammingIndex:
         if n >= 1 << 32:
             raise ValueError("at most 2**32 - 1 hashes per index")
         self.hashes = hashes
-        self.max_distance = max_distance
-        self.tables = hashes.shape[1] * 8 // SUB_BITS
-        self.radius = max(0, ceil((max_distance + 1) / self.tables) - 1)
-        self._masks = _probe_masks(self.radius)
-        self._blocks = max(1, (n + LOW_MASK) >> LOW_BITS)  # distinct high parts of a row number
-        table_bits = n + BUCKETS * self._blocks  # one 1 per row, one 0 per (bucket, high part)
-        self._table_bytes = (table_bits + 7) // 8
+        self._setup(max_distance)
         self._offsets = np.empty((self.tables, BUCKETS + 1), dtype=np.uint32)
         self._low = np.empty((self.tables, n), dtype=np.uint16)
         self._high = np.empty((self.tables, self._table_bytes), dtype=np.uint8)
@@ -103,12 +97,34 @@ class HammingIndex:
             flags[ones] = True
             self._high[table] = np.packbits(flags)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything a search reads, to save and map back (worker/index/snapshot_files.py)."""
+        return {"hashes": self.hashes, "offsets": self._offsets, "low": self._low, "high": self._high}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], max_distance: int) -> "HammingIndex":
+        """An index over saved arrays (read-only maps are fine: a search never writes), not rebuilt."""
+        index = cls.__new__(cls)
+        index.hashes, index._offsets = arrays["hashes"], arrays["offsets"]
+        index._low, index._high = arrays["low"], arrays["high"]
+        index._setup(max_distance)
+        return index
+
     def __len__(self) -> int:
         return len(self.hashes)
 
     @property
     def nbytes(self) -> int:
         return self.hashes.nbytes + self._low.nbytes + self._high.nbytes + self._offsets.nbytes
+
+    def _setup(self, max_distance: int) -> None:
+        n = len(self.hashes)
+        self.max_distance = max_distance
+        self.tables = self.hashes.shape[1] * 8 // SUB_BITS
+        self.radius = max(0, ceil((max_distance + 1) / self.tables) - 1)
+        self._masks = _probe_masks(self.radius)
+        self._blocks = max(1, (n + LOW_MASK) >> LOW_BITS)  # distinct high parts of a row number
+        self._table_bytes = (n + BUCKETS * self._blocks + 7) // 8  # a 1 per row, a 0 per (bucket, high part)
 
     def candidates(self, query: np.ndarray) -> np.ndarray:
         """Rows sharing a substring within the probe radius: a superset of the true neighbours,
