@@ -18,14 +18,14 @@ from server.verdicts import Verdict
 
 log = logging.getLogger(__name__)
 
-_RULE_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 120)
+_SECONDS_BUCKETS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 120)
 
 TASKS = Counter("credence_worker_tasks_total", "Tasks the workers finished, by outcome", ["task", "outcome"])
 TASK_SECONDS = Histogram("credence_worker_task_seconds", "How long each task ran", ["task"],
-                         buckets=_RULE_BUCKETS)
+                         buckets=_SECONDS_BUCKETS)
 VERDICTS = Counter("credence_verdicts_total", "Verdicts the workers recorded after analysis", ["level"])
 RULE_SECONDS = Histogram("credence_rule_seconds", "How long each pipeline rule took on one item", ["rule"],
-                         buckets=_RULE_BUCKETS)
+                         buckets=_SECONDS_BUCKETS)
 RULE_FAILURES = Counter("credence_rule_failures_total", "Rules that failed on an item and became a note", ["rule"])
 FETCH_REFUSED = Counter("credence_fetch_refused_total", "Fetches the guard refused, by reason", ["code"])
 BANK_INDEX_ROWS = Gauge("credence_bank_index_rows", "Rows in the newest in-memory bank index", ["kind"],

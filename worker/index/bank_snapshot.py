@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from server import banks, models
 from server.db import Database, stream_rows
+from worker import metrics
 from worker.index import snapshot_files
 from worker.index.hamming import HammingIndex, pack_hex
 from worker.stages import video_match
@@ -244,8 +245,6 @@ def build(db: Database, pdq_threshold: int, phash_threshold: int,
             snap.phash_ids = snap.pdq_ids
     frame_count = _index_frames(snap, video_rows, frame_threshold)
     snap.built_in_s = time.perf_counter() - started
-    from worker import metrics  # here, not at import: the bench and the CLI build snapshots too
-
     metrics.BANK_INDEX_SECONDS.observe(snap.built_in_s)
     for kind, rows in (("pdq", len(pdq)), ("phash", len(phash)), ("video-frames", frame_count)):
         metrics.BANK_INDEX_ROWS.labels(kind).set(rows)
