@@ -45,16 +45,38 @@ def min_distances(values: Sequence[str | None], queries: Sequence[str], nbytes: 
     return out
 
 
+def _bits(hex_text: ColumnElement, nbits: int) -> ColumnElement:
+    return cast(literal("x") + hex_text, BIT(nbits))
+
+
+def _within(bits: ColumnElement, query: str, nbits: int, limit: int) -> ColumnElement:
+    return func.bit_count(bits.op("#")(cast(literal("x" + query), BIT(nbits)))) <= limit
+
+
 def _postgres_filter(table: Table, columns: Sequence[ColumnElement], pdqs: Sequence[str], pdq_limit: int,
                      phash: str | None, phash_limit: int):
     """The same test in SQL; each stored hex is cast to bits once (the subquery), not once per query."""
-    bits = select(*columns, table.c.pdq, table.c.phash,
-                  cast(literal("x") + table.c.pdq, BIT(256)).label("pdq_bits"),
-                  cast(literal("x") + table.c.phash, BIT(64)).label("phash_bits")).offset(0).subquery()
-    near = [func.bit_count(bits.c.pdq_bits.op("#")(cast(literal("x" + q), BIT(256)))) <= pdq_limit for q in pdqs]
+    bits = select(*columns, table.c.pdq, table.c.phash, _bits(table.c.pdq, 256).label("pdq_bits"),
+                  _bits(table.c.phash, 64).label("phash_bits")).offset(0).subquery()
+    near = [_within(bits.c.pdq_bits, q, 256, pdq_limit) for q in pdqs]
     if phash:
-        near.append(func.bit_count(bits.c.phash_bits.op("#")(cast(literal("x" + phash), BIT(64)))) <= phash_limit)
+        near.append(_within(bits.c.phash_bits, phash, 64, phash_limit))
     return select(*(bits.c[c.name] for c in columns), bits.c.pdq, bits.c.phash).where(or_(*near))
+
+
+def stored_orientations_filter(session: Session, orientations: ColumnElement, pdq: str | None, pdq_limit: int,
+                               phash_column: ColumnElement, phash: str | None, phash_limit: int,
+                               count: int = 8) -> ColumnElement | None:
+    """On PostgreSQL, a WHERE clause keeping the rows whose stored orientations (``count`` comma-separated
+    PDQ hex values) come within ``pdq_limit`` of ``pdq``, or whose pHash is near: a prefilter, the caller
+    still computes the distances. None elsewhere (the caller tests every row)."""
+    if session.get_bind().dialect.name != "postgresql" or not (pdq or phash):
+        return None
+    near = [_within(_bits(func.split_part(orientations, ",", k), 256), pdq, 256, pdq_limit)
+            for k in range(1, count + 1)] if pdq else []
+    if phash:
+        near.append(_within(_bits(phash_column, 64), phash, 64, phash_limit))
+    return or_(*near)
 
 
 def near_rows(session: Session, table: Table, columns: Sequence[ColumnElement], *, pdqs: Sequence[str],

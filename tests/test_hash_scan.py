@@ -67,3 +67,32 @@ def test_near_rows_match_a_plain_bit_count(db: Database, monkeypatch) -> None:
     assert 30 < len(found) < len(rows)  # near and far rows were both there
     assert pdq_only == {r.sha256 for r in rows if r.pdq and _distance(r.pdq, query.hex()) <= 63}
     assert f"{4:064x}" in pdq_only and f"{5:064x}" not in pdq_only  # 63 bits is in, 64 is out
+
+
+def test_stored_orientations_find_the_same_media_on_both_databases(db: Database, monkeypatch) -> None:
+    """The re-match of a confirmed entry: any of a stored image's 8 orientations near the entry's PDQ, or its
+    pHash near. On PostgreSQL a prefilter in SQL; the same media either way."""
+    from types import SimpleNamespace
+
+    from server.config import Settings
+    from worker.bank_jobs import affected_media
+
+    monkeypatch.setattr("server.db.CHUNK_ROWS", 5)
+    rng = np.random.default_rng(8)
+    entry_pdq, entry_phash = rng.bytes(32), rng.bytes(8)
+    rows, expected = [], set()
+    for i in range(40):
+        variants = [rng.bytes(32) for _ in range(8)]
+        if i % 4 == 0:
+            variants[i % 8] = _flip(rng, entry_pdq, int(rng.integers(0, 40)))  # near in one orientation
+        phash = _flip(rng, entry_phash, 3) if i % 10 == 1 else rng.bytes(8)
+        sha = f"{i:064x}"
+        rows.append(models.Media(sha256=sha, mime="image/jpeg", size=1, pdq=variants[0].hex(), phash=phash.hex(),
+                                 pdq_dihedral=",".join(v.hex() for v in variants)))
+        if min(_distance(v.hex(), entry_pdq.hex()) for v in variants) <= 31 or i % 10 == 1:
+            expected.add(sha)
+    with db.session() as session:
+        session.add_all(rows)
+    ctx = SimpleNamespace(db=db, settings=Settings())
+    entry = models.BankEntry(media_kind="image", pdq=entry_pdq.hex(), phash=entry_phash.hex(), sha256=None)
+    assert set(affected_media(ctx, entry)) == expected and 4 < len(expected) < 40

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import Row, or_, select
 from sqlalchemy.orm import Session
 
-from server import models, records
+from server import hash_scan, models, records
 from server.config import Settings
 from server.db import stream_rows
 from server.media_types import VIDEO_TYPES, sniff
@@ -99,8 +99,11 @@ def affected_media(ctx: Context, entry: models.BankEntry) -> list[str]:
         if entry.sha256:
             found.update(session.scalars(select(media.sha256).where(media.sha256 == entry.sha256)))
         if pdq is not None or phash is not None:
-            for rows in stream_rows(session, select(media.sha256, media.pdq_dihedral, media.phash)
-                                    .where(media.pdq.is_not(None))):
+            stored = select(media.sha256, media.pdq_dihedral, media.phash).where(media.pdq.is_not(None))
+            near = hash_scan.stored_orientations_filter(  # PostgreSQL: only near rows leave the database
+                session, media.pdq_dihedral, entry.pdq, ctx.settings.pdq_threshold, media.phash, entry.phash,
+                ctx.settings.phash_threshold)
+            for rows in stream_rows(session, stored if near is None else stored.where(near)):
                 found.update(_near_images(rows, pdq, phash, ctx.settings))
         if pdq is not None:
             for rows in stream_rows(session, _VIDEO_FRAMES):
