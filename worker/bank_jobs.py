@@ -120,7 +120,7 @@ def _near_images(rows: Sequence[Row], pdq: np.ndarray | None, phash: np.ndarray 
     """The stored images of one chunk near the entry: PDQ in any of their 8 orientations, or pHash."""
     found: set[str] = set()
     if pdq is not None:
-        variants = [r.pdq_dihedral.split(",") for r in rows]
+        variants = [(r.pdq_dihedral or r.pdq).split(",") for r in rows]  # rows without orientations: as is
         owners = np.repeat(np.arange(len(rows)), [len(vs) for vs in variants])
         hit_rows, _ = brute_force(pack_hex([v for vs in variants for v in vs], 32), pdq, settings.pdq_threshold)
         found.update(rows[i].sha256 for i in set(owners[hit_rows].tolist()))
