@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/hashing.py [--images N]
 
 Why: hashing runs on every cache miss; its floor is the decode it follows, measured in the same run
-on the same bytes. Photo-like inputs are mosaics of ../shared/data crops (see tests/images.py).
+on the same bytes. Photo-like inputs are mosaics of scikit-image sample-photo crops (see tests/images.py).
 """
 from __future__ import annotations
 

@@ -4,18 +4,40 @@ from __future__ import annotations
 import re
 import time
 
-from flask import Flask, g, request
-from flask_cors import CORS
+from typing import Any
 
-from server import desk, errors
+from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
+from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from server import desk, errors, json_edge
 from server.api import banks, checks, exchange, health, keys, lookup, media, openapi
+from server.api.request_body import allow_upload
 from server.auth import load_principal
 from server.config import Settings, get_settings
 from server.limits import limiter
 from server.metrics import REQUEST_LATENCY
 from server.services import Services
 
+# Views that take an uploaded file: their body may be as large as a video (server/uploads.py), the rest keep
+# MAX_CONTENT_LENGTH. The desk's limit must be the API's, or the desk refuses a video the API accepts.
+UPLOAD_ENDPOINTS = frozenset({"checks.upload_check", "desk.checking.start"})
 EXTENSION_ORIGINS = [re.compile(r"^chrome-extension://[a-p]{32}$"), re.compile(r"^moz-extension://[0-9a-f-]{36}$")]
+
+
+class EdgeJSONProvider(DefaultJSONProvider):
+    """Every JSON body this app parses is checked for unstorable text and depth (server/json_edge.py)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return json_edge.loads(s)
+
+
+def check_query() -> None:
+    """Query parameters are text from outside too: checked once here, for the API and the desk."""
+    for key, value in request.args.items(multi=True):
+        json_edge.check_text(key, "a query parameter name")
+        json_edge.check_text(value, f"query parameter {key!r}")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,8 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.fetch_max_bytes + 64 * 1024
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True  # Redis down must not take checks down
+    app.json = EdgeJSONProvider(app)
     app.json.sort_keys = False
     app.extensions["credence"] = Services(settings)
+    if settings.trusted_proxies:
+        # Behind nginx (docker-compose.yml) every socket is the proxy's: the client is its X-Forwarded-For hop.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
     extra = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     CORS(app, resources={r"/api/*": {"origins": EXTENSION_ORIGINS + extra}},
@@ -36,6 +62,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        if request.endpoint in UPLOAD_ENDPOINTS:  # before anything reads the form (the desk's CSRF check does)
+            allow_upload(settings)
+        check_query()
         if request.path.startswith("/api/"):
             load_principal()
 

@@ -8,8 +8,13 @@ The native format carries ``media_kind``, ``md5`` and ``frames`` ([{t, pdq, qual
 files written before those fields existed still import (as images).
 
 Imports validate every line first and write nothing if any line is bad (errors are reported per
-line); they are idempotent: an entry already present (same origin, or same hashes in the bank) is
-left as it is.
+line); they are idempotent: an entry already present (same hashes in the bank) is left as it is.
+
+An import never sets an entry's origin (peer instance + peer entry id): only the feed reader does,
+for the peer whose pinned key signed the page. A file's ``origin`` is anyone's claim (there is no
+signed export to check it against), so it is dropped and noted in the audit log; otherwise a pending
+import could take the place of a trusted peer's next entry, or a rejection of junk could publish a
+signed dispute of that peer's real entry.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import banks, models
+from server import banks, json_edge, models
 from server.hashes_hex import HEX_LENGTHS
 
 FORMAT = "credence-bank"
@@ -159,7 +164,10 @@ def _parse_jsonl(lines: list[str], errors: list[str]) -> list[dict[str, Any]]:
         errors.append("line 1: empty file")
         return []
     try:
-        header = json.loads(lines[0])
+        header = json_edge.loads(lines[0], "line 1")
+    except json_edge.UnsafeText as exc:
+        errors.append(str(exc))
+        return []
     except json.JSONDecodeError as exc:
         errors.append(f"line 1: not JSON ({exc.msg})")
         return []
@@ -174,7 +182,10 @@ def _parse_jsonl(lines: list[str], errors: list[str]) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = json_edge.loads(line, f"line {number}")
+        except json_edge.UnsafeText as exc:
+            errors.append(str(exc))
+            continue
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: not JSON ({exc.msg})")
             continue
@@ -201,6 +212,8 @@ def _parse_jsonl(lines: list[str], errors: list[str]) -> list[dict[str, Any]]:
         for key in ("tags", "source_links"):
             if not isinstance(rec.get(key, []), list) or not all(isinstance(v, str) for v in rec.get(key, [])):
                 errors.append(f"{where}: {key} must be a list of strings")
+        if isinstance(rec.get("source_links"), list) and not all(banks.is_http_link(v) for v in rec["source_links"]):
+            errors.append(f"{where}: source_links must be http(s) URLs")
         quality = rec.get("pdq_quality")
         if quality is not None and (not isinstance(quality, int) or not 0 <= quality <= 100):
             errors.append(f"{where}: pdq_quality must be an integer 0-100")
@@ -264,14 +277,9 @@ def parse(text: str, fmt: str) -> list[dict[str, Any]]:
 
 def _exists(session: Session, bank: models.Bank, rec: dict[str, Any]) -> bool:
     query = select(models.BankEntry.id).where(models.BankEntry.bank_id == bank.id)
-    origin = rec.get("origin") or {}
-    if origin.get("instance") and origin.get("entry_id"):
-        query = query.where(models.BankEntry.origin_instance == origin["instance"],
-                            models.BankEntry.origin_entry_id == origin["entry_id"])
-    else:
-        for key in (*HASH_FIELDS, "frame_pdqs"):
-            column = getattr(models.BankEntry, key)
-            query = query.where(column == rec[key]) if rec.get(key) else query.where(column.is_(None))
+    for key in (*HASH_FIELDS, "frame_pdqs"):
+        column = getattr(models.BankEntry, key)
+        query = query.where(column == rec[key]) if rec.get(key) else query.where(column.is_(None))
     return session.scalars(query.limit(1)).first() is not None
 
 
@@ -281,12 +289,13 @@ def import_records(session: Session, bank: models.Bank, records: list[dict[str, 
     otherwise everything arrives ``pending`` for review."""
     result = ImportResult()
     changed = False
+    dropped = 0
     for rec in records:
         if _exists(session, bank, rec):
             result.unchanged += 1
             continue
         status = rec["status"] if keep_status else "pending"
-        origin = rec.get("origin") or {}
+        dropped += bool(rec.get("origin"))  # never trusted from a file: see the module's docstring
         entry = banks.submit_entry(
             session, bank, actor=actor, label=rec["label"], notes=rec.get("notes") or "",
             source_links=rec.get("source_links") or [], tags=rec.get("tags") or [], sha256=rec.get("sha256"),
@@ -295,9 +304,6 @@ def import_records(session: Session, bank: models.Bank, records: list[dict[str, 
             phash=rec.get("phash"), source_url=rec.get("source_url"), media_kind=rec.get("media_kind"),
             md5=rec.get("md5"), frames=models.decode_frames(rec.get("frame_pdqs")) or None)
         entry.status = status
-        entry.origin_instance = origin.get("instance")
-        entry.origin_entry_id = origin.get("entry_id")
-        entry.origin_signature = origin.get("signature")
         if status != "pending":
             entry.reviewed_by = rec.get("reviewed_by") or actor
             entry.review_note = rec.get("review_note") or "imported"
@@ -306,5 +312,6 @@ def import_records(session: Session, bank: models.Bank, records: list[dict[str, 
         result.created += 1
     if changed:
         banks.bump_generation(session, bank)
-    banks.audit(session, actor, "bank.import", bank.id, created=result.created, unchanged=result.unchanged)
+    banks.audit(session, actor, "bank.import", bank.id, created=result.created, unchanged=result.unchanged,
+                origins_dropped=dropped)
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 from server import models
 from server.errors import ApiError
 from server.hashes_hex import HEX_LENGTHS
+from server.json_edge import scrub
+from server.schemas import iso
 
 HEX = {**HEX_LENGTHS, "md5": 32}  # md5: a video file's, as the ecosystem's video_md5 signal
 KINDS = ("fake", "original")
@@ -69,6 +72,37 @@ def check_frames(frames: list[Any] | None) -> list[models.StoredFrame] | None:
     except ValueError as exc:
         raise ApiError(400, f"frames: {exc}") from exc
     return out
+
+
+MAX_LINK = 2000
+_LINK_RE = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+
+
+def is_http_link(value: object) -> bool:
+    """Only http(s) links are stored and rendered: a ``javascript:`` or ``data:`` link on the desk is a
+    script run by a reviewer's click."""
+    if not isinstance(value, str) or len(value) > MAX_LINK or not _LINK_RE.fullmatch(value):
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+
+
+def check_links(links: list[Any] | None) -> list[str]:
+    """``source_links`` from anyone (API, desk, CLI, imports, peers): http(s) URLs only, or 400."""
+    for link in links or []:
+        if not is_http_link(link):
+            shown = link[:80] if isinstance(link, str) else type(link).__name__
+            raise ApiError(400, f"source_links must be http(s) URLs (at most {MAX_LINK} characters): {shown!r}")
+    return list(links or [])
+
+
+def is_feed_copy(entry: models.BankEntry) -> bool:
+    """An entry speaks for a peer's entry only when the feed reader made it from that peer's signed
+    feed; an origin on anything else (e.g. written by an old import) is a claim nobody verified."""
+    return bool(entry.origin_instance) and (entry.submitted_by or "").startswith("peer:")
 
 
 def get_bank(session: Session, name: str) -> models.Bank:
@@ -149,6 +183,7 @@ def submit_entry(session: Session, bank: models.Bank, *, actor: str, label: str,
         raise ApiError(400, "a video entry is matched by sha256, md5 and frames, not pdq or phash")
     if media_kind == "image" and (md5 or stored_frames):
         raise ApiError(400, "md5 and frames are for video entries")
+    source_links = check_links(source_links)
     if hash_state == "ready" and not (sha256 or pdq or phash or md5 or stored_frames):
         raise ApiError(400, "an entry needs a file, a URL, or at least one of sha256, pdq, phash, md5, frames")
     entry = models.BankEntry(
@@ -194,9 +229,25 @@ def decide(session: Session, entry: models.BankEntry, *, action: str, actor: str
     return changed
 
 
+def delete_entry(session: Session, entry: models.BankEntry, *, actor: str, note: str) -> dict[str, Any]:
+    """Remove one entry for good (admins: e.g. one whose text breaks exports); audited with its hashes,
+    and the generation is bumped. Returns the hashes the caller re-matches stored media against, since
+    the row is gone. server/entry_removal.py also retracts it on the feed."""
+    bank = session.get(models.Bank, entry.bank_id)
+    hashes = {"id": entry.id, "status": entry.status, "media_kind": entry.media_kind or "image",
+              "sha256": entry.sha256, "pdq": entry.pdq, "phash": entry.phash, "md5": entry.md5,
+              "frame_pdqs": entry.frame_pdqs}
+    audit(session, actor, "entry.delete", entry.id, bank=bank.name, note=note, label=scrub(entry.label),
+          **{k: v for k, v in hashes.items() if k not in ("id", "frame_pdqs")})
+    session.execute(models.Opinion.__table__.delete().where(models.Opinion.entry_id == entry.id))
+    session.delete(entry)
+    bump_generation(session, bank)
+    return hashes
+
+
 def bank_dict(bank: models.Bank, counts: dict[str, int] | None = None) -> dict[str, Any]:
     return {"name": bank.name, "kind": bank.kind, "owner": bank.owner, "description": bank.description,
-            "generation": bank.generation, "shared": bool(bank.shared), "created_at": bank.created_at.isoformat(),
+            "generation": bank.generation, "shared": bool(bank.shared), "created_at": iso(bank.created_at),
             "entries": counts or {}}
 
 
@@ -208,8 +259,8 @@ def entry_dict(entry: models.BankEntry, bank: models.Bank | None = None) -> dict
         "media_kind": entry.media_kind or "image", "md5": entry.md5, "frames": frames_list(entry),
         "hash_state": entry.hash_state, "hash_error": entry.hash_error, "source_url": entry.source_url,
         "source_links": entry.source_links, "tags": entry.tags,
-        "submitted_by": entry.submitted_by, "submitted_at": entry.submitted_at.isoformat(),
-        "reviewed_by": entry.reviewed_by, "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None,
+        "submitted_by": entry.submitted_by, "submitted_at": iso(entry.submitted_at),
+        "reviewed_by": entry.reviewed_by, "reviewed_at": iso(entry.reviewed_at),
         "review_note": entry.review_note, "disputed": bool(entry.disputed),
         "origin": {"instance": entry.origin_instance, "entry_id": entry.origin_entry_id} if entry.origin_instance else None,
     }

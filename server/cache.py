@@ -162,6 +162,10 @@ class VerdictCache:
             return None
         return _text(holder)
 
+    def extend(self, key: str, ttl_s: int) -> None:
+        """Renew a held lock's lifetime (a worker's heartbeat); a lock already gone stays gone."""
+        self._redis("expire", f"{PREFIX}{key}", ttl_s)
+
     def release(self, key: str) -> None:
         self._redis("delete", f"{PREFIX}{key}")
 

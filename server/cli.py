@@ -1,21 +1,63 @@
 """The ``credence`` command: run it, feed it, manage it."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import click
 
 from server.config import get_settings
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+# Commands that read or write the record: on a fresh data dir they would meet an empty database.
+SCHEMA_COMMANDS = frozenset({"keys", "banks", "peers", "identity", "users"})
+
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Credence: can I trust this image?"""
+    if ctx.invoked_subcommand in SCHEMA_COMMANDS and not {"--help", "-h"} & set(sys.argv[1:]):
+        ensure_schema()
+
+
+def ensure_schema() -> None:
+    """The embedded SQLite database is migrated on first use, as `credence serve` does; a configured
+    database is the operator's to migrate, so a missing or old schema is one clear line, not a traceback."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server.migrate import alembic_config, upgrade
+
+    settings = get_settings()
+    url = settings.sqlalchemy_url
+    try:
+        if not settings.database_url:
+            upgrade(url)
+            return
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot use the database ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        state = "has no Credence schema yet" if current is None else f"is at revision {current}, not {head}"
+        raise click.ClickException(f"the database {state}: run `credence db upgrade` first")
 
 
 @main.command()
@@ -44,7 +86,15 @@ def serve(host: str | None, port: int | None, threads: int, no_worker: bool) -> 
         app.config["CREDENCE_WORKER_METRICS_DIR"] = str(metrics_dir)
         worker = _spawn_worker(["fetch", "cpu", "gpu"], settings.worker_concurrency, beat=True,
                                env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
-    server = create_server(app, host=host, port=port, threads=threads)
+    _allow_connections(settings.http_connection_limit)
+    # waitress reads requests in its event loop, not in the threads: an idle or slow socket costs a
+    # connection slot only, and is closed after channel_timeout without a byte. poll(), not select():
+    # select() cannot watch descriptors past 1024.
+    server = create_server(app, host=host, port=port, threads=threads,
+                           connection_limit=settings.http_connection_limit,
+                           channel_timeout=settings.http_channel_timeout_s,
+                           cleanup_interval=max(1, min(10, settings.http_channel_timeout_s // 2)),
+                           asyncore_use_poll=True, backlog=2048)
     actual_port = server.socket.getsockname()[1] if hasattr(server, "socket") else port
     click.echo(f"Credence listening on http://{host}:{actual_port} "
                f"(data in {settings.resolved_data_dir}, database {settings.sqlalchemy_url.split('://')[0]}, "
@@ -69,6 +119,36 @@ def serve(host: str | None, port: int | None, threads: int, no_worker: bool) -> 
                 worker.kill()
 
 
+def _allow_connections(limit: int) -> None:
+    """Raise the open-file limit so the connection limit, not EMFILE, is what bounds the server."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = limit + 256  # database, broker, media files, the worker's pipes
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGTERM when `credence serve` dies, even by SIGKILL
+    (Linux PR_SET_PDEATHSIG): Celery's warm shutdown then stops its pool and embedded beat too, so no
+    orphaned beat sweeps the broker beside the next one."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def arm() -> None:
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            os._exit(70)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(70)
+
+    return arm
+
+
 def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
             "-Q", ",".join(queues), "--concurrency", str(concurrency), "--loglevel", "INFO",
@@ -83,7 +163,7 @@ def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
 
 def _spawn_worker(queues: list[str], concurrency: int, beat: bool, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parent.parent,
-                            env=env)
+                            env=env, preexec_fn=_die_with_parent(os.getpid()))
 
 
 @main.command()

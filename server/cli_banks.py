@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy import select
 
-from server import bank_search, banks, models
+from server import bank_search, banks, entry_removal, models
 from server.config import get_settings
 from server.errors import ApiError
-from server.media_types import VIDEO_TYPES, sniff
+from server.json_edge import UnsafeText, check_value
 from server.services import Services
+
+if TYPE_CHECKING:
+    from worker.stages.fingerprint import Fingerprint
 
 
 def _services() -> Services:
@@ -36,6 +39,8 @@ class _Errors(click.Group):
             return super().invoke(ctx)
         except ApiError as exc:
             raise click.ClickException(exc.message) from exc
+        except UnsafeText as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @click.group("banks", cls=_Errors)
@@ -71,26 +76,14 @@ def entries(name: str, status: str | None) -> None:
         _echo([banks.entry_dict(e, bank) for e in session.scalars(query.order_by(models.BankEntry.submitted_at))])
 
 
-def _file_hashes(path: Path) -> dict[str, object]:
-    """An image's sha256/PDQ/pHash, or a video's sha256/MD5/keyframe PDQs, as the pipeline computes them."""
-    from worker.stages import hashes
-    from worker.stages.decode import DecodeError, decode
+def _fingerprint(path: Path) -> Fingerprint:
+    """The file hashed as every front end hashes it (worker.stages.fingerprint)."""
+    from worker.stages.fingerprint import FingerprintError, fingerprint  # the API process never loads worker code
 
-    data = path.read_bytes()
-    if sniff(data[:512]) in VIDEO_TYPES:
-        from worker.stages.keyframes import VideoError, VideoLimits, extract
-        from worker.stages.video_hashes import video_hashes
-
-        try:
-            vh = video_hashes(data, extract(data, VideoLimits.from_settings(get_settings()))[1])
-        except VideoError as exc:
-            raise click.ClickException(f"{path}: {exc.reason}") from exc
-        return {"media_kind": "video", "sha256": vh.sha256, "md5": vh.md5, "frames": list(vh.frames)}
     try:
-        h = hashes.compute(decode(data, get_settings().max_pixels).image)
-    except DecodeError as exc:
+        return fingerprint(path.read_bytes(), get_settings())
+    except FingerprintError as exc:
         raise click.ClickException(f"{path}: {exc.reason}") from exc
-    return {"sha256": hashlib.sha256(data).hexdigest(), "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash}
 
 
 @banks_group.command("submit")
@@ -106,9 +99,13 @@ def _file_hashes(path: Path) -> dict[str, object]:
 def submit(name: str, label: str, notes: str, file_path: Path | None, sha256: str | None, pdq: str | None,
            phash: str | None, md5: str | None, links: tuple[str, ...]) -> None:
     """Submit an entry (pending until reviewed) from a file (image or video) or from hash values."""
+    check_value({"label": label, "notes": notes, "links": list(links)}, "an option")  # argv may hold surrogates
     values: dict[str, object] = {"sha256": sha256, "pdq": pdq, "phash": phash, "md5": md5}
     if file_path:
-        values = _file_hashes(file_path)
+        fp = _fingerprint(file_path)
+        values = ({"media_kind": "video", "sha256": fp.sha256, "md5": fp.md5, "frames": list(fp.frames)}
+                  if fp.kind == "video" else
+                  {"sha256": fp.sha256, "pdq": fp.pdq, "pdq_quality": fp.pdq_quality, "phash": fp.phash})
     with _services().db.session() as session:
         entry = banks.submit_entry(session, banks.get_bank(session, name), actor=_actor(), label=label, notes=notes,
                                    source_links=list(links), **values)
@@ -147,6 +144,22 @@ def retract(entry_id: str, note: str) -> None:
     _decide(entry_id, "retract", note)
 
 
+@banks_group.command("delete-entry")
+@click.argument("entry_id")
+@click.option("--note", required=True, help="Why: kept in the audit log.")
+def delete_entry(entry_id: str, note: str) -> None:
+    """Delete one entry for good (audited); stored media it matched are re-matched at once."""
+    from worker import bank_jobs  # as in _decide: the CLI runs the re-match itself
+
+    svc = _services()
+    with svc.db.session() as session:
+        hashes = entry_removal.remove_entry(session, banks.get_entry(session, entry_id), actor=_actor(), note=note)
+    result: dict[str, object] = {"deleted": entry_id}
+    if hashes["status"] in ("confirmed", "retracted"):
+        result["rematched_changed"] = bank_jobs.rematch_removed(svc, hashes)
+    _echo(result)
+
+
 @banks_group.command("search")
 @click.option("--file", "file_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--sha256")
@@ -155,13 +168,13 @@ def retract(entry_id: str, note: str) -> None:
 @click.option("--md5", help="A video file's MD5.")
 def search(file_path: Path | None, sha256: str | None, pdq: str | None, phash: str | None, md5: str | None) -> None:
     """What do the banks hold that looks like this? (an image or a video)"""
-    query = {"sha256": sha256, "pdq": pdq, "phash": phash, "md5": md5}
+    query: dict[str, object] = {k: banks.check_hex(k, v)
+                                for k, v in {"sha256": sha256, "pdq": pdq, "phash": phash, "md5": md5}.items()}
     frames = None
     if file_path:
-        hashed = _file_hashes(file_path)
-        query = {k: hashed.get(k) for k in query}
-        frames = hashed.get("frames")
-    query = {k: banks.check_hex(k, v) for k, v in query.items()}
+        fp = _fingerprint(file_path)
+        query = {"sha256": fp.sha256, "pdq": fp.orientations or None, "phash": fp.phash, "md5": fp.md5}
+        frames = list(fp.frames) or None
     if not any(query.values()) and not frames:
         raise click.UsageError("give --file or at least one hash")
     settings = get_settings()

@@ -74,7 +74,7 @@ def train_group() -> None:
 
 @train_group.command("baseline")
 @click.option("--out", "out_dir", default=None, help="Folder for the weights (default: models/baseline).")
-@click.option("--data", "data_dir", default=None, help="Default: ../shared/data/synthetic-images.")
+@click.option("--data", "data_dir", default=None, help="Default: CREDENCE_TRAINING_DATA_DIR (../shared/data/synthetic-images).")
 @click.option("--steps", type=int, default=None, help="Training steps (default: the recorded recipe).")
 def train_baseline(out_dir: str | None, data_dir: str | None, steps: int | None) -> None:
     """Train the baseline with fixed seeds, calibrate its threshold, write weights + manifest entry."""
@@ -84,7 +84,7 @@ def train_baseline(out_dir: str | None, data_dir: str | None, steps: int | None)
     from worker.detectors import training
 
     out = Path(out_dir).resolve() if out_dir else DEFAULT_MODELS / "baseline"
-    data = Path(data_dir).resolve() if data_dir else training.DATA_DIR
+    data = Path(data_dir).resolve() if data_dir else get_settings().training_data_dir
     cfg = training.TrainConfig() if steps is None else dataclasses.replace(training.TrainConfig(), steps=steps)
     result = training.train_baseline(out, data, cfg, log=click.echo)
     models_root = out.parent
@@ -104,7 +104,7 @@ def train_baseline(out_dir: str | None, data_dir: str | None, steps: int | None)
 
 @detectors_group.command("evaluate")
 @click.option("--models-dir", default=None, help="Default: CREDENCE_MODELS_DIR, else the repository's models/.")
-@click.option("--data", "data_dir", default=None, help="Default: ../shared/data/synthetic-images.")
+@click.option("--data", "data_dir", default=None, help="Default: CREDENCE_TRAINING_DATA_DIR (../shared/data/synthetic-images).")
 @click.option("--no-logo", is_flag=True, help="Skip leave-one-generator-out (it trains one model per generator).")
 @click.option("--bootstrap", type=int, default=2000, show_default=True, help="Bootstrap resamples for the 95% CIs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
@@ -120,7 +120,7 @@ def evaluate(models_dir: str | None, data_dir: str | None, no_logo: bool, bootst
     if entry is None or entry.threshold is None:
         raise click.ClickException(f"no calibrated baseline in {folder / mf.MANIFEST}; run {TRAIN_COMMAND}")
     paths = mf.verify(entry, folder)
-    data = Path(data_dir).resolve() if data_dir else training.DATA_DIR
+    data = Path(data_dir).resolve() if data_dir else get_settings().training_data_dir
     report = training.evaluate_baseline(paths["weights"], entry.threshold, data, logo=not no_logo, reps=bootstrap,
                                         log=lambda m: click.echo(m, err=True))
     if save:

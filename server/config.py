@@ -2,11 +2,13 @@
 
 Every setting has a default that runs Credence embedded (SQLite, filesystem broker, no Redis),
 so setting ``CREDENCE_DATABASE_URL`` and ``CREDENCE_REDIS_URL`` is all it takes to move to
-PostgreSQL + Redis. tests/test_docs.py keeps the README configuration table in step with the fields.
+PostgreSQL + Redis. docs/configuration.md is generated from the fields (``configuration_page``);
+tests/test_docs.py keeps it in step.
 """
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -20,7 +22,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDENCE_", extra="ignore")
 
     data_dir: Path = Field(Path("./data"), description="Where embedded state lives: SQLite file, broker folders, media store.")
-    database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file in the data dir.")
+    database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file in the data dir. PostgreSQL 14 or newer (searches use its `bit_count`).")
     redis_url: str = Field("", description="Redis URL for broker, cache, locks and rate limits. Empty: embedded (no Redis).")
     broker_url: str = Field("", description="Celery broker override. Empty: Redis when set, else a filesystem broker in the data dir.")
     media_dir: Path | None = Field(None, description="Content-addressed store of fetched bytes (shared by all workers). Empty: data dir/media.")
@@ -30,6 +32,7 @@ class Settings(BaseSettings):
     allow_anonymous: bool = Field(True, description="Allow checks without an API key (rate limited).")
     rate_limit: str = Field("120/minute", description="Rate limit for anonymous check requests (flask-limiter syntax).")
     cors_origins: str = Field("", description="Extra CORS origins, comma-separated (extension origins are always allowed).")
+    trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse-proxy hops in front of the API whose X-Forwarded-For / X-Forwarded-Proto are believed (werkzeug ProxyFix); the client address they give keys rate limits, upload quotas and audit. 0: the socket's peer (API exposed directly). 1: behind docker-compose.yml's nginx. Never more than the proxies really there, or clients choose their own address.")
     max_urls_per_request: int = Field(100, description="Most URLs in one POST /checks.")
     max_wait_s: float = Field(5.0, description="Longest long-poll `wait` a request may ask for.")
     cache_ttl_s: int = Field(86400, description="Lifetime of cached verdicts in Redis.")
@@ -38,7 +41,16 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(5, description="Most redirects followed by the guarded fetcher.")
     fetch_allow_networks: str = Field("", description="CIDRs exempt from the private-address guard (tests only), comma-separated.")
     max_pixels: int = Field(50_000_000, description="Largest image (width x height) decoded; larger is refused as a decompression bomb.")
-    stale_check_s: int = Field(120, description="A check unfinished this long is re-enqueued by the sweeper.")
+    stale_check_s: int = Field(120, ge=1, description="Lease on a pending check: the worker fetching or analysing it renews it every quarter of this, and the sweeper re-enqueues a check only once its lease has run out (a dead worker's check after at most this long).")
+    analysis_soft_limit_s: int = Field(60, ge=1, description="Soft time limit of one analysis task: past it the analysis stops and its checks get an `unavailable` verdict saying it took too long.")
+    analysis_hard_limit_s: int = Field(90, ge=1, description="Hard time limit of one analysis task: the worker process is killed (native code ignores the soft limit) and its checks get the same `unavailable` verdict.")
+    task_soft_limit_s: int = Field(300, ge=1, description="Soft time limit of every other task (fetch, detection, bank hashing, peer pulls).")
+    task_hard_limit_s: int = Field(360, ge=1, description="Hard time limit of every other task: past it the worker process running it is killed.")
+    max_media_boxes: int = Field(4096, ge=1, description="Most ISO-BMFF boxes (MP4, MOV, HEIF, AVIF; top level and nested) in a file read; more is refused before any parser reads it (c2pa slows super-linearly with boxes).")
+    max_jpeg_scans: int = Field(100, ge=1, description="Most scans in a JPEG decoded or read (a progressive JPEG has about ten); more is refused before decoding.")
+    max_png_chunks: int = Field(10_000, ge=1, description="Most chunks in a PNG decoded or read (a 25 MB PNG in 8 KiB IDAT chunks has about 3,200); more is refused before decoding.")
+    max_png_text_chunks: int = Field(512, ge=0, description="Most text chunks (tEXt, zTXt, iTXt) in a PNG; more is refused before decoding.")
+    max_decode_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Most memory one image decode may take, computed from its header before decoding: pixels x channels x bytes per sample, plus the RGB copy the stages work from (256 MiB: an 8-bit RGB image of about 44 megapixels).")
     visibility_timeout_s: int = Field(300, description="Redis broker: an unacknowledged task is redelivered after this long.")
     worker_concurrency: int = Field(2, description="Worker processes started by `credence serve`.")
     worker_metrics_port: int = Field(0, ge=0, le=65535, description=(
@@ -46,14 +58,24 @@ class Settings(BaseSettings):
         "worker's metrics are part of the API's /metrics instead."))
     instance_name: str = Field("credence", description="This instance's name on the exchange feed (peers see it as the origin of entries).")
     peer_pull_s: int = Field(300, ge=10, description="How often the beat task pulls each peer's feed.")
+    peer_feed_max_age_s: int = Field(900, ge=30, description="A peer's feed page signed longer ago than this (or this far in the future) is refused as stale: a captured page cannot be replayed to freeze a peer.")
     pdq_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ Hamming distance (of 256 bits) that counts as a near duplicate.")
     phash_threshold: int = Field(6, ge=0, le=20, description="Largest pHash Hamming distance (of 64 bits) that counts as a near duplicate.")
     trust_anchors_path: str = Field("", description="PEM file of C2PA signer trust anchors. Empty: data dir/trust/C2PA-TRUST-LIST.pem when `credence trust update` has fetched it.")
     trust_tsa_anchors_path: str = Field("", description="PEM file of trusted time-stamp authorities. Empty: data dir/trust/C2PA-TSA-TRUST-LIST.pem when fetched.")
     trust_user_anchors_path: str = Field("", description="PEM file of your own extra anchors (e.g. a newsroom's private CA), added to the lists above.")
     trust_ekus: str = Field(
-        "1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36,1.3.6.1.4.1.62558.2.1,1.3.6.1.5.5.7.3.8,1.3.6.1.5.5.7.3.9",
-        description="Extended key usages (OIDs, comma-separated) a signing certificate may carry: emailProtection, documentSigning, C2PA claim signing, timeStamping, OCSPSigning.")
+        "1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36,1.3.6.1.4.1.62558.2.1,1.3.6.1.4.1.311.76.59.1.9,"
+        "1.3.6.1.5.5.7.3.8,1.3.6.1.5.5.7.3.9",
+        description="Extended key usages (OIDs, comma-separated) a signing certificate may carry. Default: the C2PA "
+                    "specification's content-signer EKUs emailProtection 1.3.6.1.5.5.7.3.4 and documentSigning "
+                    "1.3.6.1.5.5.7.3.36 (RFC 9336), and the C2PA Certificate Policy's claim signing "
+                    "1.3.6.1.4.1.62558.2.1; Microsoft's C2PA "
+                    "signing OID 1.3.6.1.4.1.311.76.59.1.9 (Bing Image Creator, Designer), accepted by c2pa-rs's "
+                    "own EKU list (sdk/src/crypto/cose/valid_eku_oids.cfg); and timeStamping 1.3.6.1.5.5.7.3.8 and "
+                    "OCSPSigning 1.3.6.1.5.5.7.3.9, which c2pa-rs's sample trust configuration (store.cfg) lists "
+                    "for time-stamp authorities and OCSP responders and which never let a certificate sign content. "
+                    "docs/provenance.md says where each comes from.")
     trust_list_url: str = Field(
         "https://raw.githubusercontent.com/c2pa-org/conformance-public/main/trust-list/C2PA-TRUST-LIST.pem",
         description="Where `credence trust update` downloads the C2PA Trust List.")
@@ -72,8 +94,12 @@ class Settings(BaseSettings):
     video_scene_threshold: float = Field(30.0, gt=0, description="Mean grey-level change (0-255, on 32x32 thumbnails) between frames that counts as a scene cut.")
     vpdq_frame_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ distance between two video frames that counts as the same frame.")
     vpdq_match_share: float = Field(0.7, gt=0, le=1, description="Share of a video's keyframes (both the checked video's and the banked one's) that must match for a near-duplicate video.")
-    detect: bool = Field(True, description="Run the synthetic-media detectors on images and video keyframes that provenance and banks left undecided. Off: the verdict says detection did not run.")
-    models_dir: Path | None = Field(None, description="Folder of detector checkpoints with their manifest.json (see Detection). Empty: this repository's `models` folder (the trained baseline) when it is there, else no detector.")
+    detect: bool = Field(True, description="Run the synthetic-media detectors on images and video keyframes that provenance and banks left undecided (docs/detection.md). Off: the verdict says detection did not run.")
+    training_data_dir: Path = Field(Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-images", description=(
+        "The detectors' training and validation images, read by `credence detectors train/evaluate` and by the tests that need them "
+        "(they skip outside CI when it is missing; with `CI=true` they must run). Default: ../shared/data/synthetic-images beside this repository, a workshop shelf "
+        "that is not part of the product."))
+    models_dir: Path | None = Field(None, description="Folder of detector checkpoints with their manifest.json (docs/detection.md). Empty: this repository's `models` folder (the trained baseline) when it is there, else no detector.")
     detectors: str = Field("", description="Manifest names of the detectors to run, comma-separated. Empty: every detector in the manifest.")
     detect_device: str = Field("", description="Torch device for the detectors (`cuda`, `cuda:1`, `cpu`). Empty: CUDA when present, else CPU.")
     detect_batch_size: int = Field(16, ge=1, le=256, description="Most images the gpu worker gathers into one detection batch; a gpu-only worker also prefetches this many per process.")
@@ -82,6 +108,13 @@ class Settings(BaseSettings):
     secret_key: str = Field("", repr=False, description="Signs the newsroom desk's session cookies. Empty: a random key made once and kept in data dir/desk-secret-key (set it when several API hosts serve the desk).")
     desk_sightings: bool = Field(True, description="Show on the desk's reports and exports where and when this instance saw an image (its URLs, first seen). Off: not shown.")
     desk_secure_cookie: bool = Field(False, description="Send the desk's session cookie over HTTPS only (turn on behind TLS).")
+    upload_quota_anonymous_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Bytes one anonymous client (by address) may upload per quota window; over it uploads get 429. 0: anonymous uploads refused.")
+    upload_quota_keyed_bytes: int = Field(4 * 1024 * 1024 * 1024, ge=0, description="Bytes one API key or desk user may upload per quota window; over it uploads get 429.")
+    upload_quota_window_s: int = Field(3600, ge=1, description="Length of the rolling window the upload quotas count in (Redis when configured, else this process's memory).")
+    media_store_max_bytes: int = Field(50 * 1024 * 1024 * 1024, ge=0, description="Size budget of the media store: the beat task evicts unreferenced bytes, oldest first, when it is exceeded, and /readyz warns from 90%. 0: no budget.")
+    media_evict_interval_s: int = Field(300, ge=10, description="How often the beat task measures the media store and evicts over its budget.")
+    http_connection_limit: int = Field(1000, ge=10, description="`credence serve`: most open client connections (waitress); more wait in the listen backlog.")
+    http_channel_timeout_s: int = Field(15, ge=1, description="`credence serve`: a connection that sends nothing for this long is closed (waitress channel_timeout).")
 
     @field_validator("models_dir", mode="before")
     @classmethod
@@ -129,3 +162,35 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read the environment now; callers keep the object they were given."""
     return Settings()
+
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _shown_default(value: object) -> str:
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, Path):
+        return f"`{os.path.relpath(value, _REPO) if value.is_absolute() else value}`"
+    return f"`{value}`"
+
+
+def configuration_page() -> str:
+    """docs/configuration.md, made from the fields' descriptions so the page cannot drift from the code
+    (tests/test_docs.py compares them; `python -m server.config > docs/configuration.md` rewrites it)."""
+    lines = ["# Configuration", "",
+             "Every setting is an environment variable read once into `server.config.Settings`. The defaults run",
+             "Credence embedded (SQLite, a filesystem broker, no Redis); setting `CREDENCE_DATABASE_URL` and",
+             "`CREDENCE_REDIS_URL` moves it to PostgreSQL and Redis. This page is generated from the code:",
+             "`python -m server.config > docs/configuration.md`.", "",
+             "| variable | default | what it does |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        words = " ".join((field.description or "").split()).replace("|", "\\|")
+        lines.append(f"| `CREDENCE_{name.upper()}` | {_shown_default(field.default)} | {words} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(configuration_page(), end="")

@@ -10,10 +10,21 @@ Torch-free on purpose: the cpu workers read it to decide whether detection is co
        "file": "baseline/baseline.pt", "sha256": "...",
        "preprocessing": {"crop": 224, "mean": [...], "std": [...]},
        "licence": "...", "source": "...",
-       "calibration": {"threshold": 0.93, "max_fpr": 0.01, ...}},
+       "calibration": {"threshold": 0.93, "max_fpr": 0.01, ...},
+       "validation": {"method": "leave-source-out", "roc_auc": 0.86, "threshold": 0.93,
+                      "fpr_at_threshold": 0.007, "tpr_at_threshold": 0.41, "reals": 412, "fakes": 400,
+                      "real_sources": ["flickr-cc", "raise", "own-newsroom"],
+                      "held_out_sources": ["flickr-cc", "raise", "own-newsroom", "sdxl", "midjourney-v6"],
+                      "date": "2026-12-01", "notes": "..."}},
       {"name": "ufd", "architecture": "universalfakedetect-clip-vit-l14", "file": "ufd/fc_weights.pth",
        "sha256": "...", "backbone_file": "clip/vit-l14-visual.pt", "backbone_sha256": "...", ...}
     ]}
+
+The validation record is what lets a detector's score become a badge (``meets_bar``): measured on
+images from sources the detector was never trained on (leave-source-out), ROC-AUC >= 0.80 and, at the
+calibrated threshold, at most 1% false positives on at least 300 real photos from at least 3 sources.
+A detector without a record, or below the bar, still runs: its score is reported as "experimental"
+with its measured numbers and never argues a level. docs/verdicts.md explains the bar.
 
 A file that is missing or whose SHA-256 differs is a loud error for that detector (logged, and
 reported in the evidence of every verdict while it lasts), never a silent fallback.
@@ -38,6 +49,20 @@ VERSION_KEY = "detectors"  # versions[VERSION_KEY]: a digest of the entries used
 # The committed baseline: ``models/`` beside ``server/`` and ``worker/`` in the checkout (editable installs
 # and the Docker image's /app alike). A wheel installed elsewhere has none, and detection is not configured.
 DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+# The bar a detector's validation record must meet before its score may argue ``likely-synthetic``.
+# Why these numbers: below AUC 0.80 a score ranks real and synthetic images barely better than chance
+# on sources it never saw; at a 1% false-positive rate on a few hundred real photos, a badge on the open
+# web is still wrong for about 1 real photo in 100, which is as much as a headline may risk.
+BAR_METHOD = "leave-source-out"
+BAR_MIN_ROC_AUC = 0.80
+BAR_MAX_FPR = 0.01
+BAR_MIN_REALS = 300
+BAR_MIN_REAL_SOURCES = 3
+BAR_WORDS = (f"ROC-AUC >= {BAR_MIN_ROC_AUC:.2f} and at most {BAR_MAX_FPR:.0%} false positives at its threshold "
+             f"on >= {BAR_MIN_REALS} real photos from >= {BAR_MIN_REAL_SOURCES} sources it was not trained on")
+_THRESHOLD_TOLERANCE = 1e-6
 
 
 class ManifestError(Exception):
@@ -67,6 +92,7 @@ class Entry:
     notes: str = ""
     backbone_file: str = ""
     backbone_sha256: str = ""
+    validation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def threshold(self) -> float | None:
@@ -85,6 +111,55 @@ class Entry:
         return f"{self.architecture}/{self.version}/{self.sha256[:12]}"
 
 
+def _number(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def bar_shortfalls(entry: Entry) -> list[str]:
+    """Why the entry's validation record does not meet the bar, in words (empty: it meets it).
+
+    A record measured at another threshold than the one in use says nothing about the one in use, and
+    a source the detector was trained on is no test of how it does on the open web: both fall short.
+    """
+    record = entry.validation if isinstance(entry.validation, dict) else {}
+    if not record:
+        return ["no validation record"]
+    out: list[str] = []
+    if record.get("method") != BAR_METHOD:
+        out.append(f"method is {record.get('method')!r}, not {BAR_METHOD!r}")
+    auc = _number(record, "roc_auc")
+    if auc is None or not auc >= BAR_MIN_ROC_AUC:
+        out.append(f"ROC-AUC {auc if auc is not None else 'missing'} is below {BAR_MIN_ROC_AUC:.2f}")
+    fpr = _number(record, "fpr_at_threshold")
+    if fpr is None or not fpr <= BAR_MAX_FPR:
+        out.append(f"false-positive rate {fpr if fpr is not None else 'missing'} is above {BAR_MAX_FPR}")
+    reals = _number(record, "reals")
+    if reals is None or reals < BAR_MIN_REALS:
+        out.append(f"{int(reals) if reals is not None else 'no'} real photos, fewer than {BAR_MIN_REALS}")
+    sources = record.get("real_sources")
+    real_sources = {str(x) for x in sources} if isinstance(sources, list) else set()
+    if len(real_sources) < BAR_MIN_REAL_SOURCES:
+        out.append(f"real photos from {len(real_sources)} source(s), fewer than {BAR_MIN_REAL_SOURCES}")
+    held = record.get("held_out_sources")
+    held_out = {str(x) for x in held} if isinstance(held, list) else set()
+    if not real_sources <= held_out or not held_out:
+        out.append("not every source it was measured on was held out of training")
+    measured_at = _number(record, "threshold")
+    if entry.threshold is None:
+        out.append("no calibrated threshold")
+    elif measured_at is None or abs(measured_at - entry.threshold) > _THRESHOLD_TOLERANCE:
+        out.append("measured at another threshold than the calibrated one")
+    return out
+
+
+def meets_bar(entry: Entry) -> bool:
+    """Whether the detector's score may argue ``likely-synthetic`` (see BAR_WORDS and docs/verdicts.md)."""
+    return not bar_shortfalls(entry)
+
+
 def read_manifest(models_dir: Path) -> list[Entry]:
     path = Path(models_dir) / MANIFEST
     try:
@@ -101,6 +176,8 @@ def read_manifest(models_dir: Path) -> list[Entry]:
     for item in entries:
         if not isinstance(item, dict) or any(not item.get(k) for k in REQUIRED):
             raise ManifestError(f"{path}: every detector needs {', '.join(REQUIRED)} (got {item!r:.200})")
+        if "validation" in item and not isinstance(item["validation"], dict):
+            raise ManifestError(f"{path}: {item['name']}'s validation must be an object")
         if item.get("backbone_file") and not item.get("backbone_sha256"):
             raise ManifestError(f"{path}: {item['name']} names a backbone_file without its backbone_sha256")
         out.append(Entry(**{k: v for k, v in item.items() if k in known}))
@@ -178,11 +255,12 @@ def models_path(settings: Any) -> Path | None:
 
 
 def stamp_of(entries: list[Entry]) -> str:
-    """A short digest of the detectors a verdict depends on: names, versions, weights and thresholds.
+    """A short digest of the detectors a verdict depends on: names, versions, weights, thresholds and
+    whether each meets the validation bar (a detector that earns or loses its badge changes verdicts).
 
     Read from the manifest only (no checkpoint is hashed), so it is cheap enough to compute per request.
     """
-    raw = sorted([e.name, e.version_tag(), e.backbone_sha256[:12], e.threshold] for e in entries)
+    raw = sorted([e.name, e.version_tag(), e.backbone_sha256[:12], e.threshold, meets_bar(e)] for e in entries)
     return hashlib.sha256(json.dumps(raw).encode()).hexdigest()[:12]
 
 

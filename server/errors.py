@@ -7,6 +7,8 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from server.json_edge import UnsafeText
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, details: Any = None) -> None:
@@ -40,6 +42,14 @@ def register(app: Flask) -> None:
         if exc.code == 429 and limit is not None:
             response.headers["Retry-After"] = str(limit.limit.get_expiry())
         return response, exc.code
+
+    @app.errorhandler(UnsafeText)
+    def _unsafe(exc: UnsafeText):
+        return jsonify(_body(str(exc))), 400
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError):
+        return jsonify(_body("the input is nested too deeply")), 400
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server import banks, identity, models
 from server.config import get_settings
 
-FEED_VERSION = 1
+FEED_VERSION = 2  # pages: v2 adds the signed limit, head and issued_at that readers check for freshness
+LEGACY_VERSION = 1  # still served to readers that do not ask for v=2 (no freshness: see the docs)
+EVENT_VERSION = 1  # event payloads are unchanged
 MAX_PAGE = 500
 
 
@@ -35,7 +37,7 @@ def entry_fields(entry: models.BankEntry) -> dict[str, Any]:
 def record(session: Session, kind: str, entry: models.BankEntry, bank: models.Bank, note: str = "",
            opinion: str | None = None) -> models.FeedEvent:
     me = _identity(session)
-    payload: dict[str, Any] = {"v": FEED_VERSION, "kind": kind, "instance": me.name, "bank": bank.name,
+    payload: dict[str, Any] = {"v": EVENT_VERSION, "kind": kind, "instance": me.name, "bank": bank.name,
                                "bank_kind": bank.kind, "at": models.utcnow().isoformat()}
     if kind == "opinion":  # about someone else's entry: name it by its origin
         payload.update(opinion=opinion, note=note,
@@ -50,9 +52,13 @@ def record(session: Session, kind: str, entry: models.BankEntry, bank: models.Ba
 
 def on_decision(session: Session, entry: models.BankEntry, bank: models.Bank, action: str, note: str) -> None:
     """Publish a review decision: our own entries of shared banks as entries/retractions; our verdict
-    on an entry imported from a peer as an opinion (confirm or dispute), whatever the bank's sharing."""
+    on an entry imported from a peer as an opinion (confirm or dispute), whatever the bank's sharing.
+    An entry that claims an origin it did not arrive with from that peer's feed publishes nothing: a
+    decision on it must never become a signed opinion about someone else's real entry."""
     if entry.origin_instance:
-        record(session, "opinion", entry, bank, note, opinion="confirm" if action == "confirm" else "dispute")
+        if banks.is_feed_copy(entry):
+            record(session, "opinion", entry, bank, note, opinion="confirm" if action == "confirm" else "dispute")
+        return
     elif bank.shared and action == "confirm":
         record(session, "entry", entry, bank, note)
     elif bank.shared and action == "retract":
@@ -69,8 +75,12 @@ def publish_existing(session: Session, bank: models.Bank) -> int:
     return len(entries)
 
 
-def page(session: Session, since: int, limit: int, bank_names: list[str] | None) -> dict[str, Any]:
-    """``{"signed": <canonical JSON text>, "signature": <Ed25519 over its UTF-8 bytes>}``."""
+def page(session: Session, since: int, limit: int, bank_names: list[str] | None,
+         version: int = FEED_VERSION) -> dict[str, Any]:
+    """``{"signed": <canonical JSON text>, "signature": <Ed25519 over its UTF-8 bytes>}``.
+
+    A v2 page also signs the limit it answers, this feed's head (its highest cursor) and the time,
+    so a reader can refuse a captured page replayed later in place of the current one."""
     limit = max(1, min(limit, MAX_PAGE))
     query = select(models.FeedEvent, models.Bank.name).join(models.Bank, models.Bank.id == models.FeedEvent.bank_id) \
         .where(models.FeedEvent.id > since).order_by(models.FeedEvent.id).limit(limit + 1)
@@ -82,5 +92,11 @@ def page(session: Session, since: int, limit: int, bank_names: list[str] | None)
     me = _identity(session)
     body = {"v": FEED_VERSION, "instance": me.name, "public_key": me.public_key, "since": since,
             "next": rows[-1][0].id if rows else since, "more": more, "events": events}
+    if version >= 2:
+        head = session.scalar(select(func.coalesce(func.max(models.FeedEvent.id), 0)))
+        body.update(v=FEED_VERSION, limit=limit, head=max(int(head), body["next"]),
+                    issued_at=models.utcnow().isoformat())
+    else:
+        body["v"] = LEGACY_VERSION
     text = identity.canonical(body).decode("utf-8")
     return {"signed": text, "signature": identity.sign(me, text.encode("utf-8"))}

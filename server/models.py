@@ -199,6 +199,12 @@ class Peer(Base):
     last_pull_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bound on the first accepted page: the name the peer's key signs as, the origin of its entries.
+    instance: Mapped[str | None] = mapped_column(String(200))
+    head: Mapped[int | None] = mapped_column(BigInteger)  # highest signed head seen: older pages are replays
+    page_issued_at: Mapped[datetime | None] = mapped_column()  # signed time of the newest accepted page
+
+    __table_args__ = (Index("ix_peers_instance", "instance", unique=True),)
 
 
 class ApiKey(Base):
@@ -234,6 +240,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column()
+    # In the session cookie at sign-in; sign-out bumps it, so a copy of the old cookie opens nothing.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DeskCheck(Base):

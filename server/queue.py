@@ -18,7 +18,9 @@ TASK_ROUTES = {
     "credence.sweep": {"queue": "cpu"},
     "credence.hash_entry": {"queue": "cpu"},
     "credence.rematch": {"queue": "cpu"},
+    "credence.rematch_removed": {"queue": "cpu"},
     "credence.detect": {"queue": "gpu"},
+    "credence.evict_media": {"queue": "cpu"},
     "credence.pull_peers": {"queue": "fetch"},
     "credence.pull_peer": {"queue": "fetch"},
 }
@@ -37,9 +39,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Every task is bounded (the analysis has its own, shorter, limits on its decorator). The hard limit
+        # needs the prefork pool: the pool kills the child process, which native code cannot ignore.
+        "task_soft_time_limit": settings.task_soft_limit_s,
+        "task_time_limit": settings.task_hard_limit_s,
         "beat_schedule": {
             "sweep-stale-checks": {"task": "credence.sweep", "schedule": 30.0},
             "pull-peers": {"task": "credence.pull_peers", "schedule": float(settings.peer_pull_s)},
+            "evict-media": {"task": "credence.evict_media", "schedule": float(settings.media_evict_interval_s)},
         },
         "beat_schedule_filename": str(settings.resolved_data_dir / "celerybeat-schedule"),
     }
@@ -86,6 +93,11 @@ def enqueue_hash_entry(app: Celery, entry_id: str) -> None:
 
 def enqueue_rematch(app: Celery, entry_id: str) -> None:
     app.send_task("credence.rematch", args=[entry_id], **TASK_ROUTES["credence.rematch"])
+
+
+def enqueue_rematch_removed(app: Celery, hashes: dict[str, Any]) -> None:
+    """Re-match what a deleted entry matched: it goes by the entry's hashes, as the row is gone."""
+    app.send_task("credence.rematch_removed", args=[hashes], **TASK_ROUTES["credence.rematch_removed"])
 
 
 def enqueue_pull_peer(app: Celery, peer_id: str) -> None:

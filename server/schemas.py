@@ -1,12 +1,20 @@
 """Request and response bodies of the API; the OpenAPI document is generated from these."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.verdicts import Verdict
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 with its offset, as the OpenAPI ``date-time`` format requires: SQLite hands back
+    naive datetimes, and every time stored here is UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
 
 
 class ChecksRequest(BaseModel):
@@ -17,7 +25,8 @@ class ChecksRequest(BaseModel):
 
 class CheckResult(BaseModel):
     url: str | None = Field(description="The URL as normalised by the server (null for uploads).")
-    status: Literal["done", "pending"]
+    status: Literal["done", "pending", "unknown"] = Field(
+        description="unknown: GET /checks?ids= was given an id this instance does not know.")
     check_id: str | None = Field(description="Poll GET /checks/{id}; null when answered from cache.")
     verdict: Verdict | None = None
 
@@ -63,7 +72,27 @@ class MediaHashes(BaseModel):
     phash: str | None
 
 
+class EntryDispute(BaseModel):
+    by: str = Field(description="The peer instance that disputes the entry")
+    reason: str = Field(description="Its note, as published on its exchange feed")
+    at: datetime | None
+
+
+class CitedBankEntry(BaseModel):
+    """A bank entry the verdict cites (a match, or a retracted entry it used to match), as it stands now."""
+
+    id: str
+    bank: str | None
+    label: str
+    status: str
+    disputed: bool
+    disputes: list[EntryDispute]
+
+
 class MediaReport(BaseModel):
+    """``urls`` (where this instance saw the content) is empty for anonymous clients, and for every
+    client when the instance hides sightings (``desk_sightings``)."""
+
     sha256: str
     hashes: MediaHashes
     mime: str | None
@@ -73,6 +102,7 @@ class MediaReport(BaseModel):
     first_seen: datetime | None
     urls: list[MediaUrlInfo]
     verdict: Verdict | None
+    bank_entries: list[CitedBankEntry] = Field(default_factory=list)
     history: list[VerdictHistoryItem]
 
 
@@ -161,6 +191,11 @@ class RetractRequest(BaseModel):
     note: str = Field(min_length=1, max_length=5000)
 
 
+class EntryDelete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=5000, description="Why: kept in the audit log.")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sha256: str | None = None
@@ -175,3 +210,72 @@ class ReportRequest(BaseModel):
     url: str = Field(description="The image URL a reader reports as fake.")
     note: str = Field("", max_length=5000)
     label: str | None = Field(None, max_length=300)
+
+
+class BankInfo(BaseModel):
+    name: str
+    kind: Literal["fake", "original"]
+    owner: str
+    description: str
+    generation: int
+    shared: bool
+    created_at: datetime
+    entries: dict[str, int] = Field(description="Entry counts by status.")
+
+
+class BankList(BaseModel):
+    banks: list[BankInfo]
+
+
+class EntryOrigin(BaseModel):
+    instance: str
+    entry_id: str | None
+
+
+class EntryInfo(BaseModel):
+    id: str
+    bank: str | None
+    bank_kind: Literal["fake", "original"] | None
+    status: Literal["pending", "confirmed", "rejected", "retracted"]
+    label: str
+    notes: str
+    sha256: str | None
+    pdq: str | None
+    pdq_quality: int | None
+    phash: str | None
+    media_kind: Literal["image", "video"]
+    md5: str | None
+    frames: list[EntryFrame] | None
+    hash_state: str
+    hash_error: str | None
+    source_url: str | None
+    source_links: list[str]
+    tags: list[str]
+    submitted_by: str
+    submitted_at: datetime
+    reviewed_by: str | None
+    reviewed_at: datetime | None
+    review_note: str | None
+    disputed: bool
+    origin: EntryOrigin | None
+
+
+class EntryPage(BaseModel):
+    entries: list[EntryInfo]
+    offset: int
+    limit: int = Field(description="The page size used: the one asked for, capped at 200.")
+
+
+class AuditItem(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    details: Any = None
+
+
+class EntryDetail(EntryInfo):
+    history: list[AuditItem]
+
+
+class Deleted(BaseModel):
+    deleted: str

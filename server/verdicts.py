@@ -16,22 +16,35 @@ class Level(str, Enum):
     KNOWN_FAKE = "known-fake"
     TAMPERED = "tampered"
     AI_DECLARED = "ai-declared"
-    LIKELY_SYNTHETIC = "likely-synthetic"
     VERIFIED = "verified"
+    LIKELY_SYNTHETIC = "likely-synthetic"
     SIGNED_UNTRUSTED = "signed-untrusted"
     NO_EVIDENCE = "no-evidence"
     UNAVAILABLE = "unavailable"
 
 
-# Highest applicable wins. UNAVAILABLE ranks last: it only shows when nothing else could be said.
-PRIORITY: tuple[Level, ...] = tuple(Level)
+# Highest applicable wins, ranked by how much each level's evidence proves (docs/verdicts.md). Written
+# out rather than taken from the enum, so reordering members can never silently reorder verdicts.
+# Trusted credentials (VERIFIED) outrank a detector's score: a signed statement by an accountable
+# signer that the content is unchanged beats a statistical guess. UNAVAILABLE ranks last: it only
+# shows when nothing else could be said.
+PRIORITY: tuple[Level, ...] = (
+    Level.KNOWN_FAKE,
+    Level.TAMPERED,
+    Level.AI_DECLARED,
+    Level.VERIFIED,
+    Level.LIKELY_SYNTHETIC,
+    Level.SIGNED_UNTRUSTED,
+    Level.NO_EVIDENCE,
+    Level.UNAVAILABLE,
+)
 
 BADGES: dict[Level, tuple[str, str]] = {
     Level.KNOWN_FAKE: ("red", "Known fake"),
     Level.TAMPERED: ("orange", "Credentials broken"),
     Level.AI_DECLARED: ("purple", "Declared AI-made"),
-    Level.LIKELY_SYNTHETIC: ("amber", "Likely synthetic"),
     Level.VERIFIED: ("green", "Verified credentials"),
+    Level.LIKELY_SYNTHETIC: ("amber", "Likely synthetic"),
     Level.SIGNED_UNTRUSTED: ("blue", "Signed, signer not trusted"),
     Level.NO_EVIDENCE: ("grey", "No evidence either way"),
     Level.UNAVAILABLE: ("none", "Could not check"),

@@ -13,10 +13,37 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import requests
 from PIL import Image
 
+from server.config import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# The workshop's trust lists (../shared/trust), which a clone alone does not have; CI does.
+SHARED_TRUST = Path(os.environ.get("CREDENCE_TEST_TRUST_DIR") or ROOT.parent / "shared" / "trust")
+
+
+def need_shared(path: Path, what: str, setting: str) -> Path:
+    """``path`` from the workshop's shelf: outside CI a missing one skips and says how to get it; in CI it fails."""
+    if not path.exists():
+        message = f"{what} is missing ({path}): set {setting} to where you have it (CI has it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message, allow_module_level=True)
+    return path
+
+
+def training_data(*parts: str) -> Path:
+    """A folder of the detectors' training data (CREDENCE_TRAINING_DATA_DIR)."""
+    return need_shared(Settings().training_data_dir.joinpath(*parts), "the detectors' training data",
+                       "CREDENCE_TRAINING_DATA_DIR")
+
+
+def shared_trust() -> Path:
+    """The C2PA trust lists the trust tests read instead of downloading them (CREDENCE_TEST_TRUST_DIR)."""
+    return need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust lists", "CREDENCE_TEST_TRUST_DIR").parent
 
 
 def make_jpeg(width: int = 64, height: int = 48, seed: int = 0, quality: int = 90) -> bytes:

@@ -1,31 +1,52 @@
-"""Photo-like test images made from ../shared/data (referenced, never copied) and their transforms."""
+"""Photo-like test images made from scikit-image's bundled sample photos, and their transforms.
+
+The photos ship inside the scikit-image wheel under free licences (see skimage/data/README), so
+every clone can make them: nothing here reads ../shared. ``photo(k)`` is a 2x2 mosaic of four
+244 px crops picked for ``k``: natural content at a realistic size, distinct for each ``k``.
+"""
 from __future__ import annotations
 
 import io
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-images" / "train"
-REAL = SHARED / "cnndetection-crops" / "real"
+TILE = 244
+# Natural photographs only (no charts, text or synthetic phantoms), and one of each stereo pair.
+SAMPLES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg",
+           "retina.jpg", "ihc.png", "camera.png", "brick.png", "grass.png", "gravel.png", "coins.png", "moon.png",
+           "cell.png", "clock_motion.png")
 
 
 @lru_cache(maxsize=1)
-def real_crops() -> tuple[Path, ...]:
-    files = tuple(sorted(REAL.glob("*.png")))
-    if not files:
-        raise FileNotFoundError(f"no test photos under {REAL}")
-    return files
+def tiles() -> tuple[Image.Image, ...]:
+    """Every 244 px crop of the sample photos, at two scales, on a 200 px grid (no flips: those are orientations)."""
+    folder = files("skimage") / "data"
+    out: list[Image.Image] = []
+    for name in SAMPLES:
+        with Image.open(io.BytesIO((folder / name).read_bytes())) as opened:
+            base = opened.convert("RGB")
+        for scale in (1.0, 0.7):
+            image = base if scale == 1.0 else base.resize((int(base.width * scale), int(base.height * scale)),
+                                                          Image.Resampling.LANCZOS)
+            for top in range(0, image.height - TILE + 1, 200):
+                for left in range(0, image.width - TILE + 1, 200):
+                    out.append(image.crop((left, top, left + TILE, top + TILE)))
+    return tuple(out)
 
 
 def photo(k: int, size: tuple[int, int] = (1024, 768)) -> Image.Image:
-    """A 2x2 mosaic of four real 244 px crops scaled to ``size``: natural content at a realistic size."""
-    files = real_crops()
-    mosaic = Image.new("RGB", (488, 488))
+    """A 2x2 mosaic of four sample-photo crops chosen for ``k``, scaled to ``size``.
+
+    Crop ``k + i * n/4`` sits in corner ``i``, so two photos below ``n`` (the number of crops) never
+    share a crop in the same corner: a crop shared in place would bring their PDQ hashes close.
+    """
+    pool = tiles()
+    step = len(pool) // 4
+    mosaic = Image.new("RGB", (2 * TILE, 2 * TILE))
     for i in range(4):
-        tile = Image.open(files[(4 * k + i) % len(files)]).convert("RGB")
-        mosaic.paste(tile, ((i % 2) * 244, (i // 2) * 244))
+        mosaic.paste(pool[(k + i * step) % len(pool)], ((i % 2) * TILE, (i // 2) * TILE))
     return mosaic.resize(size, Image.Resampling.BICUBIC)
 
 

@@ -137,6 +137,10 @@ def test_search_by_upload_and_by_hash(env) -> None:
     assert by_file["results"][0]["entry"]["id"] == entry["id"]
     assert by_file["results"][0]["entry"]["status"] == "pending"  # search shows every status
     assert by_file["results"][0]["pdq_distance"] <= 31
+    mirrored = call("POST", "/api/v1/search", "reader",
+                    data={"file": (io.BytesIO(jpeg_bytes(ImageOps.mirror(image))), "m.jpg")}).get_json()
+    assert mirrored["results"][0]["entry"]["id"] == entry["id"]  # a flipped copy: found in its own orientation
+    assert mirrored["results"][0]["pdq_distance"] <= 2
     by_hash = call("POST", "/api/v1/search", "reader", json={"pdq": h.pdq}).get_json()
     assert by_hash["results"][0]["pdq_distance"] == 0
     unrelated = call("POST", "/api/v1/search", "reader", json={"pdq": hashes.compute(photo(9)).pdq}).get_json()
@@ -246,6 +250,10 @@ def test_cli_banks_round_trip(tmp_path: Path) -> None:
     copy.write_bytes(jpeg_bytes(photo(7).resize((640, 480)), 60))
     found = json.loads(cli("banks", "search", "--file", str(copy)).stdout)
     assert found[0]["entry"]["id"] == entry["id"] and found[0]["pdq_distance"] <= 31
+    flipped = tmp_path / "flipped.jpg"
+    flipped.write_bytes(jpeg_bytes(ImageOps.mirror(photo(7))))
+    found = json.loads(cli("banks", "search", "--file", str(flipped)).stdout)
+    assert found[0]["entry"]["id"] == entry["id"] and found[0]["pdq_distance"] <= 2
     again = cli("banks", "review", entry["id"], "--confirm", "--note", "twice")
     assert again.returncode == 1 and "cannot confirm an entry that is confirmed" in again.stderr
     listed = json.loads(cli("banks", "entries", "debunked", "--status", "confirmed").stdout)

@@ -38,3 +38,12 @@ def test_rematch_scan_bench_finds_the_planted_copy(pg_url) -> None:  # the bench
 def test_video_bench_runs_against_its_decode_floor() -> None:
     out = _bench("bench/video.py", "--seconds", "2", "--fps", "10", "--scenes", "2", "--rounds", "1")
     assert "decode only (floor)" in out and "keyframes.extract" in out
+
+
+@pytest.mark.timeout(240)
+def test_hostile_media_bench_prints_worst_case_per_type() -> None:
+    out = _bench("bench/hostile_media.py", "--scale", "0.1")
+    lines = {line.split()[0]: line.split() for line in out.splitlines()[-4:] if line.strip()}
+    assert set(lines) >= {"mp4", "jpeg", "png"}  # type, worst s, floor s, ratio, worst MB, floor MB
+    assert all(row[3].endswith("x") and float(row[4]) > 0 for kind, row in lines.items() if kind != "type")
+    assert "more than 4,096 boxes" in out and "more than 100 scans" in out  # refused, with the reason

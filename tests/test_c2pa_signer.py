@@ -185,8 +185,9 @@ def test_an_ingredient_signed_by_a_time_stamping_leaf_is_shown_invalid(signed: S
     [node] = details["ingredients"]
     assert node["validation"] == "invalid"
     assert node["failures"][-1] == {"code": "signingCredential.invalid", "by": "credence",
-                                    "words": "signed with a certificate not meant for signing content "
-                                             "(time-stamping only)"}
+                                    "category": "certificate-purpose",
+                                    "words": "certificate purpose not allowed: signed with a certificate not meant "
+                                             "for signing content (time-stamping only)"}
 
 
 # --------------------------------------------------------------------------- the rules themselves
@@ -208,7 +209,13 @@ def test_judge_follows_the_content_signer_profile() -> None:
     assert judge(_cert(ekus=[EMAIL]), frozenset({CLAIM_SIGNING})) is not None
     # TSA and OCSP purposes never make a content signer, whatever the configuration lists.
     assert c2pa_signer.content_signing_ekus(["1.3.6.1.5.5.7.3.8", " 1.3.6.1.5.5.7.3.9 ", EMAIL, ""]) == {EMAIL}
-    assert DEFAULT_ALLOWED == {EMAIL, "1.3.6.1.5.5.7.3.36", CLAIM_SIGNING}
+    # The default: the C2PA specification's three content-signer EKUs and Microsoft's C2PA signing OID.
+    assert DEFAULT_ALLOWED == {EMAIL, "1.3.6.1.5.5.7.3.36", CLAIM_SIGNING, "1.3.6.1.4.1.311.76.59.1.9"}
+    assert judge(_cert(ekus=["1.3.6.1.4.1.311.76.59.1.9"]), DEFAULT_ALLOWED) is None
+    refused = judge(_cert(ekus=["1.3.6.1.5.5.7.3.2"]), DEFAULT_ALLOWED)  # clientAuth only
+    assert refused is not None and refused.words == ("certificate purpose not allowed: the signing certificate's "
+                                                     "purpose (clientAuth) is not one your settings allow for "
+                                                     "signing content")
 
 
 def test_an_unreadable_certificate_is_never_shown_as_verified(signed: Signed) -> None:

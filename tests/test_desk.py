@@ -565,7 +565,7 @@ def test_desk_upload_caps_follow_the_file_type(data_dir: Path) -> None:
     client = app.test_client()
     login(client, "rosa")
     clip = make_clip(seed=23, seconds=6, fmt="mp4")
-    photo_bytes = jpeg_bytes(photo(5, (400, 300)))
+    photo_bytes = jpeg_bytes(photo(5, (480, 360)))
     assert 30000 < len(clip) < 60000 and 30000 < len(photo_bytes) < 60000
     response = client.post("/desk/checks", data={"files": [(io.BytesIO(clip), "big.mp4"),
                                                            (io.BytesIO(photo_bytes), "big.jpg")]},

@@ -22,10 +22,9 @@ import pytest
 import redis
 
 from tests.conftest import IN_CI, REDIS_HOST, env_for
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, SHARED_TRUST, free_port
 
 CHROMIUM = os.environ.get("CREDENCE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SHARED_TRUST = ROOT.parent / "shared" / "trust"
 REDIS_DB = 13  # 11: the suite's Redis tests, 12: the extension's e2e
 PASSWORD = "a long test password"
 USERS = {"rita": "reviewer", "rex": "reporter", "rosa": "reader"}

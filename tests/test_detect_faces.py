@@ -16,12 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, training_data
 from worker.detectors.mtcnn import MTCNN, nms
 
-DATA = ROOT.parent / "shared" / "data" / "synthetic-images" / "train"
-FACES = sorted((DATA / "stylegan3-ffhq" / "fake").glob("*.png"))[:3]
-SCENES = [DATA / "cnndetection-crops" / "real" / name for name in ("biggan_105.png", "imle_168.png")]
 
 UPSTREAM = r'''
 import json, sys, types
@@ -68,25 +65,34 @@ def mtcnn() -> MTCNN:
     return MTCNN()
 
 
+@pytest.fixture(scope="module")
+def samples() -> tuple[list[Path], list[Path]]:
+    """Three StyleGAN3 portraits and two face-free scenes from the training data."""
+    data = training_data("train")
+    faces = sorted((data / "stylegan3-ffhq" / "fake").glob("*.png"))[:3]
+    return faces, [data / "cnndetection-crops" / "real" / name for name in ("biggan_105.png", "imle_168.png")]
+
+
 def _ours(mtcnn: MTCNN, path: Path) -> list[list[float]]:
     faces = mtcnn.detect(np.asarray(Image.open(path).convert("RGB")))
     return [[*f.box, f.confidence] for f in faces]
 
 
-def test_one_face_in_each_stylegan3_portrait_and_none_in_scenes(mtcnn: MTCNN) -> None:
-    for path in FACES:
+def test_one_face_in_each_stylegan3_portrait_and_none_in_scenes(mtcnn: MTCNN, samples) -> None:
+    faces_, scenes = samples
+    for path in faces_:
         faces = [f for f in _ours(mtcnn, path) if f[4] >= 0.9]
         assert len(faces) == 1, path.name
         x0, y0, x1, y1, _ = faces[0]
         assert 60 < (x1 - x0) < 200 and 60 < (y1 - y0) < 230 and 40 < (x0 + x1) / 2 < 216  # a face-sized box, centred
-    for path in SCENES:
+    for path in scenes:
         assert _ours(mtcnn, path) == [], path.name
     flat = np.full((120, 160, 3), 128, dtype=np.uint8)
     assert mtcnn.detect(flat) == []
 
 
-def test_port_matches_facenet_pytorch_itself(mtcnn: MTCNN) -> None:
-    paths = [str(p) for p in FACES + SCENES]
+def test_port_matches_facenet_pytorch_itself(mtcnn: MTCNN, samples) -> None:
+    paths = [str(p) for p in samples[0] + samples[1]]
     run = subprocess.run([sys.executable, "-c", UPSTREAM, *paths], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     upstream = json.loads(run.stdout.strip().splitlines()[-1])

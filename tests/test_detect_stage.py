@@ -20,7 +20,8 @@ from server.migrate import upgrade
 from server.services import Services
 from server.verdicts import Evidence, Level
 from tests.conftest import env_for, settings_from
-from tests.helpers import ROOT, make_jpeg
+from tests.helpers import ROOT, make_jpeg, training_data
+from tests.images import tiles
 from worker import detect_jobs, detection, jobs
 from server import detector_manifest as mf
 from worker.detectors import training
@@ -30,13 +31,12 @@ from worker.pipeline import Item, analyze, run_rules
 from worker.rules import RULES
 
 MODELS = ROOT / "models"
-DATA = ROOT.parent / "shared" / "data" / "synthetic-images" / "train" / "cnndetection-crops"
 
 
 def photo(seed: int, size: tuple[int, int] = (300, 260)) -> Image.Image:
-    """A photo-like image from the shared data, cropped (never resized) or tiled to ``size``."""
-    files = sorted((DATA / "real").glob("*.png"))
-    src = np.asarray(Image.open(files[seed % len(files)]).convert("RGB"))
+    """A photo-like image (a crop of a sample photo), cropped (never resized) or tiled to ``size``."""
+    pool = tiles()
+    src = np.asarray(pool[seed % len(pool)])
     reps = (-(-size[1] // src.shape[0]), -(-size[0] // src.shape[1]), 1)
     return Image.fromarray(np.tile(src, reps)[:size[1], :size[0]])
 
@@ -45,6 +45,16 @@ def jpeg_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=92)
     return buf.getvalue()
+
+
+def passing_validation(at: float, **change: object) -> dict:
+    """A validation record that meets the documented bar (server/detector_manifest.py, docs/verdicts.md)."""
+    record = {"method": "leave-source-out", "roc_auc": 0.86, "threshold": at, "fpr_at_threshold": 0.008,
+              "tpr_at_threshold": 0.41, "reals": 412, "fakes": 400,
+              "real_sources": ["flickr-cc", "raise", "newsroom"],
+              "held_out_sources": ["flickr-cc", "raise", "newsroom", "sdxl"], "date": "2026-12-01"}
+    record.update(change)
+    return record
 
 
 def random_models(folder: Path, extra: list[dict] | None = None, threshold: float | None = 0.5) -> Path:
@@ -192,17 +202,17 @@ def test_batch_scores_equal_single_scores_and_errors_stay_per_item(tmp_path, mon
     np.testing.assert_allclose([again[i][0].score for i in (0, 1, 3)], [single[i] for i in (0, 1, 3)], rtol=1e-5)
 
 
-def test_bands_threshold_likely_synthetic_else_inconclusive() -> None:
+def test_bands_threshold_likely_synthetic_else_inconclusive_for_a_validated_detector() -> None:
     entry = mf.Entry(name="b", architecture="credence-baseline", file="f", sha256="a" * 64, licence="l",
-                     calibration={"threshold": 0.8, "max_fpr": 0.01})
+                     calibration={"threshold": 0.8, "max_fpr": 0.01}, validation=passing_validation(0.8))
     high = detection.evidence_for(Result("b", "image", score=0.91, crop_box=(0, 0, 9, 9)), entry, None, 4)
     low = detection.evidence_for(Result("b", "image", score=0.3), entry, None, 4)
     assert high.supports == Level.LIKELY_SYNTHETIC and high.details["band"] == "likely-synthetic"
-    assert "likely synthetic" in high.summary and "1%" in high.summary
+    assert high.summary == ("The image scores 0.91 on the b detector, at or above its threshold 0.80, validated on "
+                            "412 real photos from sources it was not trained on (0.8% false positives, ROC-AUC 0.86): "
+                            "likely synthetic.")
+    assert high.details["validation"]["meets_bar"] is True and high.details["validation"]["record"]["reals"] == 412
     assert low.supports is None and low.details["band"] == "inconclusive" and "does not show" in low.summary
-    raw = mf.Entry(name="u", architecture="npr-resnet50", file="f", sha256="a" * 64, licence="l")
-    uncal = detection.evidence_for(Result("u", "image", score=0.99), raw, None, 1)
-    assert uncal.supports is None and uncal.details["band"] == "uncalibrated"
     faces = detection.evidence_for(Result("f", "face", score=0.95, faces=[{"box": [1, 2, 3, 4], "score": 0.95},
                                                                          {"box": [5, 6, 7, 8], "score": 0.2}]),
                                    entry, None, 2)
@@ -210,6 +220,91 @@ def test_bands_threshold_likely_synthetic_else_inconclusive() -> None:
     assert "strongest of 2 faces" in faces.summary and len(faces.details["faces"]) == 2
     none = detection.evidence_for(Result("f", "face", score=None), entry, None, 2)
     assert none.kind == "no-face" and none.supports is None
+
+
+def test_a_detector_without_a_validation_record_is_experimental_whatever_its_score() -> None:
+    entry = mf.Entry(name="b", architecture="credence-baseline", file="f", sha256="a" * 64, licence="l",
+                     calibration={"threshold": 0.8, "max_fpr": 0.01})
+    for score in (0.99, 0.3):
+        ev = detection.evidence_for(Result("b", "image", score=score), entry, None, 1)
+        assert ev.supports is None and ev.details["band"] == "experimental" and ev.score == score
+        assert "The b detector is experimental (it has no validation record" in ev.summary
+        assert "likely synthetic" not in ev.summary.lower()
+        assert ev.details["validation"] == {"meets_bar": False, "bar": mf.BAR_WORDS, "record": None,
+                                            "shortfalls": ["no validation record"]}
+    face = detection.evidence_for(Result("b", "face", score=0.99, faces=[{"box": [1, 2, 3, 4], "score": 0.99}]),
+                                  entry, None, 1)
+    assert face.supports is None and face.details["band"] == "experimental"
+    raw = mf.Entry(name="u", architecture="npr-resnet50", file="f", sha256="a" * 64, licence="l")
+    uncal = detection.evidence_for(Result("u", "image", score=0.99), raw, None, 1)
+    assert uncal.supports is None and uncal.details["band"] == "experimental"
+
+
+def test_a_record_below_the_bar_says_its_numbers_and_never_supports_a_level() -> None:
+    weak = passing_validation(0.71, roc_auc=0.40, fpr_at_threshold=0.013, reals=80, real_sources=["a", "b"],
+                              held_out_sources=["a", "b"])
+    entry = mf.Entry(name="base", architecture="credence-baseline", file="f", sha256="a" * 64, licence="l",
+                     calibration={"threshold": 0.71}, validation=weak)
+    ev = detection.evidence_for(Result("base", "image", score=0.75), entry, None, 1)
+    assert ev.supports is None and ev.details["band"] == "experimental"
+    assert ("The image scores 0.75 on the base detector. The base detector is experimental (its validation on sources "
+            "it was not trained on measured ROC-AUC 0.40 and 1.3% false positives at its threshold on 80 real photos "
+            "from 2 sources, below the bar; the bar is ROC-AUC >= 0.80") in ev.summary
+    assert ev.details["validation"]["record"]["roc_auc"] == 0.40
+    assert len(ev.details["validation"]["shortfalls"]) == 4
+
+
+# Each criterion of the bar, just on the wrong side of it, with everything else passing.
+JUST_BELOW = {
+    "roc_auc": {"roc_auc": 0.799},
+    "fpr": {"fpr_at_threshold": 0.0101},
+    "reals": {"reals": 299},
+    "sources": {"real_sources": ["flickr-cc", "raise"]},
+    "not-held-out": {"held_out_sources": ["flickr-cc", "raise", "sdxl"]},
+    "method": {"method": "random-split"},
+    "other-threshold": {"threshold": 0.75},
+}
+
+
+def test_the_bar_is_met_exactly_at_its_limits() -> None:
+    at = passing_validation(0.8, roc_auc=0.80, fpr_at_threshold=0.01, reals=300,
+                            real_sources=["a", "b", "c"], held_out_sources=["a", "b", "c"])
+    entry = mf.Entry(name="b", architecture="a", file="f", sha256="a" * 64, licence="l",
+                     calibration={"threshold": 0.8}, validation=at)
+    assert mf.meets_bar(entry) and mf.bar_shortfalls(entry) == []
+    assert detection.evidence_for(Result("b", "image", score=0.8), entry, None, 1).supports == Level.LIKELY_SYNTHETIC
+
+
+@pytest.mark.parametrize("case", sorted(JUST_BELOW))
+def test_a_record_just_below_the_bar_on_one_criterion_does_not_badge(case: str) -> None:
+    entry = mf.Entry(name="b", architecture="a", file="f", sha256="a" * 64, licence="l",
+                     calibration={"threshold": 0.8}, validation=passing_validation(0.8, **JUST_BELOW[case]))
+    assert not mf.meets_bar(entry) and len(mf.bar_shortfalls(entry)) == 1
+    ev = detection.evidence_for(Result("b", "image", score=0.99), entry, None, 1)
+    assert ev.supports is None and ev.details["band"] == "experimental"
+
+
+def test_the_committed_baseline_never_gives_likely_synthetic() -> None:
+    base = {e.name: e for e in mf.read_manifest(MODELS)}["baseline"]
+    assert not mf.meets_bar(base) and mf.bar_shortfalls(base) == ["no validation record"]
+    ev = detection.evidence_for(Result("baseline", "image", score=0.99), base, None, 1)
+    assert ev.supports is None and ev.details["band"] == "experimental"
+    assert "baseline detector is experimental (it has no validation record" in ev.summary
+    frames = [(float(t), Result("baseline", "image", score=0.97)) for t in range(4)]
+    video = detection.video_evidence(base, frames, [None] * 4, None, None, 1)
+    assert video.supports is None and video.details["band"] == "experimental"
+
+
+def test_earning_the_badge_makes_older_verdicts_stale(tmp_path) -> None:
+    settings = Settings(models_dir=random_models(tmp_path / "m"))
+    made = analyze(make_jpeg(), settings).versions
+    raw = json.loads((tmp_path / "m" / mf.MANIFEST).read_text())
+    raw["detectors"][0]["validation"] = passing_validation(0.5)
+    (tmp_path / "m" / mf.MANIFEST).write_text(json.dumps(raw) + " ")  # size changes: the stamp cache sees it
+    assert not detection.is_current(made, settings)
+    raw["detectors"][0]["validation"] = "yes"
+    (tmp_path / "m" / mf.MANIFEST).write_text(json.dumps(raw))
+    assert "validation must be an object" in str(detection.check_manifest(settings))
 
 
 # ---------------------------------------------------------------- cpu -> gpu hand-off with the committed baseline
@@ -247,8 +342,8 @@ def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Ser
     assert args[0] == sha and delivery["routing_key"] == "gpu"
     assert {e["kind"] for e in args[1]["evidence"]} >= {"decoded", "hashes"}
 
-    assert detect_jobs.detect_batch(ctx, [(args[0], args[1]), (args[0], args[1])]) in (
-        {sha: "no-evidence"}, {sha: "likely-synthetic"})
+    # The committed baseline has no validation record: its score never gives a level.
+    assert detect_jobs.detect_batch(ctx, [(args[0], args[1]), (args[0], args[1])]) == {sha: "no-evidence"}
     with ctx.db.session() as session:
         check = session.get(models.Check, check_id)
         assert check.status == "done"
@@ -256,7 +351,7 @@ def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Ser
     kinds = [e["kind"] for e in body["evidence"]]
     assert "decoded" in kinds and "hashes" in kinds and "synthetic-score" in kinds
     score = [e for e in body["evidence"] if e["kind"] == "synthetic-score"][0]
-    assert 0.0 <= score["score"] <= 1.0 and score["details"]["band"] in ("likely-synthetic", "inconclusive")
+    assert 0.0 <= score["score"] <= 1.0 and score["details"]["band"] == "experimental" and score["supports"] is None
     assert ctx.store.get(score["details"]["heatmap"]["sha256"])[:8] == b"\x89PNG\r\n\x1a\n"  # kept out of the JSON
     assert body["versions"]["detect"] == "ran" and body["versions"]["detector:baseline"].startswith("credence-baseline/1/")
     assert "detect" in body["timings"] and len(json.dumps(body)) < 8000
@@ -281,7 +376,7 @@ def test_credence_check_runs_detection_in_process(tmp_path) -> None:
 
 
 def test_training_is_seeded_and_updates_the_weights() -> None:
-    samples = training.list_samples()
+    samples = training.list_samples(training_data())
     parts = training.split(samples)
     assert {k: len(v) for k, v in parts.items()} == {"train": 200, "calibration": 100, "test": 100}
     assert not {s.path for s in parts["train"]} & {s.path for s in parts["test"] + parts["calibration"]}

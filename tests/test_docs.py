@@ -26,7 +26,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one() -> None:
 def test_compose_has_the_production_shape() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "migrate", "api", "worker-cpu", "worker-gpu", "flower"} <= set(services)
+    assert {"postgres", "redis", "migrate", "api", "nginx", "worker-cpu", "worker-gpu", "flower"} <= set(services)
     env = services["api"]["environment"]
     assert env["CREDENCE_DATABASE_URL"].startswith("postgresql") and env["CREDENCE_REDIS_URL"].startswith("redis")
     assert "gunicorn" in services["api"]["command"]
@@ -38,6 +38,13 @@ def test_compose_has_the_production_shape() -> None:
     assert set(cpu_queues.split(",")) == {"fetch", "cpu"}
     beats = [name for name, svc in services.items() if "--beat" in (svc.get("command") or [])]
     assert beats == ["worker-cpu"], "exactly one sweeper"
+    # gunicorn is reached only through nginx, which buffers slow clients (tests/test_serve_limits.py runs the pair)
+    assert "ports" not in services["api"] and services["api"]["expose"] == ["8080"]
+    assert services["nginx"]["ports"] == ["8080:8080"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
+    assert services["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
+    assert "server api:8080" in (ROOT / "deploy" / "nginx.conf").read_text()
+    assert env["CREDENCE_TRUSTED_PROXIES"] == "1", "the API keys rate limits on nginx's X-Forwarded-For hop"
     # metrics: the API's gunicorn processes are summed (tests/test_gunicorn_metrics.py), each worker serves its own
     assert services["api"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
     for name in ("worker-cpu", "worker-gpu"):

@@ -52,9 +52,9 @@ def assert_baseline_ran(verdict: dict) -> dict:
     [score] = [e for e in verdict["evidence"] if e["stage"] == "detect"]
     assert score["kind"] == "synthetic-score" and 0.0 <= score["score"] <= 1.0
     assert score["details"]["detector"] == "baseline"
-    threshold = score["details"]["calibration"]["threshold"]
-    assert score["details"]["band"] == ("likely-synthetic" if score["score"] >= threshold else "inconclusive")
-    assert (verdict["level"] == "likely-synthetic") == (score["details"]["band"] == "likely-synthetic")
+    # `make run` never paints likely-synthetic with the committed baseline: it has no validation record.
+    assert score["details"]["band"] == "experimental" and score["supports"] is None
+    assert verdict["level"] != "likely-synthetic"
     versions = verdict["versions"]
     assert versions["detect"] == "ran" and versions["detector:baseline"].startswith("credence-baseline/")
     return score
@@ -67,7 +67,7 @@ def test_embedded_serve_checks_records_and_caches(embedded, data_dir: Path, medi
     first = requests.post(f"{base}/api/v1/checks", json={"urls": urls, "wait": 3}, timeout=30).json()["results"]
     ids = [r["check_id"] for r in first]
     done = wait_done(base, ids, timeout=90)
-    # The baseline scores these test pictures well below its threshold: inconclusive, so no-evidence.
+    # The committed baseline is experimental (no validation record): its scores never give a level.
     assert [done[i]["verdict"]["level"] for i in ids] == ["no-evidence", "no-evidence", "unavailable"]
     for i in ids[:2]:
         assert_baseline_ran(done[i]["verdict"])

@@ -39,12 +39,13 @@ def test_metrics_sum_every_gunicorn_process(data_dir: Path, tmp_path: Path) -> N
         deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(f"{base}/healthz", timeout=5)
+                # Not /healthz: a probe that timed out on our side may still be served, and counted.
+                requests.get(f"{base}/metrics", timeout=5)
                 break
             except requests.RequestException:
                 assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
                 time.sleep(0.2)
-        sent = 1
+        sent = 0
         deadline = time.monotonic() + 60
         while len(list(metrics_dir.glob("histogram_*.db"))) < 2:  # until a second process has answered
             assert time.monotonic() < deadline, "the requests were all served by one process"

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from server import models
 from server.app import create_app
+from server.auth import create_key
 from server.config import PIPELINE_VERSION
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
@@ -91,7 +92,9 @@ def test_batch_flows_to_recorded_verdicts_and_then_cache(data_dir, pg_url, redis
     assert count(app, models.Verdict, models.Verdict.sha256 == sha_a) == 1
     assert count(app, models.Media) == 3  # a, b, broken
     assert count(app, models.MediaUrl) == 4
-    report = client.get(f"/api/v1/media/{sha_a}").get_json()
+    assert client.get(f"/api/v1/media/{sha_a}").get_json()["urls"] == []  # where it was seen: not for strangers
+    reader_key = create_key(app.extensions["credence"].db, role="reader", name="reader")[0]
+    report = client.get(f"/api/v1/media/{sha_a}", headers={"Authorization": f"Bearer {reader_key}"}).get_json()
     assert sorted(u["url"] for u in report["urls"]) == sorted([urls["a"], urls["a_copy"]])
     assert report["verdict"]["level"] == "no-evidence" and len(report["history"]) == 1
     assert "decode" in report["verdict"]["timings"]

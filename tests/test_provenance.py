@@ -25,13 +25,12 @@ from server.media_store import MediaStore
 from server.verdicts import Level, Verdict
 from tests.c2pa_kit import DOCUMENT_SIGNING, SigningCA, capture_manifest, make_ca, sign
 from tests.conftest import IN_CI
-from tests.helpers import ROOT, MediaServer, make_jpeg, make_png
+from tests.helpers import ROOT, SHARED_TRUST, MediaServer, make_jpeg, make_png
 from tests.tsa import TimeStampAuthority
 from worker.pipeline import analyze
 from worker.stages import c2pa_read
 from worker.trust import reading_context
 
-SHARED_TRUST = ROOT.parent / "shared" / "trust"
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
 
 
@@ -133,7 +132,8 @@ def test_plain_capture_is_signed_untrusted_with_its_details(kit: Kit) -> None:
     assert details["actions"][0]["digital_source_type"].endswith("/digitalCapture")
     assert details["trust"] == {"loaded": True, "anchors": ["C2PA-TRUST-LIST.pem", "C2PA-TSA-TRUST-LIST.pem"],
                                 "user_anchors": [], "content_signer_ekus": [
-                                    "1.3.6.1.4.1.62558.2.1", "1.3.6.1.5.5.7.3.36", "1.3.6.1.5.5.7.3.4"]}
+                                    "1.3.6.1.4.1.311.76.59.1.9", "1.3.6.1.4.1.62558.2.1", "1.3.6.1.5.5.7.3.36",
+                                    "1.3.6.1.5.5.7.3.4"]}
     # The signing certificate as we read it ourselves: its purposes are on record.
     assert details["signer"]["certificate"]["ekus"] == ["1.3.6.1.5.5.7.3.4"]
     assert details["signer"]["certificate"]["eku_names"] == ["emailProtection"]
@@ -338,8 +338,9 @@ def test_a_time_stamp_authority_certificate_is_not_a_content_signer(kit: Kit) ->
         assert reader.get_validation_state() == "Trusted"
     verdict = analyze(signed, settings)
     assert verdict.level == Level.TAMPERED, verdict.summary
-    assert verdict.summary.startswith("Content Credentials broken: signed with a certificate not meant for signing "
-                                      "content (time-stamping only). Signed by Credence Test (Credence Test TSA)")
+    assert verdict.summary.startswith("Content Credentials broken: certificate purpose not allowed: signed with a "
+                                      "certificate not meant for signing content (time-stamping only). Signed by "
+                                      "Credence Test (Credence Test TSA)")
     item = c2pa_item(verdict)
     assert item["kind"] == "c2pa-invalid" and item["details"]["state"] == "Trusted"
     assert item["details"]["signer"]["certificate"]["eku_names"] == ["timeStamping"]
@@ -360,7 +361,10 @@ def test_eku_settings_decide_which_signing_certificates_count(kit: Kit) -> None:
     strict = kit.settings(user_root=True, trust_ekus="1.3.6.1.5.5.7.3.4")
     verdict = analyze(signed, strict)
     assert verdict.level == Level.TAMPERED
-    assert "key usage your settings do not allow" in verdict.summary
+    assert verdict.summary.startswith("Content Credentials broken: certificate purpose not allowed: the signing "
+                                      "certificate's purpose (documentSigning) is not one your settings allow for "
+                                      "signing content.")
+    assert "pixels" not in verdict.summary
 
 
 @pytest.mark.parametrize("mime", ["image/png", "image/webp"])

@@ -12,11 +12,10 @@ from server.config import Settings
 from server.verdicts import Level
 from tests.c2pa_kit import make_ca, sign
 from tests.conftest import IN_CI
-from tests.helpers import ROOT, MediaServer, make_jpeg
+from tests.helpers import ROOT, SHARED_TRUST, MediaServer, make_jpeg
 from tests.tsa import TimeStampAuthority
 from worker.pipeline import analyze
 
-SHARED_TRUST = ROOT.parent / "shared" / "trust"
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,15 @@ EVIDENCE = {
                              supports=Level.VERIFIED),
     Level.SIGNED_UNTRUSTED: Evidence(stage="c2pa", kind="c2pa-valid", summary="Signed by Someone, not trusted",
                                      supports=Level.SIGNED_UNTRUSTED),
+    Level.NO_EVIDENCE: Evidence(stage="c2pa", kind="c2pa-absent", summary="No Content Credentials",
+                                supports=Level.NO_EVIDENCE),
     Level.UNAVAILABLE: Evidence(stage="decode", kind="undecodable", summary="Could not check: broken",
                                 supports=Level.UNAVAILABLE),
 }
 INFO = Evidence(stage="decode", kind="decoded", summary="JPEG image, 10x10 pixels.")
 
 
-@pytest.mark.parametrize("level", [lvl for lvl in PRIORITY if lvl in EVIDENCE])
+@pytest.mark.parametrize("level", [lvl for lvl in Level if lvl != Level.NO_EVIDENCE])
 def test_single_evidence_gives_its_level(level: Level) -> None:
     verdict = fuse([INFO, EVIDENCE[level]], sha256="a" * 64, versions={"pipeline": "1"})
     assert verdict.level == level
@@ -35,13 +37,50 @@ def test_single_evidence_gives_its_level(level: Level) -> None:
     assert verdict.evidence == [INFO, EVIDENCE[level]]
 
 
-def test_highest_applicable_level_wins_in_any_order() -> None:
-    levels = list(EVIDENCE)
-    for pair in itertools.permutations(levels, 2):
-        expected = min(pair, key=PRIORITY.index)
+# Every pair of levels and the one that must win, written out by hand from the table in
+# docs/verdicts.md (never derived from PRIORITY): a reordering of the code shows up here.
+KF, TA, AI, VE, LS, SU, NE, UN = (Level.KNOWN_FAKE, Level.TAMPERED, Level.AI_DECLARED, Level.VERIFIED,
+                                  Level.LIKELY_SYNTHETIC, Level.SIGNED_UNTRUSTED, Level.NO_EVIDENCE,
+                                  Level.UNAVAILABLE)
+WINNERS = [
+    (KF, TA, KF), (KF, AI, KF), (KF, VE, KF), (KF, LS, KF), (KF, SU, KF), (KF, NE, KF), (KF, UN, KF),
+    (TA, AI, TA), (TA, VE, TA), (TA, LS, TA), (TA, SU, TA), (TA, NE, TA), (TA, UN, TA),
+    (AI, VE, AI), (AI, LS, AI), (AI, SU, AI), (AI, NE, AI), (AI, UN, AI),
+    # trusted credentials outrank any detector score
+    (VE, LS, VE), (VE, SU, VE), (VE, NE, VE), (VE, UN, VE),
+    # a validated detector outranks an untrusted signature and no evidence
+    (LS, SU, LS), (LS, NE, LS), (LS, UN, LS),
+    (SU, NE, SU), (SU, UN, SU),
+    (NE, UN, NE),
+]
+
+
+def test_the_pair_table_covers_every_pair_of_levels() -> None:
+    assert {frozenset((a, b)) for a, b, _ in WINNERS} == {frozenset(p) for p in itertools.combinations(Level, 2)}
+    assert len(WINNERS) == 28
+
+
+@pytest.mark.parametrize(("first", "second", "winner"), WINNERS, ids=[f"{a.value}-vs-{b.value}" for a, b, _ in WINNERS])
+def test_every_pair_of_levels_has_its_winner_in_either_order(first: Level, second: Level, winner: Level) -> None:
+    for pair in ((first, second), (second, first)):
         verdict = fuse([EVIDENCE[lvl] for lvl in pair], sha256=None, versions={})
-        assert verdict.level == expected, pair
+        assert verdict.level == winner, pair
+        lead = NO_EVIDENCE_SUMMARY if winner == NE else EVIDENCE[winner].summary  # no-evidence never cites
+        assert verdict.summary.startswith(lead)
         assert len(verdict.evidence) == 2  # nothing is dropped from the report
+
+
+def test_priority_ranks_every_level_once_in_the_documented_order() -> None:
+    assert [lvl.value for lvl in PRIORITY] == [
+        "known-fake", "tampered", "ai-declared", "verified", "likely-synthetic", "signed-untrusted",
+        "no-evidence", "unavailable"]
+
+
+def test_all_levels_together_give_known_fake_and_without_it_tampered() -> None:
+    everything = list(EVIDENCE.values())
+    assert fuse(everything, sha256=None, versions={}).level == Level.KNOWN_FAKE
+    rest = [e for e in everything if e.supports != Level.KNOWN_FAKE]
+    assert fuse(rest, sha256=None, versions={}).level == Level.TAMPERED
 
 
 def test_no_evidence_is_never_called_authentic() -> None:

@@ -18,7 +18,7 @@ from server.services import Services
 from server.verdicts import Level
 from tests.clips import make_clip
 from tests.conftest import env_for, settings_from
-from tests.test_detect_stage import MODELS, jpeg_bytes, photo
+from tests.test_detect_stage import MODELS, jpeg_bytes, passing_validation, photo
 from worker import detect_jobs, detection, jobs
 from server import detector_manifest as mf
 from worker.detectors.runtime import Result, runtime_for
@@ -91,9 +91,9 @@ def test_video_frames_and_images_share_a_batch_and_a_broken_video_stays_alone(ct
     assert min(scores) <= ev["score"] <= max(scores)
     top = sorted(d["frames"], key=lambda f: -f["score"])[:3]
     assert d["worst"] == [f["t"] for f in top] and len(set(d["worst"])) == 3
-    threshold = d["calibration"]["threshold"]
-    assert d["band"] == ("likely-synthetic" if ev["score"] >= threshold else "inconclusive")
-    assert (video["level"] == Level.LIKELY_SYNTHETIC.value) == (d["band"] == "likely-synthetic")
+    # The committed baseline has no validation record: experimental, whatever it scores, and never a level.
+    assert d["band"] == "experimental" and ev["supports"] is None and d["validation"]["meets_bar"] is False
+    assert video["level"] == Level.NO_EVIDENCE.value
 
     # Thumbnails: small JPEGs in the media store, the same files as the cpu stage's filmstrip.
     for f in d["frames"]:
@@ -136,8 +136,9 @@ def test_the_gate_treats_a_readable_video_like_an_image() -> None:
 
 
 def _entry(threshold: float = 0.8) -> mf.Entry:
+    """A detector whose validation record meets the bar, so its scores may argue likely-synthetic."""
     return mf.Entry(name="b", architecture="credence-baseline", file="f", sha256="a" * 64, licence="l",
-                    calibration={"threshold": threshold, "max_fpr": 0.01})
+                    calibration={"threshold": threshold, "max_fpr": 0.01}, validation=passing_validation(threshold))
 
 
 def test_aggregate_is_the_90th_percentile_and_frames_that_fail_are_left_out() -> None:

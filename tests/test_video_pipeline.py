@@ -23,10 +23,9 @@ from server.verdicts import Evidence, Level, Verdict
 from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
 from tests.conftest import IN_CI
-from tests.helpers import ROOT, make_png
+from tests.helpers import ROOT, SHARED_TRUST, make_png
 from worker.pipeline import analyze
 
-SHARED_TRUST = ROOT.parent / "shared" / "trust"
 MIMES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
 IMAGE_STEPS = {"decode", "hashes", "bank-match", "ai-metadata", "watermark"}

@@ -1,5 +1,11 @@
 """Bank work done by workers: hashing submitted entries (images and videos), and re-matching stored
-media when a confirmation or retraction changes what matches (no refetch, no detection rerun)."""
+media when a confirmation, retraction or dispute changes what matches (no refetch).
+
+A re-match normally swaps only the bank evidence. When the known-fake match it loses had made the
+pipeline skip detection, the stored bytes are analysed again instead, so what the match had skipped
+runs now (detection on the gpu queue included) and no stale "skipped" note survives. Until the
+detectors answer, the recorded verdict is an interim one marked ``versions["detect"] = "pending"``
+(it replaces the known-fake one at once, and the gpu task replaces it in turn)."""
 from __future__ import annotations
 
 import logging
@@ -13,11 +19,14 @@ from server import hash_scan, models, records
 from server.config import Settings
 from server.db import stream_rows
 from server.media_types import VIDEO_TYPES, sniff
-from server.verdicts import Evidence, fuse
+from server.queue import enqueue_detect
+from server.verdicts import Evidence, Level, Verdict, fuse
+from worker import detect_jobs, detection, metrics
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
 from worker.index.hamming import brute_force, pack_hex
 from worker.jobs import bank_matcher
+from worker.pipeline import analyze
 from worker.stages import bank_match, hashes, video_match
 from worker.stages.decode import DecodeError, decode
 from worker.stages.keyframes import VideoError, VideoLimits, extract
@@ -229,6 +238,15 @@ def rematch_entry(ctx: Context, entry_id: str) -> int:
     return changed
 
 
+def rematch_removed(ctx: Context, hashes: dict) -> int:
+    """After an entry is deleted: re-derive the bank evidence of the stored media its hashes touch
+    (``hashes`` as server.banks.delete_entry returns them); returns how many changed."""
+    gone = models.BankEntry(id=hashes.get("id"), media_kind=hashes.get("media_kind") or "image",
+                            sha256=hashes.get("sha256"), pdq=hashes.get("pdq"), phash=hashes.get("phash"),
+                            md5=hashes.get("md5"), frame_pdqs=hashes.get("frame_pdqs"))
+    return sum(1 for sha256 in affected_media(ctx, gone) if rematch_media(ctx, sha256))
+
+
 def rematch_media(ctx: Context, sha256: str) -> bool:
     """A new verdict from the stored evidence with fresh bank evidence; True if the level changed."""
     with ctx.db.session() as session:
@@ -237,6 +255,8 @@ def rematch_media(ctx: Context, sha256: str) -> bool:
         if current is None or media is None or (media.pdq is None and media.frame_pdqs is None and not media.md5):
             return False
         body = current.body
+        session.expunge(media)
+    old_bank = [e for e in body["evidence"] if e["stage"] == bank_match.STAGE]
     kept = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != bank_match.STAGE]
     matcher = bank_matcher(ctx)
     if media.frame_pdqs is not None or media.md5:
@@ -247,10 +267,68 @@ def rematch_media(ctx: Context, sha256: str) -> bool:
     else:
         stored = hashes.PerceptualHashes(pdq=media.pdq, pdq_quality=media.pdq_quality or 0, phash=media.phash)
         hits = matcher.match(sha256, stored, media.pdq_dihedral.split(",") if media.pdq_dihedral else None)
+    still_fake = any(h.bank_kind == "fake" for h in hits)
+    retracted = bank_match.retraction_evidence(
+        retractions(ctx, {e["details"].get("entry_id") for e in old_bank
+                          if e["kind"] in ("known-fake", bank_match.RETRACTED_KIND)} - {h.entry_id for h in hits}))
+    if not still_fake and skipped_for_known_fake(body):
+        verdict = _reanalyze(ctx, sha256, media, retracted)
+        if verdict is not None:
+            log.info("re-analysed %s after a retraction: %s -> %s", sha256, body["level"], verdict.level.value)
+            return verdict.level.value != body["level"]
     versions = {**body.get("versions", {}), "banks": "generation-%d" % matcher.generation[0]}
-    verdict = fuse(kept + bank_match.evidence(hits), sha256=sha256, versions=versions, timings=body.get("timings"))
+    verdict = fuse(kept + bank_match.evidence(hits) + retracted, sha256=sha256, versions=versions,
+                   timings=body.get("timings"))
     with ctx.db.session() as session:
         records.record_verdict(session, verdict)
     ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
     log.info("re-matched %s: %s -> %s", sha256, body["level"], verdict.level.value)
     return verdict.level.value != body["level"]
+
+
+def skipped_for_known_fake(body: dict) -> bool:
+    """The verdict's detection was skipped because a known-fake match had already answered."""
+    return any(e["kind"] == "detection-skipped" and (e.get("details") or {}).get("level") == Level.KNOWN_FAKE.value
+               for e in body.get("evidence", []))
+
+
+def retractions(ctx: Context, entry_ids: set[str | None]) -> list[bank_match.Retraction]:
+    """Which of these entries are retracted now, with when, by whom and why."""
+    wanted = sorted(i for i in entry_ids if i)
+    if not wanted:
+        return []
+    with ctx.db.session() as session:
+        rows = session.execute(
+            select(models.BankEntry, models.Bank.name).join(models.Bank, models.Bank.id == models.BankEntry.bank_id)
+            .where(models.BankEntry.id.in_(wanted), models.BankEntry.status == "retracted")).all()
+        return [bank_match.Retraction(entry_id=e.id, bank=bank, label=e.label,
+                                      at=e.reviewed_at.isoformat() if e.reviewed_at else None,
+                                      by=e.reviewed_by, note=e.review_note) for e, bank in rows]
+
+
+def _reanalyze(ctx: Context, sha256: str, media: models.Media, retracted: list[Evidence]) -> Verdict | None:
+    """The whole analysis again from the stored bytes (the banks as they are now), plus the retraction
+    notes. Detection, when it is due, goes to the gpu queue behind an interim verdict. None: the bytes
+    are gone, so the caller re-matches from the stored evidence instead."""
+    data = ctx.store.get(sha256)
+    if data is None:
+        return None
+    found = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=media.source_size)
+    verdict = fuse(found.evidence + retracted, sha256=sha256, versions=found.versions, timings=found.timings)
+    if not detection.is_pending(verdict.versions):
+        with ctx.db.session() as session:
+            row = records.record_verdict(session, verdict)
+            records.complete_checks_for(session, sha256, row.id)
+        metrics.verdict_recorded(verdict)
+        ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+        return verdict
+    interim = fuse(verdict.evidence + [detect_jobs.rerun_note()], sha256=sha256, versions=verdict.versions,
+                   timings=verdict.timings)
+    with ctx.db.session() as session:
+        records.record_verdict(session, interim)
+    ctx.cache.remember(url_hash=None, body=interim.model_dump(mode="json"))
+    owner = f"rematch:{sha256}:{interim.created_at.isoformat()}"
+    holder = ctx.cache.claim(detect_jobs.detecting_key(sha256), owner, ttl_s=ctx.settings.stale_check_s)
+    if holder is None or holder == owner:
+        enqueue_detect(ctx.celery, sha256, detect_jobs.partial_of(verdict))
+    return interim

@@ -38,6 +38,22 @@ def detecting_key(sha256: str) -> str:
     return f"detecting:{sha256}"
 
 
+RERUN_KIND = "detection-rerun-pending"
+
+
+def rerun_note() -> Evidence:
+    """The interim verdict's note while detection runs again after a retraction (dropped when it answers)."""
+    return Evidence(stage=detection.STAGE, kind=RERUN_KIND,
+                    summary="Detection is running again: the known-fake match that had made it unnecessary is gone.",
+                    details={"reason": "bank-entry-retracted"})
+
+
+def interim_partial(body: dict[str, Any]) -> dict[str, Any]:
+    """An interim verdict (detection pending) as the gpu task's partial: its evidence without the note."""
+    return {"evidence": [e for e in body.get("evidence", []) if e.get("kind") != RERUN_KIND],
+            "versions": dict(body.get("versions") or {}), "timings": dict(body.get("timings") or {})}
+
+
 def partial_of(verdict: Verdict) -> dict[str, Any]:
     """What the cpu stage found, as JSON for the gpu task's message."""
     return {"evidence": [e.model_dump(mode="json") for e in verdict.evidence],
@@ -185,11 +201,13 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
                 outcomes[sha256] = "cached"
                 ctx.cache.release(detecting_key(sha256))
                 continue
+            interim = _interim_body(ctx, sha256)
         except Exception:  # noqa: BLE001 - the sweeper brings it back
             log.exception("detect: cannot read the record for %s", sha256)
             outcomes[sha256] = "error"
             continue
-        todo[sha256] = partial or {}
+        # An interim verdict (a re-match after a retraction) is newer than any message's partial.
+        todo[sha256] = interim_partial(interim) if interim is not None else (partial or {})
     log.info("detect: batch of %d request(s), %d content(s) to analyse", len(items), len(todo))
     if not todo:
         return outcomes
@@ -210,6 +228,12 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
             log.exception("detect: recording the verdict for %s failed", sha256)
             outcomes[sha256] = "error"
     return outcomes
+
+
+def _interim_body(ctx: Context, sha256: str) -> dict[str, Any] | None:
+    with ctx.db.session() as session:
+        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
+        return row.body if row is not None and detection.is_pending(row.body.get("versions") or {}) else None
 
 
 def detect_in_process(data: bytes, verdict: Verdict, settings: Settings, store: MediaStore | None = None) -> Verdict:

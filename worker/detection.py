@@ -10,9 +10,17 @@ the gpu queue reads again) to the ``gpu`` queue, which adds the detectors' evide
 manifest entries in use, or ``off`` / ``none`` / ``misconfigured``), so a verdict made with other
 models can be recognised and recomputed on its next request (``is_current``).
 
-Scores map to two bands only: at or above a detector's calibrated threshold it argues
-``likely-synthetic``; below it the score is reported as a number in the ``inconclusive`` band, never
-as a verdict (and never as a sign of authenticity).
+A detector's score earns a badge only when its manifest entry's validation record meets the bar
+(``detector_manifest.meets_bar``: leave-source-out ROC-AUC >= 0.80, <= 1% false positives at its
+threshold on >= 300 real photos from several sources). Such a detector's scores map to two bands: at or
+above its calibrated threshold it argues ``likely-synthetic``; below it the score is reported as a
+number in the ``inconclusive`` band, never as a verdict (and never as a sign of authenticity). A
+detector below the bar, or without a record, still runs, but every score it gives is in the
+``experimental`` band: reported with its measured numbers, arguing no level.
+
+Trusted credentials that record a camera capture (``digitalSourceType`` digitalCapture) skip detection:
+a signed, trusted statement of how the picture was made proves more than any detector can, and fusion
+would rank it above ``likely-synthetic`` anyway.
 """
 from __future__ import annotations
 
@@ -70,6 +78,30 @@ def has_pixels(item: Item) -> bool:
     return item.decoded is not None or bool(item.keyframes)
 
 
+CAPTURE_SOURCE_TYPE = "digitalCapture"  # IPTC digitalSourceType of an original camera capture
+
+
+def _is_capture(source_type: Any) -> bool:
+    """An IPTC term, written as its full URI or as the bare term."""
+    text = str(source_type or "").strip().rstrip("/")
+    return text == CAPTURE_SOURCE_TYPE or text.endswith(f"/{CAPTURE_SOURCE_TYPE}")
+
+
+def trusted_capture(evidence: list[Evidence]) -> Evidence | None:
+    """The trusted C2PA finding whose active manifest records a camera capture, if any.
+
+    Only the library's Trusted state that our own signer check also passed becomes ``c2pa-trusted``
+    (VERIFIED), so an untrusted, expired or purpose-refused signer never skips detection.
+    """
+    for item in evidence:
+        if item.kind != "c2pa-trusted" or item.supports != Level.VERIFIED:
+            continue
+        actions = item.details.get("actions") if isinstance(item.details.get("actions"), list) else []
+        if any(isinstance(a, dict) and _is_capture(a.get("digital_source_type")) for a in actions):
+            return item
+    return None
+
+
 # configured stamp -> (why, in words; details reason; versions[STAGE])
 _NOT_RUN = {"off": ("synthetic-media detection is turned off", "turned-off", "off"),
             "none": ("no synthetic-media detector is configured", "not-configured", "not-configured")}
@@ -86,6 +118,19 @@ def gate(item: Item) -> None:
             stage=STAGE, kind="detection-skipped",
             summary=f"Detection was skipped: the {noun} is already \"{BADGES[level][1]}\" on stronger evidence.",
             details={"reason": "decisive", "level": level.value}))
+        item.versions[STAGE] = "skipped"
+        return
+    capture = trusted_capture(item.evidence)
+    if capture is not None:
+        signer = capture.details.get("signer") if isinstance(capture.details.get("signer"), dict) else {}
+        who = signer.get("organisation") or signer.get("common_name") or "a signer on your trust list"
+        item.evidence.append(Evidence(
+            stage=STAGE, kind="detection-skipped",
+            summary=f"Detection was skipped: trusted Content Credentials signed by {who} record this {noun} as "
+                    f"a camera capture ({CAPTURE_SOURCE_TYPE}), unchanged since signing. A detector's score "
+                    "cannot outweigh a trusted signer's statement.",
+            details={"reason": "trusted-capture", "level": Level.VERIFIED.value,
+                     "digital_source_type": CAPTURE_SOURCE_TYPE}))
         item.versions[STAGE] = "skipped"
         return
     if not has_pixels(item):
@@ -117,29 +162,75 @@ def is_pending(versions: dict[str, str]) -> bool:
     return versions.get(STAGE) == PENDING
 
 
-def _band(score: float, threshold: float | None) -> str:
-    if threshold is None:
-        return "uncalibrated"
+def _band(score: float, entry: mf.Entry) -> str:
+    """``experimental`` for a detector below the validation bar, whatever its score; else by threshold."""
+    if not mf.meets_bar(entry):
+        return "experimental"
+    threshold = entry.threshold
+    if threshold is None:  # meets_bar requires a threshold; kept for safety
+        return "experimental"
     return "likely-synthetic" if score >= threshold else "inconclusive"
+
+
+def _measured(entry: mf.Entry) -> str:
+    """The numbers of a validation record that falls short, in words ("" when there are none)."""
+    record = entry.validation if isinstance(entry.validation, dict) else {}
+    parts = []
+    auc = record.get("roc_auc")
+    if isinstance(auc, (int, float)) and not isinstance(auc, bool):
+        parts.append(f"ROC-AUC {auc:.2f}")
+    fpr = record.get("fpr_at_threshold")
+    reals = record.get("reals")
+    sources = record.get("real_sources") if isinstance(record.get("real_sources"), list) else []
+    if isinstance(fpr, (int, float)) and not isinstance(fpr, bool):
+        on = f" on {int(reals)} real photos" if isinstance(reals, (int, float)) and not isinstance(reals, bool) else ""
+        src = f" from {len(sources)} source{'s' if len(sources) != 1 else ''}" if sources and on else ""
+        parts.append(f"{fpr:.1%} false positives at its threshold{on}{src}")
+    return " and ".join(parts)
+
+
+def validation_case(entry: mf.Entry) -> dict[str, Any]:
+    """Which case applies to a detector's score, for the evidence: validated, or experimental and why."""
+    record = entry.validation if isinstance(entry.validation, dict) else {}
+    keep = ("method", "roc_auc", "threshold", "fpr_at_threshold", "tpr_at_threshold", "reals", "fakes",
+            "real_sources", "held_out_sources", "date")
+    out: dict[str, Any] = {"meets_bar": mf.meets_bar(entry), "bar": mf.BAR_WORDS,
+                           "record": {k: record[k] for k in keep if k in record} if record else None}
+    if not out["meets_bar"]:
+        out["shortfalls"] = mf.bar_shortfalls(entry)
+    return out
+
+
+def _experimental(name: str) -> str:
+    return f"The {name} detector is experimental"
 
 
 def _wording(name: str, score: float, entry: mf.Entry, band: str, what: str, noun: str = "image",
              how: str = "") -> str:
     t = entry.threshold
     said = f"{what} scores {score:.2f} on the {name} detector{how}"
+    if band == "experimental":
+        measured = _measured(entry)
+        if not entry.validation:
+            case = "it has no validation record on images from sources it was not trained on"
+        elif measured:
+            case = f"its validation on sources it was not trained on measured {measured}, below the bar"
+        else:
+            case = "its validation record does not meet the bar"
+        return (f"{said}. {_experimental(name)} ({case}; the bar is {mf.BAR_WORDS}), so its score is "
+                f"reported as a number only and says nothing either way about the {noun}.")
     if band == "likely-synthetic":
-        fpr = entry.calibration.get("max_fpr", 0.01)
-        return (f"{said}, at or above its threshold {t:.2f} "
-                f"(set for at most {fpr:.0%} false positives on real images in its tests): likely synthetic.")
-    if band == "inconclusive":
-        return (f"{said}, below its threshold {t:.2f}: inconclusive. "
-                f"A low score does not show that the {noun} is authentic.")
-    return f"{said}, which has no calibrated threshold here: reported as a number only, inconclusive."
+        record = entry.validation
+        return (f"{said}, at or above its threshold {t:.2f}, validated on {int(record['reals'])} real photos from "
+                f"sources it was not trained on ({float(record['fpr_at_threshold']):.1%} false positives, "
+                f"ROC-AUC {float(record['roc_auc']):.2f}): likely synthetic.")
+    return (f"{said}, below its threshold {t:.2f}: inconclusive. "
+            f"A low score does not show that the {noun} is authentic.")
 
 
 def _base(entry: mf.Entry, batch_size: int) -> dict[str, Any]:
     return {"detector": entry.name, "architecture": entry.architecture, "version": entry.version_tag(),
-            "licence": entry.licence, "batch_size": batch_size}
+            "licence": entry.licence, "batch_size": batch_size, "validation": validation_case(entry)}
 
 
 def _calibration(entry: mf.Entry) -> dict[str, Any]:
@@ -158,14 +249,13 @@ def evidence_for(result: Result, entry: mf.Entry, store: MediaStore | None, batc
         return Evidence(stage=STAGE, kind="stage-error",
                         summary=f"The {entry.name} detector failed on this image and was skipped.",
                         details={**base, "error": result.error[:500]})
-    threshold = entry.threshold
     calibration = _calibration(entry)
     if result.kind == "face":
         if result.score is None:
             return Evidence(stage=STAGE, kind="no-face",
                             summary=f"No face was found, so the {entry.name} face-manipulation detector did not run.",
                             details={**base, "faces": [], "face_detector": "mtcnn (facenet-pytorch weights)"})
-        band = _band(result.score, threshold)
+        band = _band(result.score, entry)
         n = len(result.faces)
         what = f"The strongest of {n} faces" if n > 1 else "The face"
         return Evidence(
@@ -174,7 +264,7 @@ def evidence_for(result: Result, entry: mf.Entry, store: MediaStore | None, batc
             summary=_wording(entry.name, result.score, entry, band, what),
             details={**base, "band": band, "calibration": calibration, "faces": result.faces,
                      "face_detector": "mtcnn (facenet-pytorch weights)"})
-    band = _band(result.score, threshold)
+    band = _band(result.score, entry)
     details: dict[str, Any] = {**base, "band": band, "calibration": calibration, "crop": list(result.crop_box or [])}
     heatmap = _heatmap(result, store)
     if heatmap:
@@ -242,7 +332,7 @@ def video_evidence(entry: mf.Entry, frames: list[tuple[float, Result]], thumbs: 
                         details={**base, "frames": [], "frames_without_face": faceless,
                                  "face_detector": "mtcnn (facenet-pytorch weights)"})
     score = round(aggregate([f["score"] for f in scored]), 4)
-    band = _band(score, entry.threshold)
+    band = _band(score, entry)
     worst = sorted(scored, key=lambda f: (-f["score"], f["t"]))[:WORST_FRAMES]
     n = len(scored)
     how = (f" (90th percentile of {n} keyframe{'s' if n > 1 else ''}"

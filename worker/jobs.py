@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import logging
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from server import models, records
-from server.config import PIPELINE_VERSION
+from server.config import PIPELINE_VERSION, Settings
+from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_analyze, enqueue_detect, enqueue_fetch
 from server.verdicts import Verdict, unavailable
 from worker import detection, metrics
 from worker.bank_matcher import BankMatcher
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
+from worker.media_jobs import drop_unusable
+from worker.lease import Heartbeat
 from worker.pipeline import analyze
+from worker.stages.budget import Limits, OverBudget, check_structure
+from worker.stages.decode import DecodeError, probe_dimensions
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -42,7 +49,8 @@ def fetch_check(ctx: Context, check_id: str) -> str:
             return "skipped"
         check.attempts += 1
     try:
-        fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
+        with Heartbeat(ctx, check_id=check_id):  # a video's fetch may outlast one lease
+            fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
     except FetchRefused as exc:
         metrics.FETCH_REFUSED.labels(exc.code).inc()
         verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
@@ -64,9 +72,13 @@ def fetch_check(ctx: Context, check_id: str) -> str:
 
 
 def _complete_from_record(ctx: Context, sha256: str) -> bool:
+    """Complete the checks waiting on this content from its recorded verdict, if it has a final one.
+
+    An interim verdict (detection re-running after a retraction) completes nothing: its checks wait for
+    the detectors, and analysing the content again only joins the detection already under way."""
     with ctx.db.session() as session:
         row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-        if row is None:
+        if row is None or detection.is_pending(row.body.get("versions") or {}):
             return False
         records.complete_checks_for(session, sha256, row.id)
         body = row.body
@@ -105,12 +117,19 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
             metrics.verdict_recorded(verdict)
             return "missing"
+        refused = over_budget(data, ctx.settings)
+        if refused is not None:
+            return _finish_unanalysed(ctx, sha256, f"Could not check: {refused.reason}.", refused.code)
         with ctx.db.session() as session:
             media = session.get(models.Media, sha256)
             source_size = media.source_size if media is not None else None
         # The analysis must know when the bytes are only a file's start (its verdict says so, and a
-        # part's file hashes never match a whole file).
-        verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size)
+        # part's file hashes never match a whole file). The heartbeat keeps the sweeper off these checks.
+        try:
+            with Heartbeat(ctx, sha256=sha256, lock_key=f"analyzing:{sha256}"):
+                verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size)
+        except SoftTimeLimitExceeded:
+            return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)
         decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
         hashes = next((e.details for e in verdict.evidence if e.kind in ("hashes", "video-hashes")), None)
         handoff = detection.is_pending(verdict.versions)
@@ -132,13 +151,65 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             return DETECTING
         metrics.verdict_recorded(verdict)
         ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+        if verdict.level.value == "unavailable":
+            drop_unusable(ctx, sha256)  # nothing could be read from them: not kept (issue 15)
         return verdict.level.value
     finally:
         ctx.cache.release(f"analyzing:{sha256}")
 
 
+_REFUSALS = frozenset({"too-many-boxes", "too-deeply-nested", "too-many-scans", "too-many-chunks", "too-much-memory",
+                       "too-many-pixels"})
+
+
+def over_budget(data: bytes, settings: Settings) -> OverBudget | DecodeError | None:
+    """Why the bytes must not reach the ruleset at all: hostile structure, or an image whose decode (or a
+    stage reading its metadata through Pillow, which may decode it) would pass the memory budget."""
+    limits = Limits.from_settings(settings)
+    try:
+        if sniff(data[:512]) in IMAGE_TYPES:
+            probe_dimensions(data, settings.max_pixels, limits)
+        else:
+            check_structure(data, limits)
+    except OverBudget as exc:
+        return exc
+    except DecodeError as exc:  # a merely broken header is the ruleset's to report
+        return exc if exc.code in _REFUSALS else None
+    return None
+
+
+def _finish_unanalysed(ctx: Context, sha256: str, reason: str, code: str) -> str:
+    """Complete every check on this content with an ``unavailable`` verdict that says why.
+
+    The verdict carries the sha256, so later checks of the same bytes are answered from the record
+    instead of spending the budget again (a new pipeline version looks again).
+    """
+    verdict = unavailable(reason, stage="budget", code=code, sha256=sha256, versions={"pipeline": PIPELINE_VERSION})
+    with ctx.db.session() as session:
+        row = records.record_verdict(session, verdict)
+        for check_id in records.complete_checks_for(session, sha256, row.id):
+            log.warning("check %s completed as unavailable: %s", check_id, code)
+    metrics.verdict_recorded(verdict)
+    ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+    drop_unusable(ctx, sha256)
+    return "unavailable"
+
+
+def analysis_timed_out(ctx: Context, sha256: str, limit_s: float) -> str:
+    """The analysis passed its time limit (soft: stopped; hard: its process killed): its checks are not lost."""
+    try:
+        return _finish_unanalysed(ctx, sha256, f"Could not check: the analysis took longer than {limit_s:g} s "
+                                  "(the limit for one file) and was stopped.", "analysis-timeout")
+    finally:
+        ctx.cache.release(f"analyzing:{sha256}")
+
+
 def sweep(ctx: Context) -> dict[str, int]:
-    """Re-enqueue checks nobody finished (lost message, dead worker, broker restart)."""
+    """Re-enqueue checks whose lease ran out (lost message, dead worker, broker restart).
+
+    A check's lease is renewed by the worker fetching or analysing it (worker/lease.py): a slow analysis
+    keeps its checks, and only work nobody is doing any more is sent again.
+    """
     counts = {"refetch": 0, "reanalyze": 0, "given_up": 0}
     with ctx.db.session() as session:
         stale = records.stale_checks(session, ctx.settings.stale_check_s)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from server.config import PIPELINE_VERSION, Settings
 from server.verdicts import Evidence, Level, Verdict, fuse
 from worker.stages.decode import Decoded
@@ -79,6 +81,8 @@ def run_rules(item: Item, rules: Sequence[Rule]) -> Item:
             finally:
                 item.timings[rule.name] = round((time.perf_counter() - started) * 1000, 3)
             item.versions[rule.name] = rule.version
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: the whole analysis stops (worker/jobs.py says so in the verdict)
         except Exception as exc:  # noqa: BLE001 - a failing rule is a note, never a lost check
             log.exception("rule %s failed on %s", rule.name, item.sha256)
             item.evidence.append(Evidence(

@@ -5,6 +5,7 @@ from server.media_types import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, VIDEO_TYPES, 
 from server.verdicts import Evidence, Level
 from worker.pipeline import Item, Rule
 from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
+from worker.stages.budget import Limits
 from worker.stages.decode import DecodeError, decode
 from worker.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
 
@@ -50,7 +51,7 @@ class DecodeRule:
 
     def act(self, item: Item) -> None:
         try:
-            item.decoded = decode(item.data, item.settings.max_pixels)
+            item.decoded = decode(item.data, item.settings.max_pixels, Limits.from_settings(item.settings))
         except DecodeError as exc:
             item.evidence.append(Evidence(
                 stage=self.name, kind=exc.code, supports=Level.UNAVAILABLE,
@@ -88,7 +89,8 @@ class ProvenanceRule:
         settings = item.settings
         context, files = reading_context(settings)
         keep = settings.keep_thumbnails
-        result = c2pa_read.read_c2pa(item.data, item.mime, context, want_thumbnails=keep)
+        result = c2pa_read.read_c2pa(item.data, item.mime, context, want_thumbnails=keep,
+                                     limits=Limits.from_settings(settings))
         refused = None
         if result.status == "remote" and result.remote_url and settings.remote_manifest_fetch:
             # Only ever through the guarded fetcher; the library's own fetching stays off.

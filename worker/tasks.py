@@ -1,10 +1,13 @@
 """Thin Celery tasks: load the context, call the job, nothing else."""
 from __future__ import annotations
 
+import logging
+
+from celery.exceptions import TimeLimitExceeded
 from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import bank_jobs, context, jobs, peer_pull
+from worker import bank_jobs, context, jobs, media_jobs, peer_pull
 from worker.celery_app import app
 from worker import detect_jobs
 from server.config import get_settings
@@ -22,7 +25,23 @@ def fetch_check(self, check_id: str) -> str:
     return jobs.fetch_check(context.current(), check_id)
 
 
-@app.task(name="credence.analyze", bind=True, **{**TRANSIENT, "max_retries": 120})
+class BoundedAnalysis(app.Task):
+    """The analysis task: past its hard time limit the pool kills the process (native code ignores the soft
+    one), and this hook, run by the worker's main process, gives the waiting checks their verdict."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
+        if isinstance(exc, TimeLimitExceeded):
+            sha256 = args[0] if args else kwargs.get("sha256")
+            try:
+                jobs.analysis_timed_out(context.current(), sha256, _BATCH.analysis_hard_limit_s)
+            except (SQLAlchemyError, RedisError, OSError):
+                # The checks stay pending; the sweeper sends them again once their lease runs out.
+                logging.getLogger(__name__).exception("could not record the time-out of %s", sha256)
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+@app.task(name="credence.analyze", bind=True, base=BoundedAnalysis, soft_time_limit=_BATCH.analysis_soft_limit_s,
+          time_limit=_BATCH.analysis_hard_limit_s, **{**TRANSIENT, "max_retries": 120})
 def analyze_media(self, sha256: str) -> str:
     outcome = jobs.analyze_media(context.current(), sha256, owner=self.request.id or "local")
     if outcome == jobs.IN_FLIGHT:
@@ -44,6 +63,16 @@ def hash_entry(self, entry_id: str) -> str:
 @app.task(name="credence.rematch", bind=True, **TRANSIENT)
 def rematch_entry(self, entry_id: str) -> int:
     return bank_jobs.rematch_entry(context.current(), entry_id)
+
+
+@app.task(name="credence.rematch_removed", bind=True, **TRANSIENT)
+def rematch_removed(self, hashes: dict) -> int:
+    return bank_jobs.rematch_removed(context.current(), hashes)
+
+
+@app.task(name="credence.evict_media")
+def evict_media() -> dict:
+    return media_jobs.evict_media(context.current())
 
 
 @app.task(name="credence.pull_peers")

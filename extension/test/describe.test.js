@@ -45,6 +45,18 @@ test('a detector score below its threshold still gives the no-evidence tooltip a
   assert.equal(describe(v).score, 'Score: very low (0.12)');
 });
 
+test('an experimental detector\'s score is never painted: no band on the page', () => {
+  const experimental = {
+    stage: 'detect', kind: 'synthetic-score', summary: 'The baseline detector is experimental', score: 0.97,
+    supports: null, details: { band: 'experimental', validation: { meets_bar: false } },
+  };
+  const v = compact({ level: 'no-evidence', summary: 'No evidence', evidence: [experimental] });
+  assert.equal(v.level, 'no-evidence');
+  assert.equal(v.score, null);
+  assert.equal(describe(v).score, 'Score: none');
+  assert.doesNotMatch(accessibleLabel(v), /0\.97|experimental/);
+});
+
 test('no evidence is never called authentic, and says so', () => {
   const lines = describe(compact({ level: 'no-evidence', summary: 'No content credentials…', evidence: [] }));
   assert.match(lines.title, /does not mean it is authentic/);
@@ -89,4 +101,20 @@ test('a streamed video says why it is not checkable, with no score and no report
   assert.match(accessibleLabel(v), /^Credence: Not checkable/);
   assert.doesNotMatch(accessibleLabel(v), /open the full report/);
   assert.match(describe(notCheckable('stream:srcObject')).evidence, /stream object/);
+});
+
+test('a disputed known-fake match says so in the tooltip, with who and why', () => {
+  const verdict = compact({
+    level: 'known-fake', label: 'Known fake', summary: 'Matches a confirmed fake in “debunked”: Flood (the identical file). This entry is disputed by beta: “it is real”.',
+    evidence: [{
+      stage: 'bank-match', kind: 'known-fake', score: 1, supports: 'known-fake',
+      summary: 'Matches a confirmed fake in “debunked”: Flood (the identical file). This entry is disputed by beta: “it is real”.',
+      details: { entry_id: 'e1', disputed: true, disputes: [{ by: 'beta', reason: 'it is real', at: '2026-01-02T03:04:05' }] },
+    }],
+  });
+  const lines = describe(verdict);
+  assert.equal(lines.title.startsWith('Known fake, but disputed: beta (“it is real”) disputes the matched entry.'), true, lines.title);
+  assert.match(lines.evidence, /disputed by beta: “it is real”/);
+  const plain = describe(compact({ level: 'known-fake', evidence: [{ stage: 'bank-match', kind: 'known-fake', summary: 'm', supports: 'known-fake', details: {} }] }));
+  assert.doesNotMatch(plain.title, /disputed/);
 });

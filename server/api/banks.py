@@ -5,18 +5,20 @@ from flask import Blueprint, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from server import bank_search, banks, models
+from server import bank_search, banks, entry_removal, models
 from server.api.deps import enqueue, services
-from server.api.request_body import allow_upload, parse_json, read_file
+from server.api.request_body import allow_upload, parse_json, query_int, read_file
 from server.auth import actor, require_role
 from server.errors import ApiError, validation_details
-from server.media_types import VIDEO_TYPES, sniff
-from server.queue import enqueue_hash_entry, enqueue_rematch
-from server.schemas import BankCreate, BankUpdate, EntrySubmit, ReportRequest, RetractRequest, ReviewRequest, SearchRequest
+from server.queue import enqueue_hash_entry, enqueue_rematch, enqueue_rematch_removed
+from server.schemas import (BankCreate, BankUpdate, EntryDelete, EntrySubmit, ReportRequest, RetractRequest, ReviewRequest,
+                            SearchRequest, iso)
 from server.urls import BadUrl, normalise
 
 bp = Blueprint("banks", __name__, url_prefix="/api/v1")
 MAX_PAGE = 200
+MAX_OFFSET = 2**31 - 1
+MAX_QUERY_INT = 2**31 - 1
 
 
 @bp.get("/banks")
@@ -70,8 +72,8 @@ def list_entries(name: str):
     status = request.args.get("status")
     if status and status not in banks.STATUSES:
         raise ApiError(400, f"status must be one of {', '.join(banks.STATUSES)}")
-    limit = min(request.args.get("limit", 50, type=int) or 50, MAX_PAGE)
-    offset = max(request.args.get("offset", 0, type=int) or 0, 0)
+    limit = min(query_int("limit", 50, 1, MAX_QUERY_INT), MAX_PAGE)  # under 1: 400; over the cap: capped
+    offset = query_int("offset", 0, 0, MAX_OFFSET)
     with services().db.session() as session:
         bank = banks.get_bank(session, name)
         query = select(models.BankEntry).where(models.BankEntry.bank_id == bank.id)
@@ -108,6 +110,7 @@ def _frames(frames: list | None) -> list | None:
 @require_role("reporter")
 def submit_entry(name: str):
     body, data = _submission()
+    banks.check_links(body.source_links)  # before any bytes are stored
     svc = services()
     sha256, hash_state, source_url = body.sha256, "ready", None
     if data is not None:
@@ -157,7 +160,7 @@ def get_entry(entry_id: str):
         history = session.scalars(select(models.AuditLog).where(models.AuditLog.target == entry_id)
                                   .order_by(models.AuditLog.id)).all()
         return jsonify({**banks.entry_dict(entry, session.get(models.Bank, entry.bank_id)),
-                        "history": [{"at": h.at.isoformat(), "actor": h.actor, "action": h.action,
+                        "history": [{"at": iso(h.at), "actor": h.actor, "action": h.action,
                                      "details": h.details} for h in history]})
 
 
@@ -184,31 +187,26 @@ def retract_entry(entry_id: str):
     return _decide(entry_id, "retract", parse_json(RetractRequest).note)
 
 
+@bp.delete("/entries/<entry_id>")
+@require_role("admin")
+def delete_entry(entry_id: str):
+    """Admins remove one entry for good (audited); an optional JSON body ``{"note": ...}`` says why."""
+    note = parse_json(EntryDelete).note if request.get_data(cache=True) else ""
+    with services().db.session() as session:
+        hashes = entry_removal.remove_entry(session, banks.get_entry(session, entry_id), actor=actor(), note=note)
+    if hashes["status"] in ("confirmed", "retracted"):  # what it matched is re-derived without it
+        enqueue(enqueue_rematch_removed, hashes)
+    return jsonify({"deleted": entry_id})
+
+
 def _upload_query(data: bytes) -> dict:
-    """Hash an uploaded file as the pipeline does: an image's sha256/PDQ/pHash, a video's
-    sha256/MD5/keyframe PDQs."""
-    import hashlib
+    """Hash an uploaded file as every front end does (worker.stages.fingerprint: all 8 PDQ orientations)."""
+    from worker.stages.fingerprint import FingerprintError, fingerprint  # pure functions; the API stays light
 
-    # Pure functions; not loaded at import time (the API process stays light).
-    from worker.stages import hashes
-    from worker.stages.decode import DecodeError, decode
-
-    settings = services().settings
-    if sniff(data[:512]) in VIDEO_TYPES:
-        from worker.stages.keyframes import VideoError, VideoLimits, extract
-        from worker.stages.video_hashes import video_hashes
-
-        try:
-            vh = video_hashes(data, extract(data, VideoLimits.from_settings(settings))[1])
-        except VideoError as exc:
-            raise ApiError(400, f"could not read the video: {exc.reason}") from exc
-        return {"sha256": vh.sha256, "md5": vh.md5,
-                "frames": [{"t": f.t, "pdq": f.pdq, "quality": f.quality} for f in vh.frames]}
     try:
-        h = hashes.compute(decode(data, settings.max_pixels).image)
-    except DecodeError as exc:
-        raise ApiError(400, f"could not read the image: {exc.reason}") from exc
-    return {"sha256": hashlib.sha256(data).hexdigest(), "pdq": h.pdq, "phash": h.phash}
+        return fingerprint(data, services().settings).query()
+    except FingerprintError as exc:
+        raise ApiError(400, str(exc)) from exc
 
 
 @bp.post("/search")
@@ -232,7 +230,8 @@ def search():
             raise ApiError(400, "give at least one of sha256, pdq, phash, md5, frames (or upload a file)")
     with services().db.session() as session:
         results = bank_search.search(
-            session, sha256=query.get("sha256"), pdq=query.get("pdq"), phash=query.get("phash"),
+            session, sha256=query.get("sha256"), pdq=query.get("orientations") or query.get("pdq"),
+            phash=query.get("phash"),
             md5=query.get("md5"), frames=banks.check_frames(query.get("frames")),
             frame_threshold=services().settings.vpdq_frame_threshold,
             match_share=services().settings.vpdq_match_share)

@@ -5,17 +5,19 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
+from flask_limiter.util import get_remote_address
 
 from server import records
 from server.api.deps import enqueue, services
-from server.api.request_body import allow_upload, parse_json, read_file
+from server.api.request_body import allow_upload, form_float, parse_json, read_file
 from server.auth import require_role
 from server.errors import ApiError
 from server.limits import limit_anonymous
 from server.metrics import CACHE_HITS, CACHE_MISSES, CHECKS_CREATED
 from server.models import new_id
 from server.queue import enqueue_fetch
+from server.quotas import QuotaExceeded, charge_upload
 from server.schemas import ChecksRequest
 from server.uploads import start_upload_check
 from server.urls import BadUrl, normalise, url_key
@@ -135,11 +137,17 @@ def upload_check():
     data = read_file(upload.stream, svc.settings)
     if not data:
         raise ApiError(400, "the uploaded file is empty")
+    key = g.get("api_key")
+    try:  # bytes, not requests: charged before anything is stored
+        charge_upload(svc.settings, f"key:{key.id}" if key is not None else f"addr:{get_remote_address()}",
+                      key is not None, len(data))
+    except QuotaExceeded as exc:
+        raise ApiError(429, str(exc)) from exc
     check_id, verdict = start_upload_check(svc, data)
     if verdict is not None:
         return render_results([_result(None, "done", check_id, verdict)])
     results = [_result(None, "pending", check_id, None)]
-    wait = request.form.get("wait", type=float) or 0.0
+    wait = form_float("wait", 0.0, 0.0, 3600.0)
     if wait > 0:
         _long_poll(results, min(wait, svc.settings.max_wait_s))
     return render_results(results)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from celery import Celery
 from flask import current_app
@@ -16,7 +17,7 @@ def services() -> Services:
     return current_app.extensions["credence"]
 
 
-def enqueue(send: Callable[[Celery, str], None], arg: str) -> None:
+def enqueue(send: Callable[[Celery, Any], None], arg: Any) -> None:
     """Send a task; if the broker is down the work is already recorded and the sweeper retries it."""
     try:
         send(services().celery, arg)

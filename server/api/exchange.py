@@ -10,12 +10,14 @@ from sqlalchemy import select
 
 from server import bank_io, banks, feed, identity, models
 from server.api.deps import enqueue, services
-from server.api.request_body import parse_json
+from server.api.request_body import parse_json, query_int
 from server.auth import actor, current_role, rank, require_role
 from server.errors import ApiError
+from server.schemas import iso
 from server.queue import enqueue_pull_peer, enqueue_rematch
 
 bp = Blueprint("exchange", __name__)
+MAX_CURSOR = 2**63 - 1  # the largest id either database stores
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 MIME = {"jsonl": "application/x-ndjson", "te-lines": "text/plain", "te-csv": "text/csv"}
 
@@ -49,13 +51,12 @@ def exchange_identity():
 @bp.get("/api/v1/exchange/feed")
 def exchange_feed():
     """Public on purpose: it carries only banks an admin chose to share."""
-    since = request.args.get("since", 0, type=int)
-    limit = request.args.get("limit", 200, type=int)
-    if since is None or since < 0 or not limit or limit < 1:
-        raise ApiError(400, "since must be a cursor >= 0 and limit >= 1")
+    since = query_int("since", 0, 0, MAX_CURSOR)
+    limit = query_int("limit", 200, 1, 2**31 - 1)  # over feed.MAX_PAGE: capped, as peers expect
+    version = min(query_int("v", feed.LEGACY_VERSION, 1, 2**31 - 1), feed.FEED_VERSION)  # readers ask v=2
     names = [n for n in request.args.get("banks", "").split(",") if n]
     with services().db.session() as session:
-        return jsonify(feed.page(session, since, limit, names or None))
+        return jsonify(feed.page(session, since, limit, names or None, version))
 
 
 def _format() -> str:
@@ -127,7 +128,8 @@ def list_peers():
 def _peer(peer: models.Peer) -> dict:
     return {"id": peer.id, "name": peer.name, "url": peer.url, "public_key": peer.public_key, "banks": peer.banks,
             "trust": peer.trust, "cursor": peer.cursor, "last_error": peer.last_error,
-            "last_pull_at": peer.last_pull_at.isoformat() if peer.last_pull_at else None}
+            "instance": peer.instance, "head": peer.head,
+            "last_pull_at": iso(peer.last_pull_at)}
 
 
 @bp.post("/api/v1/peers")

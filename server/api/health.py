@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from server.api.deps import services
+from server.media_store import NEAR_BUDGET
 from server.metrics import summed
 
 bp = Blueprint("health", __name__)
@@ -36,8 +37,26 @@ def readyz():
         checks["broker"] = f"error: {type(exc).__name__}"
     if svc.settings.redis_url:
         checks["cache"] = "ok" if svc.cache.ping() else "error: unreachable (serving from the database)"
+    store = _media_store_check(svc)
+    if store is not None:
+        checks["media_store"] = store
     ready = checks["database"] == "ok" and checks["broker"] == "ok"
     return jsonify({"status": "ready" if ready else "not-ready", "checks": checks}), 200 if ready else 503
+
+
+def _media_store_check(svc) -> str | None:
+    """How full the media store is against its budget, from the beat task's last measurement (walking
+    the store here would cost a probe seconds). Near the budget it warns; readiness stays as it is, since
+    checks are still answered, but an operator must add room or lower the quotas."""
+    budget = int(svc.settings.media_store_max_bytes)
+    if not budget:
+        return None
+    usage = svc.store.usage()
+    if usage is None:  # before the beat task's first pass there is nothing to say
+        return None
+    share = int(usage["bytes"]) / budget
+    text = f"{share:.0%} of its {budget:,}-byte budget ({int(usage['bytes']):,} bytes)"
+    return f"warning: near its budget, {text}" if share >= NEAR_BUDGET else f"ok: {text}"
 
 
 @bp.get("/metrics")

@@ -10,14 +10,15 @@ from server.api.request_body import parse_json
 from server.auth import actor, create_key, require_role
 from server.errors import ApiError
 from server.schemas import KeyCreateRequest
+from server.schemas import iso
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1")
 
 
 def _info(row: models.ApiKey) -> dict:
     return {"id": row.id, "name": row.name, "prefix": row.prefix, "role": row.role,
-            "created_at": row.created_at.isoformat(),
-            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None}
+            "created_at": iso(row.created_at),
+            "revoked_at": iso(row.revoked_at)}
 
 
 @bp.post("/keys")

@@ -1,16 +1,45 @@
 """The full report for one content: every stage's evidence, versions, timings, where it was seen."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from server import models, records
 from server.api.deps import services
-from server.auth import require_role
+from server.auth import current_role, require_role
 from server.errors import ApiError
 from server.media_store import is_sha256
+from server.schemas import iso
 
 bp = Blueprint("media", __name__, url_prefix="/api/v1")
+
+
+def may_see_sightings() -> bool:
+    """Where an image was seen says what people read: only keyed clients (any role) see it, and only
+    where the instance shows sightings at all (desk_sightings), as on the desk."""
+    return current_role() is not None and services().settings.desk_sightings
+
+
+def bank_entries(session: Session, body: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The bank entries the verdict cites, as they stand now: status, and who disputes them and why."""
+    ids = list(dict.fromkeys((e.get("details") or {}).get("entry_id") for e in (body or {}).get("evidence", [])
+                             if e.get("stage") == "bank-match"))
+    out = []
+    for entry_id in (i for i in ids if i):
+        entry = session.get(models.BankEntry, entry_id)
+        if entry is None:
+            continue
+        bank = session.get(models.Bank, entry.bank_id)
+        disputes = session.scalars(select(models.Opinion).where(
+            models.Opinion.entry_id == entry_id, models.Opinion.opinion == "dispute").order_by(models.Opinion.at))
+        out.append({"id": entry.id, "bank": bank.name if bank else None, "label": entry.label,
+                    "status": entry.status, "disputed": bool(entry.disputed),
+                    "disputes": [{"by": o.instance, "reason": o.note, "at": iso(o.at)}
+                                 for o in disputes]})
+    return out
 
 
 @bp.get("/media/<sha256>")
@@ -26,18 +55,19 @@ def media_report(sha256: str):
         urls = session.scalars(
             select(models.MediaUrl).where(models.MediaUrl.sha256 == sha256)
             .order_by(models.MediaUrl.fetched_at.desc()).limit(50)
-        ).all()
+        ).all() if may_see_sightings() else []
         history = session.scalars(
             select(models.Verdict).where(models.Verdict.sha256 == sha256).order_by(models.Verdict.created_at.desc())
         ).all()
         current = records.current_verdict(session, sha256, services().detectors_stamp())
         report = {
             "sha256": sha256, "mime": media.mime, "size": media.size, "width": media.width,
-            "height": media.height, "first_seen": media.first_seen.isoformat(),
+            "height": media.height, "first_seen": iso(media.first_seen),
             "hashes": {"sha256": sha256, "pdq": media.pdq, "pdq_quality": media.pdq_quality, "phash": media.phash},
-            "urls": [{"url": u.url, "final_url": u.final_url, "fetched_at": u.fetched_at.isoformat()} for u in urls],
+            "urls": [{"url": u.url, "final_url": u.final_url, "fetched_at": iso(u.fetched_at)} for u in urls],
             "verdict": current.body if current else None,
+            "bank_entries": bank_entries(session, current.body if current else None),
             "history": [{"id": v.id, "level": v.level, "pipeline_version": v.pipeline_version,
-                         "created_at": v.created_at.isoformat()} for v in history],
+                         "created_at": iso(v.created_at)} for v in history],
         }
     return jsonify(report)

@@ -8,13 +8,22 @@ from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
 from server import schemas
+from server.api.exchange import MAX_CURSOR, PeerCreate
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 REF = "#/components/schemas/{model}"
 _MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.LookupRequest, schemas.LookupResponse,
            schemas.BankCreate, schemas.BankUpdate, schemas.EntrySubmit, schemas.ReviewRequest, schemas.RetractRequest,
            schemas.SearchRequest, schemas.ReportRequest, schemas.CheckResult, schemas.MediaReport,
-           schemas.KeyCreateRequest, schemas.KeyInfo, schemas.KeyCreated, schemas.Error)
+           schemas.KeyCreateRequest, schemas.KeyInfo, schemas.KeyCreated, schemas.Error, schemas.BankInfo,
+           schemas.BankList, schemas.EntryInfo, schemas.EntryPage, schemas.EntryDetail, schemas.EntryDelete,
+           schemas.Deleted, PeerCreate)
+MAX_INT = 2**31 - 1  # query integers above this are a 400 (the database's offset), as are those under the minimum
+
+
+def _int_query(name: str, minimum: int, maximum: int = MAX_INT, description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description,
+            "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -27,7 +36,7 @@ def _json(name: str, description: str = "OK") -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "Bad request", 401: "API key missing or invalid", 403: "Role too low", 404: "Not found",
-             413: "Too large", 415: "Not JSON", 429: "Rate limited"}
+             409: "Conflicts with the current state", 413: "Too large", 415: "Not JSON", 429: "Rate limited"}
     return {str(code): _json("Error", words[code]) for code in codes}
 
 
@@ -38,7 +47,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/checks": {
             "post": {"summary": "Check a batch of media URLs", "security": key,
                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ChecksRequest")}}},
-                     "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 415, 429)}},
+                     "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 413, 415, 429)}},
             "get": {"summary": "Status of many checks", "security": key,
                     "parameters": [{"name": "ids", "in": "query", "required": True,
                                     "schema": {"type": "string"}, "description": "Comma-separated check ids (max 100)"}],
@@ -47,13 +56,14 @@ def _paths() -> dict[str, Any]:
         "/api/v1/lookup": {
             "post": {"summary": "Verdicts by SHA-256 (privacy mode: no URL leaves the browser)", "security": key,
                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("LookupRequest")}}},
-                     "responses": {"200": _json("LookupResponse"), **_errors(400, 401, 415, 429)}},
+                     "responses": {"200": _json("LookupResponse"), **_errors(400, 401, 413, 415, 429)}},
         },
         "/api/v1/checks/upload": {
             "post": {"summary": "Check an uploaded file", "security": key,
                      "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                          "type": "object", "required": ["file"],
-                         "properties": {"file": {"type": "string", "format": "binary"}, "wait": {"type": "number"}}}}}},
+                         "properties": {"file": {"type": "string", "format": "binary"},
+                                        "wait": {"type": "number", "minimum": 0, "maximum": 3600}}}}}},
                      "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 413, 429)}},
         },
         "/api/v1/checks/{check_id}": {
@@ -69,7 +79,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/keys": {
             "post": {"summary": "Create an API key (admin)", "security": [{"apiKey": []}],
                      "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("KeyCreateRequest")}}},
-                     "responses": {"201": _json("KeyCreated", "Created"), **_errors(400, 401, 403)}},
+                     "responses": {"201": _json("KeyCreated", "Created"), **_errors(400, 401, 403, 415)}},
             "get": {"summary": "List API keys (admin)", "security": [{"apiKey": []}],
                     "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
                         "type": "object", "properties": {"keys": {"type": "array", "items": _ref("KeyInfo")}}}}}},
@@ -99,53 +109,69 @@ def _body(name: str, multipart: bool = False) -> dict[str, Any]:
 
 def _bank_paths() -> dict[str, Any]:
     key = [{"apiKey": []}]
-    obj = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     entry = {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    status = {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(_STATUSES)}}
     return {
         "/api/v1/banks": {
-            "get": {"summary": "List banks (reader)", "security": key, "responses": {"200": obj, **_errors(401, 403)}},
+            "get": {"summary": "List banks (reader)", "security": key,
+                    "responses": {"200": _json("BankList"), **_errors(401, 403)}},
             "post": {"summary": "Create a bank (admin)", "security": key, "requestBody": _body("BankCreate"),
-                     "responses": {"201": obj, **_errors(400, 401, 403)}},
+                     "responses": {"201": _json("BankInfo", "Created"), **_errors(400, 401, 403, 409, 415)}},
         },
         "/api/v1/banks/{name}": {
             "get": {"summary": "One bank with entry counts (reader)", "security": key, "parameters": [name],
-                    "responses": {"200": obj, **_errors(401, 404)}},
+                    "responses": {"200": _json("BankInfo"), **_errors(401, 403, 404)}},
             "patch": {"summary": "Change a bank (admin)", "security": key, "parameters": [name],
-                      "requestBody": _body("BankUpdate"), "responses": {"200": obj, **_errors(400, 401, 403, 404)}},
+                      "requestBody": _body("BankUpdate"),
+                      "responses": {"200": _json("BankInfo"), **_errors(400, 401, 403, 404, 415)}},
             "delete": {"summary": "Delete a bank and its entries (admin)", "security": key, "parameters": [name],
-                       "responses": {"200": obj, **_errors(401, 403, 404)}},
+                       "responses": {"200": _json("Deleted"), **_errors(401, 403, 404)}},
         },
         "/api/v1/banks/{name}/entries": {
             "get": {"summary": "Entries of a bank, newest first (reader)", "security": key,
-                    "parameters": [name] + [{"name": n, "in": "query", "schema": {"type": t}} for n, t in
-                                            (("status", "string"), ("limit", "integer"), ("offset", "integer"))],
-                    "responses": {"200": obj, **_errors(400, 401, 404)}},
+                    "parameters": [name, status,
+                                   _int_query("limit", 1, description="Page size; above 200 it is capped at 200."),
+                                   _int_query("offset", 0)],
+                    "responses": {"200": _json("EntryPage"), **_errors(400, 401, 403, 404)}},
             "post": {"summary": "Submit an entry: file, URL or hashes; it stays pending (reporter)", "security": key,
                      "parameters": [name], "requestBody": _body("EntrySubmit", multipart=True),
-                     "responses": {"201": obj, **_errors(400, 401, 403, 404, 413)}},
+                     "responses": {"201": _json("EntryInfo", "Created"), **_errors(400, 401, 403, 404, 413, 415)}},
         },
         "/api/v1/entries/{entry_id}": {
             "get": {"summary": "One entry with its audit history (reader)", "security": key, "parameters": [entry],
-                    "responses": {"200": obj, **_errors(401, 404)}},
+                    "responses": {"200": _json("EntryDetail"), **_errors(401, 403, 404)}},
+            "delete": {"summary": "Delete one entry for good; audited, stored media re-matched (admin)",
+                       "security": key, "parameters": [entry],
+                       "requestBody": {"required": False, "content": {"application/json": {
+                           "schema": _ref("EntryDelete")}}},
+                       "responses": {"200": _json("Deleted"), **_errors(400, 401, 403, 404, 415)}},
         },
         "/api/v1/entries/{entry_id}/review": {
             "post": {"summary": "Confirm or reject a pending entry (reviewer)", "security": key, "parameters": [entry],
-                     "requestBody": _body("ReviewRequest"), "responses": {"200": obj, **_errors(400, 401, 403, 404)}},
+                     "requestBody": _body("ReviewRequest"),
+                     "responses": {"200": _json("EntryInfo"), **_errors(400, 401, 403, 404, 409, 415)}},
         },
         "/api/v1/entries/{entry_id}/retract": {
             "post": {"summary": "Retract a confirmed entry (reviewer)", "security": key, "parameters": [entry],
-                     "requestBody": _body("RetractRequest"), "responses": {"200": obj, **_errors(400, 401, 403, 404)}},
+                     "requestBody": _body("RetractRequest"),
+                     "responses": {"200": _json("EntryInfo"), **_errors(400, 401, 403, 404, 409, 415)}},
         },
         "/api/v1/search": {
             "post": {"summary": "What do the banks hold that looks like this? (reader)", "security": key,
-                     "requestBody": _body("SearchRequest", multipart=True), "responses": {"200": obj, **_errors(400, 401)}},
+                     "requestBody": _body("SearchRequest", multipart=True),
+                     "responses": {"200": _OBJ, **_errors(400, 401, 403, 413, 415)}},
         },
         "/api/v1/reports": {
             "post": {"summary": "Report an image URL as fake; pending review (reporter)", "security": key,
-                     "requestBody": _body("ReportRequest"), "responses": {"201": obj, **_errors(400, 401, 403)}},
+                     "requestBody": _body("ReportRequest"),
+                     "responses": {"201": _json("EntryInfo", "Created"), **_errors(400, 401, 403, 415)}},
         },
     }
+
+
+_STATUSES = ("pending", "confirmed", "rejected", "retracted")
+_OBJ = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def _exchange_paths() -> dict[str, Any]:
@@ -162,8 +188,10 @@ def _exchange_paths() -> dict[str, Any]:
                                               "responses": {"200": obj}}},
         "/api/v1/exchange/feed": {"get": {
             "summary": "Signed, cursor-paged changes of the shared banks (docs/exchange-feed.md)",
-            "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer"}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+            "parameters": [_int_query("since", 0, MAX_CURSOR, "Cursor: the page's events come after it."),
+                           _int_query("limit", 1, description="Events per page; above 500 it is capped at 500."),
+                           _int_query("v", 1, description="Page version to serve: 2 (signed head and time), "
+                                      "1 when absent; above 2 gives 2."),
                            {"name": "banks", "in": "query", "schema": {"type": "string"}}],
             "responses": {"200": obj, **_errors(400)}}},
         "/api/v1/banks/{name}/export": {"get": {"summary": "Export one bank (reader)", "security": key,
@@ -179,11 +207,11 @@ def _exchange_paths() -> dict[str, Any]:
         "/api/v1/peers": {
             "get": {"summary": "Peers (admin)", "security": key, "responses": {"200": obj, **_errors(401, 403)}},
             "post": {"summary": "Add a peer (admin)", "security": key,
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-                     "responses": {"201": obj, **_errors(400, 401, 403)}},
+                     "requestBody": _body("PeerCreate"),
+                     "responses": {"201": obj, **_errors(400, 401, 403, 409, 415)}},
         },
         "/api/v1/peers/{name}": {"delete": {"summary": "Remove a peer (admin)", "security": key, "parameters": [name],
-                                            "responses": {"200": obj, **_errors(401, 403, 404)}}},
+                                            "responses": {"200": _json("Deleted"), **_errors(401, 403, 404)}}},
         "/api/v1/peers/{name}/pull": {"post": {"summary": "Pull a peer now (admin)", "security": key, "parameters": [name],
                                                "responses": {"202": obj, **_errors(401, 403, 404)}}},
     }

@@ -6,6 +6,7 @@ from typing import IO, Any, TypeVar
 from flask import request
 from pydantic import BaseModel, ValidationError
 
+from server import json_edge
 from server.errors import ApiError, validation_details
 from server.uploads import UploadTooLarge, read_upload, upload_limit
 
@@ -15,15 +16,47 @@ Model = TypeVar("Model", bound=BaseModel)
 def parse_json(schema: type[Model]) -> Model:
     if not request.is_json:
         raise ApiError(415, "send the body as application/json")
-    payload = request.get_json(silent=True)
-    if payload is None:
-        raise ApiError(400, "the body is not valid JSON")
+    try:
+        payload = json_edge.loads(request.get_data(cache=True))
+    except json_edge.UnsafeText as exc:
+        raise ApiError(400, str(exc)) from exc
+    except ValueError as exc:
+        raise ApiError(400, "the body is not valid JSON") from exc
     if not isinstance(payload, dict):
         raise ApiError(400, "the body must be a JSON object")
     try:
         return schema.model_validate(payload)
     except ValidationError as exc:
         raise ApiError(400, "request body is invalid", validation_details(exc)) from exc
+
+
+def query_int(name: str, default: int, lo: int, hi: int) -> int:
+    """A query parameter that must be an integer in [lo, hi]: a bad one is a 400, never the default in
+    disguise, and never a number too large for the database (that was an OverflowError, a 500)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw.strip()
+    if not text.lstrip("-").isdigit() or len(text) > 24:
+        raise ApiError(400, f"{name} must be an integer from {lo} to {hi}")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise ApiError(400, f"{name} must be an integer from {lo} to {hi}")
+    return value
+
+
+def form_float(name: str, default: float, lo: float, hi: float) -> float:
+    """A number in a multipart form field, checked like query_int: NaN and infinities are refused."""
+    raw = request.form.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be a number from {lo} to {hi}") from exc
+    if not lo <= value <= hi:  # also false for NaN
+        raise ApiError(400, f"{name} must be a number from {lo} to {hi}")
+    return value
 
 
 def allow_upload(settings: Any) -> None:

@@ -15,12 +15,14 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Blueprint, Flask, g, render_template, request
+from flask import Blueprint, Flask, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from server import json_edge
 from server.config import Settings
 from server.errors import ApiError
+from server.uploads import upload_too_large
 
 csrf = CSRFProtect()
 bp = Blueprint("desk", __name__, url_prefix="/desk", template_folder="templates", static_folder="static")
@@ -66,7 +68,16 @@ def _desk_before() -> None:
         return
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
+        check_form()
     load_user()
+
+
+def check_form() -> None:
+    """Form fields are checked like API bodies (server/json_edge.py): a NUL cannot be stored in
+    PostgreSQL, and nothing unstorable may reach a label or a note."""
+    for key, value in request.form.items(multi=True):
+        json_edge.check_text(key, "a form field name")
+        json_edge.check_text(value, f"form field {key!r}")
 
 
 @bp.after_request
@@ -95,6 +106,11 @@ def _csrf_error(exc: CSRFError):
                        "The page was open too long or came from elsewhere. Go back, reload it and try again.")
 
 
+@bp.errorhandler(json_edge.UnsafeText)
+def _unsafe_text(exc: json_edge.UnsafeText):
+    return _error_page(400, "That did not work", str(exc))
+
+
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
     return _error_page(exc.status, "That did not work", exc.message)
@@ -103,6 +119,8 @@ def _api_error(exc: ApiError):
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     titles = {403: "Not allowed", 404: "Not found", 413: "Too large", 429: "Slow down"}
+    if exc.code == 413:  # what the limit is, not werkzeug's generic text
+        return _error_page(413, titles[413], upload_too_large(current_app.extensions["credence"].settings))
     return _error_page(exc.code or 500, titles.get(exc.code or 0, exc.name), exc.description or exc.name)
 
 

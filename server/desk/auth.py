@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
+from sqlalchemy import update
+
 from server import models
 from server.auth import rank
 from server.desk.users import authenticate
@@ -30,8 +32,8 @@ def load_user() -> None:
         user = db.get(models.User, uid)
         if user is not None:
             db.expunge(user)
-    if user is None:
-        session.clear()
+    if user is None or session.get("gen", 0) != (user.session_generation or 0):
+        session.clear()  # deleted, or signed out since this cookie was issued (a copy of it is dead too)
         return
     g.desk_user = user
 
@@ -92,18 +94,26 @@ def login():
     username = request.form.get("username", "")
     with services().db.session() as db:
         user = authenticate(db, username, request.form.get("password", ""))
-        uid = user.id if user else None
+        uid, generation = (user.id, user.session_generation or 0) if user else (None, 0)
     if uid is None:
         flash("Wrong user name or password.", "error")
         return render_template("desk/login.html", next=request.form.get("next", ""), username=username), 401
     session.clear()  # a fresh session (and CSRF token) at sign-in: no fixation
     session["uid"] = uid
+    session["gen"] = generation
     session.permanent = True
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
+    """Ends the session on the server too: the user's generation moves on, so every cookie issued to
+    this user before now (this one, a stolen copy, other browsers) stops working."""
+    user = current_user()
+    if user is not None:
+        with services().db.session() as db:
+            db.execute(update(models.User).where(models.User.id == user.id)
+                       .values(session_generation=models.User.session_generation + 1))
     session.clear()
     flash("Signed out.", "info")
     return redirect(url_for("desk.auth.login"))

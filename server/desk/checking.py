@@ -11,6 +11,7 @@ from server import records
 from server.desk import service
 from server.desk.auth import current_user, may_view_anonymously, require, services
 from server.errors import ApiError
+from server.quotas import QuotaExceeded, charge_upload
 from server.uploads import UploadTooLarge, read_upload
 from server.urls import BadUrl
 
@@ -47,8 +48,13 @@ def start():
             continue
         if not data:
             errors.append({"url": upload.filename, "error": "the file is empty"})
-        else:
-            started.append(service.start_upload(svc, data, upload.filename, user.id))
+            continue
+        try:  # a desk user counts as a keyed client (server/quotas.py)
+            charge_upload(svc.settings, f"user:{user.id}", True, len(data))
+        except QuotaExceeded as exc:
+            errors.append({"url": upload.filename, "error": str(exc)})
+            continue
+        started.append(service.start_upload(svc, data, upload.filename, user.id))
     for url in urls:
         try:
             started.append(service.start_url(svc, url, user.id))

@@ -1,7 +1,6 @@
 """History of checks (filter by level, date, bank) and search by image across banks and media seen."""
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
@@ -116,15 +115,16 @@ def search_banks(session, query: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def hash_image(data: bytes) -> dict[str, Any]:
-    from worker.stages import hashes  # pure functions; not loaded at import time
-    from worker.stages.decode import DecodeError, decode
+    """The upload hashed as every front end hashes it (worker.stages.fingerprint); images only here."""
+    from worker.stages.fingerprint import FingerprintError, fingerprint  # the API process never loads worker code
 
     try:
-        h, dihedral = hashes.compute_with_orientations(decode(data, services().settings.max_pixels).image)
-    except DecodeError as exc:
-        raise ApiError(400, f"could not read the image: {exc.reason}") from exc
-    return {"sha256": hashlib.sha256(data).hexdigest(), "pdq": h.pdq, "pdq_quality": h.pdq_quality,
-            "phash": h.phash, "dihedral": dihedral}
+        fp = fingerprint(data, services().settings)
+    except FingerprintError as exc:
+        raise ApiError(400, str(exc)) from exc
+    if fp.kind != "image":
+        raise ApiError(400, "the desk's search takes an image; search a video with the API or the CLI")
+    return {**fp.query(), "dihedral": fp.orientations}
 
 
 @bp.route("/search", methods=["GET", "POST"])

@@ -251,9 +251,15 @@ def render_pdf(report: dict[str, Any], permalink: str, store: MediaStore, max_pi
                       else f"{bits[0]} distance {d.get('distance')} of {bits[1]} ({d.get('transform')})")
             pdf.field("Label", entry.get("label") or d.get("label"))
             pdf.field("Notes", entry.get("notes") or d.get("notes"))
-            pdf.field("Entry status", entry.get("status"))
-            pdf.field("Confirmed by", entry.get("reviewed_by"))
-            pdf.field("Confirmed at", _when(entry.get("reviewed_at")))
+            status = entry.get("status")
+            pdf.field("Entry status", f"{status}, disputed" if status and entry.get("disputed") else status)
+            for dispute in entry.get("disputes") or d.get("disputes") or []:
+                when = _when(dispute.get("at"))
+                pdf.field("Disputed by", f"{dispute.get('by')}: {dispute.get('reason') or 'no reason given'}"
+                          + (f" ({when})" if when else ""))
+            did = {"retracted": "Retracted", "rejected": "Rejected"}.get(status or "", "Confirmed")
+            pdf.field(f"{did} by", entry.get("reviewed_by"))
+            pdf.field(f"{did} at", _when(entry.get("reviewed_at")))
             pdf.field("Review note", entry.get("review_note"))
             pdf.field("Sources", "\n".join(entry.get("source_links") or d.get("source_links") or []))
 

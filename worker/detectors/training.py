@@ -30,12 +30,13 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from server.config import Settings
 from worker.detectors.nets.baseline import BaselineNet
 from worker.detectors.preprocess import center_crop, to_tensor
 from worker.detectors.registry import IMAGENET
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = ROOT.parent / "shared" / "data" / "synthetic-images"
+DATA_DIR: Path = Settings.model_fields["training_data_dir"].default  # CREDENCE_TRAINING_DATA_DIR overrides it in the CLI
 SEED = 20261201
 CROP, EVAL_CROP = 64, 224
 STEPS, BATCH = 700, 32

@@ -1,6 +1,12 @@
 """Turn bank hits into evidence: a confirmed fake is decisive, a registered original is news.
 
 Images match by SHA-256, PDQ or pHash; videos by SHA-256, MD5 or vPDQ (shares of keyframes).
+
+A confirmed entry that a peer disputes still argues ``known-fake``: it is confirmed here, and the
+dispute is another newsroom's opinion, not a decision. The evidence says who disputes it and why,
+so every place that shows the match (desk, PDF, exports, the extension) shows the dispute too. A
+known-fake entry that matched before and has since been retracted leaves a note that argues for
+nothing: which entry, when and by whom, so a changed verdict explains itself (docs/banks.md).
 """
 from __future__ import annotations
 
@@ -13,6 +19,30 @@ from worker.stages.video_match import VideoMatch
 BITS = {"sha256": 1, "md5": 1, "pdq": 256, "phash": 64, "vpdq": 256, "frame-pdq": 256, "video-frame": 256}
 EXACT = ("sha256", "md5")
 STAGE = "bank-match"
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """Another instance's dispute of an entry (its opinion on the exchange feed)."""
+
+    by: str
+    reason: str
+    at: str | None = None  # ISO 8601
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"by": self.by, "reason": self.reason, "at": self.at}
+
+
+@dataclass(frozen=True)
+class Retraction:
+    """A known-fake entry a content matched before it was retracted."""
+
+    entry_id: str
+    bank: str
+    label: str
+    at: str | None  # ISO 8601
+    by: str | None
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -30,6 +60,7 @@ class BankHit:
     source_url: str | None = None
     video: VideoMatch | None = None  # vpdq: the shares behind the match
     frame_t: float | None = None  # frame-pdq / video-frame: when the matching keyframe is shown (seconds)
+    disputes: tuple[Dispute, ...] = ()
 
 
 def _how(hit: BankHit) -> str:
@@ -68,6 +99,11 @@ def evidence(hits: list[BankHit]) -> list[Evidence]:
             details.update(hit.video.details())
         if hit.frame_t is not None:
             details["frame_t"] = hit.frame_t
+        disputed = ""
+        if hit.disputes:
+            details["disputed"] = True
+            details["disputes"] = [d.as_dict() for d in hit.disputes]
+            disputed = " " + disputed_words(hit.disputes)
         # A video near-duplicate says how many keyframes agree: "N of M keyframes match ...".
         frames = f"{hit.video.query_matched} of {hit.video.query_frames} keyframes match" if hit.video else ""
         if hit.method == "frame-pdq":
@@ -77,11 +113,37 @@ def evidence(hits: list[BankHit]) -> list[Evidence]:
         if hit.bank_kind == "fake":
             what = f"{frames} a confirmed fake" if frames else "Matches a confirmed fake"
             out.append(Evidence(stage=STAGE, kind="known-fake", supports=Level.KNOWN_FAKE, score=score(hit),
-                                summary=f"{what} in “{hit.bank}”: {hit.label} ({_how(hit)}).", details=details))
+                                summary=f"{what} in “{hit.bank}”: {hit.label} ({_how(hit)}).{disputed}",
+                                details=details))
         else:
             source = hit.source_links[0] if hit.source_links else (hit.source_url or hit.bank)
             word = f"{frames}" if frames else ("Identical to" if hit.method in EXACT else "Near duplicate of")
             out.append(Evidence(stage=STAGE, kind="near-original", score=score(hit),
-                                summary=f"{word} a registered original: {hit.label} ({source}; {_how(hit)}).",
+                                summary=f"{word} a registered original: {hit.label} ({source}; {_how(hit)}).{disputed}",
                                 details=details))
+    return out
+
+
+def disputed_words(disputes: tuple[Dispute, ...] | list[Dispute]) -> str:
+    """'This entry is disputed by beta: “it is real”.' Never hides who, never drops a reason."""
+    parts = [f"{d.by}: “{d.reason}”" if d.reason else f"{d.by} (no reason given)" for d in disputes]
+    return f"This entry is disputed by {'; '.join(parts)}."
+
+
+RETRACTED_KIND = "bank-entry-retracted"
+
+
+def retraction_evidence(retractions: list[Retraction]) -> list[Evidence]:
+    """Notes for known-fake entries this content matched before their retraction; they support no level."""
+    out = []
+    for r in retractions:
+        when = f" on {r.at[:10]}" if r.at else ""
+        who = f" by {r.by}" if r.by else ""
+        why = f" (“{r.note}”)" if r.note else ""
+        out.append(Evidence(
+            stage=STAGE, kind=RETRACTED_KIND,
+            summary=(f"A known-fake entry this matched (bank “{r.bank}”, entry {r.entry_id}: {r.label}) was retracted"
+                     f"{when}{who}{why}; it no longer counts as evidence."),
+            details={"entry_id": r.entry_id, "bank": r.bank, "label": r.label, "retracted_at": r.at,
+                     "retracted_by": r.by, "note": r.note}))
     return out

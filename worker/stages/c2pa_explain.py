@@ -1,6 +1,9 @@
 """C2PA results in words a reader understands, and the level each one argues for.
 
-The validation codes are the C2PA specification's; the sentences are ours. A failure that only
+The validation codes are the C2PA specification's; the sentences are ours, in one table (``CODES``:
+every code c2pa-rs can emit -> kind, a category for the reader, plain words; docs/provenance.md). A
+data-hash mismatch whose exclusion misses where the manifest sits is the writing software's structural
+defect, not a pixel change, and is worded so (c2pa_read.data_binding tells the two apart). A failure that only
 concerns the signer's certificate (expired, no trusted time-stamp) is worded apart from a
 failure that shows the content or the credentials were changed, because readers act on them
 differently: one says "we cannot vouch for who signed", the other "this was altered".
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from server.verdicts import Evidence, Level
@@ -29,60 +32,160 @@ from worker.stages.c2pa_signer import SignerProblem, content_signing_ekus, judge
 
 STAGE = "c2pa"
 
-# Plain words for each failure code; the library's own explanation is the fallback.
-EXPLANATIONS: dict[str, str] = {
-    "assertion.dataHash.malformed": "the record of the content at signing is malformed",
-    "assertion.collectionHash.mismatch": "files covered by the credentials were changed after signing",
+# What a validation code means for the reader: a small set of categories the desk and tests rely on.
+CONTENT_CHANGED = "content-changed"          # the signed content (pixels, sound, ...) no longer matches
+CREDENTIALS_CHANGED = "credentials-changed"  # the credentials themselves were altered or are incomplete
+SIGNATURE_INVALID = "signature-invalid"      # the signature does not verify
+CERTIFICATE_EXPIRED = "certificate-expired"  # signed outside the certificate's validity
+CERTIFICATE_PURPOSE = "certificate-purpose"  # the certificate is not allowed to sign content
+CERTIFICATE_REVOKED = "certificate-revoked"
+UNTRUSTED_SIGNER = "untrusted-signer"        # valid, but the signer does not chain to your trust list
+STRUCTURAL_DEFECT = "structural-defect"      # malformed or self-contradictory, often the writer's bug
+TIME_STAMP = "time-stamp"                    # about the signature's time-stamp only
+INGREDIENT = "ingredient"                    # about an ingredient's credentials, not this file's
+NOT_CHECKED = "not-checked"                  # something could not be checked at all
+PASSED = "passed"                            # a success code: a check that passed
+NOTE = "note"                                # informational: neither success nor failure
+
+
+@dataclass(frozen=True)
+class Code:
+    kind: str        # success / informational / failure, as the C2PA specification files the code
+    category: str
+    words: str
+
+
+def _c(kind: str, category: str, words: str) -> Code:
+    return Code(kind, category, words)
+
+
+S, I, F = "success", "informational", "failure"
+# Every status code of the C2PA 2.x specification (Standard Status Codes) that c2pa-rs defines
+# (sdk/src/validation_results.rs, validation_codes), plus the 1.x names the library still reads in
+# older ingredients. Content hash mismatches have "{what}" filled in by the file's type.
+CODES: dict[str, Code] = {
+    # -- success
+    "claimSignature.validated": _c(S, PASSED, "the signature over the credentials verifies"),
+    "claimSignature.insideValidity": _c(S, PASSED, "the file was signed while the signing certificate was valid"),
+    "signingCredential.trusted": _c(S, PASSED, "the signer's certificate chains to an anchor on your trust list"),
+    "signingCredential.ocsp.notRevoked": _c(S, PASSED, "the signing certificate was not revoked"),
+    "timeStamp.validated": _c(S, PASSED, "the time-stamp is well formed and matches the signature"),
+    "timeStamp.trusted": _c(S, PASSED, "the time-stamp comes from an authority on your time-stamp trust list"),
+    "assertion.hashedURI.match": _c(S, PASSED, "a part of the credentials is unchanged since signing"),
+    "assertion.dataHash.match": _c(S, PASSED, "the content is unchanged since signing"),
+    "assertion.bmffHash.match": _c(S, PASSED, "the content is unchanged since signing"),
+    "assertion.boxesHash.match": _c(S, PASSED, "the content is unchanged since signing"),
+    "assertion.collectionHash.match": _c(S, PASSED, "the files covered by the credentials are unchanged"),
+    "assertion.accessible": _c(S, PASSED, "a part of the credentials stored elsewhere could be read"),
+    "ingredient.manifest.validated": _c(S, PASSED, "an ingredient's credentials are unchanged"),
+    "ingredient.claimSignature.validated": _c(S, PASSED, "an ingredient's signature is unchanged"),
+    # -- informational
+    "signingCredential.ocsp.skipped": _c(I, NOTE, "the signing certificate's revocation status was not checked online"),
+    "signingCredential.ocsp.inaccessible":
+        _c(I, NOTE, "the signing certificate's revocation status could not be fetched"),
+    "timeStamp.mismatch": _c(I, TIME_STAMP, "the time-stamp does not match the signature"),
+    "timeStamp.malformed": _c(I, TIME_STAMP, "the time-stamp is malformed"),
+    "timeStamp.outsideValidity": _c(I, TIME_STAMP, "the time-stamp falls outside its authority's certificate validity"),
+    "timeStamp.untrusted":
+        _c(I, TIME_STAMP, "the time-stamp comes from an authority that is not on your time-stamp trust list"),
+    "manifest.unknownProvenance": _c(I, NOTE, "the credentials are of a kind this verifier cannot interpret"),
+    "manifest.unreferenced": _c(I, NOTE, "the store holds credentials that no ingredient refers to"),
+    "algorithm.deprecated": _c(I, NOTE, "the credentials were signed or hashed with a deprecated algorithm"),
+    "timeOfSigning.insideValidity": _c(I, NOTE, "the claimed signing time is inside the certificate's validity"),
+    "ingredient.unknownProvenance": _c(I, NOTE, "an ingredient carries no credentials"),
+    "assertion.dataHash.additionalExclusionsPresent":
+        _c(I, NOTE, "the content hash leaves out more of the file than the credentials need"),
+    # -- failure: the content
+    "assertion.dataHash.mismatch": _c(F, CONTENT_CHANGED, "{what} changed after signing (or the file was cut short)"),
+    "assertion.bmffHash.mismatch": _c(F, CONTENT_CHANGED, "{what} changed after signing"),
+    "assertion.boxesHash.mismatch": _c(F, CONTENT_CHANGED, "{what} changed after signing"),
+    "assertion.collectionHash.mismatch": _c(F, CONTENT_CHANGED, "files covered by the credentials were changed after signing"),
+    "assertion.collectionHash.incorrectFileCount":
+        _c(F, CONTENT_CHANGED, "a file covered by the credentials is missing from the collection"),
+    # -- failure: the credentials themselves
     "assertion.hashedURI.mismatch":
-        "part of the credentials (an assertion such as the edit history) was changed after signing",
-    "assertion.missing": "part of the signed credentials is missing from the file",
-    "assertion.undeclared": "the credentials contain a part that was never signed",
-    "assertion.multipleHardBindings": "the credentials bind to the content in conflicting ways",
-    "assertion.inaccessible": "part of the credentials could not be read",
-    "assertion.cbor.invalid": "part of the credentials is malformed",
-    "assertion.json.invalid": "part of the credentials is malformed",
-    "assertion.action.ingredientMismatch": "the edit history names an ingredient that does not match",
-    "assertion.action.malformed": "the edit history is malformed",
-    "assertion.notRedacted": "a part the credentials say was removed is still there",
-    "assertion.selfRedacted": "the credentials remove one of their own parts",
-    "claimSignature.mismatch": "the credentials were altered after they were signed: the signature no longer matches",
-    "claimSignature.missing": "the credentials carry no signature",
-    "claimSignature.outsideValidity": "the credentials were signed outside the signing certificate's validity period",
-    "claim.missing": "the credentials have no claim to check",
-    "claim.multiple": "the credentials carry more than one claim",
-    "claim.malformed": "the credentials' claim is malformed",
-    "claim.cbor.invalid": "the credentials' claim is malformed",
-    "claim.hardBindings.missing": "the credentials are not bound to this file's content",
-    "signingCredential.untrusted": "the signer's certificate does not chain to an anchor on your trust list",
+        _c(F, CREDENTIALS_CHANGED, "part of the credentials (an assertion such as the edit history) was changed after signing"),
+    "hashedURI.mismatch": _c(F, CREDENTIALS_CHANGED, "part of the credentials was changed after signing"),
+    "hashedURI.missing": _c(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
+    "assertion.missing": _c(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
+    "assertion.undeclared": _c(F, CREDENTIALS_CHANGED, "the credentials contain a part that was never signed"),
+    "assertion.notRedacted": _c(F, CREDENTIALS_CHANGED, "a part the credentials say was removed is still there"),
+    "assertion.outsideManifest": _c(F, CREDENTIALS_CHANGED, "the credentials sign a part kept outside their own manifest"),
+    "claimSignature.mismatch":
+        _c(F, SIGNATURE_INVALID, "the credentials were altered after they were signed: the signature no longer matches"),
+    "claimSignature.missing": _c(F, SIGNATURE_INVALID, "the credentials carry no signature"),
+    "claimSignature.outsideValidity":
+        _c(F, CERTIFICATE_EXPIRED, "the credentials were signed outside the signing certificate's validity period"),
+    "algorithm.unsupported":
+        _c(F, NOT_CHECKED, "the credentials were signed with an algorithm this verifier does not accept"),
+    # -- failure: the signer's certificate
+    "signingCredential.untrusted":
+        _c(F, UNTRUSTED_SIGNER, "the signer's certificate does not chain to an anchor on your trust list"),
     "signingCredential.invalid":
-        "the signing certificate is not valid for signing content (malformed, or a key usage your settings do not allow)",
-    "signingCredential.revoked": "the signing certificate was revoked by its issuer",
-    "signingCredential.ocsp.revoked": "the signing certificate was revoked by its issuer",
+        _c(F, CERTIFICATE_PURPOSE, "certificate purpose not allowed, or a malformed certificate: the signing "
+                                   "certificate is not valid for signing content (a key usage your settings do not "
+                                   "allow, or a certificate outside the C2PA profile)"),
+    "signingCredential.revoked": _c(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
+    "signingCredential.ocsp.revoked": _c(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
+    "signingCredential.ocsp.unknown":
+        _c(F, NOT_CHECKED, "the signing certificate's revocation status could not be confirmed"),
     # c2pa uses this code for any date outside the certificate's validity, not-yet-valid included.
-    "signingCredential.expired": "the signing certificate was outside its validity period (expired), and no "
-                                 "trusted time-stamp shows the file was signed while it was valid",
-    "timeStamp.mismatch": "the time-stamp does not match the signature",
-    "timeStamp.malformed": "the time-stamp is malformed",
-    "timeStamp.untrusted": "the time-stamp comes from an authority that is not on your time-stamp trust list",
-    "timeStamp.outsideValidity": "the time-stamp falls outside its authority's certificate validity",
-    "ingredient.hashedURI.mismatch": "an ingredient's credentials were changed after signing",
-    "ingredient.manifest.mismatch": "an ingredient's credentials were changed after signing",
-    "ingredient.claimSignature.mismatch": "an ingredient's credentials were changed after signing",
-    "ingredient.manifest.missing": "an ingredient's credentials are missing",
-    "manifest.inaccessible": "the credentials refer to a manifest that is not in the file",
-    "manifest.missing": "the credentials refer to a manifest that is not in the file",
-    "manifest.multipleParents": "the credentials name more than one parent",
-    "manifest.update.invalid": "an update to the credentials is not valid",
-    "manifest.update.wrongParents": "an update to the credentials has the wrong parent",
-    "algorithm.unsupported": "the credentials were signed with an algorithm this verifier does not accept",
-    "general.error": "the credentials could not be validated",
+    "signingCredential.expired":
+        _c(F, CERTIFICATE_EXPIRED, "the signing certificate was outside its validity period (expired), and no "
+                                   "trusted time-stamp shows the file was signed while it was valid"),
+    # -- failure: structure (malformed or self-contradictory credentials, often the writing software's bug)
+    "assertion.dataHash.malformed": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
+    "assertion.dataHash.redacted": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing was removed"),
+    "assertion.bmffHash.malformed": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
+    "assertion.boxesHash.malformed": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
+    "assertion.boxesHash.unknownBox":
+        _c(F, STRUCTURAL_DEFECT, "the file's structure does not match the record of it made at signing"),
+    "assertion.collectionHash.invalidURI": _c(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
+    "assertion.collectionHash.malformed": _c(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
+    "assertion.multipleHardBindings": _c(F, STRUCTURAL_DEFECT, "the credentials bind to the content in conflicting ways"),
+    "assertion.inaccessible": _c(F, NOT_CHECKED, "part of the credentials could not be read"),
+    "assertion.cbor.invalid": _c(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
+    "assertion.json.invalid": _c(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
+    "assertion.required.missing": _c(F, STRUCTURAL_DEFECT, "part of the credentials lacks a required field"),
+    "assertion.action.ingredientMismatch": _c(F, STRUCTURAL_DEFECT, "the edit history names an ingredient that does not match"),
+    "assertion.action.malformed": _c(F, STRUCTURAL_DEFECT, "the edit history is malformed"),
+    "assertion.action.redacted": _c(F, CREDENTIALS_CHANGED, "the edit history was removed from the credentials"),
+    "assertion.action.redactionMismatch": _c(F, STRUCTURAL_DEFECT, "the edit history names a removal that does not match"),
+    "assertion.selfRedacted": _c(F, STRUCTURAL_DEFECT, "the credentials remove one of their own parts"),
+    "assertion.cloud-data.hardBinding": _c(F, STRUCTURAL_DEFECT, "the content binding is stored outside the file, which is not allowed"),
+    "assertion.cloud-data.actions": _c(F, STRUCTURAL_DEFECT, "an update refers to an edit history stored outside the file"),
+    "assertion.cloud-data.malformed": _c(F, STRUCTURAL_DEFECT, "part of the credentials stored elsewhere is malformed"),
+    "assertion.ingredient.malformed": _c(F, STRUCTURAL_DEFECT, "an ingredient record is malformed"),
+    "assertion.metadata.disallowed": _c(F, STRUCTURAL_DEFECT, "the credentials' metadata holds a field the specification does not allow"),
+    "assertion.timestamp.malformed": _c(F, STRUCTURAL_DEFECT, "a time-stamp record in the credentials is malformed"),
+    "claim.missing": _c(F, STRUCTURAL_DEFECT, "the credentials have no claim to check"),
+    "claim.multiple": _c(F, STRUCTURAL_DEFECT, "the credentials carry more than one claim"),
+    "claim.malformed": _c(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
+    "claim.cbor.invalid": _c(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
+    "claim.required.missing": _c(F, STRUCTURAL_DEFECT, "the credentials' claim lacks a required field"),
+    "claim.hardBindings.missing": _c(F, STRUCTURAL_DEFECT, "the credentials are not bound to this file's content"),
+    "manifest.inaccessible": _c(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
+    "manifest.missing": _c(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
+    "manifest.multipleParents": _c(F, STRUCTURAL_DEFECT, "the credentials name more than one parent"),
+    "manifest.update.invalid": _c(F, STRUCTURAL_DEFECT, "an update to the credentials is not valid"),
+    "manifest.update.wrongParents": _c(F, STRUCTURAL_DEFECT, "an update to the credentials has the wrong parent"),
+    "manifest.timestamp.invalid": _c(F, STRUCTURAL_DEFECT, "a time-stamp manifest holds parts it may not hold"),
+    "manifest.timestamp.wrongParents": _c(F, STRUCTURAL_DEFECT, "a time-stamp manifest has the wrong parent"),
+    "manifest.compressed.invalid": _c(F, STRUCTURAL_DEFECT, "the compressed credentials are not valid"),
+    "general.error": _c(F, NOT_CHECKED, "the credentials could not be validated"),
+    # -- failure: ingredients (what went into this file, not this file's own credentials)
+    "ingredient.hashedURI.mismatch": _c(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
+    "ingredient.manifest.mismatch": _c(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
+    "ingredient.claimSignature.mismatch": _c(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
+    "ingredient.manifest.missing": _c(F, INGREDIENT, "an ingredient's credentials are missing"),
+    "ingredient.claimSignature.missing": _c(F, INGREDIENT, "an ingredient's signature is missing"),
 }
-# Hash mismatches say the content changed; what the content is depends on the file's type.
-_CONTENT = {
-    "assertion.dataHash.mismatch": "{what} changed after signing (or the file was cut short)",
-    "assertion.bmffHash.mismatch": "{what} changed after signing",
-    "assertion.boxesHash.mismatch": "{what} changed after signing",
-}
+del S, I, F
+# The words of every code that is not a content mismatch (kept for callers that read words only).
+EXPLANATIONS: dict[str, str] = {code: c.words for code, c in CODES.items() if "{what}" not in c.words}
+# A data-hash mismatch whose exclusion does not cover where the manifest sits: the writer's defect.
+STRUCTURE_WORDS = ("the file's structure does not match its credentials (often a defect of the software that "
+                   "wrote them); the pixels may be unchanged")
 _WHAT = (  # (MIME prefix, words); first match wins
     ("image/svg+xml", "the drawing (its SVG markup) was"),
     ("image/", "the pixels were"),
@@ -98,14 +201,21 @@ _LEAD = ("assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertio
 
 def explain(code: str, fallback: str = "", mime: str | None = None) -> str:
     """Plain words for one validation code; ``mime`` names what changed for a content mismatch."""
-    if code in _CONTENT:
+    known = CODES.get(code)
+    if known is not None and "{what}" in known.words:
         what = next((words for prefix, words in _WHAT if (mime or "").startswith(prefix)), "the file's content was")
-        return _CONTENT[code].format(what=what)
-    if code in EXPLANATIONS:
-        return EXPLANATIONS[code]
+        return known.words.format(what=what)
+    if known is not None:
+        return known.words
     if code.startswith("signingCredential.ocsp"):
         return "the signing certificate's revocation status could not be confirmed"
     return fallback or f"validation failed ({code})"
+
+
+def category(code: str) -> str:
+    """What a code means for the reader (one of the categories above); unknown failures: not-checked."""
+    known = CODES.get(code)
+    return known.category if known is not None else NOT_CHECKED
 
 
 def _signed_by(signer: SignerInfo | None) -> str:
@@ -199,11 +309,12 @@ def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any],
         "title": node.title, "relationship": node.relationship, "format": node.format,
         "validation": node.validation, "manifest": node.manifest,
     }
-    failures = [{"code": c, "words": explain(c, "", node.format)} for c in node.failures]
+    failures = [{"code": c, "words": explain(c, "", node.format), "category": category(c)} for c in node.failures]
     problem = refused(node.manifest) if node.validation in ("valid", "untrusted") else None
     if problem is not None:
         out["validation"] = "invalid"
-        failures.append({"code": "signingCredential.invalid", "words": problem.words, "by": "credence"})
+        failures.append({"code": "signingCredential.invalid", "words": problem.words, "by": "credence",
+                         "category": CERTIFICATE_PURPOSE if problem.reason == "purpose" else STRUCTURAL_DEFECT})
     if failures:
         out["failures"] = failures
     if node.thumbnail and node.thumbnail in thumbs:
@@ -260,6 +371,12 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         return [Evidence(stage=STAGE, kind="c2pa-unsupported",
                          summary="Content Credentials cannot be read from this file type.",
                          details={"error": result.error})]
+    if result.status == "unreadable" and (result.error or "").startswith("not read: "):
+        return [Evidence(  # refused before the library read it (worker.stages.budget): the reason, not "broken"
+            stage=STAGE, kind="c2pa-unreadable", supports=Level.UNAVAILABLE,
+            summary=f"Could not check the Content Credentials: {result.error.removeprefix('not read: ')}.",
+            details={"error": result.error, "reason": "over-budget"},
+        )]
     if result.status == "unreadable":
         return [Evidence(
             stage=STAGE, kind="c2pa-unreadable", supports=Level.UNAVAILABLE,
@@ -289,7 +406,8 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         "embedded": result.embedded,
         "manifests": len(result.manifests),
         "ingredients": [_ingredient_dict(n, thumbs, signer_refused) for n in result.ingredients],
-        "failures": [{"code": f.code, "words": explain(f.code, f.explanation, result.mime)} for f in result.failures],
+        "failures": [{"code": f.code, "words": explain(f.code, f.explanation, result.mime), "category": category(f.code)}
+                     for f in result.failures],
         "trust": trust,
     })
     if result.remote_url:
@@ -306,7 +424,9 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
             # The C2PA certificate profile makes this signingCredential.invalid, which the library reports
             # for other EKUs it does not allow (and we word as broken credentials): the same here.
             details["failures"].append({"code": "signingCredential.invalid", "words": problem.words,
-                                        "by": "credence"})
+                                        "category": CERTIFICATE_PURPOSE if problem.reason == "purpose"
+                                        else STRUCTURAL_DEFECT, "by": "credence"})
+            details["category"] = CERTIFICATE_PURPOSE if problem.reason == "purpose" else STRUCTURAL_DEFECT
             return [Evidence(stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
                              summary=f"Content Credentials broken: {problem.words}. Signed by {who}; "
                                      "nothing these credentials say can be relied on.")]
@@ -322,12 +442,29 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
                          summary=f"Verified Content Credentials: signed by {who}{issuer}, "
                                  f"a signer on your trust list; the content is unchanged since signing.{stamp}")]
     if result.state == "Invalid":
+        # The active manifest's own results can name more than the summary list: all of them count.
+        codes = list(dict.fromkeys(codes + [c for c in result.active_failures if c not in codes]))
         if "signingCredential.expired" in codes and set(codes) <= _SIGNER_ONLY:
+            details["category"] = CERTIFICATE_EXPIRED
             return [Evidence(stage=STAGE, kind="c2pa-expired", supports=Level.SIGNED_UNTRUSTED, details=details,
                              summary=_expired(who, signer, now))]
         lead = next((c for c in _LEAD if c in codes), None) or next(
             (c for c in codes if c not in _SIGNER_ONLY), codes[0] if codes else "general.error")
         words = explain(lead, next((f.explanation for f in result.failures if f.code == lead), ""), result.mime)
+        details["category"] = category(lead)
+        if lead == "assertion.dataHash.mismatch" and result.binding is not None and result.binding.covered is False:
+            # The hash leaves out bytes where no manifest is and covers the manifest's real place: the
+            # writer put them apart, which says nothing about the pixels.
+            words, details["category"] = STRUCTURE_WORDS, STRUCTURAL_DEFECT
+            details["binding"] = {"exclusions": [list(e) for e in result.binding.exclusions],
+                                  "manifest_at": list(result.binding.manifest_at or [])}
+            for item in details["failures"]:
+                if item["code"] == lead:
+                    item.update(words=STRUCTURE_WORDS, category=STRUCTURAL_DEFECT)
+        elif lead == "signingCredential.invalid":
+            problem = _signer_problem(signer, allowed)
+            if problem is not None and problem.reason == "purpose":
+                words = problem.words
         more = len({c for c in codes if c not in _SIGNER_ONLY}) - 1
         return [Evidence(
             stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,

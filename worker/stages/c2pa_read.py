@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.stages import c2pa_signer
 from worker.stages.ai_metadata import Declaration, generator_named, says_ai_in_words, source_type_words
+from worker.stages.budget import Limits, OverBudget, check_structure
 from worker.stages.c2pa_signer import SignerCertificate
 
 # A manifest store is a JUMBF superbox labelled "c2pa"; a remote one is named in XMP
@@ -110,6 +111,22 @@ class C2paResult:
     error: str | None = None
     thumbnails: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # identifier -> (format, bytes)
     mime: str | None = None                   # what was read: the explanations name the content by it
+    # Failure codes of the active manifest's own validation results (crJSON), which can hold more than
+    # the store's summary list (e.g. claimSignature.mismatch beside signingCredential.expired).
+    active_failures: list[str] = field(default_factory=list)
+    # Only read after an assertion.dataHash.mismatch: whether the data-hash exclusions cover where the
+    # manifest store actually sits in the file (see data_binding).
+    binding: DataBinding | None = None
+
+
+@dataclass
+class DataBinding:
+    """Where a JPEG's manifest store sits and what its data hash leaves out, to tell a writer's
+    structural defect (the exclusion misses the store) from a content change (it covers it)."""
+
+    exclusions: list[tuple[int, int]]          # (start, length) of each range left out of the hash
+    manifest_at: tuple[int, int] | None        # [start, end) of the APP11 segments holding the store
+    covered: bool | None                       # None: could not tell
 
 
 def might_carry_credentials(data: bytes) -> bool:
@@ -329,11 +346,86 @@ def _signer_certificates(reader: Any, result: C2paResult) -> None:
             manifest.signer.certificate_error = _text(str(cert)) if cert is not None else error
 
 
+def jpeg_manifest_span(data: bytes) -> tuple[int, int] | None:
+    """[start, end) of the JPEG APP11 segments that carry JUMBF ("JP" common identifier), markers
+    included; None when the bytes are not a JPEG or hold none. Walks segment headers up to the scan."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at, first, last = 2, None, None
+    for _ in range(4096):   # a bound on segments read: hostile files cannot make this loop long
+        if at + 4 > len(data) or data[at] != 0xFF:
+            break
+        marker = data[at + 1]
+        if marker == 0xFF:   # fill byte
+            at += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no more headers to read
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        end = at + 2 + length
+        if length < 2 or end > len(data):
+            break
+        if marker == 0xEB and data[at + 4:at + 6] == b"JP":
+            first = at if first is None else first
+            last = end
+        at = end
+    return (first, last) if first is not None and last is not None else None
+
+
+def covers(exclusions: list[tuple[int, int]], span: tuple[int, int]) -> bool:
+    """Whether the union of the (start, length) ranges holds every byte of [start, end)."""
+    at = span[0]
+    for start, length in sorted(exclusions):
+        if start > at:
+            break
+        at = max(at, start + length)
+        if at >= span[1]:
+            return True
+    return at >= span[1]
+
+
+def data_binding(store: bytes, label: str, data: bytes, mime: str | None) -> DataBinding | None:
+    """Compare the active manifest's data-hash exclusions with where its store sits (JPEG only)."""
+    if mime != "image/jpeg":
+        return None
+    try:
+        exclusions = c2pa_signer.data_hash_exclusions(store, label)
+    except (c2pa_signer.SignerReadError, RecursionError, MemoryError, OverflowError, ValueError, TypeError):
+        return None
+    if exclusions is None:
+        return None
+    span = jpeg_manifest_span(data)
+    return DataBinding(exclusions, span, covers(exclusions, span) if span else None)
+
+
+def _data_binding(reader: Any, result: C2paResult, data: bytes) -> None:
+    """After a data-hash mismatch: read the active store again and check where its exclusion points."""
+    if result.active is None or "assertion.dataHash.mismatch" not in [f.code for f in result.failures]:
+        return
+    buf = io.BytesIO()
+    try:
+        reader.resource_to_stream(f"self#jumbf=/c2pa/{result.active.label}", buf)
+    except Exception:  # noqa: BLE001 - without the store we cannot tell, and say nothing more
+        return
+    result.binding = data_binding(buf.getvalue(), result.active.label, data, result.mime)
+
+
 def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: bytes | None = None,
-              want_thumbnails: bool = True) -> C2paResult:
-    """Validate the store in ``data`` (or the fetched ``manifest_data`` for it) with ``context``."""
+              want_thumbnails: bool = True, limits: Limits | None = None) -> C2paResult:
+    """Validate the store in ``data`` (or the fetched ``manifest_data`` for it) with ``context``.
+
+    Bytes over a structure budget (worker/stages/budget.py) are not handed to the library at all: its
+    parsers cannot be interrupted once they run.
+    """
     import c2pa
 
+    try:
+        check_structure(data, limits or Limits())
+    except OverBudget as exc:
+        return C2paResult(status="unreadable", error=f"not read: {exc.reason}")
     fmt = mime if mime in _FORMATS else None
     # The library walks a known container faster than Python scans the bytes; other types are
     # only handed to it when they could hold a manifest at all.
@@ -370,6 +462,10 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
             mime=mime,
         )
         _signer_certificates(reader, result)
+        own = ((certs.get(active_label) or {}).get("results") or {}).get("failure")
+        result.active_failures = [str(i.get("code")) for i in own if isinstance(i, dict)] if isinstance(own, list) else []
+        if manifest_data is None:
+            _data_binding(reader, result, data)
         if active is not None:
             result.ingredients = _tree(active.ingredient_refs, manifests, 0, {active.label}, [_MAX_INGREDIENTS])
         if want_thumbnails:

@@ -52,6 +52,10 @@ EKU_NAMES = {
     ExtendedKeyUsageOID.CODE_SIGNING.dotted_string: "codeSigning",
     ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE.dotted_string: "anyExtendedKeyUsage",
 }
+# Microsoft's C2PA signing EKU (Bing Image Creator, Designer): accepted by c2pa-rs's own EKU list.
+MICROSOFT_C2PA_SIGNING = "1.3.6.1.4.1.311.76.59.1.9"
+EKU_NAMES[MICROSOFT_C2PA_SIGNING] = "Microsoft C2PA signing"
+PURPOSE_NOT_ALLOWED = "certificate purpose not allowed"
 _PURPOSE_WORDS = {TIME_STAMPING: "time-stamping", OCSP_SIGNING: "signing certificate status (OCSP) responses"}
 _X5CHAIN = 33
 
@@ -95,8 +99,11 @@ def judge(cert: SignerCertificate, allowed: frozenset[str]) -> SignerProblem | N
                                            "(no extended key usage), so it is not meant for signing content")
     if not allowed.intersection(cert.ekus):
         purposes = ", ".join(_PURPOSE_WORDS.get(e, EKU_NAMES.get(e, e)) for e in cert.ekus[:4])
-        only = " only" if set(cert.ekus) <= NOT_FOR_CONTENT else ""
-        return SignerProblem("purpose", f"signed with a certificate not meant for signing content ({purposes}{only})")
+        if set(cert.ekus) <= NOT_FOR_CONTENT:
+            return SignerProblem("purpose", f"{PURPOSE_NOT_ALLOWED}: signed with a certificate not meant for signing "
+                                            f"content ({purposes} only)")
+        return SignerProblem("purpose", f"{PURPOSE_NOT_ALLOWED}: the signing certificate's purpose ({purposes}) is "
+                                        "not one your settings allow for signing content")
     return None
 
 
@@ -291,4 +298,56 @@ def signer_certificates(store: bytes) -> dict[str, SignerCertificate | SignerRea
             out[label] = exc
         except (RecursionError, MemoryError, OverflowError, ValueError, TypeError) as exc:
             out[label] = SignerReadError(f"the signature could not be read ({type(exc).__name__})")
+    return out
+
+
+# --------------------------------------------------------------------------- the data-hash binding
+
+def assertion_cbor(store: bytes, manifest_label: str, prefix: str) -> bytes | None:
+    """The CBOR content of the first assertion whose label starts with ``prefix`` in one manifest of
+    ``store`` (e.g. ``c2pa.hash.data``), or None when the store holds no such assertion."""
+    walk = _Jumbf(store)
+    top = next(walk.boxes(0, len(store)), None)
+    if top is None or top[0] != b"jumb":
+        raise SignerReadError("not a JUMBF manifest store")
+    _, manifests = walk.children(top[1], top[2])
+    for kind, start, end in manifests:
+        if kind != b"jumb":
+            continue
+        label, parts = walk.children(start, end)
+        if label != manifest_label:
+            continue
+        for part_kind, p0, p1 in parts:
+            if part_kind != b"jumb":
+                continue
+            part_label, content = walk.children(p0, p1)
+            if part_label != "c2pa.assertions":
+                continue
+            for a_kind, a0, a1 in content:
+                if a_kind != b"jumb":
+                    continue
+                a_label, a_content = walk.children(a0, a1)
+                if a_label.startswith(prefix):
+                    cbor = [(c0, c1) for k, c0, c1 in a_content if k == b"cbor"]
+                    if len(cbor) == 1 and cbor[0][1] - cbor[0][0] <= _MAX_COSE_BYTES:
+                        return store[cbor[0][0]:cbor[0][1]]
+                    return None
+        return None
+    return None
+
+
+def data_hash_exclusions(store: bytes, manifest_label: str) -> list[tuple[int, int]] | None:
+    """The (start, length) byte ranges the manifest's c2pa.hash.data assertion leaves out of its hash;
+    None when it has none or it cannot be read (hostile input: never an exception but SignerReadError)."""
+    raw = assertion_cbor(store, manifest_label, "c2pa.hash.data")
+    if raw is None:
+        return None
+    value = cbor_loads(raw)
+    exclusions = value.get("exclusions") if isinstance(value, Mapping) else None
+    if not isinstance(exclusions, (list, tuple)):
+        return None
+    out: list[tuple[int, int]] = []
+    for item in list(exclusions)[:64]:
+        if isinstance(item, Mapping) and isinstance(item.get("start"), int) and isinstance(item.get("length"), int):
+            out.append((int(item["start"]), int(item["length"])))
     return out

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from worker.stages.budget import Limits, OverBudget, check_decode, check_structure
+
 try:  # HEIC/HEIF need pillow-heif; Pillow reads AVIF itself
     import pillow_heif
 
@@ -33,13 +35,24 @@ class Decoded:
     frames: int
 
 
-def probe_dimensions(data: bytes, max_pixels: int) -> tuple[int, int]:
-    """Read only the header and refuse decompression bombs before any pixel is decoded."""
+def probe_dimensions(data: bytes, max_pixels: int, limits: Limits | None = None) -> tuple[int, int]:
+    """Read only the header and refuse decompression bombs before any pixel is decoded.
+
+    The structure budgets (scans, chunks, boxes) are checked before Pillow sees the bytes, and the
+    decode's memory (pixels x channels x bytes per sample) from the header before any pixel is decoded.
+    Without ``limits`` only the header and the pixel cap are checked (the fetcher's early look).
+    """
+    try:
+        if limits is not None:
+            check_structure(data, limits)
+    except OverBudget as exc:
+        raise DecodeError(exc.reason, exc.code) from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
+                mode = img.mode
     except Image.DecompressionBombError as exc:
         raise DecodeError(f"image is too large to decode safely ({exc})", "too-many-pixels") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -52,12 +65,20 @@ def probe_dimensions(data: bytes, max_pixels: int) -> tuple[int, int]:
             " (possible decompression bomb)",
             "too-many-pixels",
         )
+    try:
+        if limits is not None:
+            check_decode(width, height, mode, limits)
+    except OverBudget as exc:
+        raise DecodeError(exc.reason, exc.code) from exc
     return width, height
 
 
-def decode(data: bytes, max_pixels: int) -> Decoded:
-    """Full decode to RGB after the header check; truncated or corrupt files raise DecodeError."""
-    width, height = probe_dimensions(data, max_pixels)
+def decode(data: bytes, max_pixels: int, limits: Limits | None = None) -> Decoded:
+    """Full decode to RGB after the header and budget checks; truncated or corrupt files raise DecodeError.
+
+    ``limits`` default to the documented defaults, so callers without settings are bounded too.
+    """
+    width, height = probe_dimensions(data, max_pixels, limits or Limits())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -30,15 +30,21 @@ export function compact(verdict, extra = {}) {
   if (!verdict) return null;
   const top = strongestEvidence(verdict.evidence, verdict.level);
   // The band shown: the deciding item's score, else the highest score any stage gave
-  // (a detector below its threshold still tells the reader something).
-  const scores = (verdict.evidence ?? []).map((e) => e?.score).filter((x) => typeof x === 'number');
+  // (a validated detector below its threshold still tells the reader something). An experimental
+  // detector's score (below its validation bar) stays in the full report: never on the page.
+  const scores = (verdict.evidence ?? []).filter((e) => e?.details?.band !== 'experimental')
+    .map((e) => e?.score).filter((x) => typeof x === 'number');
   const score = typeof top?.score === 'number' ? top.score : (scores.length ? Math.max(...scores) : null);
   return {
     level: verdict.level,
     label: verdict.label ?? levelInfo(verdict.level).short,
     summary: verdict.summary ?? '',
     sha256: verdict.sha256 ?? null,
-    top: top ? { stage: top.stage, kind: top.kind, summary: top.summary, score: top.score ?? null } : null,
+    top: top ? {
+      stage: top.stage, kind: top.kind, summary: top.summary, score: top.score ?? null,
+      // A peer's dispute of the matched bank entry: who and why, so the tooltip can say so.
+      disputes: (top.details?.disputes ?? []).map((d) => ({ by: String(d?.by ?? ''), reason: String(d?.reason ?? '') })),
+    } : null,
     score,
     ...extra,
   };
@@ -57,6 +63,12 @@ export function describe(v) {
   const lines = { title: info.words, evidence: null, score: null };
   if (v?.level === 'unknown') return lines;
   if (v?.level === 'not-checkable') return { ...lines, evidence: v.summary || null }; // why, not evidence
+  const disputes = v?.top?.disputes ?? [];
+  if (disputes.length) {
+    // Still the level the server gave (the entry is confirmed there), but never a plain one.
+    const who = disputes.map((d) => (d.reason ? `${d.by} (“${d.reason}”)` : d.by)).join('; ');
+    lines.title = `${info.short}, but disputed: ${who} disputes the matched entry. ${info.words}`;
+  }
   const evidence = v?.top?.summary || v?.summary;
   // The no-evidence summary repeats the title; don't say it twice.
   if (evidence && v.level !== 'no-evidence') lines.evidence = `Strongest evidence: ${evidence}`;

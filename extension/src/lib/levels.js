@@ -20,15 +20,16 @@ export const LEVELS = Object.freeze({
     short: 'Declared AI-made',
     words: 'Declared AI-made: its provenance or metadata says generative AI made it.',
   },
-  'likely-synthetic': {
-    badge: 'amber', fill: '#ffb300', ink: '#1a1a1a', icon: 'wave',
-    short: 'Likely synthetic',
-    words: 'Likely synthetic: a detector scored it above the calibrated threshold. Detectors can be wrong.',
-  },
   verified: {
     badge: 'green', fill: '#2e7d32', ink: '#ffffff', icon: 'check',
     short: 'Verified credentials',
     words: 'Verified: valid Content Credentials from a trusted signer. This says who signed it, not that it is true.',
+  },
+  'likely-synthetic': {
+    badge: 'amber', fill: '#ffb300', ink: '#1a1a1a', icon: 'wave',
+    short: 'Likely synthetic',
+    words: 'Likely synthetic: a detector validated on images from sources it was not trained on scored it '
+      + 'above its calibrated threshold. Detectors can be wrong.',
   },
   'signed-untrusted': {
     badge: 'blue', fill: '#1565c0', ink: '#ffffff', icon: 'seal',

@@ -1,0 +1,78 @@
+"""A worker's lease on the checks it is working for, renewed by a heartbeat while the work runs.
+
+The sweeper re-enqueues a pending check only when its lease has run out (``checks.updated_at`` older than
+``stale_check_s``), so a slow analysis is never started a second time while its worker is alive, and a
+dead worker's check comes back within one lease. The lease lives in the database, which the sweeper reads
+in embedded and Redis deployments alike; with Redis the work's lock key is renewed with it, so no second
+worker claims the same bytes while the first still holds them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from server import models
+from worker.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def renew(ctx: Context, *, sha256: str | None = None, check_id: str | None = None,
+          lock_key: str | None = None) -> int:
+    """Push the lease of the pending checks waiting on ``sha256`` (or the one ``check_id``) one term on."""
+    conditions = []
+    if sha256:
+        conditions.append(models.Check.sha256 == sha256)
+    if check_id:
+        conditions.append(models.Check.id == check_id)
+    touched = 0
+    if conditions:
+        with ctx.db.session() as session:
+            touched = session.execute(
+                update(models.Check).where(models.Check.status == "pending", or_(*conditions))
+                .values(updated_at=models.utcnow())
+            ).rowcount or 0
+    if lock_key:
+        ctx.cache.extend(lock_key, ctx.settings.stale_check_s)
+    return touched
+
+
+class Heartbeat:
+    """Renews a lease every quarter of ``stale_check_s`` from a daemon thread, for as long as the block runs.
+
+    The thread keeps beating while native code (c2pa, a decoder) holds the task's thread: the work is alive
+    then, and the task's hard time limit, not the sweeper, is what bounds it. A renewal that fails is logged
+    and tried again at the next beat; the lease then simply runs out if the database stays away.
+    """
+
+    def __init__(self, ctx: Context, *, sha256: str | None = None, check_id: str | None = None,
+                 lock_key: str | None = None) -> None:
+        self.ctx = ctx
+        self.target = {"sha256": sha256, "check_id": check_id, "lock_key": lock_key}
+        self.every_s = max(0.2, ctx.settings.stale_check_s / 4)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="credence-lease", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            renew(self.ctx, **self.target)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("lease renewal failed (%s); retrying at the next beat", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._beat()
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every_s + 5)
