@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,detect]'
-	# detection: metadata pins older celery/torch than we run; installed without deps (see README, Detection)
+	# detection: metadata pins older celery/torch than we run; installed without deps (see docs/detection.md)
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt celery-batches facenet-pytorch
 	touch $(STAMP)
 

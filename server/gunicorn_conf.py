@@ -13,6 +13,8 @@ import os
 def on_starting(server) -> None:
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
+        # Made before server.metrics is imported: prometheus_client refuses a multiprocess folder that is missing.
+        os.makedirs(path, exist_ok=True)
         from server.metrics import fresh_dir
 
         fresh_dir(path)

@@ -1,19 +1,77 @@
-"""The project's own docs stay true: configuration table, quick start, compose shape."""
+"""The project's own docs stay true: configuration page, links, quick start, compose shape."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
-from server.config import Settings
+from server.config import Settings, configuration_page
 from tests.helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
-def test_every_setting_is_in_the_readme_table() -> None:
-    documented = set(re.findall(r"^\| `(CREDENCE_[A-Z_]+)` \|", README, re.M))
-    assert documented == {f"CREDENCE_{name.upper()}" for name in Settings.model_fields}
+def test_configuration_page_is_generated_from_the_settings() -> None:
+    page = (DOCS / "configuration.md").read_text()
+    assert page == configuration_page(), "docs/configuration.md is stale: run `python -m server.config > docs/configuration.md`"
+    documented = re.findall(r"^\| `(CREDENCE_[A-Z_]+)` \|", page, re.M)
+    assert sorted(documented) == sorted(f"CREDENCE_{name.upper()}" for name in Settings.model_fields)
+    assert "| `CREDENCE_DATABASE_URL` | (empty) |" in page and "PostgreSQL 14 or newer" in page
+
+
+def _without_code_blocks(text: str) -> str:
+    return re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
+
+
+def _without_code(text: str) -> str:
+    """Links inside code are not links (JSON and shell in the docs are full of brackets)."""
+    return re.sub(r"`[^`\n]*`", "", _without_code_blocks(text))
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading ids: lower case, punctuation dropped, spaces to hyphens."""
+    slugs = set()
+    for heading in re.findall(r"^#{1,6} (.+?)\s*$", _without_code_blocks(text), re.M):
+        slugs.add(re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-"))
+    return slugs
+
+
+def _relative_links(page: Path) -> list[str]:
+    links = re.findall(r"\]\(([^)\s]+)\)", _without_code(page.read_text()))
+    return [link for link in links if not re.match(r"[a-z]+:", link)]
+
+
+def test_relative_links_in_readme_and_docs_resolve() -> None:
+    broken = []
+    for page in PAGES:
+        for link in _relative_links(page):
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link} (no such file)")
+            elif anchor and target.suffix == ".md" and anchor not in _anchors(target.read_text()):
+                broken.append(f"{page.relative_to(ROOT)}: {link} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_readme_links_every_docs_page() -> None:
+    linked = {(ROOT / link.partition("#")[0]).resolve() for link in _relative_links(ROOT / "README.md")}
+    pages = sorted(DOCS.glob("*.md"))
+    assert len(pages) >= 18, "the topics of issue 16 each have a page"
+    assert [p.name for p in pages if p.resolve() not in linked] == []
+
+
+def test_readme_is_a_short_entry_point() -> None:
+    assert 100 <= len(README.splitlines()) <= 250
+    assert "## Configuration" not in README and "CREDENCE_DATA_DIR" not in README, "settings live in docs/configuration.md"
+    section = README.split("## What a verdict is", 1)[1].split("\n## ", 1)[0]
+    levels = re.findall(r"^\| `([a-z-]+)` \| (\w+)", section, re.M)
+    assert levels == [("known-fake", "red"), ("tampered", "orange"), ("ai-declared", "purple"), ("verified", "green"),
+                      ("likely-synthetic", "amber"), ("signed-untrusted", "blue"), ("no-evidence", "grey"),
+                      ("unavailable", "none")]
 
 
 def test_quick_start_is_two_commands_and_ci_runs_the_test_one() -> None:

@@ -61,3 +61,13 @@ def test_metrics_sum_every_gunicorn_process(data_dir: Path, tmp_path: Path) -> N
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
+
+
+def test_a_missing_metrics_folder_is_made_at_start(tmp_path: Path) -> None:
+    """Compose points PROMETHEUS_MULTIPROC_DIR at a folder nothing creates: starting must make it, not crash."""
+    folder = tmp_path / "not-yet" / "metrics"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    run = subprocess.run([sys.executable, "-c", "from server.gunicorn_conf import on_starting; on_starting(None)"],
+                         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert folder.is_dir()

@@ -54,6 +54,24 @@ def test_random_byte_videos_uploaded_anonymously_are_not_kept(data_dir: Path) ->
     assert list(svc.store.files()) == []
 
 
+def test_fetched_bytes_seen_before_as_unreadable_are_not_kept(data_dir: Path, media_server) -> None:
+    """The same junk behind a second URL: its fetch finds the recorded `unavailable` verdict and keeps nothing."""
+    svc, call = api_with_keys(settings_from(env_for(data_dir, rate_limit="1000/minute")))
+    data = fake_video(3)
+    sha = hashlib.sha256(data).hexdigest()
+    first, second = (media_server.add(f"/junk{i}.mp4", data, "video/mp4") for i in (1, 2))
+    check_ids = []
+    for url in (first, second):
+        result = call("POST", "/api/v1/checks", json={"urls": [url]}).get_json()["results"][0]
+        check_ids.append(result["check_id"])
+    assert jobs.fetch_check(svc, check_ids[0]) == sha
+    assert jobs.analyze_media(svc, sha, owner="test") == "unavailable"
+    assert not svc.store.path(sha).exists()
+    assert jobs.fetch_check(svc, check_ids[1]) == sha
+    assert call("GET", f"/api/v1/checks/{check_ids[1]}").get_json()["verdict"]["level"] == "unavailable"
+    assert not svc.store.path(sha).exists()
+
+
 def test_a_real_image_upload_is_kept(data_dir: Path) -> None:
     svc, call = api_with_keys(settings_from(env_for(data_dir, rate_limit="1000/minute")))
     data = make_jpeg(seed=11)

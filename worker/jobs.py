@@ -13,7 +13,7 @@ from server import models, records
 from server.config import PIPELINE_VERSION, Settings
 from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_analyze, enqueue_detect, enqueue_fetch
-from server.verdicts import Verdict, unavailable
+from server.verdicts import Level, Verdict, unavailable
 from worker import detection, metrics
 from worker.bank_matcher import BankMatcher
 from worker.context import Context
@@ -66,12 +66,15 @@ def fetch_check(ctx: Context, check_id: str) -> str:
                            final_url=fetched.final_url, etag=fetched.etag)
         session.get(models.Check, check_id).sha256 = sha256
     # The check now waits on its content: whichever analysis of these bytes finishes completes it.
-    if not _complete_from_record(ctx, sha256):
+    recorded = _complete_from_record(ctx, sha256)
+    if recorded is None:
         enqueue_analyze(ctx.celery, sha256)
+    elif recorded.get("level") == Level.UNAVAILABLE.value:
+        drop_unusable(ctx, sha256)  # seen before and unreadable then: the fetch must not keep them either
     return sha256
 
 
-def _complete_from_record(ctx: Context, sha256: str) -> bool:
+def _complete_from_record(ctx: Context, sha256: str) -> dict | None:
     """Complete the checks waiting on this content from its recorded verdict, if it has a final one.
 
     An interim verdict (detection re-running after a retraction) completes nothing: its checks wait for
@@ -79,11 +82,11 @@ def _complete_from_record(ctx: Context, sha256: str) -> bool:
     with ctx.db.session() as session:
         row = records.current_verdict(session, sha256, ctx.detectors_stamp())
         if row is None or detection.is_pending(row.body.get("versions") or {}):
-            return False
+            return None
         records.complete_checks_for(session, sha256, row.id)
         body = row.body
     ctx.cache.remember(url_hash=None, body=body)
-    return True
+    return body
 
 
 def bank_matcher(ctx: Context) -> BankMatcher:
