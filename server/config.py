@@ -16,6 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PIPELINE_VERSION = "4"
+EMBEDDED_BROKER_SCHEME = "credence-filesystem"  # kombu's filesystem transport, made atomic in server/queue.py
 
 
 class Settings(BaseSettings):
@@ -148,7 +149,7 @@ class Settings(BaseSettings):
 
     @property
     def celery_broker_url(self) -> str:
-        return self.broker_url or self.redis_url or "filesystem://"
+        return self.broker_url or self.redis_url or f"{EMBEDDED_BROKER_SCHEME}://"
 
     @property
     def allow_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

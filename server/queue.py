@@ -5,11 +5,43 @@ enqueues ``credence.*`` task names onto the ``fetch`` / ``cpu`` / ``gpu`` queues
 """
 from __future__ import annotations
 
+import os
+import uuid
+from time import monotonic
 from typing import Any
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.utils.json import dumps
 
-from server.config import Settings
+from server.config import EMBEDDED_BROKER_SCHEME, Settings
+
+
+class AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, but a message file appears in the queue folder whole.
+
+    kombu creates the file in the folder, then writes it: a worker polling the folder can take the file
+    while it is still empty, fail to parse it and stop consuming (seen: the embedded worker stopped with a
+    JSONDecodeError and every check stayed pending). Written beside the queue under a name no queue reads,
+    then renamed in, the message is either absent or complete."""
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = final + ".part"  # "<queue>.msg.part": never matched as "<queue>.msg"
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    Channel = AtomicFilesystemChannel
+
+
+TRANSPORT_ALIASES[EMBEDDED_BROKER_SCHEME] = f"{__name__}:AtomicFilesystemTransport"
 
 QUEUES = ("fetch", "cpu", "gpu")
 TASK_ROUTES = {

@@ -1,0 +1,35 @@
+"""The embedded broker (kombu's filesystem transport): a message appears in its queue folder whole.
+
+kombu's own transport creates the file, then writes it; a polling worker could take it empty and stop
+consuming (seen in a fresh-clone run: every check stayed pending). server.queue renames a finished file in.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from server import queue
+from server.config import Settings
+
+
+def test_a_message_is_never_visible_before_it_is_complete(tmp_path: Path, monkeypatch) -> None:
+    settings = Settings(data_dir=tmp_path)
+    app = queue.make_celery(settings)
+    folder = tmp_path / "broker"
+    visible_before_rename: list[list[str]] = []
+    rename = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        visible_before_rename.append(sorted(p.name for p in folder.glob("*.msg")))
+        rename(src, dst)
+
+    monkeypatch.setattr(queue.os, "replace", spy)
+    app.send_task("credence.sweep")
+    assert visible_before_rename == [[]]  # the queue folder held no file while it was being written
+    files = list(folder.glob("*.cpu.msg"))
+    assert len(files) == 1 and not list(folder.glob("*.part"))
+    assert json.loads(files[0].read_text())["headers"]["task"] == "credence.sweep"
+    with app.connection_for_read() as conn:  # and kombu's reader takes it as any message
+        message = conn.SimpleQueue("cpu", no_ack=True).get(timeout=5)
+        assert message.headers["task"] == "credence.sweep"
