@@ -9,7 +9,7 @@ asks for crJSON to learn the issuing CA) and the whole provenance rule (thumbnai
 evidence worded) are timed too, as is decoding the same bytes, for scale.
 
 Signing uses a throwaway test CA (tests.c2pa_kit) whose root is a user anchor, so the files
-validate as Trusted against the official lists from ../shared/trust plus that root.
+validate as Trusted against the official lists (CREDENCE_TEST_TRUST_DIR, default ../shared/trust) plus that root.
 Not a test: it prints figures and asserts nothing about speed. It makes no network traffic.
 """
 from __future__ import annotations
@@ -52,13 +52,16 @@ def main() -> None:
 
     from server.config import Settings
     from tests.c2pa_kit import make_ca, sign
+    from tests.helpers import SHARED_TRUST
     from worker.pipeline import Item
     from worker.rules import ProvenanceRule
     from worker.stages.c2pa_read import read_c2pa
     from worker.stages.decode import decode
     from worker.trust import reading_context
 
-    shared = ROOT.parent / "shared" / "trust"
+    shared = SHARED_TRUST  # CREDENCE_TEST_TRUST_DIR, as the tests read it
+    if not (shared / "C2PA-TRUST-LIST.pem").is_file():
+        raise SystemExit(f"no C2PA trust lists in {shared}: set CREDENCE_TEST_TRUST_DIR to where you have them")
     ca = make_ca()
     leaf = ca.leaf("Bench Camera", "Credence Bench")
     plain = [photo_jpeg(seed) for seed in range(args.images)]

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from server import detector_manifest as mf
+from server.config import Settings
 from worker.detectors.registry import architecture, build_loaded
 from worker.detectors.runtime import LoadedDetector, pick_device
 
@@ -78,7 +79,10 @@ def time_mtcnn(device: torch.device, min_s: float) -> float:
 
     from worker.detectors.mtcnn import MTCNN
 
-    files = sorted((ROOT.parent / "shared" / "data" / "synthetic-images" / "train" / "stylegan3-ffhq" / "fake").glob("*.png"))
+    folder = Settings().training_data_dir / "train" / "stylegan3-ffhq" / "fake"  # CREDENCE_TRAINING_DATA_DIR
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise SystemExit(f"no StyleGAN3 faces under {folder}: set CREDENCE_TRAINING_DATA_DIR to the training data")
     face = np.asarray(Image.open(files[0]).convert("RGB"))
     canvas = np.full((480, 640, 3), 90, dtype=np.uint8)
     canvas[100:356, 200:456] = face
