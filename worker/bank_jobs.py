@@ -19,14 +19,14 @@ from server import hash_scan, models, records
 from server.config import Settings
 from server.db import stream_rows
 from server.media_types import VIDEO_TYPES, sniff
-from server.queue import enqueue_detect
 from server.verdicts import Evidence, Level, Verdict, fuse
-from worker import detect_jobs, detection, metrics
+from worker import detect_jobs, detection
 from worker.context import Context
 from worker.fetcher import FetchLimits, FetchRefused, fetch
 from worker.index.hamming import brute_force, pack_hex
 from worker.jobs import bank_matcher
 from worker.pipeline import analyze
+from worker.settle import hand_off, record_final
 from worker.stages import bank_match, hashes, video_match
 from worker.stages.decode import DecodeError, decode
 from worker.stages.keyframes import VideoError, VideoLimits, extract
@@ -316,19 +316,12 @@ def _reanalyze(ctx: Context, sha256: str, media: models.Media, retracted: list[E
     found = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=media.source_size)
     verdict = fuse(found.evidence + retracted, sha256=sha256, versions=found.versions, timings=found.timings)
     if not detection.is_pending(verdict.versions):
-        with ctx.db.session() as session:
-            row = records.record_verdict(session, verdict)
-            records.complete_checks_for(session, sha256, row.id)
-        metrics.verdict_recorded(verdict)
-        ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+        record_final(ctx, sha256, verdict)
         return verdict
     interim = fuse(verdict.evidence + [detect_jobs.rerun_note()], sha256=sha256, versions=verdict.versions,
                    timings=verdict.timings)
     with ctx.db.session() as session:
-        records.record_verdict(session, interim)
+        records.record_verdict(session, interim)  # completes no check: they wait for the detectors
     ctx.cache.remember(url_hash=None, body=interim.model_dump(mode="json"))
-    owner = f"rematch:{sha256}:{interim.created_at.isoformat()}"
-    holder = ctx.cache.claim(detect_jobs.detecting_key(sha256), owner, ttl_s=ctx.settings.stale_check_s)
-    if holder is None or holder == owner:
-        enqueue_detect(ctx.celery, sha256, detect_jobs.partial_of(verdict))
+    hand_off(ctx, sha256, verdict, owner=f"rematch:{sha256}:{interim.created_at.isoformat()}")
     return interim

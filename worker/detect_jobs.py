@@ -24,18 +24,15 @@ from server.config import Settings
 from server.media_store import MediaStore
 from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, Verdict, fuse
-from worker import detection, metrics
+from worker import detection
 from worker.context import Context
+from worker.settle import complete_from_record, detecting_key, partial_of, record_final
 from worker.stages.decode import decode
 
 if TYPE_CHECKING:
     from worker.detectors.runtime import Result, Runtime
 
 log = logging.getLogger(__name__)
-
-
-def detecting_key(sha256: str) -> str:
-    return f"detecting:{sha256}"
 
 
 RERUN_KIND = "detection-rerun-pending"
@@ -52,12 +49,6 @@ def interim_partial(body: dict[str, Any]) -> dict[str, Any]:
     """An interim verdict (detection pending) as the gpu task's partial: its evidence without the note."""
     return {"evidence": [e for e in body.get("evidence", []) if e.get("kind") != RERUN_KIND],
             "versions": dict(body.get("versions") or {}), "timings": dict(body.get("timings") or {})}
-
-
-def partial_of(verdict: Verdict) -> dict[str, Any]:
-    """What the cpu stage found, as JSON for the gpu task's message."""
-    return {"evidence": [e.model_dump(mode="json") for e in verdict.evidence],
-            "versions": dict(verdict.versions), "timings": dict(verdict.timings)}
 
 
 def _finish(partial: dict[str, Any], sha256: str, add: list[Evidence], versions: dict[str, str],
@@ -189,15 +180,13 @@ def run_detection(settings: Settings, contents: list[Pixels],
 
 def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
     """One batch from the gpu queue; returns an outcome per sha256. Problems stay per item."""
-    from worker.jobs import _complete_from_record
-
     outcomes: dict[str, str] = {}
     todo: dict[str, dict[str, Any]] = {}
     for sha256, partial in items:
         if sha256 in todo or sha256 in outcomes:
             continue  # the same content twice in one batch (a redelivery): once is enough
         try:
-            if _complete_from_record(ctx, sha256):
+            if complete_from_record(ctx, sha256):
                 outcomes[sha256] = "cached"
                 ctx.cache.release(detecting_key(sha256))
                 continue
@@ -217,11 +206,7 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
     for (sha256, partial), found, item_versions in zip(todo.items(), evidence, versions):
         try:
             verdict = _finish(partial, sha256, found, item_versions, {detection.STAGE: per_item_ms})
-            with ctx.db.session() as session:
-                row = records.record_verdict(session, verdict)
-                records.complete_checks_for(session, sha256, row.id)
-            metrics.verdict_recorded(verdict)
-            ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+            record_final(ctx, sha256, verdict)
             ctx.cache.release(detecting_key(sha256))
             outcomes[sha256] = verdict.level.value
         except Exception:  # noqa: BLE001 - one item's failure is not the batch's; the sweeper retries it

@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from server import models, records
 from server.config import PIPELINE_VERSION, Settings
 from server.media_types import IMAGE_TYPES, sniff
-from server.queue import enqueue_analyze, enqueue_detect, enqueue_fetch
+from server.queue import enqueue_analyze, enqueue_fetch
 from server.verdicts import Level, Verdict, unavailable
 from worker import detection, metrics
 from worker.bank_matcher import BankMatcher
@@ -21,6 +21,7 @@ from worker.fetcher import FetchLimits, FetchRefused, fetch
 from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
 from worker.pipeline import analyze
+from worker.settle import complete_from_record, hand_off, record_final
 from worker.stages.budget import Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
 
@@ -66,27 +67,12 @@ def fetch_check(ctx: Context, check_id: str) -> str:
                            final_url=fetched.final_url, etag=fetched.etag)
         session.get(models.Check, check_id).sha256 = sha256
     # The check now waits on its content: whichever analysis of these bytes finishes completes it.
-    recorded = _complete_from_record(ctx, sha256)
+    recorded = complete_from_record(ctx, sha256)
     if recorded is None:
         enqueue_analyze(ctx.celery, sha256)
     elif recorded.get("level") == Level.UNAVAILABLE.value:
         drop_unusable(ctx, sha256)  # seen before and unreadable then: the fetch must not keep them either
     return sha256
-
-
-def _complete_from_record(ctx: Context, sha256: str) -> dict | None:
-    """Complete the checks waiting on this content from its recorded verdict, if it has a final one.
-
-    An interim verdict (detection re-running after a retraction) completes nothing: its checks wait for
-    the detectors, and analysing the content again only joins the detection already under way."""
-    with ctx.db.session() as session:
-        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-        if row is None or detection.is_pending(row.body.get("versions") or {}):
-            return None
-        records.complete_checks_for(session, sha256, row.id)
-        body = row.body
-    ctx.cache.remember(url_hash=None, body=body)
-    return body
 
 
 def bank_matcher(ctx: Context) -> BankMatcher:
@@ -102,13 +88,13 @@ def bank_matcher(ctx: Context) -> BankMatcher:
 
 def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
     """Analyse one content once, however many checks wait on it."""
-    if _complete_from_record(ctx, sha256):
+    if complete_from_record(ctx, sha256):
         return "cached"
     holder = ctx.cache.claim(f"analyzing:{sha256}", owner, ttl_s=ctx.settings.stale_check_s)
     if holder is not None and holder != owner:
         return IN_FLIGHT  # the caller retries shortly and then finds the holder's verdict
     try:
-        if _complete_from_record(ctx, sha256):  # finished between our first look and the claim
+        if complete_from_record(ctx, sha256):  # finished between our first look and the claim
             return "cached"
         data = ctx.store.get(sha256)
         if data is None:
@@ -135,25 +121,16 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)
         decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
         hashes = next((e.details for e in verdict.evidence if e.kind in ("hashes", "video-hashes")), None)
-        handoff = detection.is_pending(verdict.versions)
         with ctx.db.session() as session:
             records.record_media(session, sha256=sha256, mime=decoded.get("mime", "application/octet-stream"),
                                  size=len(data), width=decoded.get("width"), height=decoded.get("height"),
                                  hashes=hashes, source_size=source_size)
-            if not handoff:
-                row = records.record_verdict(session, verdict)
-                records.complete_checks_for(session, sha256, row.id)
-        if handoff:
+        if detection.is_pending(verdict.versions):
             # Not decisive and detectors are configured: the gpu queue adds detection, then records the
-            # verdict and completes every check waiting on this sha256. One hand-off per content at a time.
-            from worker.detect_jobs import detecting_key, partial_of
-
-            holder = ctx.cache.claim(detecting_key(sha256), owner, ttl_s=ctx.settings.stale_check_s)
-            if holder is None or holder == owner:
-                enqueue_detect(ctx.celery, sha256, partial_of(verdict))
+            # verdict and completes every check waiting on this sha256.
+            hand_off(ctx, sha256, verdict, owner)
             return DETECTING
-        metrics.verdict_recorded(verdict)
-        ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+        record_final(ctx, sha256, verdict)
         if verdict.level.value == "unavailable":
             drop_unusable(ctx, sha256)  # nothing could be read from them: not kept (issue 15)
         return verdict.level.value
@@ -188,12 +165,8 @@ def _finish_unanalysed(ctx: Context, sha256: str, reason: str, code: str) -> str
     instead of spending the budget again (a new pipeline version looks again).
     """
     verdict = unavailable(reason, stage="budget", code=code, sha256=sha256, versions={"pipeline": PIPELINE_VERSION})
-    with ctx.db.session() as session:
-        row = records.record_verdict(session, verdict)
-        for check_id in records.complete_checks_for(session, sha256, row.id):
-            log.warning("check %s completed as unavailable: %s", check_id, code)
-    metrics.verdict_recorded(verdict)
-    ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+    for check_id in record_final(ctx, sha256, verdict):
+        log.warning("check %s completed as unavailable: %s", check_id, code)
     drop_unusable(ctx, sha256)
     return "unavailable"
 
@@ -228,7 +201,7 @@ def sweep(ctx: Context) -> dict[str, int]:
             _finish_check(ctx, check, verdict)
             counts["given_up"] += 1
         elif check.sha256:
-            if not _complete_from_record(ctx, check.sha256):
+            if not complete_from_record(ctx, check.sha256):
                 enqueue_analyze(ctx.celery, check.sha256)
             counts["reanalyze"] += 1
         else:

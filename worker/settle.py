@@ -1,0 +1,58 @@
+"""Where a verdict goes once an analysis has made it: one place for the cpu stage, the gpu stage and a
+re-match's re-analysis.
+
+A final verdict is recorded, completes every check waiting on its content, is counted and cached. A verdict
+whose detection is still due is handed to the gpu queue instead, once per content at a time (the
+``detecting:`` claim), and completes nothing until the detectors answer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from server import records
+from server.queue import enqueue_detect
+from server.verdicts import Verdict
+from worker import detection, metrics
+from worker.context import Context
+
+
+def detecting_key(sha256: str) -> str:
+    return f"detecting:{sha256}"
+
+
+def partial_of(verdict: Verdict) -> dict[str, Any]:
+    """What the cpu stage found, as JSON for the gpu task's message."""
+    return {"evidence": [e.model_dump(mode="json") for e in verdict.evidence],
+            "versions": dict(verdict.versions), "timings": dict(verdict.timings)}
+
+
+def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
+    """Complete the checks waiting on this content from its recorded verdict, if it has a final one.
+
+    An interim verdict (detection re-running after a retraction) completes nothing: its checks wait for
+    the detectors, and analysing the content again only joins the detection already under way."""
+    with ctx.db.session() as session:
+        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
+        if row is None or detection.is_pending(row.body.get("versions") or {}):
+            return None
+        records.complete_checks_for(session, sha256, row.id)
+        body = row.body
+    ctx.cache.remember(url_hash=None, body=body)
+    return body
+
+
+def record_final(ctx: Context, sha256: str, verdict: Verdict) -> list[str]:
+    """Record a final verdict and complete the checks waiting on its content; returns their ids."""
+    with ctx.db.session() as session:
+        row = records.record_verdict(session, verdict)
+        completed = records.complete_checks_for(session, sha256, row.id)
+    metrics.verdict_recorded(verdict)
+    ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
+    return completed
+
+
+def hand_off(ctx: Context, sha256: str, verdict: Verdict, owner: str) -> None:
+    """Send a verdict whose detection is due to the gpu queue, unless another hand-off of it is under way."""
+    holder = ctx.cache.claim(detecting_key(sha256), owner, ttl_s=ctx.settings.stale_check_s)
+    if holder is None or holder == owner:
+        enqueue_detect(ctx.celery, sha256, partial_of(verdict))
