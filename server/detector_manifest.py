@@ -111,7 +111,8 @@ class Entry:
         return f"{self.architecture}/{self.version}/{self.sha256[:12]}"
 
 
-def _number(record: dict[str, Any], key: str) -> float | None:
+def number(record: dict[str, Any], key: str) -> float | None:
+    """A validation record's number (a JSON bool is not one), or None."""
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -130,13 +131,13 @@ def bar_shortfalls(entry: Entry) -> list[str]:
     out: list[str] = []
     if record.get("method") != BAR_METHOD:
         out.append(f"method is {record.get('method')!r}, not {BAR_METHOD!r}")
-    auc = _number(record, "roc_auc")
+    auc = number(record, "roc_auc")
     if auc is None or not auc >= BAR_MIN_ROC_AUC:
         out.append(f"ROC-AUC {auc if auc is not None else 'missing'} is below {BAR_MIN_ROC_AUC:.2f}")
-    fpr = _number(record, "fpr_at_threshold")
+    fpr = number(record, "fpr_at_threshold")
     if fpr is None or not fpr <= BAR_MAX_FPR:
         out.append(f"false-positive rate {fpr if fpr is not None else 'missing'} is above {BAR_MAX_FPR}")
-    reals = _number(record, "reals")
+    reals = number(record, "reals")
     if reals is None or reals < BAR_MIN_REALS:
         out.append(f"{int(reals) if reals is not None else 'no'} real photos, fewer than {BAR_MIN_REALS}")
     sources = record.get("real_sources")
@@ -147,7 +148,7 @@ def bar_shortfalls(entry: Entry) -> list[str]:
     held_out = {str(x) for x in held} if isinstance(held, list) else set()
     if not real_sources <= held_out or not held_out:
         out.append("not every source it was measured on was held out of training")
-    measured_at = _number(record, "threshold")
+    measured_at = number(record, "threshold")
     if entry.threshold is None:
         out.append("no calibrated threshold")
     elif measured_at is None or abs(measured_at - entry.threshold) > _THRESHOLD_TOLERANCE:

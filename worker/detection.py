@@ -164,26 +164,22 @@ def is_pending(versions: dict[str, str]) -> bool:
 
 def _band(score: float, entry: mf.Entry) -> str:
     """``experimental`` for a detector below the validation bar, whatever its score; else by threshold."""
-    if not mf.meets_bar(entry):
+    if not mf.meets_bar(entry):  # the bar includes a calibrated threshold
         return "experimental"
-    threshold = entry.threshold
-    if threshold is None:  # meets_bar requires a threshold; kept for safety
-        return "experimental"
-    return "likely-synthetic" if score >= threshold else "inconclusive"
+    return "likely-synthetic" if score >= entry.threshold else "inconclusive"
 
 
 def _measured(entry: mf.Entry) -> str:
     """The numbers of a validation record that falls short, in words ("" when there are none)."""
     record = entry.validation if isinstance(entry.validation, dict) else {}
     parts = []
-    auc = record.get("roc_auc")
-    if isinstance(auc, (int, float)) and not isinstance(auc, bool):
+    auc = mf.number(record, "roc_auc")
+    if auc is not None:
         parts.append(f"ROC-AUC {auc:.2f}")
-    fpr = record.get("fpr_at_threshold")
-    reals = record.get("reals")
+    fpr, reals = mf.number(record, "fpr_at_threshold"), mf.number(record, "reals")
     sources = record.get("real_sources") if isinstance(record.get("real_sources"), list) else []
-    if isinstance(fpr, (int, float)) and not isinstance(fpr, bool):
-        on = f" on {int(reals)} real photos" if isinstance(reals, (int, float)) and not isinstance(reals, bool) else ""
+    if fpr is not None:
+        on = f" on {int(reals)} real photos" if reals is not None else ""
         src = f" from {len(sources)} source{'s' if len(sources) != 1 else ''}" if sources and on else ""
         parts.append(f"{fpr:.1%} false positives at its threshold{on}{src}")
     return " and ".join(parts)
@@ -201,10 +197,6 @@ def validation_case(entry: mf.Entry) -> dict[str, Any]:
     return out
 
 
-def _experimental(name: str) -> str:
-    return f"The {name} detector is experimental"
-
-
 def _wording(name: str, score: float, entry: mf.Entry, band: str, what: str, noun: str = "image",
              how: str = "") -> str:
     t = entry.threshold
@@ -217,7 +209,7 @@ def _wording(name: str, score: float, entry: mf.Entry, band: str, what: str, nou
             case = f"its validation on sources it was not trained on measured {measured}, below the bar"
         else:
             case = "its validation record does not meet the bar"
-        return (f"{said}. {_experimental(name)} ({case}; the bar is {mf.BAR_WORDS}), so its score is "
+        return (f"{said}. The {name} detector is experimental ({case}; the bar is {mf.BAR_WORDS}), so its score is "
                 f"reported as a number only and says nothing either way about the {noun}.")
     if band == "likely-synthetic":
         record = entry.validation
