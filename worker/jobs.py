@@ -22,7 +22,7 @@ from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
 from worker.pipeline import analyze
 from worker.settle import complete_from_record, hand_off, record_final
-from worker.stages.budget import Limits, OverBudget, check_structure
+from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         ctx.cache.release(f"analyzing:{sha256}")
 
 
-_REFUSALS = frozenset({"too-many-boxes", "too-deeply-nested", "too-many-scans", "too-many-chunks", "too-much-memory",
-                       "too-many-pixels"})
+_REFUSALS = REFUSAL_CODES | {"too-many-pixels"}
 
 
 def over_budget(data: bytes, settings: Settings) -> OverBudget | DecodeError | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from worker.isobmff import BoxError, read_header
@@ -22,6 +23,7 @@ CONTAINERS = frozenset({b"moov", b"trak", b"edts", b"mdia", b"minf", b"dinf", b"
                         b"mfra", b"udta", b"iprp", b"ipco", b"sinf", b"schi", b"tref", b"meta"})
 _FULL_BOXES = frozenset({b"meta"})  # ISO meta has 4 bytes of version and flags before its children
 MAX_BOX_DEPTH = 16  # real files nest five or six deep; a parser recursing per level must not be driven deeper
+MAX_JPEG_SEGMENTS = 10_000  # a progressive JPEG has a few hundred at most (tables and a header per scan)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT = frozenset({b"tEXt", b"zTXt", b"iTXt"})
@@ -49,6 +51,11 @@ class Limits:
         return cls(max_boxes=settings.max_media_boxes, max_jpeg_scans=settings.max_jpeg_scans,
                    max_png_chunks=settings.max_png_chunks, max_png_text_chunks=settings.max_png_text_chunks,
                    max_decode_bytes=settings.max_decode_bytes)
+
+
+# Every refusal code of this module (worker/jobs.py tells them from a merely broken header by these).
+REFUSAL_CODES = frozenset({"too-many-boxes", "too-deeply-nested", "too-many-scans", "too-many-segments",
+                           "too-many-chunks", "too-much-memory"})
 
 
 class OverBudget(Exception):
@@ -97,19 +104,18 @@ def count_boxes(data: bytes, stop_after: int) -> int:
     return count
 
 
-def count_jpeg_scans(data: bytes, stop_after: int) -> int:
-    """Start-of-scan segments of the first image (up to EOI); stops once past ``stop_after``.
-
-    Marker segments are skipped by their length, so a thumbnail inside an APP segment is not counted.
-    """
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each marker segment of a JPEG's first image, in order, up to EOI: [start, end)
+    holds the marker and its payload (``end`` may lie past the data when the file is cut short). The
+    entropy-coded data after each scan is skipped by the regex engine. The one JPEG walk of the worker."""
     if not data.startswith(b"\xff\xd8"):
-        return 0
-    scans, pos, n = 0, 2, len(data)
+        return
+    pos, n = 2, len(data)
     while pos + 2 <= n:
         if data[pos] != 0xFF:
             found = _NEXT_MARKER.search(data, pos)
             if found is None:
-                break
+                return
             pos = found.start()
             continue
         marker = data[pos + 1]
@@ -117,24 +123,41 @@ def count_jpeg_scans(data: bytes, stop_after: int) -> int:
             pos += 1
             continue
         if marker == 0xD9:  # EOI
-            break
+            return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # standalone markers
             pos += 2
             continue
         if pos + 4 > n:
-            break
+            return
         length = struct.unpack_from(">H", data, pos + 2)[0]
         if length < 2:
-            break
-        pos += 2 + length
+            return
+        end = pos + 2 + length
+        yield marker, pos, end
+        pos = end
+        if marker == 0xDA:
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                return
+            pos = found.start()
+
+
+def count_jpeg_scans(data: bytes, stop_after: int) -> int:
+    """Start-of-scan segments of the first image (up to EOI); stops once past ``stop_after``.
+
+    Marker segments are skipped by their length, so a thumbnail inside an APP segment is not counted.
+    A file of more than MAX_JPEG_SEGMENTS segments is refused: the walk itself (and Pillow's, which reads
+    markers in Python) would otherwise take seconds over millions of 4-byte segments.
+    """
+    scans = 0
+    for segments, (marker, _start, _end) in enumerate(jpeg_segments(data), 1):
+        if segments > MAX_JPEG_SEGMENTS:
+            raise OverBudget(f"the JPEG has more than {MAX_JPEG_SEGMENTS:,} marker segments (ordinary files have a "
+                             "few dozen); it was not decoded, to keep the analysis bounded", "too-many-segments")
         if marker == 0xDA:
             scans += 1
             if scans > stop_after:
                 return scans
-            found = _NEXT_MARKER.search(data, pos)
-            if found is None:
-                break
-            pos = found.start()
     return scans
 
 

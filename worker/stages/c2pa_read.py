@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.stages import c2pa_signer
 from worker.stages.ai_metadata import Declaration, generator_named, says_ai_in_words, source_type_words
-from worker.stages.budget import Limits, OverBudget, check_structure
+from worker.stages.budget import Limits, OverBudget, check_structure, jpeg_segments
 from worker.stages.c2pa_signer import SignerCertificate
 
 # A manifest store is a JUMBF superbox labelled "c2pa"; a remote one is named in XMP
@@ -348,30 +348,14 @@ def _signer_certificates(reader: Any, result: C2paResult) -> None:
 
 def jpeg_manifest_span(data: bytes) -> tuple[int, int] | None:
     """[start, end) of the JPEG APP11 segments that carry JUMBF ("JP" common identifier), markers
-    included; None when the bytes are not a JPEG or hold none. Walks segment headers up to the scan."""
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    at, first, last = 2, None, None
-    for _ in range(4096):   # a bound on segments read: hostile files cannot make this loop long
-        if at + 4 > len(data) or data[at] != 0xFF:
+    included; None when the bytes are not a JPEG or hold none. Reads segment headers up to the scan."""
+    first = last = None
+    for marker, start, end in jpeg_segments(data):
+        if marker == 0xDA or end > len(data):  # the scan: no more headers; or a segment cut short
             break
-        marker = data[at + 1]
-        if marker == 0xFF:   # fill byte
-            at += 1
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no more headers to read
-            break
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            at += 2
-            continue
-        length = int.from_bytes(data[at + 2:at + 4], "big")
-        end = at + 2 + length
-        if length < 2 or end > len(data):
-            break
-        if marker == 0xEB and data[at + 4:at + 6] == b"JP":
-            first = at if first is None else first
+        if marker == 0xEB and data[start + 4:start + 6] == b"JP":
+            first = start if first is None else first
             last = end
-        at = end
     return (first, last) if first is not None and last is not None else None
 
 
