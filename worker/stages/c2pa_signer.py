@@ -198,9 +198,8 @@ class _Jumbf:
         return label, self.boxes(content, end)
 
 
-def signature_boxes(store: bytes) -> dict[str, bytes]:
-    """Per manifest label: the content of its 'c2pa.signature' box (the COSE_Sign1 bytes), b"" when
-    that box is there but malformed or oversized."""
+def _manifests(store: bytes) -> Iterator[tuple[str, Iterator[tuple[str, Iterator[tuple[bytes, int, int]]]]]]:
+    """(label, its labelled superboxes) of each manifest in a C2PA store, at most _MAX_MANIFESTS of them."""
     if len(store) > MAX_STORE_BYTES:
         raise SignerReadError("manifest store too large to check")
     walk = _Jumbf(store)
@@ -210,23 +209,32 @@ def signature_boxes(store: bytes) -> dict[str, bytes]:
     label, manifests = walk.children(top[1], top[2])
     if label != "c2pa":
         raise SignerReadError("not a C2PA manifest store")
-    found: dict[str, bytes] = {}
+    seen = 0
     for kind, start, end in manifests:
         if kind != b"jumb":
             continue
-        if len(found) >= _MAX_MANIFESTS:
-            break
+        if seen >= _MAX_MANIFESTS:
+            return
+        seen += 1
         manifest_label, parts = walk.children(start, end)
-        for part_kind, p0, p1 in parts:
-            if part_kind != b"jumb":
-                continue
-            part_label, content = walk.children(p0, p1)
-            if part_label != "c2pa.signature":
-                continue
-            cbor = [(c0, c1) for k, c0, c1 in content if k == b"cbor"]
-            ok = len(cbor) == 1 and cbor[0][1] - cbor[0][0] <= _MAX_COSE_BYTES
-            found.setdefault(manifest_label, store[cbor[0][0]:cbor[0][1]] if ok else b"")
-            break
+        yield manifest_label, (walk.children(p0, p1) for part_kind, p0, p1 in parts if part_kind == b"jumb")
+
+
+def _one_cbor(store: bytes, content: Iterator[tuple[bytes, int, int]]) -> bytes | None:
+    """The bytes of a superbox's single CBOR box, or None when it has none, several, or an oversized one."""
+    cbor = [(c0, c1) for k, c0, c1 in content if k == b"cbor"]
+    return store[cbor[0][0]:cbor[0][1]] if len(cbor) == 1 and cbor[0][1] - cbor[0][0] <= _MAX_COSE_BYTES else None
+
+
+def signature_boxes(store: bytes) -> dict[str, bytes]:
+    """Per manifest label: the content of its 'c2pa.signature' box (the COSE_Sign1 bytes), b"" when
+    that box is there but malformed or oversized."""
+    found: dict[str, bytes] = {}
+    for manifest_label, parts in _manifests(store):
+        for part_label, content in parts:
+            if part_label == "c2pa.signature":
+                found.setdefault(manifest_label, _one_cbor(store, content) or b"")
+                break
     return found
 
 
@@ -307,20 +315,10 @@ def assertion_cbor(store: bytes, manifest_label: str, prefix: str) -> bytes | No
     """The CBOR content of the first assertion whose label starts with ``prefix`` in one manifest of
     ``store`` (e.g. ``c2pa.hash.data``), or None when the store holds no such assertion."""
     walk = _Jumbf(store)
-    top = next(walk.boxes(0, len(store)), None)
-    if top is None or top[0] != b"jumb":
-        raise SignerReadError("not a JUMBF manifest store")
-    _, manifests = walk.children(top[1], top[2])
-    for kind, start, end in manifests:
-        if kind != b"jumb":
-            continue
-        label, parts = walk.children(start, end)
+    for label, parts in _manifests(store):
         if label != manifest_label:
             continue
-        for part_kind, p0, p1 in parts:
-            if part_kind != b"jumb":
-                continue
-            part_label, content = walk.children(p0, p1)
+        for part_label, content in parts:
             if part_label != "c2pa.assertions":
                 continue
             for a_kind, a0, a1 in content:
@@ -328,10 +326,7 @@ def assertion_cbor(store: bytes, manifest_label: str, prefix: str) -> bytes | No
                     continue
                 a_label, a_content = walk.children(a0, a1)
                 if a_label.startswith(prefix):
-                    cbor = [(c0, c1) for k, c0, c1 in a_content if k == b"cbor"]
-                    if len(cbor) == 1 and cbor[0][1] - cbor[0][0] <= _MAX_COSE_BYTES:
-                        return store[cbor[0][0]:cbor[0][1]]
-                    return None
+                    return _one_cbor(store, a_content)
         return None
     return None
 
