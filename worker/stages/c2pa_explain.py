@@ -55,130 +55,126 @@ class Code:
     words: str
 
 
-def _c(kind: str, category: str, words: str) -> Code:
-    return Code(kind, category, words)
-
-
 S, I, F = "success", "informational", "failure"
 # Every status code of the C2PA 2.x specification (Standard Status Codes) that c2pa-rs defines
 # (sdk/src/validation_results.rs, validation_codes), plus the 1.x names the library still reads in
 # older ingredients. Content hash mismatches have "{what}" filled in by the file's type.
 CODES: dict[str, Code] = {
     # -- success
-    "claimSignature.validated": _c(S, PASSED, "the signature over the credentials verifies"),
-    "claimSignature.insideValidity": _c(S, PASSED, "the file was signed while the signing certificate was valid"),
-    "signingCredential.trusted": _c(S, PASSED, "the signer's certificate chains to an anchor on your trust list"),
-    "signingCredential.ocsp.notRevoked": _c(S, PASSED, "the signing certificate was not revoked"),
-    "timeStamp.validated": _c(S, PASSED, "the time-stamp is well formed and matches the signature"),
-    "timeStamp.trusted": _c(S, PASSED, "the time-stamp comes from an authority on your time-stamp trust list"),
-    "assertion.hashedURI.match": _c(S, PASSED, "a part of the credentials is unchanged since signing"),
-    "assertion.dataHash.match": _c(S, PASSED, "the content is unchanged since signing"),
-    "assertion.bmffHash.match": _c(S, PASSED, "the content is unchanged since signing"),
-    "assertion.boxesHash.match": _c(S, PASSED, "the content is unchanged since signing"),
-    "assertion.collectionHash.match": _c(S, PASSED, "the files covered by the credentials are unchanged"),
-    "assertion.accessible": _c(S, PASSED, "a part of the credentials stored elsewhere could be read"),
-    "ingredient.manifest.validated": _c(S, PASSED, "an ingredient's credentials are unchanged"),
-    "ingredient.claimSignature.validated": _c(S, PASSED, "an ingredient's signature is unchanged"),
+    "claimSignature.validated": Code(S, PASSED, "the signature over the credentials verifies"),
+    "claimSignature.insideValidity": Code(S, PASSED, "the file was signed while the signing certificate was valid"),
+    "signingCredential.trusted": Code(S, PASSED, "the signer's certificate chains to an anchor on your trust list"),
+    "signingCredential.ocsp.notRevoked": Code(S, PASSED, "the signing certificate was not revoked"),
+    "timeStamp.validated": Code(S, PASSED, "the time-stamp is well formed and matches the signature"),
+    "timeStamp.trusted": Code(S, PASSED, "the time-stamp comes from an authority on your time-stamp trust list"),
+    "assertion.hashedURI.match": Code(S, PASSED, "a part of the credentials is unchanged since signing"),
+    "assertion.dataHash.match": Code(S, PASSED, "the content is unchanged since signing"),
+    "assertion.bmffHash.match": Code(S, PASSED, "the content is unchanged since signing"),
+    "assertion.boxesHash.match": Code(S, PASSED, "the content is unchanged since signing"),
+    "assertion.collectionHash.match": Code(S, PASSED, "the files covered by the credentials are unchanged"),
+    "assertion.accessible": Code(S, PASSED, "a part of the credentials stored elsewhere could be read"),
+    "ingredient.manifest.validated": Code(S, PASSED, "an ingredient's credentials are unchanged"),
+    "ingredient.claimSignature.validated": Code(S, PASSED, "an ingredient's signature is unchanged"),
     # -- informational
-    "signingCredential.ocsp.skipped": _c(I, NOTE, "the signing certificate's revocation status was not checked online"),
+    "signingCredential.ocsp.skipped": Code(I, NOTE, "the signing certificate's revocation status was not checked online"),
     "signingCredential.ocsp.inaccessible":
-        _c(I, NOTE, "the signing certificate's revocation status could not be fetched"),
-    "timeStamp.mismatch": _c(I, TIME_STAMP, "the time-stamp does not match the signature"),
-    "timeStamp.malformed": _c(I, TIME_STAMP, "the time-stamp is malformed"),
-    "timeStamp.outsideValidity": _c(I, TIME_STAMP, "the time-stamp falls outside its authority's certificate validity"),
+        Code(I, NOTE, "the signing certificate's revocation status could not be fetched"),
+    "timeStamp.mismatch": Code(I, TIME_STAMP, "the time-stamp does not match the signature"),
+    "timeStamp.malformed": Code(I, TIME_STAMP, "the time-stamp is malformed"),
+    "timeStamp.outsideValidity": Code(I, TIME_STAMP, "the time-stamp falls outside its authority's certificate validity"),
     "timeStamp.untrusted":
-        _c(I, TIME_STAMP, "the time-stamp comes from an authority that is not on your time-stamp trust list"),
-    "manifest.unknownProvenance": _c(I, NOTE, "the credentials are of a kind this verifier cannot interpret"),
-    "manifest.unreferenced": _c(I, NOTE, "the store holds credentials that no ingredient refers to"),
-    "algorithm.deprecated": _c(I, NOTE, "the credentials were signed or hashed with a deprecated algorithm"),
-    "timeOfSigning.insideValidity": _c(I, NOTE, "the claimed signing time is inside the certificate's validity"),
-    "ingredient.unknownProvenance": _c(I, NOTE, "an ingredient carries no credentials"),
+        Code(I, TIME_STAMP, "the time-stamp comes from an authority that is not on your time-stamp trust list"),
+    "manifest.unknownProvenance": Code(I, NOTE, "the credentials are of a kind this verifier cannot interpret"),
+    "manifest.unreferenced": Code(I, NOTE, "the store holds credentials that no ingredient refers to"),
+    "algorithm.deprecated": Code(I, NOTE, "the credentials were signed or hashed with a deprecated algorithm"),
+    "timeOfSigning.insideValidity": Code(I, NOTE, "the claimed signing time is inside the certificate's validity"),
+    "ingredient.unknownProvenance": Code(I, NOTE, "an ingredient carries no credentials"),
     "assertion.dataHash.additionalExclusionsPresent":
-        _c(I, NOTE, "the content hash leaves out more of the file than the credentials need"),
+        Code(I, NOTE, "the content hash leaves out more of the file than the credentials need"),
     # -- failure: the content
-    "assertion.dataHash.mismatch": _c(F, CONTENT_CHANGED, "{what} changed after signing (or the file was cut short)"),
-    "assertion.bmffHash.mismatch": _c(F, CONTENT_CHANGED, "{what} changed after signing"),
-    "assertion.boxesHash.mismatch": _c(F, CONTENT_CHANGED, "{what} changed after signing"),
-    "assertion.collectionHash.mismatch": _c(F, CONTENT_CHANGED, "files covered by the credentials were changed after signing"),
+    "assertion.dataHash.mismatch": Code(F, CONTENT_CHANGED, "{what} changed after signing (or the file was cut short)"),
+    "assertion.bmffHash.mismatch": Code(F, CONTENT_CHANGED, "{what} changed after signing"),
+    "assertion.boxesHash.mismatch": Code(F, CONTENT_CHANGED, "{what} changed after signing"),
+    "assertion.collectionHash.mismatch": Code(F, CONTENT_CHANGED, "files covered by the credentials were changed after signing"),
     "assertion.collectionHash.incorrectFileCount":
-        _c(F, CONTENT_CHANGED, "a file covered by the credentials is missing from the collection"),
+        Code(F, CONTENT_CHANGED, "a file covered by the credentials is missing from the collection"),
     # -- failure: the credentials themselves
     "assertion.hashedURI.mismatch":
-        _c(F, CREDENTIALS_CHANGED, "part of the credentials (an assertion such as the edit history) was changed after signing"),
-    "hashedURI.mismatch": _c(F, CREDENTIALS_CHANGED, "part of the credentials was changed after signing"),
-    "hashedURI.missing": _c(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
-    "assertion.missing": _c(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
-    "assertion.undeclared": _c(F, CREDENTIALS_CHANGED, "the credentials contain a part that was never signed"),
-    "assertion.notRedacted": _c(F, CREDENTIALS_CHANGED, "a part the credentials say was removed is still there"),
-    "assertion.outsideManifest": _c(F, CREDENTIALS_CHANGED, "the credentials sign a part kept outside their own manifest"),
+        Code(F, CREDENTIALS_CHANGED, "part of the credentials (an assertion such as the edit history) was changed after signing"),
+    "hashedURI.mismatch": Code(F, CREDENTIALS_CHANGED, "part of the credentials was changed after signing"),
+    "hashedURI.missing": Code(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
+    "assertion.missing": Code(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
+    "assertion.undeclared": Code(F, CREDENTIALS_CHANGED, "the credentials contain a part that was never signed"),
+    "assertion.notRedacted": Code(F, CREDENTIALS_CHANGED, "a part the credentials say was removed is still there"),
+    "assertion.outsideManifest": Code(F, CREDENTIALS_CHANGED, "the credentials sign a part kept outside their own manifest"),
     "claimSignature.mismatch":
-        _c(F, SIGNATURE_INVALID, "the credentials were altered after they were signed: the signature no longer matches"),
-    "claimSignature.missing": _c(F, SIGNATURE_INVALID, "the credentials carry no signature"),
+        Code(F, SIGNATURE_INVALID, "the credentials were altered after they were signed: the signature no longer matches"),
+    "claimSignature.missing": Code(F, SIGNATURE_INVALID, "the credentials carry no signature"),
     "claimSignature.outsideValidity":
-        _c(F, CERTIFICATE_EXPIRED, "the credentials were signed outside the signing certificate's validity period"),
+        Code(F, CERTIFICATE_EXPIRED, "the credentials were signed outside the signing certificate's validity period"),
     "algorithm.unsupported":
-        _c(F, NOT_CHECKED, "the credentials were signed with an algorithm this verifier does not accept"),
+        Code(F, NOT_CHECKED, "the credentials were signed with an algorithm this verifier does not accept"),
     # -- failure: the signer's certificate
     "signingCredential.untrusted":
-        _c(F, UNTRUSTED_SIGNER, "the signer's certificate does not chain to an anchor on your trust list"),
+        Code(F, UNTRUSTED_SIGNER, "the signer's certificate does not chain to an anchor on your trust list"),
     "signingCredential.invalid":
-        _c(F, CERTIFICATE_PURPOSE, "certificate purpose not allowed, or a malformed certificate: the signing "
+        Code(F, CERTIFICATE_PURPOSE, "certificate purpose not allowed, or a malformed certificate: the signing "
                                    "certificate is not valid for signing content (a key usage your settings do not "
                                    "allow, or a certificate outside the C2PA profile)"),
-    "signingCredential.revoked": _c(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
-    "signingCredential.ocsp.revoked": _c(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
+    "signingCredential.revoked": Code(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
+    "signingCredential.ocsp.revoked": Code(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
     "signingCredential.ocsp.unknown":
-        _c(F, NOT_CHECKED, "the signing certificate's revocation status could not be confirmed"),
+        Code(F, NOT_CHECKED, "the signing certificate's revocation status could not be confirmed"),
     # c2pa uses this code for any date outside the certificate's validity, not-yet-valid included.
     "signingCredential.expired":
-        _c(F, CERTIFICATE_EXPIRED, "the signing certificate was outside its validity period (expired), and no "
+        Code(F, CERTIFICATE_EXPIRED, "the signing certificate was outside its validity period (expired), and no "
                                    "trusted time-stamp shows the file was signed while it was valid"),
     # -- failure: structure (malformed or self-contradictory credentials, often the writing software's bug)
-    "assertion.dataHash.malformed": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
-    "assertion.dataHash.redacted": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing was removed"),
-    "assertion.bmffHash.malformed": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
-    "assertion.boxesHash.malformed": _c(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
+    "assertion.dataHash.malformed": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
+    "assertion.dataHash.redacted": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing was removed"),
+    "assertion.bmffHash.malformed": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
+    "assertion.boxesHash.malformed": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
     "assertion.boxesHash.unknownBox":
-        _c(F, STRUCTURAL_DEFECT, "the file's structure does not match the record of it made at signing"),
-    "assertion.collectionHash.invalidURI": _c(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
-    "assertion.collectionHash.malformed": _c(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
-    "assertion.multipleHardBindings": _c(F, STRUCTURAL_DEFECT, "the credentials bind to the content in conflicting ways"),
-    "assertion.inaccessible": _c(F, NOT_CHECKED, "part of the credentials could not be read"),
-    "assertion.cbor.invalid": _c(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
-    "assertion.json.invalid": _c(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
-    "assertion.required.missing": _c(F, STRUCTURAL_DEFECT, "part of the credentials lacks a required field"),
-    "assertion.action.ingredientMismatch": _c(F, STRUCTURAL_DEFECT, "the edit history names an ingredient that does not match"),
-    "assertion.action.malformed": _c(F, STRUCTURAL_DEFECT, "the edit history is malformed"),
-    "assertion.action.redacted": _c(F, CREDENTIALS_CHANGED, "the edit history was removed from the credentials"),
-    "assertion.action.redactionMismatch": _c(F, STRUCTURAL_DEFECT, "the edit history names a removal that does not match"),
-    "assertion.selfRedacted": _c(F, STRUCTURAL_DEFECT, "the credentials remove one of their own parts"),
-    "assertion.cloud-data.hardBinding": _c(F, STRUCTURAL_DEFECT, "the content binding is stored outside the file, which is not allowed"),
-    "assertion.cloud-data.actions": _c(F, STRUCTURAL_DEFECT, "an update refers to an edit history stored outside the file"),
-    "assertion.cloud-data.malformed": _c(F, STRUCTURAL_DEFECT, "part of the credentials stored elsewhere is malformed"),
-    "assertion.ingredient.malformed": _c(F, STRUCTURAL_DEFECT, "an ingredient record is malformed"),
-    "assertion.metadata.disallowed": _c(F, STRUCTURAL_DEFECT, "the credentials' metadata holds a field the specification does not allow"),
-    "assertion.timestamp.malformed": _c(F, STRUCTURAL_DEFECT, "a time-stamp record in the credentials is malformed"),
-    "claim.missing": _c(F, STRUCTURAL_DEFECT, "the credentials have no claim to check"),
-    "claim.multiple": _c(F, STRUCTURAL_DEFECT, "the credentials carry more than one claim"),
-    "claim.malformed": _c(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
-    "claim.cbor.invalid": _c(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
-    "claim.required.missing": _c(F, STRUCTURAL_DEFECT, "the credentials' claim lacks a required field"),
-    "claim.hardBindings.missing": _c(F, STRUCTURAL_DEFECT, "the credentials are not bound to this file's content"),
-    "manifest.inaccessible": _c(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
-    "manifest.missing": _c(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
-    "manifest.multipleParents": _c(F, STRUCTURAL_DEFECT, "the credentials name more than one parent"),
-    "manifest.update.invalid": _c(F, STRUCTURAL_DEFECT, "an update to the credentials is not valid"),
-    "manifest.update.wrongParents": _c(F, STRUCTURAL_DEFECT, "an update to the credentials has the wrong parent"),
-    "manifest.timestamp.invalid": _c(F, STRUCTURAL_DEFECT, "a time-stamp manifest holds parts it may not hold"),
-    "manifest.timestamp.wrongParents": _c(F, STRUCTURAL_DEFECT, "a time-stamp manifest has the wrong parent"),
-    "manifest.compressed.invalid": _c(F, STRUCTURAL_DEFECT, "the compressed credentials are not valid"),
-    "general.error": _c(F, NOT_CHECKED, "the credentials could not be validated"),
+        Code(F, STRUCTURAL_DEFECT, "the file's structure does not match the record of it made at signing"),
+    "assertion.collectionHash.invalidURI": Code(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
+    "assertion.collectionHash.malformed": Code(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
+    "assertion.multipleHardBindings": Code(F, STRUCTURAL_DEFECT, "the credentials bind to the content in conflicting ways"),
+    "assertion.inaccessible": Code(F, NOT_CHECKED, "part of the credentials could not be read"),
+    "assertion.cbor.invalid": Code(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
+    "assertion.json.invalid": Code(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
+    "assertion.required.missing": Code(F, STRUCTURAL_DEFECT, "part of the credentials lacks a required field"),
+    "assertion.action.ingredientMismatch": Code(F, STRUCTURAL_DEFECT, "the edit history names an ingredient that does not match"),
+    "assertion.action.malformed": Code(F, STRUCTURAL_DEFECT, "the edit history is malformed"),
+    "assertion.action.redacted": Code(F, CREDENTIALS_CHANGED, "the edit history was removed from the credentials"),
+    "assertion.action.redactionMismatch": Code(F, STRUCTURAL_DEFECT, "the edit history names a removal that does not match"),
+    "assertion.selfRedacted": Code(F, STRUCTURAL_DEFECT, "the credentials remove one of their own parts"),
+    "assertion.cloud-data.hardBinding": Code(F, STRUCTURAL_DEFECT, "the content binding is stored outside the file, which is not allowed"),
+    "assertion.cloud-data.actions": Code(F, STRUCTURAL_DEFECT, "an update refers to an edit history stored outside the file"),
+    "assertion.cloud-data.malformed": Code(F, STRUCTURAL_DEFECT, "part of the credentials stored elsewhere is malformed"),
+    "assertion.ingredient.malformed": Code(F, STRUCTURAL_DEFECT, "an ingredient record is malformed"),
+    "assertion.metadata.disallowed": Code(F, STRUCTURAL_DEFECT, "the credentials' metadata holds a field the specification does not allow"),
+    "assertion.timestamp.malformed": Code(F, STRUCTURAL_DEFECT, "a time-stamp record in the credentials is malformed"),
+    "claim.missing": Code(F, STRUCTURAL_DEFECT, "the credentials have no claim to check"),
+    "claim.multiple": Code(F, STRUCTURAL_DEFECT, "the credentials carry more than one claim"),
+    "claim.malformed": Code(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
+    "claim.cbor.invalid": Code(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
+    "claim.required.missing": Code(F, STRUCTURAL_DEFECT, "the credentials' claim lacks a required field"),
+    "claim.hardBindings.missing": Code(F, STRUCTURAL_DEFECT, "the credentials are not bound to this file's content"),
+    "manifest.inaccessible": Code(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
+    "manifest.missing": Code(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
+    "manifest.multipleParents": Code(F, STRUCTURAL_DEFECT, "the credentials name more than one parent"),
+    "manifest.update.invalid": Code(F, STRUCTURAL_DEFECT, "an update to the credentials is not valid"),
+    "manifest.update.wrongParents": Code(F, STRUCTURAL_DEFECT, "an update to the credentials has the wrong parent"),
+    "manifest.timestamp.invalid": Code(F, STRUCTURAL_DEFECT, "a time-stamp manifest holds parts it may not hold"),
+    "manifest.timestamp.wrongParents": Code(F, STRUCTURAL_DEFECT, "a time-stamp manifest has the wrong parent"),
+    "manifest.compressed.invalid": Code(F, STRUCTURAL_DEFECT, "the compressed credentials are not valid"),
+    "general.error": Code(F, NOT_CHECKED, "the credentials could not be validated"),
     # -- failure: ingredients (what went into this file, not this file's own credentials)
-    "ingredient.hashedURI.mismatch": _c(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
-    "ingredient.manifest.mismatch": _c(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
-    "ingredient.claimSignature.mismatch": _c(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
-    "ingredient.manifest.missing": _c(F, INGREDIENT, "an ingredient's credentials are missing"),
-    "ingredient.claimSignature.missing": _c(F, INGREDIENT, "an ingredient's signature is missing"),
+    "ingredient.hashedURI.mismatch": Code(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
+    "ingredient.manifest.mismatch": Code(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
+    "ingredient.claimSignature.mismatch": Code(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
+    "ingredient.manifest.missing": Code(F, INGREDIENT, "an ingredient's credentials are missing"),
+    "ingredient.claimSignature.missing": Code(F, INGREDIENT, "an ingredient's signature is missing"),
 }
 del S, I, F
 # The words of every code that is not a content mismatch (kept for callers that read words only).
@@ -302,6 +298,12 @@ def _signer_problem(signer: SignerInfo | None, allowed: frozenset[str]) -> Signe
     return judge(signer.certificate, allowed)
 
 
+def _refusal(problem: SignerProblem) -> dict[str, Any]:
+    """Our own refusal of a signing certificate, worded as the library's signingCredential.invalid."""
+    return {"code": "signingCredential.invalid", "words": problem.words, "by": "credence",
+            "category": CERTIFICATE_PURPOSE if problem.reason == "purpose" else STRUCTURAL_DEFECT}
+
+
 def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any],
                      refused: Callable[[str | None], SignerProblem | None]) -> dict[str, Any]:
     """One node of the ingredient tree; ``refused`` says why a manifest's signer may not sign content."""
@@ -313,8 +315,7 @@ def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any],
     problem = refused(node.manifest) if node.validation in ("valid", "untrusted") else None
     if problem is not None:
         out["validation"] = "invalid"
-        failures.append({"code": "signingCredential.invalid", "words": problem.words, "by": "credence",
-                         "category": CERTIFICATE_PURPOSE if problem.reason == "purpose" else STRUCTURAL_DEFECT})
+        failures.append(_refusal(problem))
     if failures:
         out["failures"] = failures
     if node.thumbnail and node.thumbnail in thumbs:
@@ -423,10 +424,8 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         if problem is not None and problem.reason != "unreadable":
             # The C2PA certificate profile makes this signingCredential.invalid, which the library reports
             # for other EKUs it does not allow (and we word as broken credentials): the same here.
-            details["failures"].append({"code": "signingCredential.invalid", "words": problem.words,
-                                        "category": CERTIFICATE_PURPOSE if problem.reason == "purpose"
-                                        else STRUCTURAL_DEFECT, "by": "credence"})
-            details["category"] = CERTIFICATE_PURPOSE if problem.reason == "purpose" else STRUCTURAL_DEFECT
+            details["failures"].append(_refusal(problem))
+            details["category"] = details["failures"][-1]["category"]
             return [Evidence(stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
                              summary=f"Content Credentials broken: {problem.words}. Signed by {who}; "
                                      "nothing these credentials say can be relied on.")]
