@@ -229,6 +229,19 @@ def decide(session: Session, entry: models.BankEntry, *, action: str, actor: str
     return changed
 
 
+def disputes_of(session: Session, entry_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Peers' disputes of these entries (their opinions on the exchange feed), oldest first: who, why, when.
+    The one query behind the match evidence, the media report and the desk."""
+    if not entry_ids:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    rows = session.scalars(select(models.Opinion).where(
+        models.Opinion.entry_id.in_(entry_ids), models.Opinion.opinion == "dispute").order_by(models.Opinion.at))
+    for row in rows:
+        out.setdefault(row.entry_id, []).append({"by": row.instance, "reason": row.note or "", "at": iso(row.at)})
+    return out
+
+
 def delete_entry(session: Session, entry: models.BankEntry, *, actor: str, note: str) -> dict[str, Any]:
     """Remove one entry for good (admins: e.g. one whose text breaks exports); audited with its hashes,
     and the generation is bumped. Returns the hashes the caller re-matches stored media against, since

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
-from server import models
+from server import banks, models
 from server.db import Database
 from worker.index.bank_snapshot import DEFAULT_FRAME_THRESHOLD, SnapshotHolder
 from worker.stages import video_match
@@ -112,7 +111,7 @@ class BankMatcher:
                 select(models.BankEntry, models.Bank).join(models.Bank, models.Bank.id == models.BankEntry.bank_id)
                 .where(models.BankEntry.id.in_(list(found)), models.BankEntry.status == "confirmed")
             ).all()
-            disputes = disputes_of(session, [entry.id for entry, _ in rows])
+            disputes = banks.disputes_of(session, [entry.id for entry, _ in rows])
         hits = []
         for entry, bank in rows:
             method, dist, variant, video = found[entry.id]
@@ -120,18 +119,5 @@ class BankMatcher:
                                 notes=entry.notes, method=method, distance=dist, variant=variant,
                                 source_links=list(entry.source_links or []), source_url=entry.source_url,
                                 video=video, frame_t=(frame_times or {}).get(entry.id),
-                                disputes=disputes.get(entry.id, ())))
+                                disputes=tuple(Dispute(**d) for d in disputes.get(entry.id, []))))
         return hits
-
-
-def disputes_of(session: Session, entry_ids: list[str]) -> dict[str, tuple[Dispute, ...]]:
-    """Peers' disputes of these entries (opinions on the exchange feed), oldest first."""
-    if not entry_ids:
-        return {}
-    out: dict[str, list[Dispute]] = defaultdict(list)
-    rows = session.scalars(select(models.Opinion).where(
-        models.Opinion.entry_id.in_(entry_ids), models.Opinion.opinion == "dispute").order_by(models.Opinion.at))
-    for row in rows:
-        out[row.entry_id].append(Dispute(by=row.instance, reason=row.note or "",
-                                         at=row.at.isoformat() if row.at else None))
-    return {k: tuple(v) for k, v in out.items()}

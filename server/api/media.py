@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import models, records
+from server import banks, models, records
 from server.api.deps import services
 from server.auth import current_role, require_role
 from server.errors import ApiError
@@ -27,18 +27,17 @@ def bank_entries(session: Session, body: dict[str, Any] | None) -> list[dict[str
     """The bank entries the verdict cites, as they stand now: status, and who disputes them and why."""
     ids = list(dict.fromkeys((e.get("details") or {}).get("entry_id") for e in (body or {}).get("evidence", [])
                              if e.get("stage") == "bank-match"))
+    ids = [i for i in ids if i]
+    disputes = banks.disputes_of(session, ids)
     out = []
-    for entry_id in (i for i in ids if i):
+    for entry_id in ids:
         entry = session.get(models.BankEntry, entry_id)
         if entry is None:
             continue
         bank = session.get(models.Bank, entry.bank_id)
-        disputes = session.scalars(select(models.Opinion).where(
-            models.Opinion.entry_id == entry_id, models.Opinion.opinion == "dispute").order_by(models.Opinion.at))
         out.append({"id": entry.id, "bank": bank.name if bank else None, "label": entry.label,
                     "status": entry.status, "disputed": bool(entry.disputed),
-                    "disputes": [{"by": o.instance, "reason": o.note, "at": iso(o.at)}
-                                 for o in disputes]})
+                    "disputes": disputes.get(entry_id, [])})
     return out
 
 

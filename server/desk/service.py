@@ -265,7 +265,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         if entry is not None:
             matched = banks.entry_dict(entry, bank)
             # Who disputes it and why is what the peer published on its feed: shown to everyone.
-            matched["disputes"] = entry_disputes(session, entry.id)
+            matched["disputes"] = banks.disputes_of(session, [entry.id]).get(entry.id, [])
             matched["image"] = bool(entry.sha256 and svc.store.path(entry.sha256).exists())
             if not signed_in:  # who reviewed, and with what note, is for the newsroom
                 for key in ("submitted_by", "reviewed_by", "review_note", "sha256", "pdq", "phash", "source_url"):
@@ -307,13 +307,6 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
                      "created_at": v.created_at.isoformat()} for v in history],
         "checks": session.scalar(select(models.Check.id).where(models.Check.sha256 == sha256).limit(1)) is not None,
     }
-
-
-def entry_disputes(session: Session, entry_id: str) -> list[dict[str, Any]]:
-    """Peers' disputes of a bank entry (their opinions on the exchange feed): who, why, when."""
-    rows = session.scalars(select(models.Opinion).where(
-        models.Opinion.entry_id == entry_id, models.Opinion.opinion == "dispute").order_by(models.Opinion.at))
-    return [{"by": o.instance, "reason": o.note, "at": o.at.isoformat() if o.at else None} for o in rows]
 
 
 def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> dict[str, Any]:
