@@ -10,6 +10,7 @@ from server.media_types import VIDEO_TYPES, sniff
 from server.metrics import CHECKS_CREATED
 from server.queue import enqueue_analyze
 from server.services import Services
+from server.verdicts import detection_pending
 
 
 class UploadTooLarge(ValueError):
@@ -57,7 +58,7 @@ def start_upload_check(svc: Services, data: bytes) -> tuple[str, dict[str, Any] 
                              size=len(data))
         check_id = records.create_check(session, source="upload", sha256=sha256).id
         current = records.current_verdict(session, sha256, svc.detectors_stamp())
-        if current is not None and (current.body.get("versions") or {}).get("detect") == "pending":
+        if current is not None and detection_pending(current.body.get("versions") or {}):
             current = None  # interim (detection re-running after a retraction): wait for the final verdict
         if current is not None:
             records.complete_check(session, check_id, current.id)

@@ -56,6 +56,16 @@ NO_EVIDENCE_SUMMARY = (
 )
 
 
+# versions["detect"] while the detectors have yet to answer: such a verdict is interim, never final.
+# Shared by the worker (which sets it) and the API (which must not hand an interim verdict out as final).
+DETECT_STAGE = "detect"
+DETECT_PENDING = "pending"
+
+
+def detection_pending(versions: dict[str, str]) -> bool:
+    return versions.get(DETECT_STAGE) == DETECT_PENDING
+
+
 class Evidence(BaseModel):
     """One finding of one stage. ``supports`` names the level it argues for, if any."""
 

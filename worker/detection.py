@@ -34,7 +34,7 @@ from PIL import Image
 from server import detector_manifest as mf
 from server.config import Settings
 from server.media_types import VIDEO_TYPES
-from server.verdicts import BADGES, Evidence, Level
+from server.verdicts import BADGES, DETECT_PENDING, DETECT_STAGE, Evidence, Level, detection_pending
 
 if TYPE_CHECKING:
     from server.media_store import MediaStore
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from worker.pipeline import Item
 
 log = logging.getLogger(__name__)
-STAGE = "detect"
-PENDING = "pending"
+STAGE = DETECT_STAGE
+PENDING = DETECT_PENDING
 VERSION_KEY = mf.VERSION_KEY
 AGGREGATE = "p90"
 AGGREGATE_Q = 0.9
@@ -158,8 +158,7 @@ def gate(item: Item) -> None:
     item.versions[STAGE] = PENDING
 
 
-def is_pending(versions: dict[str, str]) -> bool:
-    return versions.get(STAGE) == PENDING
+is_pending = detection_pending
 
 
 def _band(score: float, entry: mf.Entry) -> str:
