@@ -4,7 +4,7 @@ Why: the index itself is measured by bench/pdq_index.py; a worker also reads eve
 the database and keeps its id, and at millions of entries that load, not the index build, decides the
 refresh time and the worker's memory. Floor: the raw hash bytes (32 per entry), and the index build
 alone on the same hashes, in the same run. Also timed, on the same database: one search as the API runs
-it for a person (`server.bank_search`, every entry of any status scanned in chunks, not the index).
+it for a person (`server.banks.search`, every entry of any status scanned in chunks, not the index).
 
 Each size runs in a child process, so its peak RSS is its own.
 """
@@ -61,8 +61,8 @@ def fill(url: str, n: int) -> None:
 def measure(url: str) -> dict[str, float]:
     """In this (child) process: load and build the snapshot as a worker does."""
     from server.db import Database
-    from worker.index.bank_snapshot import build
-    from worker.index.hamming import HammingIndex
+    from worker.banks.index.bank_snapshot import build
+    from worker.banks.index.hamming import HammingIndex
 
     db = Database(url)
     before = _rss_mb()
@@ -75,7 +75,7 @@ def measure(url: str) -> dict[str, float]:
     started = time.perf_counter()
     HammingIndex(snap.pdq.hashes, 31)
     index_s = time.perf_counter() - started
-    from server import bank_search  # a person's "what do we have like this?": a streamed scan, not the index
+    from server.banks import search as bank_search
 
     started = time.perf_counter()
     with db.session() as session:
@@ -84,7 +84,7 @@ def measure(url: str) -> dict[str, float]:
     import tempfile
     from pathlib import Path
 
-    from worker.index.bank_snapshot import shared
+    from worker.banks.index.bank_snapshot import shared
 
     with tempfile.TemporaryDirectory() as folder:  # the host's shared copy: built and saved once, then mapped
         started = time.perf_counter()

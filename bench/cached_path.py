@@ -63,10 +63,10 @@ def storage(db: str, use_redis: bool) -> Iterator[dict[str, str]]:
 
 def populate(services: Any, count: int) -> list[str]:
     """Analyse ``count`` real JPEGs and record them as the fetch worker would; returns their URLs."""
-    from server import records
-    from server.urls import normalise, url_key
+    from server.checks import records
+    from server.checks.urls import normalise, url_key
     from tests.helpers import make_jpeg
-    from worker.pipeline import analyze
+    from worker.pipeline.runner import analyze
 
     urls = []
     for seed in range(count):

@@ -4,7 +4,7 @@
     .venv/bin/python bench/detectors.py --only baseline,npr  # a subset
     CREDENCE_DETECT_DEVICE=cpu .venv/bin/python bench/detectors.py
 
-It measures the production path (worker/detectors/runtime.py's LoadedDetector: same dtype, channels-last
+It measures the production path (worker/detection/detectors/runtime.py's LoadedDetector: same dtype, channels-last
 and inference mode as the gpu worker) on ready tensors: the forward pass and the copy to the device, not
 the JPEG decode or crop. Published architectures run with random weights (throughput does not depend
 on the values); the baseline runs with its committed weights. MTCNN (face finding, one image at a time)
@@ -24,10 +24,10 @@ from common import ROOT  # noqa: F401 - puts the repository on sys.path
 import numpy as np
 import torch
 
-from server import detector_manifest as mf
+from server.detection import manifest as mf
 from server.config import Settings
-from worker.detectors.registry import architecture, build_loaded
-from worker.detectors.runtime import LoadedDetector, pick_device
+from worker.detection.detectors.registry import architecture, build_loaded
+from worker.detection.detectors.runtime import LoadedDetector, pick_device
 
 DETECTORS = {  # name -> (architecture, input side)
     "baseline": ("credence-baseline", 224),
@@ -77,7 +77,7 @@ def time_batch(det: LoadedDetector, side: int, batch: int, min_s: float) -> tupl
 def time_mtcnn(device: torch.device, min_s: float) -> float:
     from PIL import Image
 
-    from worker.detectors.mtcnn import MTCNN
+    from worker.detection.detectors.mtcnn import MTCNN
 
     folder = Settings().training_data_dir / "train" / "stylegan3-ffhq" / "fake"  # CREDENCE_TRAINING_DATA_DIR
     files = sorted(folder.glob("*.png"))

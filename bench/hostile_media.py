@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/hostile_media.py [--scale 1.0] [--unbounded] [--time
 Why: the attack on a running instance (issue 15) pinned workers for minutes with an 803 KB MP4 of empty
 boxes, a progressive JPEG of repeated scans and a 143 KB PNG that decodes to gigabytes. Each file here is
 made the same way (tests/hostile_media.py) and analysed as a worker does (the budget check of
-``worker.jobs.over_budget``, then ``worker.pipeline.analyze``) in a fresh child process, so its time and
+``worker.jobs.over_budget``, then ``worker.pipeline.runner.analyze``) in a fresh child process, so its time and
 peak RSS are its own. The floor, measured in the same run, is decode-only of an ordinary file of the same type (PIL for images, PyAV for the MP4): what any reader of that type pays.
 ``--unbounded`` raises every budget out of reach, to show what the budgets save (children past
 ``--timeout`` are killed and reported as such). ``--scale`` shrinks the counts (the test suite's smoke run).
@@ -79,7 +79,7 @@ def decode_only(kind: str, data: bytes) -> None:
 def child(what: str, name: str, scale: float, unbounded: bool) -> None:
     from server.config import Settings
     from worker.jobs import over_budget
-    from worker.pipeline import analyze
+    from worker.pipeline.runner import analyze
 
     if what == "floor":
         data = floor_file(name)

@@ -1,6 +1,6 @@
 """What a confirmation costs a worker: finding the stored media an image entry touches among N stored images.
 
-Why: when a reviewer confirms or retracts an entry, `worker.bank_jobs.affected_media` scans every stored
+Why: when a reviewer confirms or retracts an entry, `worker.banks.jobs.affected_media` scans every stored
 image's 8 PDQ orientations and its pHash (exact brute force), chunk by chunk from PostgreSQL, so a reader's
 next page load shows the new badge. At millions of recorded checks that scan decides how fresh a badge is and
 how much memory the worker needs. Floor, in the same run: streaming the same rows from the database without
@@ -63,7 +63,7 @@ def measure(url: str, pdq: str) -> dict[str, float]:
     from server import models
     from server.config import Settings
     from server.db import Database, stream_rows
-    from worker.bank_jobs import affected_media
+    from worker.banks.jobs import affected_media
 
     db = Database(url)
     media = models.Media.__table__.c

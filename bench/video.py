@@ -21,7 +21,7 @@ import av
 
 from server.config import Settings
 from tests.clips import make_clip
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 from worker.stages.keyframes import VideoLimits, extract
 from worker.stages.video_hashes import video_hashes
 

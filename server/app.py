@@ -20,7 +20,7 @@ from server.limits import limiter
 from server.metrics import REQUEST_LATENCY
 from server.services import Services
 
-# Views that take an uploaded file: their body may be as large as a video (server/uploads.py), the rest keep
+# Views that take an uploaded file: their body may be as large as a video (server/checks/uploads.py), the rest keep
 # MAX_CONTENT_LENGTH. The desk's limit must be the API's, or the desk refuses a video the API accepts.
 UPLOAD_ENDPOINTS = frozenset({"checks.upload_check", "desk.checking.start"})
 EXTENSION_ORIGINS = [re.compile(r"^chrome-extension://[a-p]{32}$"), re.compile(r"^moz-extension://[0-9a-f-]{36}$")]

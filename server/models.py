@@ -141,6 +141,18 @@ class BankEntry(Base):
     origin_signature: Mapped[str | None] = mapped_column(Text)
     disputed: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    @property
+    def is_feed_copy(self) -> bool:
+        """An entry speaks for a peer's entry only when the feed reader made it from that peer's signed
+        feed; an origin on anything else (e.g. written by an old import) is a claim nobody verified."""
+        return bool(self.origin_instance) and (self.submitted_by or "").startswith("peer:")
+
+    def frames_list(self) -> list[dict[str, Any]] | None:
+        """The keyframe PDQs as JSON objects; None for images."""
+        if not self.frame_pdqs:
+            return None
+        return [f._asdict() for f in decode_frames(self.frame_pdqs)]
+
     __table_args__ = (
         Index("ix_bank_entries_status", "status"),
         Index("ix_bank_entries_origin", "origin_instance", "origin_entry_id", unique=True),

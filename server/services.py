@@ -9,8 +9,8 @@ from functools import cached_property
 
 from celery import Celery
 
-from server.cache import VerdictCache, redis_client
-from server.detector_manifest import configured_stamp
+from server.checks.cache import VerdictCache, redis_client
+from server.detection.manifest import configured_stamp
 from server.config import Settings
 from server.db import Database
 from server.media_store import MediaStore

@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin
 
 from server.config import Settings
 from server.verdicts import Level, Verdict
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 from worker.stages import ai_metadata
 from worker.stages.watermark import block_scores, decode_bits, find_sd_watermark
 

@@ -205,7 +205,7 @@ def test_readyz_reports_a_dead_database(data_dir: Path) -> None:
 
 
 def test_lookup_by_sha256_for_privacy_mode(app, client) -> None:
-    from server import records
+    from server.checks import records
     from server.config import PIPELINE_VERSION
     from server.verdicts import Evidence, Level, fuse
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from server import banks, models
+from server import models
+from server.banks import service as banks
 from server.db import Database
 from server.migrate import upgrade
-from worker.index.bank_snapshot import SnapshotHolder, build, entry_id, pack_ids
+from worker.banks.index.bank_snapshot import SnapshotHolder, build, entry_id, pack_ids
 
 PDQ = "f" * 32 + "0" * 32
 NEAR = "f" * 31 + "e" + "0" * 32  # one bit away
@@ -75,7 +76,7 @@ def test_entries_with_both_hashes_share_one_id_list(tmp_path: Path) -> None:
 def _build_or_map(url: str, folder: str) -> tuple[bool, list]:
     """In a fresh process: what a worker child does on its first match."""
     from server.db import Database as Db
-    from worker.index.bank_snapshot import SnapshotHolder as Holder
+    from worker.banks.index.bank_snapshot import SnapshotHolder as Holder
 
     snap = Holder(Db(url), 31, 6, folder=Path(folder)).current()
     return snap.built_here, sorted(snap.search_pdq(PDQ))

@@ -14,10 +14,11 @@ import pytest
 from pypdf import PdfReader
 from waitress.server import create_server
 
-from server import identity, models
+from server import models
+from server.exchange import identity
 from server.app import create_app
 from server.auth import create_key
-from server.desk.users import create_user
+from server.users import create_user
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
 from tests.helpers import ROOT, WorkerProcess, free_port, wait_done
@@ -25,7 +26,7 @@ from tests.images import jpeg_bytes, photo
 from tests.test_desk import PASSWORD, login
 from tests.test_detect_stage import MODELS
 from tests.test_exchange import ROLES, Instance, confirmed_entry, make_instance, peer_id
-from worker import peer_pull
+from worker.exchange import peer_pull
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from server.urls import normalise
+from server.checks.urls import normalise
 from tests.conftest import env_for, settings_from
 from tests.images import jpeg_bytes, photo
 from tests.helpers import api_with_keys
 from tests.helpers import check_in_process as check_url
-from worker import bank_jobs
+from worker.banks import jobs as bank_jobs
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_search_scans_every_chunk_and_orders_hits(env, monkeypatch) -> None:
     results = call("POST", "/api/v1/search", "reader", json={"pdq": base, "sha256": sha}).get_json()["results"]
     assert [(r["entry"]["label"], r["exact"], r["pdq_distance"]) for r in results] == [
         ("bytes", True, None), ("same", False, 0), ("d10", False, 10), ("d40", False, 40), ("d63", False, 63)]
-    from server import bank_search
+    from server.banks import search as bank_search
     with svc.db.session() as session:  # orientations: an entry's distance is its smallest to any of them
         top = bank_search.search(session, sha256=None, pdq=[_flip(base, 100), _flip(base, 30)], phash=None, limit=2)
     assert [(r["entry"]["label"], r["pdq_distance"]) for r in top] == [("d40", 10), ("d10", 20)]

@@ -12,7 +12,8 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from server import models, records
+from server import models
+from server.checks import records
 from server.migrate import upgrade
 from server.queue import enqueue_analyze
 from server.services import Services

@@ -3,7 +3,7 @@
 Each file is made here (Pillow, pillow-heif, PyAV, the stdlib `wave`, SVG by hand), signed for
 real with the test CA, then read by the stage: untrusted without the anchor, trusted with it,
 absent before signing, broken after one byte of content is flipped. Pictures, drawings and sound
-also go through the whole ruleset (`worker.pipeline.analyze`); MP4 and MOV only through the stage, since
+also go through the whole ruleset (`worker.pipeline.runner.analyze`); MP4 and MOV only through the stage, since
 the video pipeline is tested on its own.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from server.config import Settings
 from server.media_types import PROVENANCE_ONLY_TYPES, sniff
 from server.verdicts import Level
 from tests.c2pa_kit import Leaf, SigningCA, capture_manifest, make_ca, sign
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 from worker.stages import c2pa_explain, c2pa_read
 from worker.trust import reading_context
 

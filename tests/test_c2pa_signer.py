@@ -29,7 +29,7 @@ from server.verdicts import Level, Verdict
 from tests.c2pa_kit import (DOCUMENT_SIGNING, TIME_STAMPING, Leaf, SigningCA, capture_manifest,
                             claim_and_signature, make_ca, resign, sign)
 from tests.helpers import make_jpeg
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 from worker.stages import c2pa_explain, c2pa_read, c2pa_signer
 from worker.stages.c2pa_signer import SignerCertificate, SignerReadError, cbor_loads, judge, x5chain
 from worker.trust import reading_context

@@ -13,16 +13,18 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from server import models, records
+from server import models
+from server.checks import records
 from server.app import create_app
 from server.cli import main as cli_main
 from server.config import PIPELINE_VERSION
-from server.desk.users import create_user
+from server.users import create_user
 from server.migrate import upgrade
 from server.verdicts import Evidence, Level, fuse
 from tests.conftest import env_for, settings_from
 from tests.images import jpeg_bytes, photo
-from worker import bank_jobs, jobs
+from worker import jobs
+from worker.banks import jobs as bank_jobs
 
 PASSWORD = "correct horse battery"
 ROLES = {"rosa": "reader", "rex": "reporter", "rita": "reviewer"}
@@ -175,7 +177,7 @@ def test_roles_curation_and_rematch_enqueued(desk, monkeypatch) -> None:
     app, svc = desk
     sent: list[tuple[str, str]] = []
     monkeypatch.setattr("server.desk.curation.enqueue", lambda send, arg: sent.append((send.__name__, arg)))
-    from server import banks
+    from server.banks import service as banks
 
     with svc.db.session() as session:
         banks.create_bank(session, name="debunked", kind="fake", actor="test")
@@ -234,7 +236,7 @@ def test_history_filters(database: str, data_dir: Path, request) -> None:
     first = upload(svc, client, jpeg_bytes(photo(7, (320, 240))), "first.jpg")
     upload(svc, client, jpeg_bytes(photo(8, (320, 240))), "second.jpg")
     with svc.db.session() as session:  # make the first one a known fake through a bank entry
-        from server import banks
+        from server.banks import service as banks
 
         bank = banks.create_bank(session, name="fakes_1", kind="fake", actor="test")
         media = session.get(models.Media, first)
@@ -599,7 +601,7 @@ def test_video_view_reads_only_what_makes_sense() -> None:
 
 
 def test_signed_at_trusts_only_a_trusted_time_stamp() -> None:
-    from server.desk import signed_at
+    from server.desk.wording import signed_at
 
     assert signed_at({"signing_time": "2026-11-30T10:00:00Z", "timestamp": {"trusted": True}}) == \
         "2026-11-30T10:00:00Z (trusted time-stamp)"

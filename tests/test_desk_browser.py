@@ -386,11 +386,11 @@ def test_a_reader_cannot_reach_curation(desk) -> None:
 
 
 def test_detector_scores_heat_map_and_face_boxes(desk) -> None:
-    """Detection evidence as worker/detection.py writes it, recorded beside a real analysis, drawn in the browser."""
+    """Detection evidence as worker/detection/gate.py writes it, recorded beside a real analysis, drawn in the browser."""
     import numpy as np
     from PIL import Image
 
-    from server import records
+    from server.checks import records
     from server.db import Database
     from server.media_store import MediaStore
     from server.verdicts import Evidence, Level, fuse
@@ -453,7 +453,7 @@ def test_detector_scores_heat_map_and_face_boxes(desk) -> None:
 
 def test_video_report_filmstrip_and_score_curve(desk) -> None:
     """A video verdict in the worker's evidence formats: the keyframe thumbnails load, the curve is drawn."""
-    from server import records
+    from server.checks import records
     from server.config import PIPELINE_VERSION
     from server.db import Database
     from server.media_store import MediaStore

@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from server import detector_manifest as mf
-from worker.detectors import registry
-from worker.detectors.nets.clip_vit import UniversalFakeDetect, VitConfig
+from server.detection import manifest as mf
+from worker.detection.detectors import registry
+from worker.detection.detectors.nets.clip_vit import UniversalFakeDetect, VitConfig
 
 
 

@@ -2,7 +2,7 @@
 
 facenet-pytorch cannot be imported here as installed (it needs torchvision); the upstream comparison
 runs it in a subprocess with stand-ins for the two torchvision functions it calls, written below
-(a brute-force NMS, ``to_tensor``), so the port in worker/detectors/mtcnn.py is checked end to end.
+(a brute-force NMS, ``to_tensor``), so the port in worker/detection/detectors/mtcnn.py is checked end to end.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import ROOT, training_data
-from worker.detectors.mtcnn import MTCNN, nms
+from worker.detection.detectors.mtcnn import MTCNN, nms
 
 
 UPSTREAM = r'''

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from server import models, records
+from server import models
+from server.checks import records
 from server.config import Settings
 from server.migrate import upgrade
 from server.services import Services
@@ -22,13 +23,15 @@ from server.verdicts import Evidence, Level
 from tests.conftest import env_for, settings_from
 from tests.helpers import ROOT, make_jpeg, training_data
 from tests.images import tiles
-from worker import detect_jobs, detection, jobs
-from server import detector_manifest as mf
-from worker.detectors import training
-from worker.detectors.nets.baseline import BaselineNet
-from worker.detectors.runtime import Result, Runtime
-from worker.pipeline import Item, analyze, run_rules
-from worker.rules import RULES
+from worker import jobs
+from worker.detection import jobs as detect_jobs
+from worker.detection import gate as detection
+from server.detection import manifest as mf
+from worker.detection.detectors import training
+from worker.detection.detectors.nets.baseline import BaselineNet
+from worker.detection.detectors.runtime import Result, Runtime
+from worker.pipeline.runner import Item, analyze, run_rules
+from worker.pipeline.rules import RULES
 
 MODELS = ROOT / "models"
 
@@ -48,7 +51,7 @@ def jpeg_bytes(img: Image.Image) -> bytes:
 
 
 def passing_validation(at: float, **change: object) -> dict:
-    """A validation record that meets the documented bar (server/detector_manifest.py, docs/verdicts.md)."""
+    """A validation record that meets the documented bar (server/detection/manifest.py, docs/verdicts.md)."""
     record = {"method": "leave-source-out", "roc_auc": 0.86, "threshold": at, "fpr_at_threshold": 0.008,
               "tpr_at_threshold": 0.41, "reals": 412, "fakes": 400,
               "real_sources": ["flickr-cc", "raise", "newsroom"],

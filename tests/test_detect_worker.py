@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from server import records
+from server.checks import records
 from server.migrate import upgrade
 from server.services import Services
 from tests.conftest import env_for, settings_from

@@ -14,15 +14,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from server import banks, models
+from server import models
+from server.banks import service as banks
 from server.app import create_app
-from server.desk.users import create_user
+from server.users import create_user
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
 from tests.helpers import ROOT, api_with_keys
 from tests.helpers import check_in_process as check_url
 from tests.images import jpeg_bytes, photo
-from worker import bank_jobs, peer_pull
+from worker.banks import jobs as bank_jobs
+from worker.exchange import peer_pull
 
 SURROGATE = '"tag \\udfff"'  # a valid JSON escape for a lone surrogate: not a Unicode scalar value
 SHA = "ab" * 32

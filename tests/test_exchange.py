@@ -15,14 +15,16 @@ import requests
 from sqlalchemy import func, select
 from waitress.server import create_server
 
-from server import banks, identity, models
+from server import models
+from server.banks import service as banks
+from server.exchange import identity
 from server.app import create_app
 from server.auth import create_key
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
 from tests.helpers import check_in_process, free_port
 from tests.images import jpeg_bytes, photo
-from worker import peer_pull
+from worker.exchange import peer_pull
 from worker.stages import hashes
 
 ROLES = ("reader", "reporter", "reviewer", "admin")
@@ -388,7 +390,7 @@ def test_a_video_entry_travels_with_its_keyframe_hashes(alpha_beta) -> None:
     with b.svc.db.session() as session:
         copy = session.scalars(select(models.BankEntry).where(models.BankEntry.origin_entry_id == entry["id"])).one()
         assert (copy.status, copy.media_kind, copy.md5) == ("confirmed", "video", vh.md5)
-        assert [f["pdq"] for f in banks.frames_list(copy)] == [f.pdq for f in vh.frames]
-    from worker.bank_matcher import BankMatcher
+        assert [f["pdq"] for f in copy.frames_list()] == [f.pdq for f in vh.frames]
+    from worker.banks.matcher import BankMatcher
 
     assert [h.method for h in BankMatcher(b.svc.db, 31, 6).match_video(None, None, list(vh.frames))] == ["vpdq"]

@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from server import identity, models
+from server import models
+from server.exchange import identity
 from tests.conftest import env_for
 from tests.helpers import ROOT
 from tests.images import photo
 from tests.test_exchange import Instance, confirmed_entry, make_instance, peer_id
-from worker import peer_pull
+from worker.exchange import peer_pull
 from worker.stages import hashes
 
 

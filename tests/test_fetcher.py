@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from PIL import Image
 
-from worker.fetcher import (
+from worker.fetch.fetcher import (
     FetchLimits,
     FetchRefused,
     Fetched,
@@ -594,7 +594,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 @pytest.fixture
 def trust_test_ca(tls: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    monkeypatch.setattr("worker.fetcher.certifi", SimpleNamespace(where=lambda: tls.ca))
+    monkeypatch.setattr("worker.fetch.fetcher.certifi", SimpleNamespace(where=lambda: tls.ca))
     tls.server.hits.clear()
     tls.sni.clear()
     return tls

@@ -18,8 +18,8 @@ import pytest
 
 from tests.clips import make_clip
 from tests.helpers import MediaServer, make_png
-from worker import isobmff
-from worker.fetcher import FetchLimits, FetchRefused, Fetched, fetch
+from worker.fetch import isobmff
+from worker.fetch.fetcher import FetchLimits, FetchRefused, Fetched, fetch
 from worker.stages.keyframes import VideoLimits, extract
 
 pytestmark = pytest.mark.timeout(60)
@@ -247,7 +247,7 @@ def test_undeclared_length_without_ranges_reads_at_most_the_cap(media: MediaServ
 
 def test_server_saying_accept_ranges_none_is_not_asked(media: MediaServer, mp4: bytes) -> None:
     # MediaServer cannot send "none"; the fetcher's _Ranges honours it (unit level).
-    from worker.fetcher import _Body, _Deadline, _Ranges
+    from worker.fetch.fetcher import _Body, _Deadline, _Ranges
 
     ranges = _Ranges("http://127.0.0.1:1/x", limits(), lambda h, p: [], "t", _Deadline(1.0),
                      _Body(b"", total=10, accept_ranges="none"), None)
@@ -312,10 +312,11 @@ def test_fetch_check_records_the_source_size_and_analysis_sees_it(data_dir: Path
                                                                   mp4: bytes) -> None:
     from sqlalchemy import select
 
-    from server import models, records
+    from server import models
+    from server.checks import records
     from server.migrate import upgrade
     from server.services import Services
-    from server.urls import normalise, url_key
+    from server.checks.urls import normalise, url_key
     from tests.conftest import env_for, settings_from
     from worker import jobs
 
@@ -346,7 +347,7 @@ def test_fetch_check_records_the_source_size_and_analysis_sees_it(data_dir: Path
 def test_uploads_get_the_cap_their_bytes_call_for(mp4: bytes) -> None:
     from types import SimpleNamespace
 
-    from server.uploads import UploadTooLarge, read_upload, upload_limit
+    from server.checks.uploads import UploadTooLarge, read_upload, upload_limit
 
     settings = SimpleNamespace(fetch_max_bytes=4096, video_max_bytes=len(mp4))
     assert upload_limit(settings) == len(mp4)
@@ -361,7 +362,7 @@ def test_uploads_get_the_cap_their_bytes_call_for(mp4: bytes) -> None:
     assert stream.tell() == 4097  # a non-video is not read past the image cap
 
 
-# --------------------------------------------------------------------------- hostile boxes (worker/isobmff.py)
+# --------------------------------------------------------------------------- hostile boxes (worker/fetch/isobmff.py)
 
 def _never(offset: int, length: int) -> bytes:
     raise AssertionError("no range read expected")

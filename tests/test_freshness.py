@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from server import records
+from server.checks import records
 from server.app import create_app
 from server.config import PIPELINE_VERSION
 from server.migrate import upgrade

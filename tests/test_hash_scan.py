@@ -9,7 +9,7 @@ import pytest
 
 from server import models
 from server.db import Database
-from server.hash_scan import near_rows
+from server.banks.hash_scan import near_rows
 from server.migrate import upgrade
 
 
@@ -75,7 +75,7 @@ def test_stored_orientations_find_the_same_media_on_both_databases(db: Database,
     from types import SimpleNamespace
 
     from server.config import Settings
-    from worker.bank_jobs import affected_media
+    from worker.banks.jobs import affected_media
 
     monkeypatch.setattr("server.db.CHUNK_ROWS", 5)
     rng = np.random.default_rng(8)

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from server import models, records
+from server import models
+from server.checks import records
 from server.migrate import upgrade
 from server.services import Services
-from server.urls import normalise, url_key
+from server.checks.urls import normalise, url_key
 from worker import jobs
 from tests.conftest import env_for, settings_from
 from tests.helpers import ROOT, make_jpeg

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from server import banks
+from server.banks import service as banks
 from server.api.openapi import document
 from tests.conftest import env_for, settings_from
 

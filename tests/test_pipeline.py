@@ -9,8 +9,8 @@ from PIL import Image
 
 from server.config import Settings
 from server.verdicts import Evidence, Level
-from worker.pipeline import Item, analyze, run_rules
-from worker.rules import RULES
+from worker.pipeline.runner import Item, analyze, run_rules
+from worker.pipeline.rules import RULES
 from tests.helpers import make_jpeg, make_png
 
 SETTINGS = Settings(max_pixels=50_000_000)

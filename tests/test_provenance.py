@@ -1,6 +1,6 @@
 """The provenance stage on files signed for real: a test CA, c2pa-python's Builder and Reader.
 
-Every case goes through ``worker.pipeline.analyze`` (the whole ruleset, no Celery or database),
+Every case goes through ``worker.pipeline.runner.analyze`` (the whole ruleset, no Celery or database),
 so the level asserted is the one a reader would see.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.c2pa_kit import DOCUMENT_SIGNING, SigningCA, capture_manifest, make_c
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, SHARED_TRUST, MediaServer, make_jpeg, make_png
 from tests.tsa import TimeStampAuthority
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 from worker.stages import c2pa_read
 from worker.trust import reading_context
 

@@ -14,7 +14,7 @@ from tests.c2pa_kit import make_ca, sign
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, SHARED_TRUST, MediaServer, make_jpeg
 from tests.tsa import TimeStampAuthority
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.urls import BadUrl, normalise, url_key
+from server.checks.urls import BadUrl, normalise, url_key
 
 
 @pytest.mark.parametrize("raw,expected", [

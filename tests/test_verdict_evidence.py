@@ -15,14 +15,14 @@ import c2pa
 import pytest
 from cryptography.x509 import ObjectIdentifier
 
-from server import detector_manifest as mf
+from server.detection import manifest as mf
 from server.config import Settings
 from server.verdicts import Level, Verdict, fuse
 from tests.c2pa_kit import SigningCA, claim_and_signature, make_ca, sign
 from tests.helpers import ROOT, make_jpeg
-from worker import detection
-from worker.detectors.runtime import Result
-from worker.pipeline import analyze
+from worker.detection import gate as detection
+from worker.detection.detectors.runtime import Result
+from worker.pipeline.runner import analyze
 from worker.stages import c2pa_read
 from worker.stages.c2pa_signer import MICROSOFT_C2PA_SIGNING
 

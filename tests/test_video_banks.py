@@ -21,7 +21,8 @@ from server.verdicts import Evidence, fuse
 from tests.clips import make_clip, reencode
 from tests.conftest import env_for, settings_from
 from tests.helpers import api_with_keys
-from worker import bank_jobs, jobs
+from worker import jobs
+from worker.banks import jobs as bank_jobs
 from worker.stages import bank_match, video_match
 from worker.stages.keyframes import VideoLimits, extract
 from worker.stages.video_hashes import FrameHash, VideoHashes, video_hashes
@@ -46,7 +47,7 @@ def _hashes(svc, data: bytes) -> VideoHashes:
 
 def _analysed(svc, data: bytes) -> str:
     """Record a checked video as the pipeline does; returns its sha256."""
-    from server import records
+    from server.checks import records
 
     sha256 = svc.store.put(data)
     vh = _hashes(svc, data)
@@ -108,7 +109,7 @@ def test_a_still_of_a_banked_video_matches_its_keyframe(env, clips) -> None:
     comes from; confirming the clip re-matches such stills checked before (found among stored images)."""
     from PIL import Image
 
-    from server import records
+    from server.checks import records
     from tests.clips import scene_frames
     from tests.images import jpeg_bytes
     from worker.stages import hashes

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server import models, records
+from server import models
+from server.checks import records
 from server.config import PIPELINE_VERSION, Settings
 from server.migrate import upgrade
 from server.services import Services
@@ -19,10 +20,12 @@ from server.verdicts import Level
 from tests.clips import make_clip
 from tests.conftest import env_for, settings_from
 from tests.test_detect_stage import MODELS, jpeg_bytes, passing_validation, photo
-from worker import detect_jobs, detection, jobs
-from server import detector_manifest as mf
-from worker.detectors.runtime import Result, runtime_for
-from worker.pipeline import Item
+from worker import jobs
+from worker.detection import jobs as detect_jobs
+from worker.detection import gate as detection
+from server.detection import manifest as mf
+from worker.detection.detectors.runtime import Result, runtime_for
+from worker.pipeline.runner import Item
 from worker.stages.keyframes import VideoLimits, extract
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,6 @@
 """Video through the whole ruleset: real clips made with PyAV, signed for real with c2pa-python.
 
-Every case goes through ``worker.pipeline.analyze`` (no Celery, database or banks), so the level and
+Every case goes through ``worker.pipeline.runner.analyze`` (no Celery, database or banks), so the level and
 the evidence asserted are what the desk and the badge would get.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, SHARED_TRUST, make_png
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 
 MIMES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)

@@ -9,18 +9,20 @@ import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from server import models, records
+from server import models
+from server.checks import records
 from server.config import PIPELINE_VERSION, Settings
 from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_analyze, enqueue_fetch
 from server.verdicts import Level, Verdict, unavailable
-from worker import detection, metrics
-from worker.bank_matcher import BankMatcher
+from worker import metrics
+from worker.detection import gate as detection
+from worker.banks.matcher import BankMatcher
 from worker.context import Context
-from worker.fetcher import FetchLimits, FetchRefused, fetch
+from worker.fetch.fetcher import FetchLimits, FetchRefused, fetch
 from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
-from worker.pipeline import analyze
+from worker.pipeline.runner import analyze
 from worker.settle import complete_from_record, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
@@ -76,7 +78,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
 
 
 def bank_matcher(ctx: Context) -> BankMatcher:
-    """One matcher per process; its bank index is the host's shared copy (worker/index/snapshot_files.py)."""
+    """One matcher per process; its bank index is the host's shared copy (worker/banks/index/snapshot_files.py)."""
     matcher = ctx.__dict__.get("_bank_matcher")
     if matcher is None:
         s = ctx.settings

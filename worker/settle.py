@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from server import records
+from server.checks import records
 from server.queue import enqueue_detect
 from server.verdicts import Verdict
-from worker import detection, metrics
+from worker import metrics
+from worker.detection import gate as detection
 from worker.context import Context
 
 

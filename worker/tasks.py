@@ -7,9 +7,11 @@ from celery.exceptions import TimeLimitExceeded
 from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import bank_jobs, context, jobs, media_jobs, peer_pull
+from worker import context, jobs, media_jobs
+from worker.banks import jobs as bank_jobs
+from worker.exchange import peer_pull
 from worker.celery_app import app
-from worker import detect_jobs
+from worker.detection import jobs as detect_jobs
 from server.config import get_settings
 from celery_batches import Batches
 

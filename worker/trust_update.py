@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from worker.fetcher import PEM, FetchLimits, Resolver, fetch_document, system_resolver
+from worker.fetch.fetcher import PEM, FetchLimits, Resolver, fetch_document, system_resolver
 from worker.trust import RECORD_FILE, TRUST_LIST_FILE, TSA_LIST_FILE, trust_dir
 
 

@@ -5,7 +5,10 @@ from flask import Blueprint, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from server import bank_search, banks, entry_removal, models
+from server import models
+from server.banks import search as bank_search
+from server.banks import service as banks
+from server.banks import removal as entry_removal
 from server.api.deps import enqueue, services
 from server.api.request_body import allow_upload, parse_json, query_int, read_file
 from server.auth import actor, require_role
@@ -13,7 +16,7 @@ from server.errors import ApiError, validation_details
 from server.queue import enqueue_hash_entry, enqueue_rematch, enqueue_rematch_removed
 from server.schemas import (BankCreate, BankUpdate, EntryDelete, EntrySubmit, ReportRequest, RetractRequest, ReviewRequest,
                             SearchRequest, iso)
-from server.urls import BadUrl, normalise
+from server.checks.urls import BadUrl, normalise
 
 bp = Blueprint("banks", __name__, url_prefix="/api/v1")
 MAX_PAGE = 200

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from flask_limiter.util import get_remote_address
 
-from server import records
+from server.checks import records
 from server.api.deps import enqueue, services
 from server.api.request_body import allow_upload, form_float, parse_json, read_file
 from server.auth import require_role
@@ -17,10 +17,10 @@ from server.limits import limit_anonymous
 from server.metrics import CACHE_HITS, CACHE_MISSES, CHECKS_CREATED
 from server.models import new_id
 from server.queue import enqueue_fetch
-from server.quotas import QuotaExceeded, charge_upload
+from server.checks.quotas import QuotaExceeded, charge_upload
 from server.schemas import ChecksRequest
-from server.uploads import start_upload_check
-from server.urls import BadUrl, normalise, url_key
+from server.checks.uploads import start_upload_check
+from server.checks.urls import BadUrl, normalise, url_key
 
 bp = Blueprint("checks", __name__, url_prefix="/api/v1")
 POLL_INTERVAL_S = 0.1

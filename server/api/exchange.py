@@ -8,7 +8,11 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from server import bank_io, banks, feed, identity, models
+from server import models
+from server.exchange import bank_io
+from server.banks import service as banks
+from server.exchange import feed
+from server.exchange import identity
 from server.api.deps import enqueue, services
 from server.api.request_body import parse_json, query_int
 from server.auth import actor, current_role, rank, require_role

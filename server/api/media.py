@@ -7,7 +7,9 @@ from flask import Blueprint, jsonify
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import banks, models, records
+from server import models
+from server.banks import service as banks
+from server.checks import records
 from server.api.deps import services
 from server.auth import current_role, require_role
 from server.errors import ApiError

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from server import json_edge
 from server.errors import ApiError, validation_details
-from server.uploads import UploadTooLarge, read_upload, upload_limit
+from server.checks.uploads import UploadTooLarge, read_upload, upload_limit
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from server import models
 from server.auth import rank
-from server.desk.users import authenticate
+from server.users import authenticate
 from server.limits import limiter
 
 bp = Blueprint("auth", __name__)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
-from server import records
+from server.checks import records
 from server.desk import service
 from server.desk.auth import current_user, may_view_anonymously, require, services
 from server.errors import ApiError
-from server.quotas import QuotaExceeded, charge_upload
-from server.uploads import UploadTooLarge, read_upload
-from server.urls import BadUrl
+from server.checks.quotas import QuotaExceeded, charge_upload
+from server.checks.uploads import UploadTooLarge, read_upload
+from server.checks.urls import BadUrl
 
 bp = Blueprint("checking", __name__)
 MAX_FILES = 20
@@ -49,7 +49,7 @@ def start():
         if not data:
             errors.append({"url": upload.filename, "error": "the file is empty"})
             continue
-        try:  # a desk user counts as a keyed client (server/quotas.py)
+        try:  # a desk user counts as a keyed client (server/checks/quotas.py)
             charge_upload(svc.settings, f"user:{user.id}", True, len(data))
         except QuotaExceeded as exc:
             errors.append({"url": upload.filename, "error": str(exc)})

@@ -1,6 +1,6 @@
 """Curation for reviewers: the pending queue, one entry next to its near matches, decisions, audit log.
 
-Decisions go through ``server.banks.decide`` (the API's and the CLI's path) and, when what matches
+Decisions go through ``server.banks.service.decide`` (the API's and the CLI's path) and, when what matches
 changed, the re-match task is enqueued exactly as the API does.
 """
 from __future__ import annotations
@@ -8,7 +8,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from server import bank_search, banks, models
+from server import models
+from server.banks import search as bank_search
+from server.banks import service as banks
 from server.api.deps import enqueue
 from server.desk.auth import actor, current_user, require, services
 from server.desk.history import similar_media

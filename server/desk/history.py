@@ -7,7 +7,10 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from sqlalchemy import Text, cast, func, select
 
-from server import bank_search, hash_scan, models, records
+from server import models
+from server.banks import search as bank_search
+from server.banks import hash_scan
+from server.checks import records
 from server.desk.auth import require, services
 from server.errors import ApiError
 from server.verdicts import Level
@@ -108,7 +111,7 @@ def similar_media(session, dihedral: list[str], phash: str | None, exclude: str 
 
 
 def search_banks(session, query: dict[str, Any]) -> list[dict[str, Any]]:
-    """server.bank_search over the query's 8 orientations (a mirrored or rotated copy is found as the
+    """server.banks.search over the query's 8 orientations (a mirrored or rotated copy is found as the
     bank matcher would find it): each entry's distance is its smallest to any of them."""
     return bank_search.search(session, sha256=query["sha256"], pdq=query["dihedral"] or [query["pdq"]],
                               phash=query["phash"])

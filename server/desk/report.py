@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from server import banks, models
+from server import models
+from server.banks import service as banks
 from server.api.deps import enqueue
 from server.desk import service
 from server.desk.auth import actor, current_user, may_view_anonymously, require, services

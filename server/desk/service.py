@@ -1,6 +1,6 @@
 """What the desk pages do with the record: start checks, follow them, and build a report.
 
-Checks go through the same record and queues as the API (``server.records``, ``server.queue``):
+Checks go through the same record and queues as the API (``server.checks.records``, ``server.queue``):
 a URL check joins an in-flight one exactly as POST /api/v1/checks does, an upload is stored by
 hash and analysed once. The desk always starts a check for a URL (never only the cache) because a
 fact-checker wants what the address serves now, and so that the check is in their history.
@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import banks, models, records
+from server import models
+from server.banks import service as banks
+from server.checks import records
 from server.api.deps import enqueue
 from server.desk.video import frame_scores, video_view
 from server.media_store import is_sha256
@@ -23,8 +25,8 @@ from server.media_types import IMAGE_TYPES
 from server.metrics import CHECKS_CREATED
 from server.queue import enqueue_fetch
 from server.services import Services
-from server.uploads import start_upload_check
-from server.urls import BadUrl, normalise, url_key
+from server.checks.uploads import start_upload_check
+from server.checks.urls import BadUrl, normalise, url_key
 
 # Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -34,7 +36,7 @@ STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("banks", "Banks", ("bank-match", "video-bank-match")),
     ("detection", "Detection", ("detect",)),
 )
-# versions["detect"] as worker/detection.py records it -> (state, note) on the desk.
+# versions["detect"] as worker/detection/gate.py records it -> (state, note) on the desk.
 DETECTION_STATES = {
     "ran": ("done", None),
     "skipped": ("skipped", "not needed: provenance or a bank already answered"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from collections.abc import Iterator
 from typing import Any
 
-from worker.isobmff import BoxError, read_header
+from worker.fetch.isobmff import BoxError, read_header
 
 # Boxes whose payload is more boxes, as c2pa and the decoders walk them (ISO-BMFF, QuickTime, HEIF).
 CONTAINERS = frozenset({b"moov", b"trak", b"edts", b"mdia", b"minf", b"dinf", b"stbl", b"mvex", b"moof", b"traf",

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from worker.index.hamming import brute_force, pack_hex
+from worker.banks.index.hamming import brute_force, pack_hex
 from worker.stages.hashes import PDQ_MIN_QUALITY
 
 MAX_PAIRS_SHOWN = 64  # matched moments kept in evidence details

@@ -1,0 +1,153 @@
+"""Reads and writes of the record (checks, media, verdicts) shared by the API and the workers."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server import models
+from server.config import PIPELINE_VERSION
+from server.detection.manifest import VERSION_KEY
+from server.verdicts import Verdict
+
+
+def create_check(session: Session, *, source: str, url: str | None = None, url_hash: str | None = None,
+                 sha256: str | None = None) -> models.Check:
+    check = models.Check(source=source, url=url, url_hash=url_hash, sha256=sha256, status="pending")
+    session.add(check)
+    session.flush()
+    return check
+
+
+def pending_check_for_url(session: Session, url_hash: str, max_age_s: int) -> models.Check | None:
+    """An unfinished check of the same URL, so concurrent requests share one fetch."""
+    since = datetime.now(timezone.utc) - timedelta(seconds=max_age_s)
+    return session.scalars(
+        select(models.Check)
+        .where(models.Check.url_hash == url_hash, models.Check.status == "pending",
+               models.Check.created_at >= since)
+        .order_by(models.Check.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def is_current(detectors: str) -> ColumnElement[bool]:
+    """SQL for "still stands": made by this pipeline version and, if it depended on detectors, by the ones
+    configured now (``detector_manifest.configured_stamp``). Anything else is recomputed on request."""
+    made_with = models.Verdict.body["versions"][VERSION_KEY].as_string()
+    return and_(models.Verdict.pipeline_version == PIPELINE_VERSION, or_(made_with.is_(None), made_with == detectors))
+
+
+def current_verdict(session: Session, sha256: str, detectors: str) -> models.Verdict | None:
+    """Newest verdict that still stands (``is_current``); older ones are recomputed on request."""
+    return session.scalars(
+        select(models.Verdict)
+        .where(models.Verdict.sha256 == sha256, is_current(detectors))
+        .order_by(models.Verdict.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def _insert(session: Session, model: type[models.Base]):
+    """INSERT that can say ON CONFLICT: concurrent workers record the same content at once."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def record_media(session: Session, *, sha256: str, mime: str, size: int,
+                 width: int | None = None, height: int | None = None, hashes: dict[str, Any] | None = None,
+                 source_size: int | None = None) -> None:
+    """Insert once; later analyses fill in what was not known at fetch time (size, hashes).
+
+    ``hashes`` is the details of the pipeline's evidence: an image's "hashes" (pdq, pdq_quality,
+    phash, dihedral) or a video's "video-hashes" (md5, frames [{t, pdq, quality}], partial), kept so
+    bank changes re-match stored media without refetching. ``source_size`` is the whole file's size
+    when only part of it was fetched (range requests): such a row's sha256 is of the part read."""
+    session.execute(_insert(session, models.Media)
+                    .values(sha256=sha256, mime=mime, size=size, width=width, height=height,
+                            source_size=source_size, first_seen=models.utcnow())
+                    .on_conflict_do_nothing(index_elements=["sha256"]))
+    if width:
+        session.execute(update(models.Media)
+                        .where(models.Media.sha256 == sha256, models.Media.width.is_(None))
+                        .values(width=width, height=height, mime=mime))
+    if source_size is not None:
+        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(source_size=source_size))
+    if hashes and "frames" in hashes:
+        frames = [models.StoredFrame(t=float(f["t"]), pdq=f["pdq"], quality=int(f["quality"]))
+                  for f in hashes.get("frames") or []]
+        # A partial read has no file MD5: exact matching would compare hashes of different bytes.
+        md5 = None if hashes.get("partial") else hashes.get("md5")
+        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
+            md5=md5, frame_pdqs=models.encode_frames(frames)))
+    elif hashes:
+        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
+            pdq=hashes["pdq"], pdq_quality=hashes["pdq_quality"], phash=hashes["phash"],
+            pdq_dihedral=",".join(hashes.get("dihedral") or [])))
+
+
+def record_url(session: Session, *, url: str, url_hash: str, sha256: str, final_url: str | None,
+               etag: str | None) -> None:
+    values = {"sha256": sha256, "final_url": final_url, "etag": etag, "fetched_at": models.utcnow()}
+    session.execute(_insert(session, models.MediaUrl)
+                    .values(url_hash=url_hash, url=url, **values)
+                    .on_conflict_do_update(index_elements=["url_hash"], set_=values))
+
+
+def record_verdict(session: Session, verdict: Verdict) -> models.Verdict:
+    row = models.Verdict(
+        sha256=verdict.sha256,
+        level=verdict.level.value,
+        pipeline_version=verdict.versions.get("pipeline", PIPELINE_VERSION),
+        body=verdict.model_dump(mode="json"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def complete_check(session: Session, check_id: str, verdict_id: str, sha256: str | None = None) -> None:
+    values: dict[str, Any] = {"status": "done", "verdict_id": verdict_id, "updated_at": models.utcnow()}
+    if sha256:
+        values["sha256"] = sha256
+    session.execute(update(models.Check).where(models.Check.id == check_id).values(**values))
+
+
+def complete_checks_for(session: Session, sha256: str, verdict_id: str) -> list[str]:
+    """Every check waiting on this content gets the verdict: one analysis serves many URLs."""
+    ids = list(session.scalars(
+        select(models.Check.id).where(models.Check.sha256 == sha256, models.Check.status == "pending")
+    ))
+    if ids:
+        session.execute(
+            update(models.Check).where(models.Check.id.in_(ids))
+            .values(status="done", verdict_id=verdict_id, updated_at=models.utcnow())
+        )
+    return ids
+
+
+def stale_checks(session: Session, older_than_s: int, limit: int = 500) -> list[models.Check]:
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_s)
+    return list(session.scalars(
+        select(models.Check)
+        .where(models.Check.status == "pending", models.Check.updated_at < cutoff)
+        .order_by(models.Check.updated_at)
+        .limit(limit)
+    ))
+
+
+def checks_by_id(session: Session, ids: list[str]) -> dict[str, tuple[models.Check, dict | None]]:
+    rows = session.execute(
+        select(models.Check, models.Verdict.body)
+        .outerjoin(models.Verdict, models.Verdict.id == models.Check.verdict_id)
+        .where(models.Check.id.in_(ids))
+    ).all()
+    return {check.id: (check, body) for check, body in rows}
+
+
+def audit(session: Session, *, actor: str, action: str, target: str, details: dict | None = None) -> None:
+    session.add(models.AuditLog(actor=actor, action=action, target=target, details=details or {}))

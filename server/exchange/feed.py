@@ -1,0 +1,103 @@
+"""The signed exchange feed: what this instance publishes about its shared banks.
+
+Events are recorded in the same transaction as the change they describe (so the feed never misses
+one), each signed on its own (so an imported copy keeps a verifiable origin), and served in
+cursor-ordered pages that are signed as a whole (so one changed byte rejects the page).
+Format: docs/exchange-feed.md.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server import models
+from server.exchange import identity
+from server.config import get_settings
+
+FEED_VERSION = 2  # pages: v2 adds the signed limit, head and issued_at that readers check for freshness
+LEGACY_VERSION = 1  # still served to readers that do not ask for v=2 (no freshness: see the docs)
+EVENT_VERSION = 1  # event payloads are unchanged
+MAX_PAGE = 500
+
+
+def _identity(session: Session) -> models.InstanceIdentity:
+    return identity.get_or_create(session, get_settings().instance_name)
+
+
+def entry_fields(entry: models.BankEntry) -> dict[str, Any]:
+    return {"id": entry.id, "label": entry.label, "notes": entry.notes, "tags": list(entry.tags or []),
+            "source_links": list(entry.source_links or []), "sha256": entry.sha256, "pdq": entry.pdq,
+            "pdq_quality": entry.pdq_quality, "phash": entry.phash,
+            "media_kind": entry.media_kind, "md5": entry.md5, "frames": entry.frames_list(),
+            "reviewed_by": entry.reviewed_by,
+            "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None}
+
+
+def record(session: Session, kind: str, entry: models.BankEntry, bank: models.Bank, note: str = "",
+           opinion: str | None = None) -> models.FeedEvent:
+    me = _identity(session)
+    payload: dict[str, Any] = {"v": EVENT_VERSION, "kind": kind, "instance": me.name, "bank": bank.name,
+                               "bank_kind": bank.kind, "at": models.utcnow().isoformat()}
+    if kind == "opinion":  # about someone else's entry: name it by its origin
+        payload.update(opinion=opinion, note=note,
+                       about={"instance": entry.origin_instance, "entry_id": entry.origin_entry_id})
+    else:
+        payload.update(entry=entry_fields(entry), note=note)
+    event = models.FeedEvent(bank_id=bank.id, entry_id=entry.id, kind=kind, payload=payload,
+                             signature=identity.sign(me, identity.canonical(payload)))
+    session.add(event)
+    return event
+
+
+def on_decision(session: Session, entry: models.BankEntry, bank: models.Bank, action: str, note: str) -> None:
+    """Publish a review decision: our own entries of shared banks as entries/retractions; our verdict
+    on an entry imported from a peer as an opinion (confirm or dispute), whatever the bank's sharing.
+    An entry that claims an origin it did not arrive with from that peer's feed publishes nothing: a
+    decision on it must never become a signed opinion about someone else's real entry."""
+    if entry.origin_instance:
+        if entry.is_feed_copy:
+            record(session, "opinion", entry, bank, note, opinion="confirm" if action == "confirm" else "dispute")
+        return
+    elif bank.shared and action == "confirm":
+        record(session, "entry", entry, bank, note)
+    elif bank.shared and action == "retract":
+        record(session, "retraction", entry, bank, note)
+
+
+def publish_existing(session: Session, bank: models.Bank) -> int:
+    """When a bank becomes shared, its confirmed entries go on the feed."""
+    entries = session.scalars(select(models.BankEntry).where(
+        models.BankEntry.bank_id == bank.id, models.BankEntry.status == "confirmed",
+        models.BankEntry.origin_instance.is_(None))).all()
+    for entry in entries:
+        record(session, "entry", entry, bank, "bank shared")
+    return len(entries)
+
+
+def page(session: Session, since: int, limit: int, bank_names: list[str] | None,
+         version: int = FEED_VERSION) -> dict[str, Any]:
+    """``{"signed": <canonical JSON text>, "signature": <Ed25519 over its UTF-8 bytes>}``.
+
+    A v2 page also signs the limit it answers, this feed's head (its highest cursor) and the time,
+    so a reader can refuse a captured page replayed later in place of the current one."""
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(models.FeedEvent, models.Bank.name).join(models.Bank, models.Bank.id == models.FeedEvent.bank_id) \
+        .where(models.FeedEvent.id > since).order_by(models.FeedEvent.id).limit(limit + 1)
+    rows = session.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    events = [{"cursor": e.id, "payload": e.payload, "signature": e.signature} for e, bank_name in rows
+              if not bank_names or e.kind == "opinion" or bank_name in bank_names]
+    me = _identity(session)
+    body = {"v": FEED_VERSION, "instance": me.name, "public_key": me.public_key, "since": since,
+            "next": rows[-1][0].id if rows else since, "more": more, "events": events}
+    if version >= 2:
+        head = session.scalar(select(func.coalesce(func.max(models.FeedEvent.id), 0)))
+        body.update(v=FEED_VERSION, limit=limit, head=max(int(head), body["next"]),
+                    issued_at=models.utcnow().isoformat())
+    else:
+        body["v"] = LEGACY_VERSION
+    text = identity.canonical(body).decode("utf-8")
+    return {"signed": text, "signature": identity.sign(me, text.encode("utf-8"))}

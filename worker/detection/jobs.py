@@ -1,0 +1,228 @@
+"""What the ``gpu`` queue does: detection over a batch of contents, then each one's final verdict.
+
+The cpu analysis hands over ``(sha256, partial)``: the evidence, versions and timings it found
+(provenance, banks, hashes). Here the stored bytes are read again (an image decoded, a video's keyframes
+extracted), every configured detector runs over all their pixels at once (the frames of several videos
+and the images of the batch in one forward pass per detector), and each content gets its verdict:
+fused, recorded, its waiting checks completed, cached. A video's score per detector is the 90th
+percentile of its keyframes' scores; only its worst frame gets a heat map. One unreadable content gets
+a detection error of its own and never fails the batch. Idempotent like every job: a content that
+already has a verdict is only completed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from server.checks import records
+from server.detection import manifest as mf
+from server.config import Settings
+from server.media_store import MediaStore
+from server.media_types import VIDEO_TYPES, sniff
+from server.verdicts import Evidence, Verdict, fuse
+from worker.detection import gate as detection
+from worker.context import Context
+from worker.settle import complete_from_record, detecting_key, partial_of, record_final
+from worker.stages.decode import decode
+
+if TYPE_CHECKING:
+    from worker.detection.detectors.runtime import Result, Runtime
+
+log = logging.getLogger(__name__)
+
+
+RERUN_KIND = "detection-rerun-pending"
+
+
+def rerun_note() -> Evidence:
+    """The interim verdict's note while detection runs again after a retraction (dropped when it answers)."""
+    return Evidence(stage=detection.STAGE, kind=RERUN_KIND,
+                    summary="Detection is running again: the known-fake match that had made it unnecessary is gone.",
+                    details={"reason": "bank-entry-retracted"})
+
+
+def interim_partial(body: dict[str, Any]) -> dict[str, Any]:
+    """An interim verdict (detection pending) as the gpu task's partial: its evidence without the note."""
+    return {"evidence": [e for e in body.get("evidence", []) if e.get("kind") != RERUN_KIND],
+            "versions": dict(body.get("versions") or {}), "timings": dict(body.get("timings") or {})}
+
+
+def _finish(partial: dict[str, Any], sha256: str, add: list[Evidence], versions: dict[str, str],
+            timings: dict[str, float]) -> Verdict:
+    evidence = [Evidence.model_validate(e) for e in partial.get("evidence", [])] + add
+    return fuse(evidence, sha256=sha256, versions={**partial.get("versions", {}), **versions},
+                timings={**partial.get("timings", {}), **timings})
+
+
+@dataclass
+class Pixels:
+    """One content's pixels for a batch: one decoded image, or a video's keyframes with their times."""
+
+    video: bool
+    images: list[Image.Image] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    problem: str | None = None  # why the pixels could not be read again; detection is unavailable for it
+
+    @property
+    def noun(self) -> str:
+        return "video" if self.video else "image"
+
+
+def read_pixels(data: bytes | None, settings: Settings) -> Pixels:
+    """Decode an image or extract a video's keyframes, within the configured limits; never raises."""
+    if data is None:
+        return Pixels(video=False, problem="the stored copy of this file is missing")
+    video = sniff(data[:512]) in VIDEO_TYPES
+    try:
+        if video:
+            from worker.stages.keyframes import VideoLimits, extract
+
+            _info, frames = extract(data, VideoLimits.from_settings(settings))
+            return Pixels(video=True, images=[k.image for k in frames], times=[k.t for k in frames])
+        return Pixels(video=False, images=[decode(data, settings.max_pixels).image])
+    except Exception as exc:  # noqa: BLE001 - VideoError, DecodeError or a decoder's own: this item only
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {str(exc)[:200]}"
+        return Pixels(video=video, problem=reason)
+
+
+def _stored_pixels(ctx: Context, sha256: str) -> Pixels:
+    try:
+        data = ctx.store.get(sha256)
+    except OSError as exc:
+        return Pixels(video=False, problem=f"the stored copy of this file could not be read ({exc.strerror})")
+    return read_pixels(data, ctx.settings)
+
+
+def _thumbs(pixels: Pixels, store: MediaStore | None, keep: bool) -> list[str | None]:
+    """Each keyframe's thumbnail in the media store (the filmstrip's own bytes), or None when not kept."""
+    if store is None or not keep:
+        return [None] * len(pixels.images)
+    out: list[str | None] = []
+    for image in pixels.images:
+        try:
+            out.append(store.put(detection.frame_thumb(image)))
+        except Exception:  # noqa: BLE001 - a thumbnail is a convenience, the score is not
+            log.warning("keyframe thumbnail failed", exc_info=True)
+            out.append(None)
+    return out
+
+
+def _worst_frame(rt: Runtime, per_frame: list[list[Result]]) -> int | None:
+    """Index of the keyframe the heat-map detector scored highest (None: no such detector or score)."""
+    best: tuple[float, int] | None = None
+    for i, results in enumerate(per_frame):
+        for r in results:
+            if r.detector == rt.cam_detector and r.score is not None and (best is None or r.score > best[0]):
+                best = (r.score, i)
+    return None if best is None else best[1]
+
+
+def run_detection(settings: Settings, contents: list[Pixels],
+                  store: MediaStore | None) -> tuple[list[list[Evidence]], list[dict[str, str]], float]:
+    """Evidence and versions per content, and the batch's wall time in ms.
+
+    Every content's pixels go through each detector together; a content with a ``problem`` gets a
+    detection error of its own, and if the detectors cannot be set up at all every content says why.
+    """
+    started = time.perf_counter()
+    problems = {i: c for i, c in enumerate(contents) if c.problem}
+    try:
+        rt = detection.runtime(settings)
+    except (mf.ManifestError, ImportError) as exc:  # ImportError: a worker without torch
+        log.error("DETECTION MISCONFIGURED: %s", exc)
+        ev = detection.unavailable_evidence("all", str(exc))
+        state = {detection.STAGE: "misconfigured", detection.VERSION_KEY: "misconfigured"}
+        return [[ev] for _ in contents], [dict(state) for _ in contents], 0.0
+    flat: list[Image.Image] = []
+    cams: list[bool] = []
+    spans: list[tuple[int, int]] = []
+    for content in contents:
+        spans.append((len(flat), len(flat) + len(content.images)))
+        flat.extend(content.images)
+        cams.extend([not content.video] * len(content.images))
+    results = rt.detect(flat, cams) if flat else []
+    worst: dict[int, int] = {}  # video index -> its worst keyframe, for the one heat map
+    for i, content in enumerate(contents):
+        if content.video and i not in problems:
+            at = _worst_frame(rt, results[spans[i][0]:spans[i][1]])
+            if at is not None:
+                worst[i] = at
+    heats: dict[int, tuple[float, Result]] = {}
+    if worst:
+        try:
+            explained = rt.explain([contents[i].images[at] for i, at in worst.items()])
+            heats = {i: (contents[i].times[at], r) for (i, at), r in zip(worst.items(), explained) if r is not None}
+        except Exception:  # noqa: BLE001 - an explanation is optional, the scores are not
+            log.warning("heat maps of the worst video frames failed", exc_info=True)
+    out: list[list[Evidence]] = []
+    versions: list[dict[str, str]] = []
+    for i, content in enumerate(contents):
+        evidence: list[Evidence] = []
+        item_versions: dict[str, str] = {}
+        if i in problems:
+            evidence.append(detection.unreadable_evidence(content.noun, content.problem or ""))
+            item_versions = {detection.STAGE: "error", detection.VERSION_KEY: detection.stamp_of(rt.entries)}
+        elif content.video:
+            per_frame = results[spans[i][0]:spans[i][1]]
+            thumbs = _thumbs(content, store, settings.keep_thumbnails)
+            detection.apply_video(rt, content.times, per_frame, thumbs, heats.get(i), store, len(flat), evidence,
+                                  item_versions)
+        else:
+            detection.apply(rt, results[spans[i][0]], store, len(flat), evidence, item_versions)
+        out.append(evidence)
+        versions.append(item_versions)
+    return out, versions, (time.perf_counter() - started) * 1000
+
+
+def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """One batch from the gpu queue; returns an outcome per sha256. Problems stay per item."""
+    outcomes: dict[str, str] = {}
+    todo: dict[str, dict[str, Any]] = {}
+    for sha256, partial in items:
+        if sha256 in todo or sha256 in outcomes:
+            continue  # the same content twice in one batch (a redelivery): once is enough
+        try:
+            if complete_from_record(ctx, sha256):
+                outcomes[sha256] = "cached"
+                ctx.cache.release(detecting_key(sha256))
+                continue
+            interim = _interim_body(ctx, sha256)
+        except Exception:  # noqa: BLE001 - the sweeper brings it back
+            log.exception("detect: cannot read the record for %s", sha256)
+            outcomes[sha256] = "error"
+            continue
+        # An interim verdict (a re-match after a retraction) is newer than any message's partial.
+        todo[sha256] = interim_partial(interim) if interim is not None else (partial or {})
+    log.info("detect: batch of %d request(s), %d content(s) to analyse", len(items), len(todo))
+    if not todo:
+        return outcomes
+    contents = [_stored_pixels(ctx, sha256) for sha256 in todo]
+    evidence, versions, ms = run_detection(ctx.settings, contents, ctx.store)
+    per_item_ms = round(ms / len(todo), 3)
+    for (sha256, partial), found, item_versions in zip(todo.items(), evidence, versions):
+        try:
+            verdict = _finish(partial, sha256, found, item_versions, {detection.STAGE: per_item_ms})
+            record_final(ctx, sha256, verdict)
+            ctx.cache.release(detecting_key(sha256))
+            outcomes[sha256] = verdict.level.value
+        except Exception:  # noqa: BLE001 - one item's failure is not the batch's; the sweeper retries it
+            log.exception("detect: recording the verdict for %s failed", sha256)
+            outcomes[sha256] = "error"
+    return outcomes
+
+
+def _interim_body(ctx: Context, sha256: str) -> dict[str, Any] | None:
+    with ctx.db.session() as session:
+        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
+        return row.body if row is not None and detection.is_pending(row.body.get("versions") or {}) else None
+
+
+def detect_in_process(data: bytes, verdict: Verdict, settings: Settings, store: MediaStore | None = None) -> Verdict:
+    """``credence check``: the gpu stage in this process, for one file whose cpu verdict is pending."""
+    evidence, versions, ms = run_detection(settings, [read_pixels(data, settings)], store)
+    return _finish(partial_of(verdict), verdict.sha256 or "", evidence[0], versions[0],
+                   {detection.STAGE: round(ms, 3)})

@@ -1,0 +1,152 @@
+"""The video rules: keyframes, their hashes, and bank matching by file hash and per-frame PDQ.
+
+A video never reaches the image rules (decode, hashes, bank match, watermark): everything after the
+keyframes rule works from ``item.keyframes``, so its cost is bounded by ``VideoLimits`` however long the
+upload. Provenance (C2PA) runs for videos in the shared ProvenanceRule. Nothing here decides a level.
+"""
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from server.media_types import VIDEO_TYPES
+from server.verdicts import Evidence, Level
+from worker.pipeline.runner import Item
+from worker.stages import bank_match
+from worker.stages.keyframes import Keyframe, VideoError, VideoInfo, VideoLimits, extract
+from worker.stages.video_hashes import video_hashes
+
+if TYPE_CHECKING:
+    from server.media_store import MediaStore
+
+THUMB_LONG_SIDE = 240  # the desk's filmstrip
+_CONTAINER_NAMES = {"video/mp4": "MP4", "video/quicktime": "QuickTime (MOV)", "video/webm": "WebM"}
+_CAP_WORDS = {
+    "duration": "first {m} s analysed",
+    "time-budget": "decoding stopped at the time limit after {s} s",
+    "damaged": "damaged after {s} s",
+    "truncated": "the data ends after {s} s, before its declared length",
+    "partial-fetch": "only the first {s} s were fetched from a larger file",
+}
+
+
+def is_partial(item: Item) -> bool:
+    """Whether ``item.data`` is only part of the file (a long video read by range requests)."""
+    return item.source_size is not None and item.source_size != len(item.data)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _summary(mime: str | None, info: VideoInfo, max_seconds: float) -> str:
+    name = _CONTAINER_NAMES.get(mime or "", "Video")
+    text = f"{name} video, {info.width}x{info.height}"
+    if info.duration_s:
+        text += f", {_seconds(info.duration_s)} s"
+    notes = [_CAP_WORDS[c].format(s=_seconds(info.analysed_s), m=_seconds(max_seconds))
+             for c in info.capped if c in _CAP_WORDS]
+    return text + (f" ({'; '.join(notes)})" if notes else "") + "."
+
+
+def _thumbnail(frame: Keyframe, store: MediaStore) -> str:
+    """A small JPEG for the desk's filmstrip, stored by its sha256 (verdicts hold the hash only)."""
+    image = frame.image.copy()
+    image.thumbnail((THUMB_LONG_SIDE, THUMB_LONG_SIDE), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=80)
+    return store.put(buf.getvalue())
+
+
+class VideoKeyframesRule:
+    """Decode a bounded start of the video once; later video rules read ``item.video`` and ``item.keyframes``."""
+
+    name, version = "keyframes", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.mime in VIDEO_TYPES
+
+    def act(self, item: Item) -> None:
+        try:
+            info, frames = extract(item.data, VideoLimits.from_settings(item.settings))
+        except VideoError as exc:
+            item.evidence.append(Evidence(stage=self.name, kind=exc.code, supports=Level.UNAVAILABLE,
+                                          summary=f"Could not check: {exc.reason}.", details={"mime": item.mime}))
+            return
+        if is_partial(item):  # ending early is expected of a part, not a sign of damage
+            info.capped = ["partial-fetch" if c == "truncated" else c for c in info.capped]
+        item.video, item.keyframes = info, frames
+        item.evidence.append(Evidence(
+            stage=self.name, kind="decoded", summary=_summary(item.mime, info, item.settings.video_max_seconds),
+            details={"format": "video", "container": info.container, "codec": info.codec, "width": info.width,
+                     "height": info.height, "duration_s": info.duration_s, "fps": info.fps,
+                     "frames_decoded": info.frames_decoded, "analysed_s": info.analysed_s,
+                     "capped": list(info.capped), "mime": item.mime, "bytes": len(item.data),
+                     "source_bytes": item.source_size},
+        ))
+
+
+class VideoHashRule:
+    """File MD5/SHA-256 and one PDQ per keyframe: the ecosystem's video hashes, kept for matching and the desk.
+
+    Also writes the ``keyframes`` evidence (the filmstrip), which carries each frame's PDQ.
+    """
+
+    name, version = "video-hashes", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.keyframes is not None
+
+    def act(self, item: Item) -> None:
+        hashes = video_hashes(item.data, item.keyframes)
+        partial = is_partial(item)
+        item.video_hashes = hashes
+        thumbs: list[str | None] = [None] * len(item.keyframes)
+        if item.settings.keep_thumbnails:
+            from server.media_store import MediaStore
+
+            store = MediaStore(item.settings.media_path)
+            thumbs = [_thumbnail(frame, store) for frame in item.keyframes]
+        info = item.video
+        item.evidence.append(Evidence(
+            stage="keyframes", kind="keyframes",
+            summary=f"{len(item.keyframes)} keyframes kept "
+                    f"({sum(k.reason == 'scene' for k in item.keyframes)} at scene cuts).",
+            details={"frames": [{"t": round(k.t, 3), "reason": k.reason, "thumb": thumb, "pdq": h.pdq,
+                                 "pdq_quality": h.quality}
+                                for k, h, thumb in zip(item.keyframes, hashes.frames, thumbs)],
+                     "count": len(item.keyframes), "capped": list(info.capped) if info else []},
+        ))
+        usable = sum(h.usable for h in hashes.frames)
+        summary = f"Video hashes computed: PDQ of {len(hashes.frames)} keyframes ({usable} usable for matching)"
+        if partial:
+            summary += (f"; only {len(item.data):,} of {item.source_size:,} bytes were fetched, so the file "
+                        "hashes are of that part and cannot match the whole file exactly")
+        item.evidence.append(Evidence(
+            stage="hashes", kind="video-hashes", summary=summary + ".",
+            details={"sha256": hashes.sha256, "md5": None if partial else hashes.md5,
+                     "frames": [{"t": h.t, "pdq": h.pdq, "quality": h.quality} for h in hashes.frames],
+                     "partial": partial},
+        ))
+
+
+class VideoBankMatchRule:
+    """The identical file (SHA-256, MD5) or a near-duplicate (share of matching keyframe PDQs) in any bank."""
+
+    name, version = "video-bank-match", "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.matcher is not None and item.mime in VIDEO_TYPES
+
+    def act(self, item: Item) -> None:
+        whole = not is_partial(item)  # a part's file hashes must never match a whole file
+        hashes = item.video_hashes
+        hits = item.matcher.match_video(
+            item.sha256 if whole else None,
+            hashes.md5 if whole and hashes is not None else None,
+            list(hashes.frames) if hashes is not None else [],
+        )
+        item.versions["banks"] = "generation-%d" % item.matcher.generation[0]
+        item.evidence.extend(bank_match.evidence(hits))
