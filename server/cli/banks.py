@@ -1,8 +1,6 @@
 """``credence banks ...``: the same curation as the API, from a terminal on the server."""
 from __future__ import annotations
 
-import getpass
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,48 +12,23 @@ from server.banks import search as bank_search
 from server.banks import service as banks
 from server.banks import removal as entry_removal
 from server.config import get_settings
-from server.errors import ApiError
-from server.json_edge import UnsafeText, check_value
-from server.services import Services
+from server.json_edge import check_value
+from server.cli.common import Refusals, actor, echo, services
 
 if TYPE_CHECKING:
     from worker.stages.fingerprint import Fingerprint
 
 
-def _services() -> Services:
-    return Services(get_settings())
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _echo(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
-
-
-class _Errors(click.Group):
-    """Show refusals (unknown bank, wrong state, bad hash) as one line, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except ApiError as exc:
-            raise click.ClickException(exc.message) from exc
-        except UnsafeText as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-@click.group("banks", cls=_Errors)
+@click.group("banks", cls=Refusals)
 def banks_group() -> None:
     """Banks of known fakes and originals."""
 
 
 @banks_group.command("list")
 def list_banks() -> None:
-    with _services().db.session() as session:
+    with services().db.session() as session:
         counts = banks.entry_counts(session)
-        _echo([banks.bank_dict(b, counts.get(b.id)) for b in session.scalars(select(models.Bank).order_by(models.Bank.name))])
+        echo([banks.bank_dict(b, counts.get(b.id)) for b in session.scalars(select(models.Bank).order_by(models.Bank.name))])
 
 
 @banks_group.command("create")
@@ -63,20 +36,20 @@ def list_banks() -> None:
 @click.option("--kind", type=click.Choice(banks.KINDS), required=True)
 @click.option("--description", default="")
 def create(name: str, kind: str, description: str) -> None:
-    with _services().db.session() as session:
-        _echo(banks.bank_dict(banks.create_bank(session, name=name, kind=kind, actor=_actor(), description=description)))
+    with services().db.session() as session:
+        echo(banks.bank_dict(banks.create_bank(session, name=name, kind=kind, actor=actor(), description=description)))
 
 
 @banks_group.command("entries")
 @click.argument("name")
 @click.option("--status", type=click.Choice(banks.STATUSES), default=None)
 def entries(name: str, status: str | None) -> None:
-    with _services().db.session() as session:
+    with services().db.session() as session:
         bank = banks.get_bank(session, name)
         query = select(models.BankEntry).where(models.BankEntry.bank_id == bank.id)
         if status:
             query = query.where(models.BankEntry.status == status)
-        _echo([banks.entry_dict(e, bank) for e in session.scalars(query.order_by(models.BankEntry.submitted_at))])
+        echo([banks.entry_dict(e, bank) for e in session.scalars(query.order_by(models.BankEntry.submitted_at))])
 
 
 def _fingerprint(path: Path) -> Fingerprint:
@@ -109,23 +82,23 @@ def submit(name: str, label: str, notes: str, file_path: Path | None, sha256: st
         values = ({"media_kind": "video", "sha256": fp.sha256, "md5": fp.md5, "frames": list(fp.frames)}
                   if fp.kind == "video" else
                   {"sha256": fp.sha256, "pdq": fp.pdq, "pdq_quality": fp.pdq_quality, "phash": fp.phash})
-    with _services().db.session() as session:
-        entry = banks.submit_entry(session, banks.get_bank(session, name), actor=_actor(), label=label, notes=notes,
+    with services().db.session() as session:
+        entry = banks.submit_entry(session, banks.get_bank(session, name), actor=actor(), label=label, notes=notes,
                                    source_links=list(links), **values)
-        _echo(banks.entry_dict(entry))
+        echo(banks.entry_dict(entry))
 
 
 def _decide(entry_id: str, action: str, note: str) -> None:
     from worker.banks import jobs as bank_jobs
 
-    svc = _services()
+    svc = services()
     with svc.db.session() as session:
         entry = banks.get_entry(session, entry_id)
-        changed = banks.decide(session, entry, action=action, actor=_actor(), note=note)
+        changed = banks.decide(session, entry, action=action, actor=actor(), note=note)
         result = banks.entry_dict(entry)
     if changed:
         result["rematched_changed"] = bank_jobs.rematch_entry(svc, entry_id)
-    _echo(result)
+    echo(result)
 
 
 @banks_group.command("review")
@@ -154,13 +127,13 @@ def delete_entry(entry_id: str, note: str) -> None:
     """Delete one entry for good (audited); stored media it matched are re-matched at once."""
     from worker.banks import jobs as bank_jobs
 
-    svc = _services()
+    svc = services()
     with svc.db.session() as session:
-        hashes = entry_removal.remove_entry(session, banks.get_entry(session, entry_id), actor=_actor(), note=note)
+        hashes = entry_removal.remove_entry(session, banks.get_entry(session, entry_id), actor=actor(), note=note)
     result: dict[str, object] = {"deleted": entry_id}
     if hashes["status"] in ("confirmed", "retracted"):
         result["rematched_changed"] = bank_jobs.rematch_removed(svc, hashes)
-    _echo(result)
+    echo(result)
 
 
 @banks_group.command("search")
@@ -181,6 +154,6 @@ def search(file_path: Path | None, sha256: str | None, pdq: str | None, phash: s
     if not any(query.values()) and not frames:
         raise click.UsageError("give --file or at least one hash")
     settings = get_settings()
-    with _services().db.session() as session:
-        _echo(bank_search.search(session, **query, frames=frames, frame_threshold=settings.vpdq_frame_threshold,
+    with services().db.session() as session:
+        echo(bank_search.search(session, **query, frames=frames, frame_threshold=settings.vpdq_frame_threshold,
                                  match_share=settings.vpdq_match_share))

@@ -12,7 +12,8 @@ from server import models
 from server.exchange import bank_io
 from server.banks import service as banks
 from server.exchange import identity
-from server.cli.banks import _actor, _echo, _services, banks_group
+from server.cli.banks import banks_group
+from server.cli.common import actor, echo, services
 
 
 @banks_group.command("export")
@@ -21,7 +22,7 @@ from server.cli.banks import _actor, _echo, _services, banks_group
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
 def export(names: tuple[str, ...], fmt: str, output: Path | None) -> None:
     """Export the named banks (all when none are named)."""
-    svc = _services()
+    svc = services()
     with svc.db.session() as session:
         for name in names:
             banks.get_bank(session, name)
@@ -50,23 +51,23 @@ def import_(name: str, source: Path, fmt: str, pending: bool) -> None:
         for error in exc.errors[:50]:
             click.echo(error, err=True)
         raise click.ClickException(str(exc)) from exc
-    svc = _services()
+    svc = services()
     with svc.db.session() as session:
         bank = banks.get_bank(session, name)
-        result = bank_io.import_records(session, bank, records, actor=_actor(), keep_status=not pending)
+        result = bank_io.import_records(session, bank, records, actor=actor(), keep_status=not pending)
         confirmed = list(session.scalars(select(models.BankEntry.id).where(
             models.BankEntry.bank_id == bank.id, models.BankEntry.status == "confirmed")))
     changed = sum(bank_jobs.rematch_entry(svc, entry_id) for entry_id in confirmed) if result.created else 0
-    _echo({"created": result.created, "unchanged": result.unchanged, "verdicts_changed": changed})
+    echo({"created": result.created, "unchanged": result.unchanged, "verdicts_changed": changed})
 
 
 @click.command("identity")
 def identity_cmd() -> None:
     """This instance's name and public key (give them to peers)."""
-    svc = _services()
+    svc = services()
     with svc.db.session() as session:
         row = identity.get_or_create(session, svc.settings.instance_name)
-        _echo({"name": row.name, "public_key": row.public_key})
+        echo({"name": row.name, "public_key": row.public_key})
 
 
 @click.group("peers")
@@ -81,18 +82,18 @@ def peers_group() -> None:
 @click.option("--trust", type=click.Choice(["trusted", "review"]), default="review", show_default=True)
 @click.option("--bank", "bank_names", multiple=True, help="Only pull these banks (repeatable).")
 def add(name: str, url: str, public_key: str, trust: str, bank_names: tuple[str, ...]) -> None:
-    with _services().db.session() as session:
+    with services().db.session() as session:
         peer = models.Peer(name=name, url=url, public_key=public_key, trust=trust, banks=list(bank_names))
         session.add(peer)
         session.flush()
-        banks.audit(session, _actor(), "peer.add", peer.id, name=name, url=url, trust=trust)
-        _echo({"id": peer.id, "name": name})
+        banks.audit(session, actor(), "peer.add", peer.id, name=name, url=url, trust=trust)
+        echo({"id": peer.id, "name": name})
 
 
 @peers_group.command("list")
 def list_peers() -> None:
-    with _services().db.session() as session:
-        _echo([{"name": p.name, "url": p.url, "trust": p.trust, "cursor": p.cursor, "last_error": p.last_error}
+    with services().db.session() as session:
+        echo([{"name": p.name, "url": p.url, "trust": p.trust, "cursor": p.cursor, "last_error": p.last_error}
                for p in session.scalars(select(models.Peer).order_by(models.Peer.name))])
 
 
@@ -102,7 +103,7 @@ def pull(name: str | None) -> None:
     """Pull one peer (or all) now, in this process."""
     from worker.exchange import peer_pull
 
-    svc = _services()
+    svc = services()
     if name is None:
         click.echo(json.dumps(peer_pull.pull_all(svc), indent=2))
         return
@@ -110,4 +111,4 @@ def pull(name: str | None) -> None:
         peer = session.scalars(select(models.Peer).where(models.Peer.name == name)).first()
         if peer is None:
             raise click.ClickException(f"no peer named {name!r}")
-    _echo(peer_pull.pull_peer(svc, peer.id))
+    echo(peer_pull.pull_peer(svc, peer.id))

@@ -1,23 +1,19 @@
 """``credence users ...``: newsroom desk accounts, from a terminal on the server."""
 from __future__ import annotations
 
-import getpass
 import sys
 
 import click
 from sqlalchemy import select
 
 from server.auth import ROLES
+from server.cli.common import actor
 from server.config import get_settings
 from server.db import Database
 
 
 def _db() -> Database:
     return Database(get_settings().sqlalchemy_url)
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 @click.group("users")
@@ -39,7 +35,7 @@ def create(username: str, role: str, password_stdin: bool) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         with _db().session() as session:
-            user = create_user(session, username=username, password=password, role=role, actor=_actor())
+            user = create_user(session, username=username, password=password, role=role, actor=actor())
             click.echo(f"user {user.username} created with role {user.role}")
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -65,7 +61,7 @@ def delete(username: str) -> None:
 
     try:
         with _db().session() as session:
-            delete_user(session, username=username, actor=_actor())
+            delete_user(session, username=username, actor=actor())
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"user {username} deleted")
