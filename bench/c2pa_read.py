@@ -53,7 +53,7 @@ def main() -> None:
     from server.config import Settings
     from tests.c2pa_kit import make_ca, sign
     from tests.helpers import SHARED_TRUST
-    from worker.pipeline.runner import Item
+    from worker.pipeline.item import Item
     from worker.pipeline.rules import ProvenanceRule
     from worker.stages.c2pa_read import read_c2pa
     from worker.stages.decode import decode

@@ -3,7 +3,7 @@
 Why: decoding is work no implementation can skip, so decode-only of the same bytes in the same run
 is the floor; the ratio full / decode-only says how much the fetcher and hashing add on top. The
 images come from a local ThreadingHTTPServer (tests.helpers.MediaServer) through the real fetcher
-(worker.fetch.fetcher.fetch, 127.0.0.1/32 exempted from the private-address guard). The whole analysis
+(worker.fetch.media.fetch, 127.0.0.1/32 exempted from the private-address guard). The whole analysis
 (worker.pipeline.runner.analyze, which decodes again) is timed too, for context.
 
 Not a test: it prints figures and asserts nothing about speed. Traffic goes to 127.0.0.1 only.
@@ -48,7 +48,8 @@ def main() -> None:
 
     from server.config import Settings
     from tests.helpers import MediaServer
-    from worker.fetch.fetcher import FetchLimits, fetch
+    from worker.fetch.common import FetchLimits
+    from worker.fetch.media import fetch
     from worker.pipeline.runner import analyze
     from worker.stages.decode import decode
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from server import models
 from server.db import Database
 from server.errors import ApiError
+from server.schemas import iso
 
 ROLES: tuple[str, ...] = ("reader", "reporter", "reviewer", "admin")
 KEY_PREFIX = "cred_"
@@ -38,6 +39,31 @@ def create_key(db: Database, *, role: str, name: str, actor: str = "cli") -> tup
         session.add(models.AuditLog(actor=actor, action="key.create", target=row.id,
                                     details={"role": role, "name": name}))
     return key, row
+
+
+def key_info(row: models.ApiKey) -> dict[str, Any]:
+    """A key as the API and the CLI list it: never its hash."""
+    return {"id": row.id, "name": row.name, "prefix": row.prefix, "role": row.role,
+            "created_at": iso(row.created_at), "revoked_at": iso(row.revoked_at)}
+
+
+def list_keys(db: Database) -> list[dict[str, Any]]:
+    """Every key, oldest first, revoked ones included (an audit wants to see them)."""
+    with db.session() as session:
+        return [key_info(r) for r in session.scalars(select(models.ApiKey).order_by(models.ApiKey.created_at))]
+
+
+def revoke_key(db: Database, key_id: str, *, actor: str) -> dict[str, Any] | None:
+    """Revoke a key (at once: every request looks its key up); None when there is no such key. Revoking
+    twice keeps the first time."""
+    with db.session() as session:
+        row = session.get(models.ApiKey, key_id)
+        if row is None:
+            return None
+        if row.revoked_at is None:
+            row.revoked_at = models.utcnow()
+            session.add(models.AuditLog(actor=actor, action="key.revoke", target=row.id, details={}))
+        return key_info(row)
 
 
 def find_key(db: Database, key: str) -> models.ApiKey | None:

@@ -4,8 +4,11 @@ The API keeps one in ``app.extensions``; each worker process keeps one in ``work
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from celery import Celery
 
@@ -15,6 +18,8 @@ from server.config import Settings
 from server.db import Database
 from server.media_store import MediaStore
 from server.queue import make_celery
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,3 +46,10 @@ class Services:
     @cached_property
     def celery(self) -> Celery:
         return make_celery(self.settings)
+
+    def enqueue(self, send: Callable[[Celery, Any], None], arg: Any) -> None:
+        """Send a task; if the broker is down the work is already recorded and the sweeper retries it."""
+        try:
+            send(self.celery, arg)
+        except Exception:  # noqa: BLE001
+            log.exception("could not enqueue %s for %s", getattr(send, "__name__", send), arg)

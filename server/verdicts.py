@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from server.vocabulary import DetectionState, Stage
+
 
 class Level(str, Enum):
     KNOWN_FAKE = "known-fake"
@@ -56,14 +58,15 @@ NO_EVIDENCE_SUMMARY = (
 )
 
 
-# versions["detect"] while the detectors have yet to answer: such a verdict is interim, never final.
-# Shared by the worker (which sets it) and the API (which must not hand an interim verdict out as final).
-DETECT_STAGE = "detect"
-DETECT_PENDING = "pending"
+# Levels that make detection pointless: a bank or the file's own provenance already answered. Strongest
+# first (as in PRIORITY). The worker's gate skips detection for them; the desk says why it was skipped.
+DECISIVE: tuple[Level, ...] = (Level.KNOWN_FAKE, Level.TAMPERED, Level.AI_DECLARED)
 
 
 def detection_pending(versions: dict[str, str]) -> bool:
-    return versions.get(DETECT_STAGE) == DETECT_PENDING
+    """Whether the detectors have yet to answer: such a verdict is interim, never final. Shared by the
+    worker (which sets it) and the API (which must not hand an interim verdict out as final)."""
+    return versions.get(Stage.DETECT) == DetectionState.PENDING
 
 
 class Evidence(BaseModel):
@@ -87,6 +90,11 @@ class Verdict(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+def decisive_level(evidence: list[Evidence]) -> Level | None:
+    """The strongest decisive level some evidence supports, or None when detection still has a say."""
+    return next((level for level in DECISIVE if any(item.supports == level for item in evidence)), None)
 
 
 def strongest(evidence: list[Evidence]) -> tuple[Level, list[Evidence]]:

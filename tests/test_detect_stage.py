@@ -30,7 +30,8 @@ from server.detection import manifest as mf
 from worker.detection.detectors import training
 from worker.detection.detectors.nets.baseline import BaselineNet
 from worker.detection.detectors.runtime import Result, Runtime
-from worker.pipeline.runner import Item, analyze, run_rules
+from worker.pipeline.item import Item
+from worker.pipeline.runner import analyze, run_rules
 from worker.pipeline.rules import RULES
 
 MODELS = ROOT / "models"

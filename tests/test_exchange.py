@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from waitress.server import create_server
 
 from server import models
-from server.banks import service as banks
 from server.exchange import identity
 from server.app import create_app
 from server.auth import create_key

@@ -27,18 +27,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from PIL import Image
 
-from worker.fetch.fetcher import (
-    FetchLimits,
-    FetchRefused,
-    Fetched,
-    _guarded_new_conn,
-    _Guard,
-    _Watchdog,
-    _Deadline,
-    check_address,
-    fetch,
-    system_resolver,
-)
+from worker.fetch.common import FetchLimits, FetchRefused, Fetched
+from worker.fetch.deadline import Deadline, Watchdog
+from worker.fetch.media import fetch
+from worker.fetch.policy import check_address, system_resolver
+from worker.fetch.transport import Guard, guarded_new_conn
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -551,10 +544,10 @@ def test_closed_port_is_a_connect_failure(srv: SimpleNamespace) -> None:
 def test_connection_to_an_unchecked_peer_is_dropped(srv: SimpleNamespace) -> None:
     # Last line of defence: the socket must be connected to the address that was checked.
     sock = socket.create_connection(("127.0.0.1", srv.main.port))
-    watchdog = _Watchdog(_Deadline(5.0))
+    watchdog = Watchdog(Deadline(5.0))
     try:
         with pytest.raises(FetchRefused) as info:
-            _guarded_new_conn(SimpleNamespace(_credence_guard=_Guard("127.0.0.2", watchdog)), sock)
+            guarded_new_conn(SimpleNamespace(_credence_guard=Guard("127.0.0.2", watchdog)), sock)
         assert info.value.code == "blocked-address"
         assert sock.fileno() == -1
     finally:
@@ -594,7 +587,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 @pytest.fixture
 def trust_test_ca(tls: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    monkeypatch.setattr("worker.fetch.fetcher.certifi", SimpleNamespace(where=lambda: tls.ca))
+    monkeypatch.setattr("worker.fetch.transport.certifi", SimpleNamespace(where=lambda: tls.ca))
     tls.server.hits.clear()
     tls.sni.clear()
     return tls

@@ -19,7 +19,8 @@ import pytest
 from tests.clips import make_clip
 from tests.helpers import MediaServer, make_png
 from worker.fetch import isobmff
-from worker.fetch.fetcher import FetchLimits, FetchRefused, Fetched, fetch
+from worker.fetch.common import FetchLimits, FetchRefused, Fetched
+from worker.fetch.media import fetch
 from worker.stages.keyframes import VideoLimits, extract
 
 pytestmark = pytest.mark.timeout(60)
@@ -246,11 +247,13 @@ def test_undeclared_length_without_ranges_reads_at_most_the_cap(media: MediaServ
 
 
 def test_server_saying_accept_ranges_none_is_not_asked(media: MediaServer, mp4: bytes) -> None:
-    # MediaServer cannot send "none"; the fetcher's _Ranges honours it (unit level).
-    from worker.fetch.fetcher import _Body, _Deadline, _Ranges
+    # MediaServer cannot send "none"; the fetcher's Ranges honours it (unit level).
+    from worker.fetch.deadline import Deadline
+    from worker.fetch.ranges import Ranges
+    from worker.fetch.transport import Body
 
-    ranges = _Ranges("http://127.0.0.1:1/x", limits(), lambda h, p: [], "t", _Deadline(1.0),
-                     _Body(b"", total=10, accept_ranges="none"), None)
+    ranges = Ranges("http://127.0.0.1:1/x", limits(), lambda h, p: [], "t", "video/*", Deadline(1.0),
+                    Body(b"", total=10, accept_ranges="none"), None)
     with pytest.raises(FetchRefused) as info:
         ranges.read(0, 1)
     assert info.value.code == "too-large"

@@ -1,6 +1,7 @@
 """The ruleset without Celery, Redis or a database: bytes in, evidence out."""
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import zlib
@@ -9,7 +10,8 @@ from PIL import Image
 
 from server.config import Settings
 from server.verdicts import Evidence, Level
-from worker.pipeline.runner import Item, analyze, run_rules
+from worker.pipeline.item import Item
+from worker.pipeline.runner import analyze, examine, run_rules
 from worker.pipeline.rules import RULES
 from tests.helpers import make_jpeg, make_png
 
@@ -38,6 +40,23 @@ def test_other_formats_decode() -> None:
         buf = io.BytesIO()
         Image.new("RGB", (20, 10), (1, 2, 3)).save(buf, fmt)
         assert analyze(buf.getvalue(), SETTINGS).level == Level.NO_EVIDENCE, fmt
+
+
+def test_an_images_facts_come_back_with_its_verdict() -> None:
+    data = make_jpeg(100, 50)
+    analysis = examine(data, SETTINGS)
+    assert analysis.verdict.level == Level.NO_EVIDENCE
+    facts = analysis.facts
+    assert (facts.mime, facts.width, facts.height) == ("image/jpeg", 100, 50)
+    assert set(facts.hashes) == {"sha256", "pdq", "pdq_quality", "phash", "dihedral"}
+    assert facts.hashes["sha256"] == hashlib.sha256(data).hexdigest() and len(facts.hashes["dihedral"]) == 8
+    assert len(facts.hashes["pdq"]) == 64 and len(facts.hashes["phash"]) == 16
+
+
+def test_bytes_that_do_not_decode_have_no_facts() -> None:
+    for data in (b"<html><body>x</body></html>", make_png()[:40], png_declaring(30000, 30000)):
+        facts = examine(data, SETTINGS).facts
+        assert (facts.mime, facts.width, facts.height, facts.hashes) == (None, None, None, None)
 
 
 def test_bad_input_is_unavailable_with_a_reason() -> None:

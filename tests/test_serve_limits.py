@@ -27,6 +27,7 @@ import pytest
 import requests
 import yaml
 
+from server.app import create_app
 from server.migrate import upgrade
 from tests.conftest import IN_CI, env_for, settings_from
 from tests.helpers import ROOT, free_port
@@ -267,6 +268,16 @@ def test_keys_create_on_a_fresh_data_dir_migrates_the_embedded_database(data_dir
     assert len(key) >= 20
     listed = _cli(env, "users", "list")
     assert "Traceback" not in listed.stderr, listed.stderr
+    # The CLI lists and revokes keys through the API's service: the revoked key is refused by the API.
+    (row,) = json.loads(_cli(env, "keys", "list").stdout)
+    assert row["name"] == "first" and row["role"] == "admin" and row["revoked_at"] is None
+    assert key.startswith(row["prefix"]) and "key_hash" not in row
+    client = create_app(settings_from(env)).test_client()
+    assert client.get("/api/v1/keys", headers={"X-API-Key": key}).status_code == 200
+    assert json.loads(_cli(env, "keys", "revoke", row["id"]).stdout)["revoked_at"]
+    assert client.get("/api/v1/keys", headers={"X-API-Key": key}).status_code == 401
+    missing = _cli(env, "keys", "revoke", "no-such-id")
+    assert missing.returncode != 0 and "no such key" in missing.stderr
 
 
 def test_schema_commands_on_an_unmigrated_database_say_what_to_run(data_dir: Path, pg_url: str) -> None:

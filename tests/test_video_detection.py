@@ -25,7 +25,7 @@ from worker.detection import jobs as detect_jobs
 from worker.detection import gate as detection
 from server.detection import manifest as mf
 from worker.detection.detectors.runtime import Result, runtime_for
-from worker.pipeline.runner import Item
+from worker.pipeline.item import Item
 from worker.stages.keyframes import VideoLimits, extract
 
 PNG = b"\x89PNG\r\n\x1a\n"

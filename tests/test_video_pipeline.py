@@ -24,7 +24,7 @@ from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, SHARED_TRUST, make_png
-from worker.pipeline.runner import analyze
+from worker.pipeline.runner import analyze, examine
 
 MIMES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
@@ -128,6 +128,29 @@ def test_thumbnails_off_keeps_no_files(tmp_path: Path) -> None:
     assert frames and all(f["thumb"] is None for f in frames)
     media = Path(settings.media_path)
     assert not [p for p in media.rglob("*") if p.is_file()] if media.exists() else True
+
+
+def test_a_failed_thumbnail_costs_neither_the_hashes_nor_the_filmstrip(tmp_path: Path, monkeypatch) -> None:
+    def full_disk(self: MediaStore, data: bytes) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(MediaStore, "put", full_disk)
+    verdict = analyze(make_clip(seed=2, seconds=1, fps=10, size=(160, 120)), settings_for(tmp_path))
+    assert_no_stage_error(verdict)
+    frames = one(verdict, "keyframes").details["frames"]
+    assert frames and all(f["thumb"] is None for f in frames) and all(f["pdq"] for f in frames)
+    assert len(one(verdict, "video-hashes").details["frames"]) == len(frames)
+
+
+def test_a_videos_facts_come_back_with_its_verdict(tmp_path: Path) -> None:
+    clip = make_clip(seed=3, seconds=1, fps=10, size=(160, 120))
+    facts = examine(clip, settings_for(tmp_path)).facts
+    assert (facts.mime, facts.width, facts.height) == ("video/mp4", 160, 120)
+    assert facts.hashes["sha256"] == hashlib.sha256(clip).hexdigest()
+    assert facts.hashes["md5"] == hashlib.md5(clip).hexdigest() and facts.hashes["partial"] is False
+    assert facts.hashes["frames"] and {"t", "pdq", "quality"} == set(facts.hashes["frames"][0])
+    part = examine(clip, settings_for(tmp_path), source_size=len(clip) * 40).facts
+    assert part.hashes["md5"] is None and part.hashes["partial"] is True  # a part's MD5 is never stored
 
 
 def test_partial_fetch_never_claims_the_whole_files_hashes(tmp_path: Path) -> None:

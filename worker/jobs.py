@@ -15,14 +15,16 @@ from server.config import PIPELINE_VERSION, Settings
 from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_analyze, enqueue_fetch
 from server.verdicts import Level, Verdict, unavailable
+from server.vocabulary import Stage
 from worker import metrics
 from worker.detection import gate as detection
 from worker.banks.matcher import BankMatcher
 from worker.context import Context
-from worker.fetch.fetcher import FetchLimits, FetchRefused, fetch
+from worker.fetch.common import FetchLimits, FetchRefused
+from worker.fetch.media import fetch
 from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
-from worker.pipeline.runner import analyze
+from worker.pipeline.runner import examine
 from worker.settle import complete_from_record, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
@@ -56,7 +58,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
             fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
     except FetchRefused as exc:
         metrics.FETCH_REFUSED.labels(exc.code).inc()
-        verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
+        verdict = unavailable(f"Could not check: {exc.reason}.", stage=Stage.FETCH, code=exc.code,
                               sha256=None, versions={"pipeline": PIPELINE_VERSION})
         _finish_check(ctx, check, verdict)
         return "unavailable"
@@ -100,7 +102,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             return "cached"
         data = ctx.store.get(sha256)
         if data is None:
-            verdict = unavailable("Could not check: the stored copy of this file is missing.", stage="store",
+            verdict = unavailable("Could not check: the stored copy of this file is missing.", stage=Stage.STORE,
                                   code="missing-bytes", sha256=None, versions={"pipeline": PIPELINE_VERSION})
             with ctx.db.session() as session:
                 row = records.record_verdict(session, verdict)
@@ -118,22 +120,21 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         # part's file hashes never match a whole file). The heartbeat keeps the sweeper off these checks.
         try:
             with Heartbeat(ctx, sha256=sha256, lock_key=f"analyzing:{sha256}"):
-                verdict = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size)
+                analysis = examine(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size)
         except SoftTimeLimitExceeded:
             return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)
-        decoded = next((e.details for e in verdict.evidence if e.kind == "decoded"), {})
-        hashes = next((e.details for e in verdict.evidence if e.kind in ("hashes", "video-hashes")), None)
+        verdict, facts = analysis.verdict, analysis.facts
         with ctx.db.session() as session:
-            records.record_media(session, sha256=sha256, mime=decoded.get("mime", "application/octet-stream"),
-                                 size=len(data), width=decoded.get("width"), height=decoded.get("height"),
-                                 hashes=hashes, source_size=source_size)
+            records.record_media(session, sha256=sha256, mime=facts.mime or "application/octet-stream",
+                                 size=len(data), width=facts.width, height=facts.height,
+                                 hashes=facts.hashes, source_size=source_size)
         if detection.is_pending(verdict.versions):
             # Not decisive and detectors are configured: the gpu queue adds detection, then records the
             # verdict and completes every check waiting on this sha256.
             hand_off(ctx, sha256, verdict, owner)
             return DETECTING
         record_final(ctx, sha256, verdict)
-        if verdict.level.value == "unavailable":
+        if verdict.level == Level.UNAVAILABLE:
             drop_unusable(ctx, sha256)  # nothing could be read from them: not kept (issue 15)
         return verdict.level.value
     finally:
@@ -165,7 +166,7 @@ def _finish_unanalysed(ctx: Context, sha256: str, reason: str, code: str) -> str
     The verdict carries the sha256, so later checks of the same bytes are answered from the record
     instead of spending the budget again (a new pipeline version looks again).
     """
-    verdict = unavailable(reason, stage="budget", code=code, sha256=sha256, versions={"pipeline": PIPELINE_VERSION})
+    verdict = unavailable(reason, stage=Stage.BUDGET, code=code, sha256=sha256, versions={"pipeline": PIPELINE_VERSION})
     for check_id in record_final(ctx, sha256, verdict):
         log.warning("check %s completed as unavailable: %s", check_id, code)
     drop_unusable(ctx, sha256)
@@ -197,7 +198,7 @@ def sweep(ctx: Context) -> dict[str, int]:
         session.expunge_all()
     for check in stale:
         if check.attempts >= MAX_ATTEMPTS:
-            verdict = unavailable(f"Could not check: gave up after {check.attempts} attempts.", stage="sweep",
+            verdict = unavailable(f"Could not check: gave up after {check.attempts} attempts.", stage=Stage.SWEEP,
                                   code="gave-up", sha256=None, versions={"pipeline": PIPELINE_VERSION})
             _finish_check(ctx, check, verdict)
             counts["given_up"] += 1

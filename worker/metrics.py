@@ -15,6 +15,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from server.verdicts import Verdict
+from server.vocabulary import Kind
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def verdict_recorded(verdict: Verdict) -> None:
     for rule, ms in (verdict.timings or {}).items():
         RULE_SECONDS.labels(rule).observe(ms / 1000)
     for item in verdict.evidence:
-        if item.kind == "stage-error":
+        if item.kind == Kind.STAGE_ERROR:
             RULE_FAILURES.labels(item.stage).inc()
 
 

@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from worker.fetch.fetcher import PEM, FetchLimits, Resolver, fetch_document, system_resolver
+from worker.fetch.common import FetchLimits
+from worker.fetch.documents import PEM, fetch_document
+from worker.fetch.policy import Resolver, system_resolver
 from worker.trust import RECORD_FILE, TRUST_LIST_FILE, TSA_LIST_FILE, trust_dir
 
 

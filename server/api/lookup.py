@@ -7,9 +7,9 @@ from server.api.checks import render_results
 from server.api.deps import services
 from server.api.request_body import parse_json
 from server.auth import require_role
+from server.checks import service
 from server.limits import limit_anonymous
 from server.errors import ApiError
-from server.media_store import is_sha256
 from server.schemas import LookupRequest
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
@@ -20,14 +20,7 @@ bp = Blueprint("lookup", __name__, url_prefix="/api/v1")
 @require_role(None)
 def lookup():
     body = parse_json(LookupRequest)
-    digests = [d.lower() for d in body.sha256]
-    bad = [d for d in digests if not is_sha256(d)]
-    if bad:
-        raise ApiError(400, "expected SHA-256 digests as 64 hex characters", bad[:10])
-    known = services().cache.by_shas(list(dict.fromkeys(digests)))
-    results = []
-    for digest in digests:
-        verdict = known.get(digest)
-        results.append({"url": None, "status": "done" if verdict else "unknown", "check_id": None,
-                        "verdict": verdict, "sha256": digest})
-    return render_results(results)
+    try:
+        return render_results(service.lookup(services(), body.sha256))
+    except service.BadDigests as exc:
+        raise ApiError(400, str(exc), exc.digests) from exc

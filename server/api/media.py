@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import models
@@ -53,13 +52,8 @@ def media_report(sha256: str):
         media = session.get(models.Media, sha256)
         if media is None:
             raise ApiError(404, "no media with this SHA-256 has been checked")
-        urls = session.scalars(
-            select(models.MediaUrl).where(models.MediaUrl.sha256 == sha256)
-            .order_by(models.MediaUrl.fetched_at.desc()).limit(50)
-        ).all() if may_see_sightings() else []
-        history = session.scalars(
-            select(models.Verdict).where(models.Verdict.sha256 == sha256).order_by(models.Verdict.created_at.desc())
-        ).all()
+        urls = records.sightings(session, sha256) if may_see_sightings() else []
+        history = records.verdict_history(session, sha256)
         current = records.current_verdict(session, sha256, services().detectors_stamp())
         report = {
             "sha256": sha256, "mime": media.mime, "size": media.size, "width": media.width,

@@ -10,15 +10,20 @@ millions of entries never holds them all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from server import models
-from server.banks import service as banks
 from server.banks import hash_scan
+from server.banks import service as banks
 from server.db import stream_rows
+from server.errors import ApiError
+from server.schemas import SearchRequest
+
+if TYPE_CHECKING:
+    from server.config import Settings
 
 SEARCH_PDQ_DISTANCE = 63  # wider than the match threshold: show near misses, with their distance
 SEARCH_PHASH_DISTANCE = 16
@@ -89,3 +94,35 @@ def _load(session: Session, best: list[tuple[str, dict[str, Any]]]) -> list[tupl
                                            .where(models.BankEntry.id.in_(ids[start:start + _ID_BATCH]))).all():
             loaded[entry.id] = (entry, bank)
     return [loaded[i] for i in ids if i in loaded]
+
+
+def hash_query(body: SearchRequest) -> dict[str, Any]:
+    """A search by values, each checked as a submission's are (lower-cased); at least one is needed."""
+    query: dict[str, Any] = {k: banks.check_hex(k, getattr(body, k)) for k in ("sha256", "pdq", "phash", "md5")}
+    frames = banks.check_frames(body.frames)
+    if frames:
+        query["frames"] = [f._asdict() for f in frames]
+    if not any(query.values()):
+        raise ApiError(400, "give at least one of sha256, pdq, phash, md5, frames (or upload a file)")
+    return query
+
+
+def upload_query(data: bytes, settings: Settings) -> dict[str, Any]:
+    """A search by file: an image's hashes with its PDQ in all 8 orientations (a flipped or rotated copy
+    finds the banked original), or a video's file hashes and keyframes."""
+    return banks.fingerprint_upload(data, settings).query()
+
+
+def find(session: Session, query: dict[str, Any], settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
+    """``search`` for a query from ``hash_query`` or ``upload_query``, with the configured vPDQ rule."""
+    return search(session, sha256=query.get("sha256"), pdq=query.get("orientations") or query.get("pdq"),
+                  phash=query.get("phash"), md5=query.get("md5"), frames=banks.check_frames(query.get("frames")),
+                  frame_threshold=settings.vpdq_frame_threshold, match_share=settings.vpdq_match_share, limit=limit)
+
+
+def near_entries(session: Session, entry: dict[str, Any], limit: int = 12) -> list[dict[str, Any]]:
+    """Other entries that look like this image entry: a reviewer sees them before deciding."""
+    if not (entry["sha256"] or entry["pdq"] or entry["phash"]):
+        return []
+    hits = search(session, sha256=entry["sha256"], pdq=entry["pdq"], phash=entry["phash"], limit=limit + 1)
+    return [h for h in hits if h["entry"]["id"] != entry["id"]][:limit]

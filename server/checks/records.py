@@ -140,6 +140,26 @@ def stale_checks(session: Session, older_than_s: int, limit: int = 500) -> list[
     ))
 
 
+SHOWN = 50  # sightings and past verdicts shown per content (API report, desk report, exports)
+
+
+def sightings(session: Session, sha256: str, limit: int = SHOWN) -> list[models.MediaUrl]:
+    """Where these bytes were fetched from, newest first."""
+    return list(session.scalars(select(models.MediaUrl).where(models.MediaUrl.sha256 == sha256)
+                                .order_by(models.MediaUrl.fetched_at.desc()).limit(limit)))
+
+
+def verdict_history(session: Session, sha256: str, limit: int = SHOWN) -> list[models.Verdict]:
+    """Every verdict these bytes have had (pipeline or detector changes, retractions), newest first."""
+    return list(session.scalars(select(models.Verdict).where(models.Verdict.sha256 == sha256)
+                                .order_by(models.Verdict.created_at.desc()).limit(limit)))
+
+
+def was_checked(session: Session, sha256: str) -> bool:
+    """Whether anyone asked about these bytes (a check), as opposed to them being only a bank entry's copy."""
+    return session.scalar(select(models.Check.id).where(models.Check.sha256 == sha256).limit(1)) is not None
+
+
 def checks_by_id(session: Session, ids: list[str]) -> dict[str, tuple[models.Check, dict | None]]:
     rows = session.execute(
         select(models.Check, models.Verdict.body)

@@ -1,16 +1,9 @@
-"""Starting a check of uploaded bytes: shared by the API and the desk so both behave the same."""
+"""Reading uploaded bytes under the cap their own type calls for: shared by the API and the desk."""
 from __future__ import annotations
 
-import hashlib
 from typing import IO, Any
 
-from server.checks import records
-from server.api.deps import enqueue
 from server.media_types import VIDEO_TYPES, sniff
-from server.metrics import CHECKS_CREATED
-from server.queue import enqueue_analyze
-from server.services import Services
-from server.verdicts import detection_pending
 
 
 class UploadTooLarge(ValueError):
@@ -46,26 +39,3 @@ def read_upload(stream: IO[bytes], settings: Any) -> bytes:
     if len(data) > cap:
         raise UploadTooLarge(cap, video)
     return data
-
-
-def start_upload_check(svc: Services, data: bytes) -> tuple[str, dict[str, Any] | None]:
-    """Store by hash, reuse a current verdict, else queue one analysis. Returns (check id, verdict or None).
-
-    Bytes whose current verdict is ``unavailable`` (nothing could be read from them) are not stored again."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    with svc.db.session() as session:
-        records.record_media(session, sha256=sha256, mime=sniff(data[:512]) or "application/octet-stream",
-                             size=len(data))
-        check_id = records.create_check(session, source="upload", sha256=sha256).id
-        current = records.current_verdict(session, sha256, svc.detectors_stamp())
-        if current is not None and detection_pending(current.body.get("versions") or {}):
-            current = None  # interim (detection re-running after a retraction): wait for the final verdict
-        if current is not None:
-            records.complete_check(session, check_id, current.id)
-        body = current.body if current is not None else None
-        if body is None or body.get("level") != "unavailable":
-            svc.store.put(data)
-    CHECKS_CREATED.labels("upload").inc()
-    if body is None:
-        enqueue(enqueue_analyze, sha256)
-    return check_id, body

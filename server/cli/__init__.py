@@ -13,6 +13,12 @@ from typing import Callable
 
 import click
 
+from server.auth import ROLES, create_key, list_keys, revoke_key
+from server.cli.banks import banks_group
+from server.cli.common import actor, echo, services
+from server.cli.detectors import detectors_group
+from server.cli.exchange import identity_cmd, peers_group
+from server.cli.users import users_group
 from server.config import get_settings
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -162,7 +168,7 @@ def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
 
 
 def _spawn_worker(queues: list[str], concurrency: int, beat: bool, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parent.parent,
+    return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parents[2],
                             env=env, preexec_fn=_die_with_parent(os.getpid()))
 
 
@@ -188,7 +194,8 @@ def check(target: str, as_json: bool) -> None:
     """Check a file or URL in-process (no services needed) and print the verdict."""
     from server.config import PIPELINE_VERSION
     from server.verdicts import unavailable
-    from worker.fetch.fetcher import FetchLimits, FetchRefused, fetch
+    from worker.fetch.common import FetchLimits, FetchRefused
+    from worker.fetch.media import fetch
     from worker.pipeline.runner import analyze
 
     settings = get_settings()
@@ -278,16 +285,29 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--role", type=click.Choice(["reader", "reporter", "reviewer", "admin"]), required=True)
+@click.option("--role", type=click.Choice(list(ROLES)), required=True)
 @click.option("--name", default="cli", show_default=True, help="Who or what the key is for.")
 def keys_create(role: str, name: str) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from server.auth import create_key
-    from server.db import Database
-
-    key, row = create_key(Database(get_settings().sqlalchemy_url), role=role, name=name)
+    key, row = create_key(services().db, role=role, name=name, actor=actor())
     click.echo(key)
     click.echo(f"id {row.id}, role {row.role}; store the key now, it is not shown again", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key (id, name, prefix, role, when made and revoked), never the key itself."""
+    echo(list_keys(services().db))
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once (as DELETE /api/v1/keys/<id>)."""
+    info = revoke_key(services().db, key_id, actor=actor())
+    if info is None:
+        raise click.ClickException("no such key")
+    echo(info)
 
 
 @main.group()
@@ -298,7 +318,7 @@ def trust() -> None:
 @trust.command("update")
 def trust_update() -> None:
     """Download the C2PA Trust List and TSA Trust List into the data dir, with a record of when and from where."""
-    from worker.fetch.fetcher import FetchRefused
+    from worker.fetch.common import FetchRefused
     from worker.trust import RECORD_FILE, trust_dir
     from worker.trust_update import update_trust_lists
 
@@ -312,15 +332,5 @@ def trust_update() -> None:
     click.echo(f"recorded in {trust_dir(settings) / RECORD_FILE} at {record['updated_at']}")
 
 
-from server.cli.banks import banks_group  # noqa: E402 - registered here, defined in its own module
-from server.cli.exchange import identity_cmd, peers_group  # noqa: E402
-
-main.add_command(banks_group)
-from server.cli.detectors import detectors_group  # noqa: E402
-
-main.add_command(detectors_group)
-main.add_command(peers_group)
-main.add_command(identity_cmd)
-from server.cli.users import users_group  # noqa: E402
-
-main.add_command(users_group)
+for _group in (banks_group, detectors_group, peers_group, identity_cmd, users_group):
+    main.add_command(_group)

@@ -1,8 +1,10 @@
-"""What every `credence` command group shares: the services, who acts, JSON output, one-line refusals."""
+"""What every `credence` command group shares: the services, who acts, JSON output, one-line refusals,
+and bank jobs run in this process."""
 from __future__ import annotations
 
 import getpass
 import json
+from typing import Any
 
 import click
 
@@ -25,6 +27,13 @@ def echo(value: object) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
+def refusal(exc: ApiError) -> str:
+    """The API's message, with what its details say (which option, what is wrong): a terminal shows no JSON."""
+    problems = [f"{'.'.join(str(part) for part in d.get('loc', []))}: {d.get('msg')}"
+                for d in exc.details if isinstance(d, dict)] if isinstance(exc.details, list) else []
+    return "; ".join([exc.message, *problems])
+
+
 class Refusals(click.Group):
     """Show refusals (unknown bank, wrong state, bad hash) as one line, not a traceback."""
 
@@ -32,6 +41,29 @@ class Refusals(click.Group):
         try:
             return super().invoke(ctx)
         except ApiError as exc:
-            raise click.ClickException(exc.message) from exc
+            raise click.ClickException(refusal(exc)) from exc
         except UnsafeText as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+class AtOnce:
+    """The bank jobs (server.banks.service.Jobs) run here, not queued: the operator may run no worker, and
+    each re-match returns how many verdicts it changed."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def hash_entry(self, entry_id: str) -> str:
+        from worker.banks import jobs  # worker code, loaded only by the commands that run it
+
+        return jobs.hash_entry(self.svc, entry_id)
+
+    def rematch(self, entry_id: str) -> int:
+        from worker.banks import jobs
+
+        return jobs.rematch_entry(self.svc, entry_id)
+
+    def rematch_removed(self, hashes: dict[str, Any]) -> int:
+        from worker.banks import jobs
+
+        return jobs.rematch_removed(self.svc, hashes)

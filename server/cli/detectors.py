@@ -12,7 +12,7 @@ import click
 
 from server.config import get_settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODELS = REPO / "models"
 TRAIN_COMMAND = ".venv/bin/credence detectors train baseline"
 

@@ -13,7 +13,6 @@ from server.desk.auth import current_user, may_view_anonymously, require, servic
 from server.errors import ApiError
 from server.checks.quotas import QuotaExceeded, charge_upload
 from server.checks.uploads import UploadTooLarge, read_upload
-from server.checks.urls import BadUrl
 
 bp = Blueprint("checking", __name__)
 MAX_FILES = 20
@@ -55,11 +54,7 @@ def start():
             errors.append({"url": upload.filename, "error": str(exc)})
             continue
         started.append(service.start_upload(svc, data, upload.filename, user.id))
-    for url in urls:
-        try:
-            started.append(service.start_url(svc, url, user.id))
-        except BadUrl as exc:  # normalised once already; kept for safety
-            errors.append({"url": url[:200], "error": str(exc)})
+    started.extend(service.start_url(svc, url, user.id) for url in urls)
     if request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch":
         with svc.db.session() as session:
             return jsonify({"checks": service.statuses(session, started), "errors": errors})

@@ -8,8 +8,9 @@ from flask import Blueprint, render_template, request
 from sqlalchemy import Text, cast, func, select
 
 from server import models
-from server.banks import search as bank_search
 from server.banks import hash_scan
+from server.banks import search as bank_search
+from server.banks import service as banks
 from server.checks import records
 from server.desk.auth import require, services
 from server.errors import ApiError
@@ -69,7 +70,7 @@ def history():
         found = session.execute(rows).all()
         shas = {row[0].sha256 for row in found if row[0].sha256}
         now = _current_levels(session, shas)
-        bank_names = list(session.scalars(select(models.Bank.name).order_by(models.Bank.name)))
+        bank_names = banks.bank_names(session)
     items = [{"check": c, "level": lv, "summary": (body or {}).get("summary"), "name": name or c.url or "upload",
               "user": user, "now": now.get(c.sha256), "at": at} for c, lv, body, name, user, at in found[:PAGE]]
     return render_template("desk/history.html", items=items, levels=[lv.value for lv in Level], banks=bank_names,
@@ -110,26 +111,6 @@ def similar_media(session, dihedral: list[str], phash: str | None, exclude: str 
     return hits
 
 
-def search_banks(session, query: dict[str, Any]) -> list[dict[str, Any]]:
-    """server.banks.search over the query's 8 orientations (a mirrored or rotated copy is found as the
-    bank matcher would find it): each entry's distance is its smallest to any of them."""
-    return bank_search.search(session, sha256=query["sha256"], pdq=query["dihedral"] or [query["pdq"]],
-                              phash=query["phash"])
-
-
-def hash_image(data: bytes) -> dict[str, Any]:
-    """The upload hashed as every front end hashes it (worker.stages.fingerprint); images only here."""
-    from worker.stages.fingerprint import FingerprintError, fingerprint  # the API process never loads worker code
-
-    try:
-        fp = fingerprint(data, services().settings)
-    except FingerprintError as exc:
-        raise ApiError(400, str(exc)) from exc
-    if fp.kind != "image":
-        raise ApiError(400, "the desk's search takes an image; search a video with the API or the CLI")
-    return {**fp.query(), "dihedral": fp.orientations}
-
-
 @bp.route("/search", methods=["GET", "POST"])
 @require("reader")
 def search():
@@ -138,13 +119,17 @@ def search():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ApiError(400, "choose an image to search with")
-    data = upload.stream.read(services().settings.fetch_max_bytes + 1)
-    if len(data) > services().settings.fetch_max_bytes:
+    settings = services().settings
+    data = upload.stream.read(settings.fetch_max_bytes + 1)
+    if len(data) > settings.fetch_max_bytes:
         raise ApiError(413, "the file is too large")
-    query = hash_image(data)
+    fp = banks.fingerprint_upload(data, settings)
+    if fp.kind != "image":
+        raise ApiError(400, "the desk's search takes an image; search a video with the API or the CLI")
+    query = fp.query()  # PDQ in all 8 orientations: a mirrored or rotated copy is found as the matcher finds it
     with services().db.session() as session:
-        bank_hits = search_banks(session, query)
-        media_hits = similar_media(session, query["dihedral"], query["phash"])
+        bank_hits = bank_search.find(session, query, settings)
+        media_hits = similar_media(session, query["orientations"], query["phash"])
         stored = {h["entry"]["sha256"] for h in bank_hits if h["entry"]["sha256"]}
     have = {s for s in stored if services().store.path(s).exists()}
     return render_template("desk/search.html", query=query, name=upload.filename, bank_hits=bank_hits,

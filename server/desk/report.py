@@ -4,9 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from server import models
 from server.banks import service as banks
 from server.api.deps import enqueue
 from server.desk import service
@@ -14,7 +12,7 @@ from server.desk.auth import actor, current_user, may_view_anonymously, require,
 from server.errors import ApiError
 from server.media_store import is_sha256
 from server.media_types import IMAGE_TYPES, sniff
-from server.queue import enqueue_hash_entry
+from server.schemas import EntrySubmit, parse
 
 bp = Blueprint("report", __name__)
 
@@ -48,7 +46,7 @@ def media(sha256: str):
     bank_names = []
     if current_user() is not None:
         with services().db.session() as session:
-            bank_names = list(session.scalars(select(models.Bank.name).order_by(models.Bank.name)))
+            bank_names = banks.bank_names(session)
     return render_template("desk/report.html", r=report, permalink=_permalink(sha256), bank_names=bank_names)
 
 
@@ -94,23 +92,10 @@ def blob(sha256: str):
 def submit(sha256: str):
     """Propose this content for a bank: a pending entry from the stored hashes (or the stored file)."""
     sha256 = _sha(sha256)
-    label = request.form.get("label", "").strip()
-    if not label:
-        raise ApiError(400, "give the entry a label")
-    links = [line.strip() for line in request.form.get("source_links", "").splitlines() if line.strip()]
-    svc = services()
-    with svc.db.session() as session:
-        media = session.get(models.Media, sha256)
-        if media is None:
-            raise ApiError(404, "no such media")
-        ready = media.pdq is not None
-        entry = banks.submit_entry(
-            session, banks.get_bank(session, request.form.get("bank", "")), actor=actor(), label=label[:300],
-            notes=request.form.get("notes", "").strip(), source_links=links, sha256=sha256,
-            pdq=media.pdq if ready else None, pdq_quality=media.pdq_quality if ready else None,
-            phash=media.phash if ready else None, hash_state="ready" if ready else "pending")
-        entry_id = entry.id
-    if not ready:
-        enqueue(enqueue_hash_entry, entry_id)
+    body = parse(EntrySubmit, {
+        "label": request.form.get("label", "").strip(), "notes": request.form.get("notes", "").strip(),
+        "source_links": [line.strip() for line in request.form.get("source_links", "").splitlines() if line.strip()]})
+    entry_id = banks.submit_media(services(), request.form.get("bank", ""), sha256, body, actor=actor(),
+                                  jobs=banks.Queued(enqueue))["id"]
     flash("Submitted for review. A reviewer confirms or rejects it in Curation.", "info")
     return redirect(url_for("desk.curation.entry", entry_id=entry_id))

@@ -18,55 +18,52 @@ from sqlalchemy.orm import Session
 from server import models
 from server.banks import service as banks
 from server.checks import records
-from server.api.deps import enqueue
+from server.checks import service as checks
 from server.desk.video import frame_scores, video_view
 from server.media_store import is_sha256
 from server.media_types import IMAGE_TYPES
-from server.metrics import CHECKS_CREATED
-from server.queue import enqueue_fetch
 from server.services import Services
-from server.checks.uploads import start_upload_check
-from server.checks.urls import BadUrl, normalise, url_key
+from server.verdicts import DECISIVE
+from server.vocabulary import DetectionState, Kind, Stage, is_ai_declaration, is_c2pa
+from server.checks.urls import normalise
 
 # Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("fetch", "Fetch", ("fetch",)),
-    ("provenance", "Provenance", ("c2pa", "ai-metadata", "watermark")),
-    ("hashes", "Hashes", ("hashes", "keyframes", "video-hashes")),
-    ("banks", "Banks", ("bank-match", "video-bank-match")),
-    ("detection", "Detection", ("detect",)),
+    ("fetch", "Fetch", (Stage.FETCH,)),
+    ("provenance", "Provenance", (Stage.C2PA, Stage.AI_METADATA, Stage.WATERMARK)),
+    ("hashes", "Hashes", (Stage.HASHES, Stage.KEYFRAMES, Stage.VIDEO_HASHES)),
+    ("banks", "Banks", (Stage.BANK_MATCH, Stage.VIDEO_BANK_MATCH)),
+    ("detection", "Detection", (Stage.DETECT,)),
 )
-# versions["detect"] as worker/detection/gate.py records it -> (state, note) on the desk.
-DETECTION_STATES = {
-    "ran": ("done", None),
-    "skipped": ("skipped", "not needed: provenance or a bank already answered"),
-    "not-configured": ("skipped", "no detector is configured on this server"),
-    "not-run": ("skipped", "nothing to look at"),
-    "misconfigured": ("failed", "the detector configuration is broken"),
-    "pending": ("running", "running again: the known-fake match that had made it unnecessary was retracted"),
-    "unavailable": ("failed", "the detectors could not run"),
+NOT_NEEDED = "not needed: provenance or a bank already answered"
+# versions["detect"] -> (state, note) on the desk: every state has its words (tests/test_vocabulary.py).
+DETECTION_STATES: dict[DetectionState, tuple[str, str | None]] = {
+    DetectionState.RAN: ("done", None),
+    DetectionState.SKIPPED: ("skipped", NOT_NEEDED),
+    DetectionState.OFF: ("skipped", "detection is turned off on this server"),
+    DetectionState.NOT_CONFIGURED: ("skipped", "no detector is configured on this server"),
+    DetectionState.NOT_RUN: ("skipped", "nothing to look at"),
+    DetectionState.MISCONFIGURED: ("failed", "the detector configuration is broken"),
+    DetectionState.PENDING: ("running",
+                             "running again: the known-fake match that had made it unnecessary was retracted"),
+    DetectionState.UNAVAILABLE: ("failed", "the detectors could not run"),
+    DetectionState.ERROR: ("failed", "the file could not be read again for detection"),
 }
-DECISIVE = {"known-fake", "tampered", "ai-declared"}
 
 
 # ---------------------------------------------------------------------------- starting checks
 
 def start_url(svc: Services, raw: str, user_id: str | None) -> str:
-    """A check of ``raw`` (raises BadUrl): joins an in-flight one for the same URL, else a new fetch."""
-    from server.api.checks import _pending_check_for  # the API's in-flight dedup, shared, not copied
-
+    """A check of ``raw`` (raises BadUrl) that fetches it now, joining an in-flight one (server/checks/service.py)."""
     url = normalise(raw)
-    check_id, created = _pending_check_for(url, url_key(url))
-    if created:
-        CHECKS_CREATED.labels("url").inc()
-        enqueue(enqueue_fetch, check_id)
+    check_id = checks.fetch_url(svc, url)
     _remember(svc, check_id, user_id, url)
     return check_id
 
 
 def start_upload(svc: Services, data: bytes, name: str, user_id: str | None) -> str:
     """As POST /api/v1/checks/upload: store by hash, reuse a current verdict, else analyse once."""
-    check_id, _ = start_upload_check(svc, data)
+    check_id, _ = checks.check_upload(svc, data)
     _remember(svc, check_id, user_id, name or "upload")
     return check_id
 
@@ -76,16 +73,10 @@ def _remember(svc: Services, check_id: str, user_id: str | None, name: str) -> N
         session.add(models.DeskCheck(check_id=check_id, user_id=user_id, name=name[:2000]))
 
 
-def parse_urls(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """URLs separated by lines or spaces; returns the good ones and why the others are not."""
-    good, bad = [], []
-    for raw in dict.fromkeys(text.split()):  # URLs hold no white space; commas are legal in them
-        try:
-            normalise(raw)
-            good.append(raw)
-        except BadUrl as exc:
-            bad.append({"url": raw[:200], "error": str(exc)})
-    return good, bad
+def parse_urls(text: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """URLs separated by lines or spaces (URLs hold no white space; commas are legal in them): the ones
+    that can be checked, normalised, and why the others cannot."""
+    return checks.normalise_all(dict.fromkeys(text.split()))
 
 
 # ---------------------------------------------------------------------------- following checks
@@ -100,13 +91,13 @@ def _stage_state(key: str, rules: tuple[str, ...], check: models.Check, body: di
     if body is None:
         return {"state": "running" if check.sha256 else "waiting"}
     timings = body.get("timings") or {}
-    ran = [k for k in timings if any(k == r or k.startswith(r) for r in rules) and k != "detect-gate"]
-    errors = [e for e in body.get("evidence", []) if e.get("kind") == "stage-error"
+    ran = [k for k in timings if any(k == r or k.startswith(r) for r in rules) and k != Stage.DETECT_GATE]
+    errors = [e for e in body.get("evidence", []) if e.get("kind") == Kind.STAGE_ERROR
               and any(e.get("stage", "").startswith(r) for r in rules)]
     if errors:
         return {"state": "failed", "note": errors[0]["summary"]}
-    if key == "detection" and (body.get("versions") or {}).get("detect") in DETECTION_STATES:
-        state, note = DETECTION_STATES[body["versions"]["detect"]]
+    if key == "detection" and (body.get("versions") or {}).get(Stage.DETECT) in DETECTION_STATES:
+        state, note = DETECTION_STATES[body["versions"][Stage.DETECT]]
         out = {"state": state, **({"note": note} if note else {})}
         if ran and state == "done":
             out["ms"] = round(sum(timings[k] for k in ran), 1)
@@ -115,7 +106,7 @@ def _stage_state(key: str, rules: tuple[str, ...], check: models.Check, body: di
         return {"state": "done", "ms": round(sum(timings[k] for k in ran), 1)}
     if key == "detection":
         if body.get("level") in DECISIVE:
-            return {"state": "skipped", "note": "not needed: provenance or a bank already answered"}
+            return {"state": "skipped", "note": NOT_NEEDED}
         return {"state": "skipped", "note": "no detector ran"}
     return {"state": "skipped", "note": "not applicable"}
 
@@ -235,12 +226,12 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     history = session.scalars(select(models.Verdict).where(models.Verdict.sha256 == sha256)
                               .order_by(models.Verdict.created_at.desc()).limit(50)).all()
 
-    provenance = [e for e in evidence if e["stage"] == "c2pa" and e["kind"].startswith("c2pa-")]
+    provenance = [e for e in evidence if e["stage"] == Stage.C2PA and is_c2pa(e["kind"])]
     for item in provenance:
         item.setdefault("details", {})
         item["tree"] = _flatten_ingredients(item["details"].get("ingredients") or [])
-    declarations = [e for e in evidence if e["kind"].startswith("ai-")]
-    detection = [e for e in evidence if e["stage"].startswith("detect")]
+    declarations = [e for e in evidence if is_ai_declaration(e["kind"])]
+    detection = [e for e in evidence if e["stage"].startswith(Stage.DETECT)]
 
     def exists(sha: str) -> bool:  # a thumbnail is shown only if it is stored
         return svc.store.path(sha).exists()
@@ -259,7 +250,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         item["curve"] = frame_scores(details, (video or {}).get("facts", {}).get("duration_s"),
                                      threshold if isinstance(threshold, (int, float)) else None, exists)
     matches = []
-    for item in (e for e in evidence if e["stage"] == "bank-match"):
+    for item in (e for e in evidence if e["stage"] == Stage.BANK_MATCH):
         entry_id = (item.get("details") or {}).get("entry_id")
         entry = session.get(models.BankEntry, entry_id) if entry_id else None
         bank = session.get(models.Bank, entry.bank_id) if entry is not None else None
@@ -275,7 +266,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
                 matched["image"] = False
         matches.append({"evidence": item, "entry": matched})
     shown = {id(e) for e in provenance + declarations + detection} | {id(m["evidence"]) for m in matches}
-    decoded = next((e["details"] for e in evidence if e["kind"] == "decoded"), {})
+    decoded = next((e["details"] for e in evidence if e["kind"] == Kind.DECODED), {})
     data = svc.store.get(sha256) if signed_in else None
     facts = {
         "sha256": sha256, "mime": media.mime, "format": decoded.get("format"), "size": media.size,
@@ -300,7 +291,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         "panels": {
             "provenance": provenance, "declarations": declarations, "matches": matches, "detection": detection,
             "other": [e for e in evidence
-                      if id(e) not in shown and e["kind"] not in ("decoded", "hashes", "keyframes")],
+                      if id(e) not in shown and e["kind"] not in (Kind.DECODED, Kind.HASHES, Kind.KEYFRAMES)],
         },
         "video": video,
         "facts": facts,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from server.media_store import is_sha256
+from server.vocabulary import Kind
 
 CURVE_W, CURVE_H = 600, 120  # the curve's own coordinates; CSS scales it to the panel
 REASONS = {"first": "first frame", "scene": "scene change", "uniform": "regular interval"}
@@ -42,8 +43,8 @@ def _thumb(value: Any, exists: Callable[[str], bool]) -> str | None:
 
 def video_view(evidence: list[dict[str, Any]], exists: Callable[[str], bool]) -> dict[str, Any] | None:
     """Facts and keyframes of a video verdict, or None when the evidence is not about a video."""
-    decoded = next((e.get("details") or {} for e in evidence if e.get("kind") == "decoded"), {})
-    keyframes = next((e.get("details") or {} for e in evidence if e.get("kind") == "keyframes"), None)
+    decoded = next((e.get("details") or {} for e in evidence if e.get("kind") == Kind.DECODED), {})
+    keyframes = next((e.get("details") or {} for e in evidence if e.get("kind") == Kind.KEYFRAMES), None)
     if decoded.get("format") != "video" and keyframes is None:
         return None
     facts = {k: decoded.get(k) for k in ("container", "codec", "width", "height", "duration_s", "fps",

@@ -48,7 +48,7 @@ REQUIRED = ("name", "architecture", "file", "sha256", "licence")
 VERSION_KEY = "detectors"  # versions[VERSION_KEY]: a digest of the entries used, or off / none / misconfigured
 # The committed baseline: ``models/`` beside ``server/`` and ``worker/`` in the checkout (editable installs
 # and the Docker image's /app alike). A wheel installed elsewhere has none, and detection is not configured.
-DEFAULT_MODELS = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 # The bar a detector's validation record must meet before its score may argue ``likely-synthetic``.

@@ -37,6 +37,8 @@ from server.banks.hashes_hex import HEX_LENGTHS
 FORMAT = "credence-bank"
 VERSION = 1
 FORMATS = ("jsonl", "te-lines", "te-csv")
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "te-lines": "text/plain", "te-csv": "text/csv"}
+SUFFIXES = {"jsonl": "jsonl", "te-lines": "txt", "te-csv": "csv"}
 SIGNAL_TYPES = ("pdq", "video_md5", "vpdq")
 HASH_FIELDS = (*HEX_LENGTHS, "md5")  # what identifies an entry's content, with frame_pdqs
 TE_CATEGORY = {"confirmed": "POSITIVE_CLASS", "pending": "INVESTIGATION_SEED", "rejected": "NEGATIVE_CLASS",
@@ -58,6 +60,7 @@ class ImportResult:
     created: int = 0
     unchanged: int = 0
     skipped: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)  # ids of the entries created confirmed
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -309,7 +312,9 @@ def import_records(session: Session, bank: models.Bank, records: list[dict[str, 
             entry.reviewed_by = rec.get("reviewed_by") or actor
             entry.review_note = rec.get("review_note") or "imported"
             entry.reviewed_at = models.utcnow()
-        changed = changed or status == "confirmed"
+        if status == "confirmed":
+            changed = True
+            result.confirmed.append(entry.id)
         result.created += 1
     if changed:
         banks.bump_generation(session, bank)

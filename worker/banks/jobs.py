@@ -20,27 +20,27 @@ from server.banks import hash_scan
 from server.checks import records
 from server.config import Settings
 from server.db import stream_rows
-from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, Level, Verdict, fuse
+from server.vocabulary import Kind
 from worker.detection import jobs as detect_jobs
 from worker.detection import gate as detection
 from worker.context import Context
-from worker.fetch.fetcher import FetchLimits, FetchRefused, fetch
+from worker.fetch.common import FetchLimits, FetchRefused
+from worker.fetch.media import fetch
 from worker.banks.index.hamming import brute_force, pack_hex
 from worker.jobs import bank_matcher
 from worker.pipeline.runner import analyze
 from worker.settle import hand_off, record_final
 from worker.stages import bank_match, hashes, video_match
-from worker.stages.decode import DecodeError, decode
-from worker.stages.keyframes import VideoError, VideoLimits, extract
-from worker.stages.video_hashes import video_hashes
+from worker.stages.fingerprint import Fingerprint, FingerprintError, fingerprint
 
 log = logging.getLogger(__name__)
 
 
 def hash_entry(ctx: Context, entry_id: str) -> str:
-    """Fill in an entry's hashes from its uploaded bytes or its source URL (through the guard):
-    an image's PDQ and pHash, or a video's MD5 and keyframe PDQs."""
+    """Fill in an entry's hashes from its uploaded bytes or its source URL (through the guard), by the
+    fingerprint rule every front end hashes a file with (worker.stages.fingerprint): an image's PDQ (as is:
+    the matcher turns the query, not the entry) and pHash, or a video's MD5 and keyframe PDQs."""
     with ctx.db.session() as session:
         entry = session.get(models.BankEntry, entry_id)
         if entry is None or entry.hash_state != "pending":
@@ -58,32 +58,30 @@ def hash_entry(ctx: Context, entry_id: str) -> str:
             # A long video may be read in part (range requests); its file hashes would be of the part.
             source_size = getattr(fetched, "source_size", None)
             partial = source_size is not None and source_size != len(data)
-        if sniff(data[:512]) in VIDEO_TYPES:
-            return _hash_video(ctx, entry_id, data, partial)
-        h = hashes.compute(decode(data, ctx.settings.max_pixels).image)
-    except (FetchRefused, DecodeError, VideoError) as exc:
+        fp = fingerprint(data, ctx.settings)
+    except (FetchRefused, FingerprintError) as exc:
         return _hash_failed(ctx, entry_id, exc.reason)
     except ValueError as exc:
         return _hash_failed(ctx, entry_id, str(exc))
+    if fp.kind == "video":
+        return _store_video(ctx, entry_id, fp, partial)
     with ctx.db.session() as session:
         entry = session.get(models.BankEntry, entry_id)
-        entry.sha256, entry.pdq, entry.pdq_quality, entry.phash = sha256, h.pdq, h.pdq_quality, h.phash
+        entry.sha256, entry.pdq, entry.pdq_quality, entry.phash = sha256, fp.pdq, fp.pdq_quality, fp.phash
         entry.media_kind = "image"
         entry.hash_state, entry.hash_error = "ready", None
     return "ready"
 
 
-def _hash_video(ctx: Context, entry_id: str, data: bytes, partial: bool) -> str:
+def _store_video(ctx: Context, entry_id: str, fp: Fingerprint, partial: bool) -> str:
     """Keyframes and their PDQs, as the pipeline computes them for checked videos, so they compare."""
-    _, frames = extract(data, VideoLimits.from_settings(ctx.settings))
-    vh = video_hashes(data, frames)
-    if not any(f.usable for f in vh.frames) and partial:
+    if not any(f.usable for f in fp.frames) and partial:
         return _hash_failed(ctx, entry_id, "no usable keyframe in the part of the video that was read")
     with ctx.db.session() as session:
         entry = session.get(models.BankEntry, entry_id)
         entry.media_kind, entry.pdq, entry.pdq_quality, entry.phash = "video", None, None, None
-        entry.sha256, entry.md5 = (None, None) if partial else (vh.sha256, vh.md5)
-        entry.frame_pdqs = models.encode_frames(vh.frames)
+        entry.sha256, entry.md5 = (None, None) if partial else (fp.sha256, fp.md5)
+        entry.frame_pdqs = models.encode_frames(list(fp.frames))
         entry.hash_state, entry.hash_error = "ready", None
     return "ready"
 
@@ -273,7 +271,7 @@ def rematch_media(ctx: Context, sha256: str) -> bool:
     still_fake = any(h.bank_kind == "fake" for h in hits)
     retracted = bank_match.retraction_evidence(
         retractions(ctx, {e["details"].get("entry_id") for e in old_bank
-                          if e["kind"] in ("known-fake", bank_match.RETRACTED_KIND)} - {h.entry_id for h in hits}))
+                          if e["kind"] in (Kind.KNOWN_FAKE, Kind.BANK_ENTRY_RETRACTED)} - {h.entry_id for h in hits}))
     if not still_fake and skipped_for_known_fake(body):
         verdict = _reanalyze(ctx, sha256, media, retracted)
         if verdict is not None:
@@ -291,7 +289,7 @@ def rematch_media(ctx: Context, sha256: str) -> bool:
 
 def skipped_for_known_fake(body: dict) -> bool:
     """The verdict's detection was skipped because a known-fake match had already answered."""
-    return any(e["kind"] == "detection-skipped" and (e.get("details") or {}).get("level") == Level.KNOWN_FAKE.value
+    return any(e["kind"] == Kind.DETECTION_SKIPPED and (e.get("details") or {}).get("level") == Level.KNOWN_FAKE.value
                for e in body.get("evidence", []))
 
 

@@ -24,33 +24,28 @@ would rank it above ``likely-synthetic`` anyway.
 """
 from __future__ import annotations
 
-import io
 import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from server.detection import manifest as mf
 from server.config import Settings
 from server.media_types import VIDEO_TYPES
-from server.verdicts import BADGES, DETECT_PENDING, DETECT_STAGE, Evidence, Level, detection_pending
+from server.verdicts import BADGES, Evidence, Level, decisive_level, detection_pending
+from server.vocabulary import DetectionState, Kind, Stage
 
 if TYPE_CHECKING:
     from server.media_store import MediaStore
     from worker.detection.detectors.runtime import Result, Runtime
-    from worker.pipeline.runner import Item
+    from worker.pipeline.item import Item
 
 log = logging.getLogger(__name__)
-STAGE = DETECT_STAGE
-PENDING = DETECT_PENDING
+STAGE = Stage.DETECT
 VERSION_KEY = mf.VERSION_KEY
 AGGREGATE = "p90"
 AGGREGATE_Q = 0.9
 WORST_FRAMES = 3
-# Keyframe thumbnails are made exactly as the cpu stage's filmstrip makes them (worker/pipeline/video_rules.py), so
-# the bytes, and so the media store's sha256, are the same: one copy, and the desk can match the two.
-THUMB_SIDE = 240
 
 
 # Which detectors a verdict depends on: torch-free and stdlib-only in the manifest module, so the API
@@ -94,7 +89,7 @@ def trusted_capture(evidence: list[Evidence]) -> Evidence | None:
     (VERIFIED), so an untrusted, expired or purpose-refused signer never skips detection.
     """
     for item in evidence:
-        if item.kind != "c2pa-trusted" or item.supports != Level.VERIFIED:
+        if item.kind != Kind.C2PA_TRUSTED or item.supports != Level.VERIFIED:
             continue
         actions = item.details.get("actions") if isinstance(item.details.get("actions"), list) else []
         if any(isinstance(a, dict) and _is_capture(a.get("digital_source_type")) for a in actions):
@@ -103,44 +98,43 @@ def trusted_capture(evidence: list[Evidence]) -> Evidence | None:
 
 
 # configured stamp -> (why, in words; details reason; versions[STAGE])
-_NOT_RUN = {"off": ("synthetic-media detection is turned off", "turned-off", "off"),
-            "none": ("no synthetic-media detector is configured", "not-configured", "not-configured")}
+_NOT_RUN = {"off": ("synthetic-media detection is turned off", "turned-off", DetectionState.OFF),
+            "none": ("no synthetic-media detector is configured", "not-configured", DetectionState.NOT_CONFIGURED)}
 
 
 def gate(item: Item) -> None:
     """The last cpu rule: say why detection will not run, or mark it pending for the gpu queue."""
     settings = item.settings
     noun = "video" if item.mime in VIDEO_TYPES else "image"
-    if item.decisive:
-        level = next(lv for lv in (Level.KNOWN_FAKE, Level.TAMPERED, Level.AI_DECLARED)
-                     if any(e.supports == lv for e in item.evidence))
+    level = decisive_level(item.evidence)
+    if level is not None:
         item.evidence.append(Evidence(
-            stage=STAGE, kind="detection-skipped",
+            stage=STAGE, kind=Kind.DETECTION_SKIPPED,
             summary=f"Detection was skipped: the {noun} is already \"{BADGES[level][1]}\" on stronger evidence.",
             details={"reason": "decisive", "level": level.value}))
-        item.versions[STAGE] = "skipped"
+        item.versions[STAGE] = DetectionState.SKIPPED
         return
     capture = trusted_capture(item.evidence)
     if capture is not None:
         signer = capture.details.get("signer") if isinstance(capture.details.get("signer"), dict) else {}
         who = signer.get("organisation") or signer.get("common_name") or "a signer on your trust list"
         item.evidence.append(Evidence(
-            stage=STAGE, kind="detection-skipped",
+            stage=STAGE, kind=Kind.DETECTION_SKIPPED,
             summary=f"Detection was skipped: trusted Content Credentials signed by {who} record this {noun} as "
                     f"a camera capture ({CAPTURE_SOURCE_TYPE}), unchanged since signing. A detector's score "
                     "cannot outweigh a trusted signer's statement.",
             details={"reason": "trusted-capture", "level": Level.VERIFIED.value,
                      "digital_source_type": CAPTURE_SOURCE_TYPE}))
-        item.versions[STAGE] = "skipped"
+        item.versions[STAGE] = DetectionState.SKIPPED
         return
     if not has_pixels(item):
-        item.versions[STAGE] = "not-run"  # nothing to look at; the verdict already says why
+        item.versions[STAGE] = DetectionState.NOT_RUN  # nothing to look at; the verdict already says why
         return
     stamp = configured_stamp(settings)
     item.versions[VERSION_KEY] = stamp
     if stamp in _NOT_RUN:
         words, reason, state = _NOT_RUN[stamp]
-        item.evidence.append(Evidence(stage=STAGE, kind="detection-not-run",
+        item.evidence.append(Evidence(stage=STAGE, kind=Kind.DETECTION_NOT_RUN,
                                       summary=f"Detection did not run: {words} on this server.",
                                       details={"reason": reason}))
         item.versions[STAGE] = state
@@ -149,13 +143,13 @@ def gate(item: Item) -> None:
     if problem:
         log.error("DETECTION MISCONFIGURED: %s", problem)
         item.evidence.append(Evidence(
-            stage=STAGE, kind="detector-unavailable",
+            stage=STAGE, kind=Kind.DETECTOR_UNAVAILABLE,
             summary="Detection did not run: the detector configuration is broken (an operator must fix it).",
             details={"reason": problem[:500]}))
-        item.versions[STAGE] = "misconfigured"
+        item.versions[STAGE] = DetectionState.MISCONFIGURED
         item.versions[VERSION_KEY] = "misconfigured"
         return
-    item.versions[STAGE] = PENDING
+    item.versions[STAGE] = DetectionState.PENDING
 
 
 is_pending = detection_pending
@@ -237,20 +231,20 @@ def _heatmap(result: Result | None, store: MediaStore | None) -> dict[str, Any] 
 def evidence_for(result: Result, entry: mf.Entry, store: MediaStore | None, batch_size: int) -> Evidence:
     base = _base(entry, batch_size)
     if result.error:
-        return Evidence(stage=STAGE, kind="stage-error",
+        return Evidence(stage=STAGE, kind=Kind.STAGE_ERROR,
                         summary=f"The {entry.name} detector failed on this image and was skipped.",
                         details={**base, "error": result.error[:500]})
     calibration = _calibration(entry)
     if result.kind == "face":
         if result.score is None:
-            return Evidence(stage=STAGE, kind="no-face",
+            return Evidence(stage=STAGE, kind=Kind.NO_FACE,
                             summary=f"No face was found, so the {entry.name} face-manipulation detector did not run.",
                             details={**base, "faces": [], "face_detector": "mtcnn (facenet-pytorch weights)"})
         band = _band(result.score, entry)
         n = len(result.faces)
         what = f"The strongest of {n} faces" if n > 1 else "The face"
         return Evidence(
-            stage=STAGE, kind="face-manipulation-score", score=round(result.score, 4),
+            stage=STAGE, kind=Kind.FACE_MANIPULATION_SCORE, score=round(result.score, 4),
             supports=Level.LIKELY_SYNTHETIC if band == "likely-synthetic" else None,
             summary=_wording(entry.name, result.score, entry, band, what),
             details={**base, "band": band, "calibration": calibration, "faces": result.faces,
@@ -261,7 +255,7 @@ def evidence_for(result: Result, entry: mf.Entry, store: MediaStore | None, batc
     if heatmap:
         details["heatmap"] = heatmap
     return Evidence(
-        stage=STAGE, kind="synthetic-score", score=round(result.score, 4),
+        stage=STAGE, kind=Kind.SYNTHETIC_SCORE, score=round(result.score, 4),
         supports=Level.LIKELY_SYNTHETIC if band == "likely-synthetic" else None,
         summary=_wording(entry.name, result.score, entry, band, "The image"),
         details=details)
@@ -274,15 +268,6 @@ def aggregate(scores: list[float]) -> float:
     than the maximum, so one odd frame (a fade, a title card) does not decide alone.
     """
     return float(np.quantile(np.asarray(scores, dtype=np.float64), AGGREGATE_Q))
-
-
-def frame_thumb(image: Image.Image) -> bytes:
-    """A small JPEG of a keyframe for the desk's worst-frames strip (the media store keeps it by sha256)."""
-    small = image.copy()
-    small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    small.save(buf, "JPEG", quality=80)
-    return buf.getvalue()
 
 
 def video_evidence(entry: mf.Entry, frames: list[tuple[float, Result]], thumbs: list[str | None],
@@ -313,11 +298,11 @@ def video_evidence(entry: mf.Entry, frames: list[tuple[float, Result]], thumbs: 
         base["frame_errors"] = errors
     if not scored:
         if errors and not faceless:
-            return Evidence(stage=STAGE, kind="stage-error",
+            return Evidence(stage=STAGE, kind=Kind.STAGE_ERROR,
                             summary=f"The {entry.name} detector failed on every keyframe of this video "
                                     "and was skipped.",
                             details={**base, "error": next(r.error for _t, r in frames if r.error)[:500]})
-        return Evidence(stage=STAGE, kind="no-face",
+        return Evidence(stage=STAGE, kind=Kind.NO_FACE,
                         summary=f"No face was found in any keyframe, so the {entry.name} face-manipulation "
                                 "detector did not run.",
                         details={**base, "frames": [], "frames_without_face": faceless,
@@ -340,21 +325,21 @@ def video_evidence(entry: mf.Entry, frames: list[tuple[float, Result]], thumbs: 
     if heat and heatmap:
         details["heatmap"] = {**heatmap, "t": round(float(heat[0]), 3)}
     return Evidence(
-        stage=STAGE, kind="face-manipulation-score" if face else "synthetic-score", score=score,
+        stage=STAGE, kind=Kind.FACE_MANIPULATION_SCORE if face else Kind.SYNTHETIC_SCORE, score=score,
         supports=Level.LIKELY_SYNTHETIC if band == "likely-synthetic" else None,
         summary=_wording(entry.name, score, entry, band, "The video", "video", how),
         details=details)
 
 
 def unavailable_evidence(name: str, reason: str) -> Evidence:
-    return Evidence(stage=STAGE, kind="detector-unavailable",
+    return Evidence(stage=STAGE, kind=Kind.DETECTOR_UNAVAILABLE,
                     summary=f"The {name} detector could not run on this server ({reason[:200]}).",
                     details={"detector": name, "reason": reason[:500]})
 
 
 def unreadable_evidence(noun: str, reason: str) -> Evidence:
     """The gpu stage could not read a content's pixels again: detection is unavailable for it alone."""
-    return Evidence(stage=STAGE, kind="stage-error",
+    return Evidence(stage=STAGE, kind=Kind.STAGE_ERROR,
                     summary=f"Detection could not read the {noun} again ({reason}).",
                     details={"error": reason})
 
@@ -374,7 +359,7 @@ def _record_runtime(runtime: Runtime, evidence: list[Evidence], versions: dict[s
         versions[f"detector:{name}"] = "unavailable"
     for det in runtime.detectors:
         versions[f"detector:{det.name}"] = det.entry.version_tag()
-    versions[STAGE] = "ran" if runtime.detectors else "unavailable"
+    versions[STAGE] = DetectionState.RAN if runtime.detectors else DetectionState.UNAVAILABLE
     versions[VERSION_KEY] = stamp_of(runtime.entries)
 
 

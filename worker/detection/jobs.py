@@ -24,10 +24,12 @@ from server.config import Settings
 from server.media_store import MediaStore
 from server.media_types import VIDEO_TYPES, sniff
 from server.verdicts import Evidence, Verdict, fuse
+from server.vocabulary import DetectionState, Kind
 from worker.detection import gate as detection
 from worker.context import Context
 from worker.settle import complete_from_record, detecting_key, partial_of, record_final
 from worker.stages.decode import decode
+from worker.stages.thumbnails import store_keyframes
 
 if TYPE_CHECKING:
     from worker.detection.detectors.runtime import Result, Runtime
@@ -35,19 +37,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-RERUN_KIND = "detection-rerun-pending"
-
-
 def rerun_note() -> Evidence:
     """The interim verdict's note while detection runs again after a retraction (dropped when it answers)."""
-    return Evidence(stage=detection.STAGE, kind=RERUN_KIND,
+    return Evidence(stage=detection.STAGE, kind=Kind.DETECTION_RERUN_PENDING,
                     summary="Detection is running again: the known-fake match that had made it unnecessary is gone.",
                     details={"reason": "bank-entry-retracted"})
 
 
 def interim_partial(body: dict[str, Any]) -> dict[str, Any]:
     """An interim verdict (detection pending) as the gpu task's partial: its evidence without the note."""
-    return {"evidence": [e for e in body.get("evidence", []) if e.get("kind") != RERUN_KIND],
+    return {"evidence": [e for e in body.get("evidence", []) if e.get("kind") != Kind.DETECTION_RERUN_PENDING],
             "versions": dict(body.get("versions") or {}), "timings": dict(body.get("timings") or {})}
 
 
@@ -97,20 +96,6 @@ def _stored_pixels(ctx: Context, sha256: str) -> Pixels:
     return read_pixels(data, ctx.settings)
 
 
-def _thumbs(pixels: Pixels, store: MediaStore | None, keep: bool) -> list[str | None]:
-    """Each keyframe's thumbnail in the media store (the filmstrip's own bytes), or None when not kept."""
-    if store is None or not keep:
-        return [None] * len(pixels.images)
-    out: list[str | None] = []
-    for image in pixels.images:
-        try:
-            out.append(store.put(detection.frame_thumb(image)))
-        except Exception:  # noqa: BLE001 - a thumbnail is a convenience, the score is not
-            log.warning("keyframe thumbnail failed", exc_info=True)
-            out.append(None)
-    return out
-
-
 def _worst_frame(rt: Runtime, per_frame: list[list[Result]]) -> int | None:
     """Index of the keyframe the heat-map detector scored highest (None: no such detector or score)."""
     best: tuple[float, int] | None = None
@@ -135,7 +120,7 @@ def run_detection(settings: Settings, contents: list[Pixels],
     except (mf.ManifestError, ImportError) as exc:  # ImportError: a worker without torch
         log.error("DETECTION MISCONFIGURED: %s", exc)
         ev = detection.unavailable_evidence("all", str(exc))
-        state = {detection.STAGE: "misconfigured", detection.VERSION_KEY: "misconfigured"}
+        state = {detection.STAGE: DetectionState.MISCONFIGURED, detection.VERSION_KEY: "misconfigured"}
         return [[ev] for _ in contents], [dict(state) for _ in contents], 0.0
     flat: list[Image.Image] = []
     cams: list[bool] = []
@@ -165,10 +150,11 @@ def run_detection(settings: Settings, contents: list[Pixels],
         item_versions: dict[str, str] = {}
         if i in problems:
             evidence.append(detection.unreadable_evidence(content.noun, content.problem or ""))
-            item_versions = {detection.STAGE: "error", detection.VERSION_KEY: detection.stamp_of(rt.entries)}
+            item_versions = {detection.STAGE: DetectionState.ERROR,
+                             detection.VERSION_KEY: detection.stamp_of(rt.entries)}
         elif content.video:
             per_frame = results[spans[i][0]:spans[i][1]]
-            thumbs = _thumbs(content, store, settings.keep_thumbnails)
+            thumbs = store_keyframes(content.images, store if settings.keep_thumbnails else None)
             detection.apply_video(rt, content.times, per_frame, thumbs, heats.get(i), store, len(flat), evidence,
                                   item_versions)
         else:

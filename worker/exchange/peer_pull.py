@@ -15,7 +15,6 @@ import logging
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
-from urllib.parse import urlencode
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, \
     field_validator, model_validator
@@ -24,11 +23,12 @@ from sqlalchemy.orm import Session
 
 from server import json_edge, models
 from server.banks import service as banks
-from server.exchange import feed
-from server.exchange import identity
 from server.errors import ApiError
+from server.exchange import feed, identity
+from server.exchange import service as exchange
 from worker.context import Context
-from worker.fetch.fetcher import FetchLimits, FetchRefused, Want, fetch_document
+from worker.fetch.common import FetchLimits, FetchRefused, Want
+from worker.fetch.documents import fetch_document
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200
@@ -224,9 +224,11 @@ def bind_instance(session: Session, peer: models.Peer, name: str, me: str) -> st
 
 def _local_bank(session: Session, peer: models.Peer, payload: dict[str, Any]) -> models.Bank:
     name = re.sub(r"[^a-z0-9._-]", "-", f"{peer.name}.{payload['bank']}".lower())[:100]
-    bank = session.scalars(select(models.Bank).where(models.Bank.name == name)).first()
-    return bank or banks.create_bank(session, name=name, kind=payload["bank_kind"], actor=f"peer:{peer.name}",
-                                     description=f"Pulled from {peer.name} ({payload['bank']})")
+    try:
+        return banks.get_bank(session, name)
+    except ApiError:
+        return banks.create_bank(session, name=name, kind=payload["bank_kind"], actor=f"peer:{peer.name}",
+                                 description=f"Pulled from {peer.name} ({payload['bank']})")
 
 
 def _copy_of(session: Session, origin: str, entry_id: str, *, evict: bool = False) -> models.BankEntry | None:
@@ -328,11 +330,8 @@ def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size:
             if peer is None:
                 return {**summary, "error": "no such peer"}
             session.expunge(peer)
-            me = identity.get_or_create(session, ctx.settings.instance_name).name
-        query = {"since": peer.cursor, "limit": page_size, "v": feed.FEED_VERSION}
-        if peer.banks:
-            query["banks"] = ",".join(peer.banks)
-        url = f"{peer.url.rstrip('/')}/api/v1/exchange/feed?{urlencode(query)}"
+            me = exchange.own_name(session, ctx.settings.instance_name)
+        url = exchange.feed_url(peer, page_size)
         changed: list[str] = []
         try:
             page = verify_page(fetch_document(url, limits, JSON_DOCUMENT).data, peer.public_key, peer.cursor, page_size)
@@ -346,8 +345,7 @@ def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size:
                     entry_id = apply_event(session, row, event, me)
                     if entry_id:
                         changed.append(entry_id)
-                row.cursor, row.last_pull_at, row.last_error = page["next"], models.utcnow(), None
-                row.head, row.page_issued_at = page["head"], page["issued_at"]
+                exchange.record_page(row, page)
         except (FetchRefused, FeedRejected) as exc:
             return {**summary, "error": _failed(ctx, peer_id, peer.name, getattr(exc, "reason", None) or str(exc))}
         except Exception as exc:  # noqa: BLE001 - one bad page must not kill the pull task for every peer
@@ -365,17 +363,13 @@ def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size:
 
 
 def _failed(ctx: Context, peer_id: str, peer_name: str, reason: str) -> str:
-    """Record why a pull stopped where admins look (the peer's last_error) and in the audit log."""
     log.warning("pull from %s failed: %s", peer_name, reason)
     with ctx.db.session() as session:
-        row = session.get(models.Peer, peer_id)
-        if row is not None:
-            row.last_error = reason[:1000]
-        banks.audit(session, "system", "peer.pull-failed", peer_id, reason=reason[:1000])
+        exchange.record_pull_failure(session, peer_id, reason)
     return reason
 
 
 def pull_all(ctx: Context) -> dict[str, Any]:
     with ctx.db.session() as session:
-        peer_ids = list(session.scalars(select(models.Peer.id)))
+        peer_ids = exchange.peer_ids(session)
     return {peer_id: pull_peer(ctx, peer_id) for peer_id in peer_ids}

@@ -7,7 +7,7 @@ prefix once ``mdat`` is cut to end there. The index's sample tables are cut to t
 inside the prefix, so the demuxer ends cleanly there instead of decoding the index's own bytes as
 video (and keeps the edit list, which FFmpeg drops when the tables disagree).
 
-Pure functions over bytes; the caller (worker/fetch/fetcher.py) does the guarded range requests.
+Pure functions over bytes; the caller (worker/fetch/ranges.py) does the guarded range requests.
 """
 from __future__ import annotations
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from server.media_types import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, VIDEO_TYPES, describe_unknown, sniff
 from server.verdicts import Evidence, Level
-from worker.pipeline.runner import Item, Rule
+from server.vocabulary import Kind, Stage
+from worker.detection import gate as detection
+from worker.pipeline.item import Item, Rule
+from worker.pipeline.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
 from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
 from worker.stages.budget import Limits
 from worker.stages.decode import DecodeError, decode
-from worker.pipeline.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
 
 # Containers c2pa cannot hold a manifest in: said plainly rather than sent to the reader.
 NO_C2PA_FORMATS = {"video/webm": "WebM"}
@@ -16,7 +18,7 @@ NO_C2PA_FORMATS = {"video/webm": "WebM"}
 class MediaTypeRule:
     """Type from the bytes; anything we cannot analyse ends here as ``unavailable``."""
 
-    name, version = "media-type", "1"
+    name, version = Stage.MEDIA_TYPE, "1"
 
     def applies(self, item: Item) -> bool:
         return True
@@ -25,18 +27,18 @@ class MediaTypeRule:
         item.mime = sniff(item.data[:512])
         if item.mime is None:
             item.evidence.append(Evidence(
-                stage=self.name, kind="unsupported-type", supports=Level.UNAVAILABLE,
+                stage=self.name, kind=Kind.UNSUPPORTED_TYPE, supports=Level.UNAVAILABLE,
                 summary=f"Could not check: the file is {describe_unknown(item.data[:512])}.",
             ))
         elif item.mime in PROVENANCE_ONLY_TYPES:
             item.evidence.append(Evidence(
-                stage=self.name, kind="provenance-only",
+                stage=self.name, kind=Kind.PROVENANCE_ONLY,
                 summary=f"Only Content Credentials are checked for {item.mime}: no hash matching or detection.",
                 details={"mime": item.mime},
             ))
         elif item.mime not in IMAGE_TYPES and item.mime not in VIDEO_TYPES:
             item.evidence.append(Evidence(
-                stage=self.name, kind="unsupported-type", supports=Level.UNAVAILABLE,
+                stage=self.name, kind=Kind.UNSUPPORTED_TYPE, supports=Level.UNAVAILABLE,
                 summary=f"Could not check: {item.mime} is not supported yet.", details={"mime": item.mime},
             ))
 
@@ -44,7 +46,7 @@ class MediaTypeRule:
 class DecodeRule:
     """Decode once with the pixel cap; later rules read ``item.decoded``."""
 
-    name, version = "decode", "1"
+    name, version = Stage.DECODE, "1"
 
     def applies(self, item: Item) -> bool:
         return item.mime in IMAGE_TYPES
@@ -59,8 +61,9 @@ class DecodeRule:
             ))
             return
         d = item.decoded
+        item.facts.mime, item.facts.width, item.facts.height = item.mime, d.width, d.height
         item.evidence.append(Evidence(
-            stage=self.name, kind="decoded",
+            stage=self.name, kind=Kind.DECODED,
             summary=f"{d.format} image, {d.width}x{d.height} pixels.",
             details={"format": d.format, "width": d.width, "height": d.height, "frames": d.frames,
                      "mime": item.mime, "bytes": len(item.data)},
@@ -70,7 +73,7 @@ class DecodeRule:
 class ProvenanceRule:
     """C2PA read and validated against our trust lists; an AI declaration anywhere in the store counts."""
 
-    name, version = "c2pa", "1"
+    name, version = Stage.C2PA, "1"
 
     def applies(self, item: Item) -> bool:
         return item.mime is not None or c2pa_read.might_carry_credentials(item.data)
@@ -80,7 +83,7 @@ class ProvenanceRule:
 
         if item.mime in NO_C2PA_FORMATS:
             item.evidence.append(Evidence(
-                stage=self.name, kind="c2pa-absent",
+                stage=self.name, kind=Kind.C2PA_ABSENT,
                 summary=f"No Content Credentials: {NO_C2PA_FORMATS[item.mime]} is not a format that carries "
                         "Content Credentials (C2PA).",
                 details={"mime": item.mime, "reason": "format-cannot-carry-c2pa"},
@@ -94,7 +97,8 @@ class ProvenanceRule:
         refused = None
         if result.status == "remote" and result.remote_url and settings.remote_manifest_fetch:
             # Only ever through the guarded fetcher; the library's own fetching stays off.
-            from worker.fetch.fetcher import C2PA_MANIFEST, FetchLimits, FetchRefused, fetch_document
+            from worker.fetch.common import FetchLimits, FetchRefused
+            from worker.fetch.documents import C2PA_MANIFEST, fetch_document
 
             try:
                 store = fetch_document(result.remote_url, FetchLimits.from_settings(settings), C2PA_MANIFEST)
@@ -119,7 +123,7 @@ class ProvenanceRule:
 class AiMetadataRule:
     """IPTC source type in XMP, diffusion front-ends' PNG text, generator names in Software fields."""
 
-    name, version = "ai-metadata", "1"
+    name, version = Stage.AI_METADATA, "1"
 
     def applies(self, item: Item) -> bool:
         return item.mime in IMAGE_TYPES
@@ -131,7 +135,7 @@ class AiMetadataRule:
 class WatermarkRule:
     """Stable Diffusion's invisible watermark: weak evidence, reported with its bit agreement."""
 
-    name, version = "watermark", "1"
+    name, version = Stage.WATERMARK, "1"
 
     def applies(self, item: Item) -> bool:
         return item.decoded is not None and item.settings.watermark_max_pixels > 0
@@ -141,7 +145,7 @@ class WatermarkRule:
         if hit is None:
             return
         item.evidence.append(Evidence(
-            stage=self.name, kind="ai-watermark", supports=Level.AI_DECLARED, score=round(0.6 * hit.agreement, 3),
+            stage=self.name, kind=Kind.AI_WATERMARK, supports=Level.AI_DECLARED, score=round(0.6 * hit.agreement, 3),
             summary=f"A {hit.model} invisible watermark is present ({hit.agreement:.0%} of its {hit.bits} bits). "
                     "Weak evidence: any tool can write it, and re-encoding erases it.",
             details={"model": hit.model, "agreement": hit.agreement, "bits": hit.bits,
@@ -152,7 +156,7 @@ class WatermarkRule:
 class HashRule:
     """PDQ (and its 8 orientations) and pHash from the decoded pixels, kept for matching and re-matching."""
 
-    name, version = "hashes", "1"
+    name, version = Stage.HASHES, "1"
 
     def applies(self, item: Item) -> bool:
         return item.decoded is not None
@@ -160,19 +164,21 @@ class HashRule:
     def act(self, item: Item) -> None:
         item.hashes, item.dihedral = hashes.compute_with_orientations(item.decoded.image)
         h = item.hashes
+        found = {"sha256": item.sha256, "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash,
+                 "dihedral": item.dihedral}
+        item.facts.hashes = found
         item.evidence.append(Evidence(
-            stage=self.name, kind="hashes",
+            stage=self.name, kind=Kind.HASHES,
             summary=f"Perceptual hashes computed (PDQ quality {h.pdq_quality}"
                     f"{', too flat to match on PDQ alone' if not h.pdq_usable else ''}).",
-            details={"sha256": item.sha256, "pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash,
-                     "dihedral": item.dihedral},
+            details=found,
         ))
 
 
 class BankMatchRule:
     """Exact and near-duplicate matches against the confirmed entries of every bank (videos: VideoBankMatchRule)."""
 
-    name, version = bank_match.STAGE, "1"
+    name, version = Stage.BANK_MATCH, "1"
 
     def applies(self, item: Item) -> bool:
         return item.matcher is not None and item.mime not in VIDEO_TYPES
@@ -186,14 +192,12 @@ class BankMatchRule:
 class DetectionGateRule:
     """Last: decisive evidence skips detection (and says so); otherwise detection is pending for the gpu queue."""
 
-    name, version = "detect-gate", "1"
+    name, version = Stage.DETECT_GATE, "1"
 
     def applies(self, item: Item) -> bool:
         return True
 
     def act(self, item: Item) -> None:
-        from worker.detection import gate as detection
-
         detection.gate(item)
 
 

@@ -6,22 +6,16 @@ upload. Provenance (C2PA) runs for videos in the shared ProvenanceRule. Nothing 
 """
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING
-
-from PIL import Image
-
+from server.media_store import MediaStore
 from server.media_types import VIDEO_TYPES
 from server.verdicts import Evidence, Level
-from worker.pipeline.runner import Item
+from server.vocabulary import Kind, Stage
+from worker.pipeline.item import Item
 from worker.stages import bank_match
-from worker.stages.keyframes import Keyframe, VideoError, VideoInfo, VideoLimits, extract
+from worker.stages.keyframes import VideoError, VideoInfo, VideoLimits, extract
+from worker.stages.thumbnails import store_keyframes
 from worker.stages.video_hashes import video_hashes
 
-if TYPE_CHECKING:
-    from server.media_store import MediaStore
-
-THUMB_LONG_SIDE = 240  # the desk's filmstrip
 _CONTAINER_NAMES = {"video/mp4": "MP4", "video/quicktime": "QuickTime (MOV)", "video/webm": "WebM"}
 _CAP_WORDS = {
     "duration": "first {m} s analysed",
@@ -51,19 +45,10 @@ def _summary(mime: str | None, info: VideoInfo, max_seconds: float) -> str:
     return text + (f" ({'; '.join(notes)})" if notes else "") + "."
 
 
-def _thumbnail(frame: Keyframe, store: MediaStore) -> str:
-    """A small JPEG for the desk's filmstrip, stored by its sha256 (verdicts hold the hash only)."""
-    image = frame.image.copy()
-    image.thumbnail((THUMB_LONG_SIDE, THUMB_LONG_SIDE), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=80)
-    return store.put(buf.getvalue())
-
-
 class VideoKeyframesRule:
     """Decode a bounded start of the video once; later video rules read ``item.video`` and ``item.keyframes``."""
 
-    name, version = "keyframes", "1"
+    name, version = Stage.KEYFRAMES, "1"
 
     def applies(self, item: Item) -> bool:
         return item.mime in VIDEO_TYPES
@@ -78,8 +63,9 @@ class VideoKeyframesRule:
         if is_partial(item):  # ending early is expected of a part, not a sign of damage
             info.capped = ["partial-fetch" if c == "truncated" else c for c in info.capped]
         item.video, item.keyframes = info, frames
+        item.facts.mime, item.facts.width, item.facts.height = item.mime, info.width, info.height
         item.evidence.append(Evidence(
-            stage=self.name, kind="decoded", summary=_summary(item.mime, info, item.settings.video_max_seconds),
+            stage=self.name, kind=Kind.DECODED, summary=_summary(item.mime, info, item.settings.video_max_seconds),
             details={"format": "video", "container": info.container, "codec": info.codec, "width": info.width,
                      "height": info.height, "duration_s": info.duration_s, "fps": info.fps,
                      "frames_decoded": info.frames_decoded, "analysed_s": info.analysed_s,
@@ -94,7 +80,7 @@ class VideoHashRule:
     Also writes the ``keyframes`` evidence (the filmstrip), which carries each frame's PDQ.
     """
 
-    name, version = "video-hashes", "1"
+    name, version = Stage.VIDEO_HASHES, "1"
 
     def applies(self, item: Item) -> bool:
         return item.keyframes is not None
@@ -103,15 +89,11 @@ class VideoHashRule:
         hashes = video_hashes(item.data, item.keyframes)
         partial = is_partial(item)
         item.video_hashes = hashes
-        thumbs: list[str | None] = [None] * len(item.keyframes)
-        if item.settings.keep_thumbnails:
-            from server.media_store import MediaStore
-
-            store = MediaStore(item.settings.media_path)
-            thumbs = [_thumbnail(frame, store) for frame in item.keyframes]
+        store = MediaStore(item.settings.media_path) if item.settings.keep_thumbnails else None
+        thumbs = store_keyframes([frame.image for frame in item.keyframes], store)
         info = item.video
         item.evidence.append(Evidence(
-            stage="keyframes", kind="keyframes",
+            stage=Stage.KEYFRAMES, kind=Kind.KEYFRAMES,
             summary=f"{len(item.keyframes)} keyframes kept "
                     f"({sum(k.reason == 'scene' for k in item.keyframes)} at scene cuts).",
             details={"frames": [{"t": round(k.t, 3), "reason": k.reason, "thumb": thumb, "pdq": h.pdq,
@@ -124,18 +106,18 @@ class VideoHashRule:
         if partial:
             summary += (f"; only {len(item.data):,} of {item.source_size:,} bytes were fetched, so the file "
                         "hashes are of that part and cannot match the whole file exactly")
-        item.evidence.append(Evidence(
-            stage="hashes", kind="video-hashes", summary=summary + ".",
-            details={"sha256": hashes.sha256, "md5": None if partial else hashes.md5,
-                     "frames": [{"t": h.t, "pdq": h.pdq, "quality": h.quality} for h in hashes.frames],
-                     "partial": partial},
-        ))
+        found = {"sha256": hashes.sha256, "md5": None if partial else hashes.md5,
+                 "frames": [{"t": h.t, "pdq": h.pdq, "quality": h.quality} for h in hashes.frames],
+                 "partial": partial}
+        item.facts.hashes = found
+        item.evidence.append(Evidence(stage=Stage.HASHES, kind=Kind.VIDEO_HASHES, summary=summary + ".",
+                                      details=found))
 
 
 class VideoBankMatchRule:
     """The identical file (SHA-256, MD5) or a near-duplicate (share of matching keyframe PDQs) in any bank."""
 
-    name, version = "video-bank-match", "1"
+    name, version = Stage.VIDEO_BANK_MATCH, "1"
 
     def applies(self, item: Item) -> bool:
         return item.matcher is not None and item.mime in VIDEO_TYPES

@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from server.verdicts import Evidence, Level
+from server.vocabulary import Kind, Stage
 from worker.stages.hashes import ORIENTATION_NAMES
 from worker.stages.video_match import VideoMatch
 
 BITS = {"sha256": 1, "md5": 1, "pdq": 256, "phash": 64, "vpdq": 256, "frame-pdq": 256, "video-frame": 256}
 EXACT = ("sha256", "md5")
-STAGE = "bank-match"
+STAGE = Stage.BANK_MATCH
 
 
 @dataclass(frozen=True)
@@ -112,13 +113,13 @@ def evidence(hits: list[BankHit]) -> list[Evidence]:
             frames = "Matches a keyframe of"
         if hit.bank_kind == "fake":
             what = f"{frames} a confirmed fake" if frames else "Matches a confirmed fake"
-            out.append(Evidence(stage=STAGE, kind="known-fake", supports=Level.KNOWN_FAKE, score=score(hit),
+            out.append(Evidence(stage=STAGE, kind=Kind.KNOWN_FAKE, supports=Level.KNOWN_FAKE, score=score(hit),
                                 summary=f"{what} in “{hit.bank}”: {hit.label} ({_how(hit)}).{disputed}",
                                 details=details))
         else:
             source = hit.source_links[0] if hit.source_links else (hit.source_url or hit.bank)
             word = f"{frames}" if frames else ("Identical to" if hit.method in EXACT else "Near duplicate of")
-            out.append(Evidence(stage=STAGE, kind="near-original", score=score(hit),
+            out.append(Evidence(stage=STAGE, kind=Kind.NEAR_ORIGINAL, score=score(hit),
                                 summary=f"{word} a registered original: {hit.label} ({source}; {_how(hit)}).{disputed}",
                                 details=details))
     return out
@@ -130,7 +131,7 @@ def disputed_words(disputes: tuple[Dispute, ...] | list[Dispute]) -> str:
     return f"This entry is disputed by {'; '.join(parts)}."
 
 
-RETRACTED_KIND = "bank-entry-retracted"
+RETRACTED_KIND = Kind.BANK_ENTRY_RETRACTED
 
 
 def retraction_evidence(retractions: list[Retraction]) -> list[Evidence]:

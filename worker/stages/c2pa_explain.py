@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from server.verdicts import Evidence, Level
+from server.vocabulary import Kind, Stage
 from worker.stages.c2pa_read import C2paResult, Ingredient, Manifest, SignerInfo
 from worker.stages.c2pa_signer import SignerProblem, content_signing_ekus, judge
 
-STAGE = "c2pa"
+STAGE = Stage.C2PA
 
 # What a validation code means for the reader: a small set of categories the desk and tests rely on.
 CONTENT_CHANGED = "content-changed"          # the signed content (pixels, sound, ...) no longer matches
@@ -358,35 +359,35 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
     thumbs = thumbs or {}
     trust = trust or {}
     if result.status == "absent":
-        return [Evidence(stage=STAGE, kind="c2pa-absent", summary="No Content Credentials (C2PA) in this file.")]
+        return [Evidence(stage=STAGE, kind=Kind.C2PA_ABSENT, summary="No Content Credentials (C2PA) in this file.")]
     if result.status == "remote":
         where = f" at {result.remote_url}" if result.remote_url else ""
         why = f"could not be fetched ({remote_refused})" if remote_refused else "was not fetched"
         return [Evidence(
-            stage=STAGE, kind="c2pa-remote-manifest", supports=Level.UNAVAILABLE,
+            stage=STAGE, kind=Kind.C2PA_REMOTE_MANIFEST, supports=Level.UNAVAILABLE,
             summary=f"Could not check: the file's Content Credentials are stored remotely{where}; "
                     f"the remote manifest {why}.",
             details={"remote_url": result.remote_url, "fetched": False, "refused": remote_refused},
         )]
     if result.status == "unsupported":
-        return [Evidence(stage=STAGE, kind="c2pa-unsupported",
+        return [Evidence(stage=STAGE, kind=Kind.C2PA_UNSUPPORTED,
                          summary="Content Credentials cannot be read from this file type.",
                          details={"error": result.error})]
     if result.status == "unreadable" and (result.error or "").startswith("not read: "):
         return [Evidence(  # refused before the library read it (worker.stages.budget): the reason, not "broken"
-            stage=STAGE, kind="c2pa-unreadable", supports=Level.UNAVAILABLE,
+            stage=STAGE, kind=Kind.C2PA_UNREADABLE, supports=Level.UNAVAILABLE,
             summary=f"Could not check the Content Credentials: {result.error.removeprefix('not read: ')}.",
             details={"error": result.error, "reason": "over-budget"},
         )]
     if result.status == "unreadable":
         return [Evidence(
-            stage=STAGE, kind="c2pa-unreadable", supports=Level.UNAVAILABLE,
+            stage=STAGE, kind=Kind.C2PA_UNREADABLE, supports=Level.UNAVAILABLE,
             summary="Could not check the Content Credentials: the file is broken or truncated.",
             details={"error": result.error},
         )]
     if result.status == "damaged":
         return [Evidence(
-            stage=STAGE, kind="c2pa-damaged", supports=Level.TAMPERED,
+            stage=STAGE, kind=Kind.C2PA_DAMAGED, supports=Level.TAMPERED,
             summary="Content Credentials broken: the credentials in this file are damaged or were altered, "
                     "so nothing they say can be relied on.",
             details={"error": result.error},
@@ -426,18 +427,18 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
             # for other EKUs it does not allow (and we word as broken credentials): the same here.
             details["failures"].append(_refusal(problem))
             details["category"] = details["failures"][-1]["category"]
-            return [Evidence(stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
+            return [Evidence(stage=STAGE, kind=Kind.C2PA_INVALID, supports=Level.TAMPERED, details=details,
                              summary=f"Content Credentials broken: {problem.words}. Signed by {who}; "
                                      "nothing these credentials say can be relied on.")]
         if problem is not None and result.state == "Trusted":
-            return [Evidence(stage=STAGE, kind="c2pa-signer-unchecked", supports=Level.SIGNED_UNTRUSTED,
+            return [Evidence(stage=STAGE, kind=Kind.C2PA_SIGNER_UNCHECKED, supports=Level.SIGNED_UNTRUSTED,
                              details=details,
                              summary=f"Signed by {who}, but {problem.words}, so the credentials are not shown as "
                                      f"verified. The content is unchanged since signing.{stamp}")]
 
     if result.state == "Trusted":
         issuer = f", certificate issued by {signer.issuer}" if signer and signer.issuer else ""
-        return [Evidence(stage=STAGE, kind="c2pa-trusted", supports=Level.VERIFIED, details=details,
+        return [Evidence(stage=STAGE, kind=Kind.C2PA_TRUSTED, supports=Level.VERIFIED, details=details,
                          summary=f"Verified Content Credentials: signed by {who}{issuer}, "
                                  f"a signer on your trust list; the content is unchanged since signing.{stamp}")]
     if result.state == "Invalid":
@@ -445,7 +446,7 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         codes = list(dict.fromkeys(codes + [c for c in result.active_failures if c not in codes]))
         if "signingCredential.expired" in codes and set(codes) <= _SIGNER_ONLY:
             details["category"] = CERTIFICATE_EXPIRED
-            return [Evidence(stage=STAGE, kind="c2pa-expired", supports=Level.SIGNED_UNTRUSTED, details=details,
+            return [Evidence(stage=STAGE, kind=Kind.C2PA_EXPIRED, supports=Level.SIGNED_UNTRUSTED, details=details,
                              summary=_expired(who, signer, now))]
         lead = next((c for c in _LEAD if c in codes), None) or next(
             (c for c in codes if c not in _SIGNER_ONLY), codes[0] if codes else "general.error")
@@ -466,14 +467,14 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
                 words = problem.words
         more = len({c for c in codes if c not in _SIGNER_ONLY}) - 1
         return [Evidence(
-            stage=STAGE, kind="c2pa-invalid", supports=Level.TAMPERED, details=details,
+            stage=STAGE, kind=Kind.C2PA_INVALID, supports=Level.TAMPERED, details=details,
             summary=f"Content Credentials broken: {words}."
                     + (f" ({more} more problem{'s' if more > 1 else ''}.)" if more > 0 else "")
                     + f" Signed by {who}.")]
     if result.state == "Valid":
         hint = "" if trust.get("loaded", True) else " (no trust list is loaded: run `credence trust update`)"
-        return [Evidence(stage=STAGE, kind="c2pa-untrusted", supports=Level.SIGNED_UNTRUSTED, details=details,
+        return [Evidence(stage=STAGE, kind=Kind.C2PA_UNTRUSTED, supports=Level.SIGNED_UNTRUSTED, details=details,
                          summary=f"Signed by {who}, not on your trust list{hint}. "
                                  f"The content is unchanged since signing.{stamp}")]
-    return [Evidence(stage=STAGE, kind="c2pa-unvalidated", details=details,
+    return [Evidence(stage=STAGE, kind=Kind.C2PA_UNVALIDATED, details=details,
                      summary=f"Content Credentials signed by {who} were read but not validated.")]

@@ -35,7 +35,7 @@ from worker.detection.detectors.nets.baseline import BaselineNet
 from worker.detection.detectors.preprocess import center_crop, to_tensor
 from worker.detection.detectors.registry import IMAGENET
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR: Path = Settings.model_fields["training_data_dir"].default  # CREDENCE_TRAINING_DATA_DIR overrides it in the CLI
 SEED = 20261201
 CROP, EVAL_CROP = 64, 224
