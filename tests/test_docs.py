@@ -57,6 +57,23 @@ def test_relative_links_in_readme_and_docs_resolve() -> None:
     assert not broken, "\n".join(broken)
 
 
+def test_source_paths_named_in_the_docs_exist() -> None:
+    """A file moved or split leaves its old name in the prose: every `server/...`, `worker/...` path (and
+    dotted module) the README, docs/ and bench/README.md name must still exist."""
+    missing = []
+    for page in [*PAGES, ROOT / "bench" / "README.md"]:
+        text = page.read_text()
+        for path in set(re.findall(r"\b((?:server|worker)/[\w/]+\.py)\b", text)):
+            if not (ROOT / path).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {path}")
+        for dotted in set(re.findall(r"\b((?:server|worker)(?:\.[a-z_]+)+)\b", text)):
+            parts = dotted.split(".")
+            if not any((ROOT / Path(*parts[:n])).with_suffix(".py").exists() or (ROOT / Path(*parts[:n])).is_dir()
+                       for n in range(len(parts), 1, -1)):
+                missing.append(f"{page.relative_to(ROOT)}: {dotted}")
+    assert not missing, "\n".join(sorted(missing))
+
+
 def test_readme_links_every_docs_page() -> None:
     linked = {(ROOT / link.partition("#")[0]).resolve() for link in _relative_links(ROOT / "README.md")}
     pages = sorted(DOCS.glob("*.md"))

@@ -114,7 +114,7 @@ def reader_settings(files: TrustFiles) -> dict[str, Any]:
             "verify_after_reading": True,
             "verify_trust": True,
             "verify_timestamp_trust": True,
-            "remote_manifest_fetch": False,  # remote manifests go through worker.fetch.fetcher or nowhere
+            "remote_manifest_fetch": False,  # remote manifests go through worker.fetch.documents or nowhere
             "ocsp_fetch": False,
         },
         "core": {"allowed_network_hosts": []},  # second lock: the library may reach no host at all

@@ -8,10 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.api.deps import enqueue, services
 from server.api.request_body import parse_json, query_int
 from server.auth import actor, current_role, rank, require_role
+from server.banks import service as banks
 from server.errors import ApiError
 from server.exchange import bank_io
 from server.exchange import service as exchange
-from server.queue import enqueue_pull_peer, enqueue_rematch
+from server.queue import enqueue_pull_peer
 
 bp = Blueprint("exchange", __name__)
 MAX_CURSOR = 2**63 - 1  # the largest id either database stores
@@ -82,14 +83,10 @@ def import_bank(name: str):
     data = upload.read(exchange.MAX_IMPORT_BYTES + 1) if upload else request.get_data(cache=False)
     keep = rank(current_role()) >= rank("admin")
     try:
-        with services().db.session() as session:
-            result = exchange.import_file(session, name, data, request.args.get("format", "jsonl"), actor=actor(),
-                                          keep_status=keep)
+        return jsonify(exchange.import_bank(services(), name, data, request.args.get("format", "jsonl"),
+                                            actor=actor(), keep_status=keep, jobs=banks.Queued(enqueue)))
     except bank_io.ImportRejected as exc:
         raise ApiError(400, str(exc), exc.errors[:200]) from exc
-    for entry_id in result.confirmed:
-        enqueue(enqueue_rematch, entry_id)
-    return jsonify({"created": result.created, "unchanged": result.unchanged, "statuses_kept": result.statuses_kept})
 
 
 @bp.get("/api/v1/peers")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from server.cli.banks import banks_group
-from server.cli.common import Refusals, actor, echo, services
+from server.cli.common import AtOnce, Refusals, actor, echo, services
 from server.exchange import bank_io
 from server.exchange import service as exchange
 
@@ -39,20 +39,17 @@ def export(names: tuple[str, ...], fmt: str, output: Path | None) -> None:
 @click.option("--pending", is_flag=True, help="Import everything as pending, for review (default: keep statuses).")
 def import_(name: str, source: Path, fmt: str, pending: bool) -> None:
     """Import a file into a bank: all or nothing, idempotent; re-matches stored media."""
-    from worker.banks import jobs as bank_jobs  # the worker's re-matching, run here in-process
-
     with source.open("rb") as handle:
         data = handle.read(exchange.MAX_IMPORT_BYTES + 1)
     svc = services()
     try:
-        with svc.db.session() as session:
-            result = exchange.import_file(session, name, data, fmt, actor=actor(), keep_status=not pending)
+        result = exchange.import_bank(svc, name, data, fmt, actor=actor(), keep_status=not pending, jobs=AtOnce(svc))
     except bank_io.ImportRejected as exc:
         for error in exc.errors[:50]:
             click.echo(error, err=True)
         raise click.ClickException(str(exc)) from exc
-    changed = sum(bank_jobs.rematch_entry(svc, entry_id) for entry_id in result.confirmed)
-    echo({"created": result.created, "unchanged": result.unchanged, "verdicts_changed": changed})
+    echo({"created": result["created"], "unchanged": result["unchanged"],
+          "verdicts_changed": result.get("verdicts_changed", 0)})
 
 
 @click.command("identity")

@@ -13,7 +13,7 @@ import binascii
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy import select
@@ -24,6 +24,9 @@ from server.banks import service as banks
 from server.errors import ApiError
 from server.exchange import bank_io, feed, identity
 from server.schemas import iso
+
+if TYPE_CHECKING:
+    from server.services import Services
 
 FEED_PATH = "/api/v1/exchange/feed"
 PEER_NAME = r"[a-z0-9][a-z0-9._-]{0,99}"  # like a bank's: it names the local banks of the peer's copies
@@ -218,3 +221,18 @@ def import_file(session: Session, bank_name: str, data: bytes, fmt: str, *, acto
     bank = banks.get_bank(session, bank_name)
     result = bank_io.import_records(session, bank, records, actor=actor, keep_status=keep_status)
     return Imported(result.created, result.unchanged, keep_status, list(result.confirmed))
+
+
+def import_bank(svc: Services, bank_name: str, data: bytes, fmt: str, *, actor: str, keep_status: bool,
+                jobs: banks.Jobs) -> dict[str, Any]:
+    """Import a file (``import_file``), then re-match the stored media its newly confirmed entries touch,
+    as a confirmation does (server/banks/service.py ``Jobs``: queued by the API, at once by the CLI, which
+    then says how many verdicts changed)."""
+    with svc.db.session() as session:
+        result = import_file(session, bank_name, data, fmt, actor=actor, keep_status=keep_status)
+    counts = [jobs.rematch(entry_id) for entry_id in result.confirmed]
+    out: dict[str, Any] = {"created": result.created, "unchanged": result.unchanged,
+                           "statuses_kept": result.statuses_kept}
+    if counts and all(isinstance(n, int) for n in counts):
+        out["verdicts_changed"] = sum(counts)
+    return out
