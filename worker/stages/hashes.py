@@ -1,11 +1,10 @@
-"""Perceptual hashes (PDQ, pHash) from the one decoded image, each at the scale it tolerates.
+"""Perceptual hashes (PDQ, pHash) from the one decoded image.
 
-PDQ: pdqhash filters at full resolution (~20 ms at 1 MP, ~500 ms at 12 MP) and decimates to 64x64
-whatever the aspect ratio, so it is computed on a 576x576 resize. 576 is an odd multiple of 64:
-on such a square, PDQ's decimation grid is symmetric, so the 8 rotations/flips that
-``pdqhash.compute_dihedral`` derives from one DCT are exactly the hashes of the turned pixels
-(on other sizes they drift 16-50 bits). Drift against full-resolution PDQ is bounded in
-tests/test_hashes.py. pHash resizes to 32x32 itself, so it takes a 128 px short side.
+PDQ is what Meta's reference computes on the full decoded pixels (worker/stages/pdq.py), so the hashes we
+store, match and export are the ones other systems (``threatexchange hash photo``) compute and look up
+exactly, and each of the 8 orientations is the reference hash of the really turned pixels;
+tests/test_hashes.py checks both against ``pdqhash`` and threatexchange (at most 1 bit of float rounding).
+pHash resizes to 32x32 itself, so it takes a 128 px short side.
 """
 from __future__ import annotations
 
@@ -16,10 +15,12 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
-PDQ_SIDE = 576  # 9 x 64
+from worker.stages import pdq as faithful_pdq
+
+PDQ_SIDE = 576  # video keyframes only (worker/stages/video_hashes.py): 9 x 64
 PHASH_SIDE = 128
 PDQ_MIN_QUALITY = 50  # below this, PDQ is unreliable (flat images): the ecosystem drops such hashes
-# Order of pdqhash.compute_dihedral: how the checked image was turned before hashing.
+# Order of pdqhash.compute_dihedral: how the checked image was turned before hashing (np.rot90 turns).
 ORIENTATION_NAMES = ("as is", "rotated 90°", "rotated 180°", "rotated 270°", "flipped top to bottom",
                      "flipped left to right", "rotated 90° and flipped top to bottom",
                      "rotated 90° and flipped left to right")
@@ -46,6 +47,7 @@ def scale_to(image: Image.Image, short_side: int) -> Image.Image:
 
 
 def pdq_input(image: Image.Image) -> np.ndarray:
+    """The 576x576 square video keyframes are hashed at (images are hashed at full size)."""
     shrink = min(image.size) >= PDQ_SIDE
     square = image.resize((PDQ_SIDE, PDQ_SIDE), Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
     return np.asarray(square.convert("RGB"))
@@ -56,7 +58,7 @@ def pdq_bits_to_hex(bits: np.ndarray) -> str:
 
 
 def pdq(image: Image.Image) -> tuple[str, int]:
-    """Reference PDQ of the pixels as given (full resolution): for measuring drift and interop."""
+    """Meta's own implementation (pdqhash) on the pixels as given: what the tests and the benchmark compare with."""
     bits, quality = pdqhash.compute(np.asarray(image.convert("RGB")))
     return pdq_bits_to_hex(bits), int(quality)
 
@@ -72,8 +74,7 @@ def compute(image: Image.Image) -> PerceptualHashes:
 def compute_with_orientations(image: Image.Image) -> tuple[PerceptualHashes, list[str]]:
     """The hashes, plus PDQ in all 8 orientations (identity first), so a rotated or mirrored
     re-upload still matches a banked original."""
-    vectors, quality = pdqhash.compute_dihedral(pdq_input(image))
-    variants = [pdq_bits_to_hex(v) for v in vectors]
+    variants, quality = faithful_pdq.dihedral(image)
     hashes = PerceptualHashes(pdq=variants[0], pdq_quality=int(quality), phash=phash(scale_to(image, PHASH_SIDE)))
     return hashes, variants
 
