@@ -25,20 +25,14 @@ def may_see_sightings() -> bool:
 
 
 def bank_entries(session: Session, body: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The bank entries the verdict cites, as they stand now: status, and who disputes them and why."""
-    ids = list(dict.fromkeys((e.get("details") or {}).get("entry_id") for e in (body or {}).get("evidence", [])
-                             if e.get("stage") == "bank-match"))
-    ids = [i for i in ids if i]
-    disputes = banks.disputes_of(session, ids)
+    """The bank entries the verdict cites, once each, as they stand now: status, who disputes them and why."""
+    entries = {e.id: e for _, e in banks.cited(session, (body or {}).get("evidence", [])) if e is not None}
+    disputes = banks.disputes_of(session, list(entries))
     out = []
-    for entry_id in ids:
-        entry = session.get(models.BankEntry, entry_id)
-        if entry is None:
-            continue
+    for entry in entries.values():
         bank = session.get(models.Bank, entry.bank_id)
         out.append({"id": entry.id, "bank": bank.name if bank else None, "label": entry.label,
-                    "status": entry.status, "disputed": bool(entry.disputed),
-                    "disputes": disputes.get(entry_id, [])})
+                    "status": entry.status, "disputed": bool(entry.disputed), "disputes": disputes.get(entry.id, [])})
     return out
 
 

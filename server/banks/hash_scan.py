@@ -18,6 +18,10 @@ from sqlalchemy.orm import Session
 
 from server.db import stream_rows
 
+# How far a person's search looks (banks, media seen): wider than the match threshold, to show near misses.
+SEARCH_PDQ_DISTANCE = 63
+SEARCH_PHASH_DISTANCE = 16
+
 
 @dataclass(frozen=True)
 class Near:

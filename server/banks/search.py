@@ -25,8 +25,8 @@ from server.schemas import SearchRequest
 if TYPE_CHECKING:
     from server.config import Settings
 
-SEARCH_PDQ_DISTANCE = 63  # wider than the match threshold: show near misses, with their distance
-SEARCH_PHASH_DISTANCE = 16
+SEARCH_PDQ_DISTANCE = hash_scan.SEARCH_PDQ_DISTANCE
+SEARCH_PHASH_DISTANCE = hash_scan.SEARCH_PHASH_DISTANCE
 _ID_BATCH = 500  # ids per IN (...) when loading the hits
 
 

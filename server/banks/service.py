@@ -24,6 +24,7 @@ from server.errors import ApiError
 from server.exchange import feed
 from server.json_edge import scrub
 from server.queue import enqueue_hash_entry, enqueue_rematch, enqueue_rematch_removed
+from server.vocabulary import Stage
 from server.schemas import EntryDelete, EntrySubmit, ReportRequest, RetractRequest, ReviewRequest, iso
 
 if TYPE_CHECKING:
@@ -240,6 +241,18 @@ def disputes_of(session: Session, entry_ids: list[str]) -> dict[str, list[dict[s
         models.Opinion.entry_id.in_(entry_ids), models.Opinion.opinion == "dispute").order_by(models.Opinion.at))
     for row in rows:
         out.setdefault(row.entry_id, []).append({"by": row.instance, "reason": row.note or "", "at": iso(row.at)})
+    return out
+
+
+def cited(session: Session, evidence: list[dict[str, Any]]) -> list[tuple[dict[str, Any], models.BankEntry | None]]:
+    """A verdict's bank-match evidence with the entry each item cites as it stands now (None: deleted since):
+    a report shows the entry's status and disputes today, not as they were when the verdict was made."""
+    out = []
+    for item in evidence:
+        if item.get("stage") != Stage.BANK_MATCH:
+            continue
+        entry_id = (item.get("details") or {}).get("entry_id")
+        out.append((item, session.get(models.BankEntry, entry_id) if entry_id else None))
     return out
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server import models
+from server.banks import hash_scan
 from server.config import PIPELINE_VERSION
 from server.detection.manifest import VERSION_KEY
 from server.verdicts import Verdict
@@ -171,3 +172,37 @@ def checks_by_id(session: Session, ids: list[str]) -> dict[str, tuple[models.Che
 
 def audit(session: Session, *, actor: str, action: str, target: str, details: dict | None = None) -> None:
     session.add(models.AuditLog(actor=actor, action=action, target=target, details=details or {}))
+
+
+def current_levels(session: Session, shas: set[str], detectors: str) -> dict[str, str]:
+    """The level each content has now (a bank change may have moved it since a check was made)."""
+    if not shas:
+        return {}
+    newest = (select(models.Verdict.sha256, func.max(models.Verdict.created_at).label("at"))
+              .where(models.Verdict.sha256.in_(shas), is_current(detectors))
+              .group_by(models.Verdict.sha256).subquery())
+    return dict(session.execute(select(models.Verdict.sha256, models.Verdict.level)
+                                .join(newest, (newest.c.sha256 == models.Verdict.sha256)
+                                      & (newest.c.at == models.Verdict.created_at))).all())
+
+
+
+def similar_media(session: Session, detectors: str, dihedral: list[str], phash: str | None,
+                  exclude: str | None = None, limit: int = 24) -> list[dict[str, Any]]:
+    """Media this instance has seen that look like the query, nearest first, with their level now: PDQ
+    against each of the query's orientations (so a flipped or rotated copy is found), pHash as is, over the
+    whole record (hash_scan: exact, in PostgreSQL where it can)."""
+    m = models.Media.__table__.c
+    hits = [{"sha256": near.row.sha256, "mime": near.row.mime, "first_seen": near.row.first_seen,
+             "pdq_distance": near.pdq_distance, "phash_distance": near.phash_distance}
+            for near in hash_scan.near_rows(session, models.Media.__table__, [m.sha256, m.mime, m.first_seen],
+                                            pdqs=dihedral, pdq_limit=hash_scan.SEARCH_PDQ_DISTANCE,
+                                            phash=phash, phash_limit=hash_scan.SEARCH_PHASH_DISTANCE)
+            if near.row.sha256 != exclude]
+    hits.sort(key=lambda h: (h["pdq_distance"] if h["pdq_distance"] is not None else 999,
+                             h["phash_distance"] if h["phash_distance"] is not None else 999))
+    hits = hits[:limit]
+    levels = current_levels(session, {h["sha256"] for h in hits}, detectors)
+    for h in hits:
+        h["level"] = levels.get(h["sha256"])
+    return hits

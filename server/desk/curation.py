@@ -10,8 +10,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from server.api.deps import enqueue
 from server.banks import search as bank_search
 from server.banks import service as banks
+from server.checks import records
 from server.desk.auth import actor, current_user, require, services
-from server.desk.history import similar_media
 from server.schemas import NOTE_MAX, RetractRequest, ReviewRequest, parse
 
 bp = Blueprint("curation", __name__)
@@ -42,7 +42,8 @@ def entry(entry_id: str):
         near = bank_search.near_entries(session, current)
         seen = []
         if current["pdq"] or current["phash"]:
-            seen = similar_media(session, [current["pdq"]] if current["pdq"] else [], current["phash"], limit=8)
+            seen = records.similar_media(session, services().detectors_stamp(),
+                                          [current["pdq"]] if current["pdq"] else [], current["phash"], limit=8)
     store = svc.store
     has = lambda sha: bool(sha and store.path(sha).exists())  # noqa: E731
     return render_template("desk/entry.html", e=current, near=near, seen=seen, history=current["history"],

@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from server import models
@@ -142,6 +143,39 @@ def statuses(session: Session, ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def check_history(session: Session, detectors: str, *, level: str = "", bank: str = "", scope: str = "desk",
+                  since: datetime | None = None, until: datetime | None = None, offset: int = 0,
+                  limit: int = 50) -> list[dict[str, Any]]:
+    """Past checks, newest first: the desk's own (``scope`` "desk", by when the person asked, with who asked)
+    or all of them (by when the check was made), each with its level then and now."""
+    query = (select(models.Check, models.Verdict.level, models.Verdict.body, models.DeskCheck.name,
+                    models.User.username)
+             .outerjoin(models.Verdict, models.Verdict.id == models.Check.verdict_id)
+             .outerjoin(models.DeskCheck, models.DeskCheck.check_id == models.Check.id)
+             .outerjoin(models.User, models.User.id == models.DeskCheck.user_id))
+    when = models.DeskCheck.created_at if scope == "desk" else models.Check.created_at  # both indexed
+    if scope == "desk":
+        query = query.where(models.DeskCheck.id.is_not(None))
+    if level:
+        query = query.where(models.Verdict.level == level)
+    if since:
+        query = query.where(when >= since)
+    if until:
+        query = query.where(when < until)
+    if bank:
+        # Bank-match evidence names its bank; both SQLite and PostgreSQL keep the JSON text as written.
+        query = query.where(cast(models.Verdict.body, Text).like(f'%"bank": "{_like_escape(bank)}"%', escape="\\"))
+    rows = session.execute(query.add_columns(when).order_by(when.desc(), models.DeskCheck.id.desc())
+                           .offset(offset).limit(limit)).all()
+    now = records.current_levels(session, {row[0].sha256 for row in rows if row[0].sha256}, detectors)
+    return [{"check": c, "level": lv, "summary": (body or {}).get("summary"), "name": name or c.url or "upload",
+             "user": user, "now": now.get(c.sha256), "at": at} for c, lv, body, name, user, at in rows]
+
+
 # ---------------------------------------------------------------------------- the report
 
 def _exif(data: bytes, max_pixels: int) -> dict[str, Any]:
@@ -223,8 +257,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     current = records.current_verdict(session, sha256, svc.detectors_stamp())
     body: dict[str, Any] | None = copy.deepcopy(current.body) if current else None
     evidence = list((body or {}).get("evidence") or [])
-    history = session.scalars(select(models.Verdict).where(models.Verdict.sha256 == sha256)
-                              .order_by(models.Verdict.created_at.desc()).limit(50)).all()
+    history = records.verdict_history(session, sha256)
 
     provenance = [e for e in evidence if e["stage"] == Stage.C2PA and is_c2pa(e["kind"])]
     for item in provenance:
@@ -250,15 +283,14 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         item["curve"] = frame_scores(details, (video or {}).get("facts", {}).get("duration_s"),
                                      threshold if isinstance(threshold, (int, float)) else None, exists)
     matches = []
-    for item in (e for e in evidence if e["stage"] == Stage.BANK_MATCH):
-        entry_id = (item.get("details") or {}).get("entry_id")
-        entry = session.get(models.BankEntry, entry_id) if entry_id else None
-        bank = session.get(models.Bank, entry.bank_id) if entry is not None else None
+    cited = banks.cited(session, evidence)
+    disputes = banks.disputes_of(session, [e.id for _, e in cited if e is not None])
+    for item, entry in cited:
         matched: dict[str, Any] | None = None
         if entry is not None:
-            matched = banks.entry_dict(entry, bank)
+            matched = banks.entry_dict(entry, session.get(models.Bank, entry.bank_id))
             # Who disputes it and why is what the peer published on its feed: shown to everyone.
-            matched["disputes"] = banks.disputes_of(session, [entry.id]).get(entry.id, [])
+            matched["disputes"] = disputes.get(entry.id, [])
             matched["image"] = bool(entry.sha256 and svc.store.path(entry.sha256).exists())
             if not signed_in:  # who reviewed, and with what note, is for the newsroom
                 for key in ("submitted_by", "reviewed_by", "review_note", "sha256", "pdq", "phash", "source_url"):
@@ -277,8 +309,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     }
     sightings = None
     if settings.desk_sightings and signed_in:
-        urls = session.scalars(select(models.MediaUrl).where(models.MediaUrl.sha256 == sha256)
-                               .order_by(models.MediaUrl.fetched_at).limit(50)).all()
+        urls = records.sightings(session, sha256)
         sightings = {"first_seen": media.first_seen.isoformat(),
                      "urls": [{"url": u.url, "final_url": u.final_url, "fetched_at": u.fetched_at.isoformat()}
                               for u in urls]}
@@ -298,7 +329,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         "sightings": sightings,
         "history": [{"id": v.id, "level": v.level, "pipeline_version": v.pipeline_version,
                      "created_at": v.created_at.isoformat()} for v in history],
-        "checks": session.scalar(select(models.Check.id).where(models.Check.sha256 == sha256).limit(1)) is not None,
+        "checks": records.was_checked(session, sha256),
     }
 
 
