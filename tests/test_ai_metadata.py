@@ -186,8 +186,30 @@ def test_our_decoder_reads_exactly_what_the_package_reads(imwatermark) -> None:
     image = marked(imwatermark, "bytes", b"StableDiffusionV1", bgr=True)
     bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
     reference = imwatermark.WatermarkDecoder("bytes", 136)
-    ours = decode_bits(block_scores(bgr), 136)
+    ours = decode_bits(block_scores(np.asarray(image), "bgr"), 136)
     assert ours.tolist() == list(np.unpackbits(np.frombuffer(reference.decode(bgr, "dwtDct"), np.uint8)).astype(bool))
+
+
+def test_our_haar_band_and_block_votes_are_the_packages_bit_for_bit() -> None:
+    """The decoder computes only the DWT band it reads; each block's vote must still be the one the
+    package's own steps (OpenCV on the handed channel order, pywt.dwt2) give, on photos and on noise
+    (votes sit on exact ties often enough that one rounding difference would show)."""
+    import cv2
+    import pywt
+
+    rng = np.random.default_rng(3)
+    samples = [np.asarray(photo(516, 388, seed=s)) for s in range(4)]
+    samples += [rng.integers(0, 256, size=(260 + 4 * k, 300, 3), dtype=np.uint8) for k in range(4)]
+    for rgb in samples:
+        rows, cols = rgb.shape[0] // 4 * 4, rgb.shape[1] // 4 * 4
+        for order, handed in (("bgr", rgb[:, :, ::-1]), ("rgb", rgb)):
+            u = cv2.cvtColor(np.ascontiguousarray(handed), cv2.COLOR_BGR2YUV)[:rows, :cols, 1]
+            reference = pywt.dwt2(u, "haar")[0]
+            nr, nc = reference.shape[0] // 4, reference.shape[1] // 4
+            flat = reference[:nr * 4, :nc * 4].reshape(nr, 4, nc, 4).transpose(0, 2, 1, 3).reshape(-1, 16)
+            pos = np.argmax(np.abs(flat[:, 1:]), axis=1) + 1
+            votes = (np.abs(flat[np.arange(flat.shape[0]), pos]) % 36) > 18
+            assert np.array_equal(block_scores(rgb, order), votes), order
 
 
 @pytest.mark.parametrize(("payload_type", "payload", "bgr", "model"), [
