@@ -17,6 +17,7 @@ from server.schemas import iso
 
 ROLES: tuple[str, ...] = ("reader", "reporter", "reviewer", "admin")
 KEY_PREFIX = "cred_"
+KEY_NAME_SHOWN = 120  # of a key's name in an actor: with its id it fits the 200 characters actors are stored in
 
 
 def rank(role: str) -> int:
@@ -97,8 +98,14 @@ def current_role() -> str | None:
 
 
 def actor() -> str:
+    """Who the audit log says did it. A key is named by the name it was created with (``credence keys
+    create --name``) and its id (``credence keys list``), never its prefix, which is part of the secret;
+    always ``key:...``, so no key's name can pass for a peer's ``peer:`` or a desk user's ``desk:``."""
     row = getattr(g, "api_key", None)
-    return f"key:{row.prefix}" if row is not None else f"anonymous:{request.remote_addr}"
+    if row is None:
+        return f"anonymous:{request.remote_addr}"
+    name = " ".join((row.name or "").split())[:KEY_NAME_SHOWN] or "unnamed"
+    return f"key:{name} ({row.id})"
 
 
 def require_role(role: str | None) -> Callable:

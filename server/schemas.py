@@ -105,8 +105,8 @@ class CitedBankEntry(BaseModel):
 
 
 class MediaReport(BaseModel):
-    """``urls`` (where this instance saw the content) is empty for anonymous clients, and for every
-    client when the instance hides sightings (``desk_sightings``)."""
+    """``urls`` (where this instance saw the content) is empty and ``first_seen`` null for anonymous clients,
+    and for every client when the instance hides sightings (``desk_sightings``)."""
 
     sha256: str
     hashes: MediaHashes

@@ -3,6 +3,7 @@ refused the same way by the API and by the CLI, because both call server/exchang
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 from pathlib import Path
@@ -171,3 +172,147 @@ def test_a_readers_bank_filter_is_the_one_the_feed_reads() -> None:
     assert {k: v[0] for k, v in query.items() if k != "banks"} == {"since": "7", "limit": "50", "v": "2"}
     assert exchange.bank_filter(query["banks"][0]) == ["debunked", "clips"]
     assert exchange.bank_filter("") is None and exchange.bank_filter(None) is None
+
+
+# --- imports that never succeed silently (issue 21) ------------------------------------------------
+
+PDQ_HEX = "f" * 64
+TE_LINE = f"pdq {PDQ_HEX}\n".encode()
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "image/jpeg", "multipart/mixed"])
+def test_an_import_body_of_the_wrong_content_type_is_a_415(alpha, content_type) -> None:
+    """curl --data-binary sends a form content type unless told otherwise: the body was then read as
+    form fields and the import answered 200 created 0."""
+    inst, _ = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    refused = inst.call("POST", "/api/v1/banks/debunked/import?format=te-lines", "admin", data=TE_LINE,
+                        content_type=content_type)
+    assert refused.status_code == 415
+    assert f"not {content_type}" in api_error(refused) and "Content-Type: text/plain" in api_error(refused)
+    assert inst.count(models.BankEntry) == 0
+    for accepted in ("text/plain", "application/octet-stream", None):
+        done = inst.call("POST", "/api/v1/banks/debunked/import?format=te-lines", "admin", data=TE_LINE,
+                         content_type=accepted)
+        assert done.status_code == 200, (accepted, done.get_json())
+    assert inst.count(models.BankEntry) == 1
+
+
+def test_a_multipart_import_needs_its_file_field(alpha) -> None:
+    inst, _ = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    wrong = inst.call("POST", "/api/v1/banks/debunked/import?format=te-lines", "admin",
+                      data={"upload": (io.BytesIO(TE_LINE), "hashes.txt")})
+    assert wrong.status_code == 400 and api_error(wrong) == "a multipart import needs the file in the field 'file'"
+    right = inst.call("POST", "/api/v1/banks/debunked/import?format=te-lines", "admin",
+                      data={"file": (io.BytesIO(TE_LINE), "hashes.txt")})
+    assert right.status_code == 200 and right.get_json() == {"created": 1, "unchanged": 0, "statuses_kept": True}
+
+
+@pytest.mark.parametrize("fmt", bank_io.FORMATS)
+@pytest.mark.parametrize("body", [b"", b"\n \n\t\n"])
+def test_an_empty_file_is_refused_by_both(alpha, tmp_path, fmt, body) -> None:
+    inst, data_dir = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    response = inst.call("POST", f"/api/v1/banks/debunked/import?format={fmt}", "admin", data=body)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the file is empty; nothing imported", "details": ["the file is empty"]}
+    multipart = inst.call("POST", f"/api/v1/banks/debunked/import?format={fmt}", "admin",
+                          data={"file": (io.BytesIO(body), "empty")})
+    assert multipart.status_code == 400 and api_error(multipart) == "the file is empty; nothing imported"
+    empty = tmp_path / "empty"
+    empty.write_bytes(body)
+    done = cli(data_dir, "banks", "import", "debunked", str(empty), "--format", fmt)
+    assert done.exit_code == 1 and "Error: the file is empty; nothing imported" in done.output
+    assert inst.count(models.AuditLog, models.AuditLog.action == "bank.import") == 0
+
+
+def test_a_signal_without_a_value_is_a_bad_line_for_both(alpha, tmp_path) -> None:
+    """Such a line used to be skipped without a word."""
+    inst, data_dir = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    body = f"pdq\nvideo_md5 \npdq {PDQ_HEX}\n".encode()
+    response = inst.call("POST", "/api/v1/banks/debunked/import?format=te-lines", "admin", data=body,
+                         content_type="text/plain")
+    assert response.status_code == 400
+    assert response.get_json()["details"] == ["line 1: pdq: no value", "line 2: video_md5: no value"]
+    lines = tmp_path / "lines.txt"
+    lines.write_bytes(body)
+    done = cli(data_dir, "banks", "import", "debunked", str(lines), "--format", "te-lines")
+    assert done.exit_code == 1 and "line 1: pdq: no value" in done.output and "line 2: video_md5: no value" in done.output
+    assert inst.count(models.BankEntry) == 0
+
+
+def test_a_native_record_with_fields_of_the_wrong_type_is_a_bad_line(alpha) -> None:
+    inst, _ = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    data = _native({"label": "a", "status": "confirmed", "phash": "00000000000000f0", "notes": 5},
+                   {"label": "b", "status": "confirmed", "phash": "00000000000000f1", "reviewed_by": "r" * 201})
+    response = inst.call("POST", "/api/v1/banks/debunked/import?format=jsonl", "admin", data=data)
+    assert response.status_code == 400
+    assert response.get_json()["details"] == ["line 2: notes must be a string",
+                                              "line 3: reviewed_by must be a string of at most 200 characters"]
+    assert inst.count(models.BankEntry) == 0
+
+
+CSV_WITH_SKIPS = (
+    "signal_type,signal_str,collab,category,tags\n"
+    f"pdq,{'0' * 63}1,c,POSITIVE_CLASS,flood\n"
+    f"pdq,{'0' * 63}2,c,NEGATIVE_CLASS,\n"
+    f"pdq,{'0' * 63}3,c,SOMETHING_NEW,\n"
+    f"pdq,{'0' * 63}4,c,INVESTIGATION_SEED,\n"
+)
+CSV_WARNINGS = ["line 3: skipped: category NEGATIVE_CLASS marks a false positive, not a known fake",
+                "line 4: unknown category 'SOMETHING_NEW': imported pending, for review"]
+
+
+def test_rows_not_imported_as_they_stand_are_warnings_in_both_answers(alpha, tmp_path) -> None:
+    """A te-csv row marking a false positive used to be skipped without a word."""
+    inst, data_dir = alpha
+    for name in ("by-api", "by-cli"):
+        inst.call("POST", "/api/v1/banks", "admin", json={"name": name, "kind": "fake"})
+    response = inst.call("POST", "/api/v1/banks/by-api/import?format=te-csv", "admin", data=CSV_WITH_SKIPS.encode(),
+                         content_type="text/csv")
+    assert response.status_code == 200
+    assert response.get_json() == {"created": 3, "unchanged": 0, "statuses_kept": True, "warnings": CSV_WARNINGS}
+    source = tmp_path / "signals.csv"
+    source.write_text(CSV_WITH_SKIPS)
+    done = cli(data_dir, "banks", "import", "by-cli", str(source), "--format", "te-csv")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout) == {"created": 3, "unchanged": 0, "verdicts_changed": 0, "warnings": CSV_WARNINGS}
+    statuses = {}
+    with inst.svc.db.session() as session:
+        for entry in session.query(models.BankEntry):
+            statuses.setdefault(entry.pdq[-1], set()).add(entry.status)
+    assert statuses == {"1": {"confirmed"}, "3": {"pending"}, "4": {"pending"}}  # no entry for the false positive
+
+
+def test_a_file_without_entries_and_a_dropped_origin_are_said(alpha, tmp_path) -> None:
+    inst, data_dir = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    header_only = inst.call("POST", "/api/v1/banks/debunked/import?format=jsonl", "admin", data=_native())
+    assert header_only.get_json() == {"created": 0, "unchanged": 0, "statuses_kept": True,
+                                      "warnings": ["the file has no entries: nothing to import"]}
+    csv_header = tmp_path / "header.csv"
+    csv_header.write_text("signal_type,signal_str,collab,category,tags\n")
+    done = cli(data_dir, "banks", "import", "debunked", str(csv_header), "--format", "te-csv")
+    assert done.exit_code == 0 and json.loads(done.stdout)["warnings"] == ["the file has no entries: nothing to import"]
+    claimed = {"label": "claims a peer's entry", "status": "pending", "phash": "00000000000000f2",
+               "origin": {"instance": "beta", "entry_id": "e1", "signature": "AAAA"}}
+    data = _native({"label": "plain", "status": "pending", "phash": "00000000000000f3"}, claimed)
+    first = inst.call("POST", "/api/v1/banks/debunked/import?format=jsonl", "admin", data=data).get_json()
+    assert first == {"created": 2, "unchanged": 0, "statuses_kept": True,
+                     "warnings": ["line 3: origin dropped: only an entry pulled from a peer's signed feed keeps one"]}
+    again = inst.call("POST", "/api/v1/banks/debunked/import?format=jsonl", "admin", data=data).get_json()
+    assert again == {"created": 0, "unchanged": 2, "statuses_kept": True}  # nothing dropped the second time
+
+
+def test_warnings_are_capped_with_a_count(alpha) -> None:
+    inst, _ = alpha
+    inst.call("POST", "/api/v1/banks", "admin", json={"name": "debunked", "kind": "fake"})
+    rows = "".join(f"pdq,{i:064x},c,NEGATIVE_CLASS,\n" for i in range(1, 206))
+    body = ("signal_type,signal_str,collab,category,tags\n" + rows).encode()
+    answer = inst.call("POST", "/api/v1/banks/debunked/import?format=te-csv", "admin", data=body).get_json()
+    assert answer["created"] == 0 and len(answer["warnings"]) == 201
+    assert answer["warnings"][0].startswith("line 2: skipped") and answer["warnings"][199].startswith("line 201: skipped")
+    assert answer["warnings"][200] == "... and 5 more warnings"

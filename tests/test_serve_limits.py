@@ -278,6 +278,8 @@ def test_keys_create_on_a_fresh_data_dir_migrates_the_embedded_database(data_dir
     assert client.get("/api/v1/keys", headers={"X-API-Key": key}).status_code == 401
     missing = _cli(env, "keys", "revoke", "no-such-id")
     assert missing.returncode != 0 and "no such key" in missing.stderr
+    long_name = _cli(env, "keys", "create", "--role", "reader", "--name", "n" * 201)  # the API's schema refuses it too
+    assert long_name.returncode != 0 and "Traceback" not in long_name.stderr and "200 characters" in long_name.stderr
 
 
 def test_schema_commands_on_an_unmigrated_database_say_what_to_run(data_dir: Path, pg_url: str) -> None:

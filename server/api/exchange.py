@@ -79,8 +79,13 @@ def export_all():
 def import_bank(name: str):
     """Body: the file (raw, or multipart field 'file'). Admins keep the file's statuses; reporters'
     imports arrive pending for review."""
-    upload = request.files.get("file")
-    data = upload.read(exchange.MAX_IMPORT_BYTES + 1) if upload else request.get_data(cache=False)
+    if exchange.import_body_is_multipart(request.mimetype):  # before request.files reads the body
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(400, "a multipart import needs the file in the field 'file'")
+        data = upload.read(exchange.MAX_IMPORT_BYTES + 1)
+    else:
+        data = request.get_data(cache=False)
     keep = rank(current_role()) >= rank("admin")
     try:
         return jsonify(exchange.import_bank(services(), name, data, request.args.get("format", "jsonl"),

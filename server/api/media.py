@@ -19,8 +19,8 @@ bp = Blueprint("media", __name__, url_prefix="/api/v1")
 
 
 def may_see_sightings() -> bool:
-    """Where an image was seen says what people read: only keyed clients (any role) see it, and only
-    where the instance shows sightings at all (desk_sightings), as on the desk."""
+    """Where and when an image was seen says what people read: only keyed clients (any role) see it (its
+    URLs, first seen), and only where the instance shows sightings at all (desk_sightings), as on the desk."""
     return current_role() is not None and services().settings.desk_sightings
 
 
@@ -46,12 +46,13 @@ def media_report(sha256: str):
         media = session.get(models.Media, sha256)
         if media is None:
             raise ApiError(404, "no media with this SHA-256 has been checked")
-        urls = records.sightings(session, sha256) if may_see_sightings() else []
+        shown = may_see_sightings()
+        urls = records.sightings(session, sha256) if shown else []
         history = records.verdict_history(session, sha256)
         current = records.current_verdict(session, sha256, services().detectors_stamp())
         report = {
             "sha256": sha256, "mime": media.mime, "size": media.size, "width": media.width,
-            "height": media.height, "first_seen": iso(media.first_seen),
+            "height": media.height, "first_seen": iso(media.first_seen) if shown else None,
             "hashes": {"sha256": sha256, "pdq": media.pdq, "pdq_quality": media.pdq_quality, "phash": media.phash},
             "urls": [{"url": u.url, "final_url": u.final_url, "fetched_at": iso(u.fetched_at)} for u in urls],
             "verdict": current.body if current else None,

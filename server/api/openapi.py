@@ -203,7 +203,7 @@ def _exchange_paths() -> dict[str, Any]:
             "security": key, "parameters": [name, fmt],
             "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}},
                                                           "multipart/form-data": {"schema": {"type": "object"}}}},
-            "responses": {"200": obj, **_errors(400, 401, 403, 404, 413)}}},
+            "responses": {"200": obj, **_errors(400, 401, 403, 404, 413, 415)}}},
         "/api/v1/peers": {
             "get": {"summary": "Peers (admin)", "security": key, "responses": {"200": obj, **_errors(401, 403)}},
             "post": {"summary": "Add a peer (admin)", "security": key,

@@ -15,11 +15,12 @@ import click
 
 from server.auth import ROLES, create_key, list_keys, revoke_key
 from server.cli.banks import banks_group
-from server.cli.common import actor, echo, services
+from server.cli.common import Refusals, actor, echo, services
 from server.cli.detectors import detectors_group
 from server.cli.exchange import identity_cmd, peers_group
 from server.cli.users import users_group
 from server.config import get_settings
+from server.schemas import KeyCreateRequest, parse
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -279,7 +280,7 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
-@main.group()
+@main.group(cls=Refusals)
 def keys() -> None:
     """API keys."""
 
@@ -289,7 +290,8 @@ def keys() -> None:
 @click.option("--name", default="cli", show_default=True, help="Who or what the key is for.")
 def keys_create(role: str, name: str) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    key, row = create_key(services().db, role=role, name=name, actor=actor())
+    body = parse(KeyCreateRequest, {"role": role, "name": name})  # the API's rule: a name of 1-200 characters
+    key, row = create_key(services().db, role=body.role, name=body.name, actor=actor())
     click.echo(key)
     click.echo(f"id {row.id}, role {row.role}; store the key now, it is not shown again", err=True)
 

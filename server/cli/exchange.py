@@ -38,7 +38,8 @@ def export(names: tuple[str, ...], fmt: str, output: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(bank_io.FORMATS), default="jsonl", show_default=True)
 @click.option("--pending", is_flag=True, help="Import everything as pending, for review (default: keep statuses).")
 def import_(name: str, source: Path, fmt: str, pending: bool) -> None:
-    """Import a file into a bank: all or nothing, idempotent; re-matches stored media."""
+    """Import a file into a bank: all or nothing, idempotent; re-matches stored media. Lines read but
+    not imported as they stand are listed under "warnings"."""
     with source.open("rb") as handle:
         data = handle.read(exchange.MAX_IMPORT_BYTES + 1)
     svc = services()
@@ -48,8 +49,9 @@ def import_(name: str, source: Path, fmt: str, pending: bool) -> None:
         for error in exc.errors[:50]:
             click.echo(error, err=True)
         raise click.ClickException(str(exc)) from exc
-    echo({"created": result["created"], "unchanged": result["unchanged"],
-          "verdicts_changed": result.get("verdicts_changed", 0)})
+    shown = {"created": result["created"], "unchanged": result["unchanged"],
+             "verdicts_changed": result.get("verdicts_changed", 0)}
+    echo({**shown, "warnings": result["warnings"]} if "warnings" in result else shown)
 
 
 @click.command("identity")

@@ -43,7 +43,8 @@ def current_user() -> models.User | None:
 
 
 def actor() -> str:
-    """How desk actions are signed in the audit log, next to API keys' ``key:<prefix>``."""
+    """How desk actions are signed in the audit log, next to API keys' ``key:<name> (<id>)``. It names a
+    person, so it stays in this instance: the feed and exports name the instance (feed.public_actor)."""
     user = current_user()
     return f"desk:{user.username}" if user is not None else "desk:anonymous"
 

@@ -9,6 +9,12 @@ files written before those fields existed still import (as images).
 
 Imports validate every line first and write nothing if any line is bad (errors are reported per
 line); they are idempotent: an entry already present (same hashes in the bank) is left as it is.
+Nothing is dropped without a word: an empty file is refused, and a line read but not imported as it
+stands (an ecosystem row marking a false positive, an unknown category, a file's origin) comes back
+as a per-line warning beside the counts, so a file that "worked" with nothing created says why.
+
+Who submitted or reviewed an entry is a person or a key of this instance; an export names the
+instance instead (feed.public_actor), as the feed does.
 
 An import never sets an entry's origin (peer instance + peer entry id): only the feed reader does,
 for the peer whose pinned key signed the page. A file's ``origin`` is anyone's claim (there is no
@@ -33,6 +39,7 @@ from sqlalchemy.orm import Session
 from server import json_edge, models
 from server.banks import service as banks
 from server.banks.hashes_hex import HEX_LENGTHS
+from server.exchange import feed
 
 FORMAT = "credence-bank"
 VERSION = 1
@@ -43,6 +50,11 @@ SIGNAL_TYPES = ("pdq", "video_md5", "vpdq")
 HASH_FIELDS = (*HEX_LENGTHS, "md5")  # what identifies an entry's content, with frame_pdqs
 TE_CATEGORY = {"confirmed": "POSITIVE_CLASS", "pending": "INVESTIGATION_SEED", "rejected": "NEGATIVE_CLASS",
                "retracted": "NEGATIVE_CLASS"}
+TE_STATUS = {"": "confirmed", "POSITIVE_CLASS": "confirmed", "INVESTIGATION_SEED": "pending"}
+TE_NOT_FAKE = "NEGATIVE_CLASS"  # the ecosystem's "this is a false positive": never a known fake here
+# Native fields stored as text: a string or null, of at most this many characters where a column limits it.
+TEXT_FIELDS = {"notes": None, "review_note": None, "source_url": None, "reviewed_by": 200}
+EMPTY = "the file is empty"
 MAX_LINE = 400_000  # a vPDQ signal of models.MAX_FRAMES frames fits
 PDQ_MIN_QUALITY = 50
 
@@ -51,15 +63,23 @@ class ImportRejected(ValueError):
     """Nothing was imported; ``errors`` says which lines and why."""
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__(f"{len(errors)} bad line(s); nothing imported")
+        super().__init__(f"{EMPTY}; nothing imported" if errors == [EMPTY]
+                         else f"{len(errors)} bad line(s); nothing imported")
         self.errors = errors
+
+
+@dataclass
+class Parsed:
+    """A file that can be imported: its records, and what was read but will not be imported as it stands."""
+    records: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
 class ImportResult:
     created: int = 0
     unchanged: int = 0
-    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # per line: skipped, or imported other than it says
     confirmed: list[str] = field(default_factory=list)  # ids of the entries created confirmed
 
 
@@ -67,14 +87,16 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def entry_record(entry: models.BankEntry, bank: models.Bank) -> dict[str, Any]:
+def entry_record(entry: models.BankEntry, bank: models.Bank, instance: str) -> dict[str, Any]:
+    """One entry of the native format; people are named as the instance (the file leaves it)."""
     return {
         "bank": bank.name, "bank_kind": bank.kind, "id": entry.id, "status": entry.status,
         "label": entry.label, "notes": entry.notes, "tags": entry.tags, "source_links": entry.source_links,
         "source_url": entry.source_url, "sha256": entry.sha256, "pdq": entry.pdq, "pdq_quality": entry.pdq_quality,
         "phash": entry.phash, "media_kind": entry.media_kind or "image", "md5": entry.md5,
-        "frames": entry.frames_list(), "submitted_by": entry.submitted_by, "submitted_at": _iso(entry.submitted_at),
-        "reviewed_by": entry.reviewed_by, "reviewed_at": _iso(entry.reviewed_at), "review_note": entry.review_note,
+        "frames": entry.frames_list(), "submitted_by": feed.public_actor(entry.submitted_by, instance),
+        "submitted_at": _iso(entry.submitted_at), "reviewed_by": feed.public_actor(entry.reviewed_by, instance),
+        "reviewed_at": _iso(entry.reviewed_at), "review_note": entry.review_note,
         "origin": {"instance": entry.origin_instance, "entry_id": entry.origin_entry_id,
                    "signature": entry.origin_signature} if entry.origin_instance else None,
         "disputed": entry.disputed,
@@ -108,7 +130,7 @@ def export(session: Session, fmt: str, bank_names: list[str] | None, instance: s
                   "exported_at": datetime.now(timezone.utc).isoformat(), "banks": sorted({b.name for _, b in rows} | set(bank_names or []))}
         yield json.dumps(header, ensure_ascii=False) + "\n"
         for entry, bank in rows:
-            yield json.dumps(entry_record(entry, bank), ensure_ascii=False) + "\n"
+            yield json.dumps(entry_record(entry, bank, instance), ensure_ascii=False) + "\n"
     elif fmt == "te-lines":  # what ThreatExchange's local-file exchange reads: confirmed, usable signals only
         for entry, bank in rows:
             if entry.status == "confirmed":
@@ -164,9 +186,6 @@ def _vpdq(value: str, errors: list[str], where: str) -> str | None:
 
 
 def _parse_jsonl(lines: list[str], errors: list[str]) -> list[dict[str, Any]]:
-    if not lines:
-        errors.append("line 1: empty file")
-        return []
     try:
         header = json_edge.loads(lines[0], "line 1")
     except json_edge.UnsafeText as exc:
@@ -221,11 +240,15 @@ def _parse_jsonl(lines: list[str], errors: list[str]) -> list[dict[str, Any]]:
         quality = rec.get("pdq_quality")
         if quality is not None and (not isinstance(quality, int) or not 0 <= quality <= 100):
             errors.append(f"{where}: pdq_quality must be an integer 0-100")
+        for key, most in TEXT_FIELDS.items():
+            value = rec.get(key)
+            if value is not None and (not isinstance(value, str) or (most is not None and len(value) > most)):
+                errors.append(f"{where}: {key} must be a string" + (f" of at most {most} characters" if most else ""))
         records.append({**rec, **hashes, "_line": number})
     return records
 
 
-def _parse_te(lines: list[str], fmt: str, errors: list[str]) -> list[dict[str, Any]]:
+def _parse_te(lines: list[str], fmt: str, errors: list[str], warnings: list[str]) -> list[dict[str, Any]]:
     records = []
     if fmt == "te-csv":
         reader = csv.DictReader(lines)
@@ -245,6 +268,9 @@ def _parse_te(lines: list[str], fmt: str, errors: list[str]) -> list[dict[str, A
         if signal_type not in SIGNAL_TYPES:
             errors.append(f"{where}: signal type {signal_type!r} is not supported ({', '.join(SIGNAL_TYPES)})")
             continue
+        if not (value or "").strip():
+            errors.append(f"{where}: {signal_type}: no value")
+            continue
         if signal_type == "vpdq":
             frame_pdqs = _vpdq(value or "", errors, where)
             rec: dict[str, Any] = {"frame_pdqs": frame_pdqs, "media_kind": "video",
@@ -256,27 +282,37 @@ def _parse_te(lines: list[str], fmt: str, errors: list[str]) -> list[dict[str, A
             rec = {field_name: hex_value, "media_kind": "video" if field_name == "md5" else "image",
                    "label": f"imported {'video MD5' if field_name == 'md5' else 'PDQ'} {(hex_value or '')[:12]}"}
         if not (rec.get("frame_pdqs") or rec.get("md5") or rec.get("pdq")):
+            continue  # its error is already listed
+        if category == TE_NOT_FAKE:
+            warnings.append(f"{where}: skipped: category {TE_NOT_FAKE} marks a false positive, not a known fake")
             continue
-        if category == "NEGATIVE_CLASS":
-            continue  # a false-positive opinion is not a known fake
-        records.append({**rec, "tags": tags.split(), "_line": number,
-                        "status": "confirmed" if category in ("", "POSITIVE_CLASS") else "pending"})
+        if category not in TE_STATUS:
+            warnings.append(f"{where}: unknown category {category[:80]!r}: imported pending, for review")
+        records.append({**rec, "tags": tags.split(), "_line": number, "status": TE_STATUS.get(category, "pending")})
     return records
 
 
-def parse(text: str, fmt: str) -> list[dict[str, Any]]:
-    """Validate the whole input; raise ImportRejected with every problem, or return the records."""
+def parse(text: str, fmt: str) -> Parsed:
+    """Validate the whole input; raise ImportRejected with every problem, or return the records with the
+    warnings of the lines that will not be imported as they stand. A file with nothing in it is refused
+    (a client that sent the wrong body must not read "created 0" as success); a well-formed file without
+    entries (an empty bank's export, a CSV header alone) is imported with a warning."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    errors: list[str] = []
     lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise ImportRejected([EMPTY])
+    errors: list[str] = []
+    warnings: list[str] = []
     for number, line in enumerate(lines, start=1):
         if len(line) > MAX_LINE:
             errors.append(f"line {number}: longer than {MAX_LINE} characters")
-    records = _parse_jsonl(lines, errors) if fmt == "jsonl" else _parse_te(lines, fmt, errors)
+    records = _parse_jsonl(lines, errors) if fmt == "jsonl" else _parse_te(lines, fmt, errors, warnings)
     if errors:
         raise ImportRejected(errors)
-    return records
+    if not records and not warnings:
+        warnings.append("the file has no entries: nothing to import")
+    return Parsed(records, warnings)
 
 
 def _exists(session: Session, bank: models.Bank, rec: dict[str, Any]) -> bool:
@@ -287,11 +323,12 @@ def _exists(session: Session, bank: models.Bank, rec: dict[str, Any]) -> bool:
     return session.scalars(query.limit(1)).first() is not None
 
 
-def import_records(session: Session, bank: models.Bank, records: list[dict[str, Any]], *, actor: str,
+def import_records(session: Session, bank: models.Bank, parsed: Parsed, *, actor: str,
                    keep_status: bool) -> ImportResult:
     """Write validated records into ``bank``. ``keep_status`` (admins) keeps the file's statuses;
     otherwise everything arrives ``pending`` for review."""
-    result = ImportResult()
+    records = parsed.records
+    result = ImportResult(warnings=list(parsed.warnings))
     changed = False
     dropped = 0
     for rec in records:
@@ -299,7 +336,10 @@ def import_records(session: Session, bank: models.Bank, records: list[dict[str, 
             result.unchanged += 1
             continue
         status = rec["status"] if keep_status else "pending"
-        dropped += bool(rec.get("origin"))  # never trusted from a file: see the module's docstring
+        if rec.get("origin"):  # never trusted from a file: see the module's docstring
+            dropped += 1
+            result.warnings.append(f"line {rec['_line']}: origin dropped: only an entry pulled from a peer's "
+                                   "signed feed keeps one")
         entry = banks.submit_entry(
             session, bank, actor=actor, label=rec["label"], notes=rec.get("notes") or "",
             source_links=rec.get("source_links") or [], tags=rec.get("tags") or [], sha256=rec.get("sha256"),

@@ -26,12 +26,20 @@ def _identity(session: Session) -> models.InstanceIdentity:
     return identity.get_or_create(session, get_settings().instance_name)
 
 
-def entry_fields(entry: models.BankEntry) -> dict[str, Any]:
+def public_actor(actor: str | None, instance: str) -> str | None:
+    """Who did something, as it may be said outside this instance: the instance, which vouches for it
+    by publishing it. Never the desk login or key the audit log keeps (a feed is public, a file leaves
+    the house), nor a stored ``peer:`` name, which a file's ``reviewed_by`` may have claimed."""
+    return instance if actor else None
+
+
+def entry_fields(entry: models.BankEntry, instance: str) -> dict[str, Any]:
+    """An event's ``entry``: the decision is the publishing instance's (``reviewed_by``), not a person's."""
     return {"id": entry.id, "label": entry.label, "notes": entry.notes, "tags": list(entry.tags or []),
             "source_links": list(entry.source_links or []), "sha256": entry.sha256, "pdq": entry.pdq,
             "pdq_quality": entry.pdq_quality, "phash": entry.phash,
             "media_kind": entry.media_kind, "md5": entry.md5, "frames": entry.frames_list(),
-            "reviewed_by": entry.reviewed_by,
+            "reviewed_by": public_actor(entry.reviewed_by, instance),
             "reviewed_at": entry.reviewed_at.isoformat() if entry.reviewed_at else None}
 
 
@@ -44,7 +52,7 @@ def record(session: Session, kind: str, entry: models.BankEntry, bank: models.Ba
         payload.update(opinion=opinion, note=note,
                        about={"instance": entry.origin_instance, "entry_id": entry.origin_entry_id})
     else:
-        payload.update(entry=entry_fields(entry), note=note)
+        payload.update(entry=entry_fields(entry, me.name), note=note)
     event = models.FeedEvent(bank_id=bank.id, entry_id=entry.id, kind=kind, payload=payload,
                              signature=identity.sign(me, identity.canonical(payload)))
     session.add(event)

@@ -34,6 +34,10 @@ MAX_URL = 2000
 TRUST_LEVELS = ("trusted", "review")
 KEY_BYTES = 32  # a raw Ed25519 public key
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+MAX_WARNINGS = 200  # per-line warnings an import answers with; a count says how many more there were
+# A raw import body's content types besides text/* (none at all is raw too); multipart/form-data has it as 'file'.
+IMPORT_CONTENT_TYPES = ("application/octet-stream", "application/x-ndjson", "application/jsonl",
+                        "application/x-jsonlines", "application/json", "application/csv")
 UNASKED_PAGE_VERSION = feed.LEGACY_VERSION  # a reader that does not ask for v=2 may not read it
 
 
@@ -199,6 +203,21 @@ class Imported:
     unchanged: int
     statuses_kept: bool
     confirmed: list[str] = field(default_factory=list)  # entries that match from now on: to re-match
+    warnings: list[str] = field(default_factory=list)  # lines read but not imported as they stand
+
+
+def import_body_is_multipart(content_type: str) -> bool:
+    """Where an API import's file is: the raw body (False) or multipart field 'file' (True). Any other
+    type is a 415: a form-encoded body (what ``curl --data-binary`` sends unless told otherwise) has
+    been taken apart as form fields before anyone reads it, so it would import nothing, and say so as
+    ``created 0``."""
+    if content_type == "multipart/form-data":
+        return True
+    if content_type and not content_type.startswith("text/") and content_type not in IMPORT_CONTENT_TYPES:
+        raise ApiError(415, f"an import is the file itself as the body (text/*, {', '.join(IMPORT_CONTENT_TYPES)}) "
+                            f"or multipart/form-data with the file in field 'file', not {content_type[:100]} "
+                            "(with curl: --data-binary @FILE -H 'Content-Type: text/plain', or -F file=@FILE)")
+    return False
 
 
 def read_import(data: bytes) -> str:
@@ -217,17 +236,18 @@ def import_file(session: Session, bank_name: str, data: bytes, fmt: str, *, acto
     the file's statuses; otherwise everything arrives pending for review. The file is checked before
     the bank is looked up, so a bad file is reported as such whatever the bank."""
     fmt = check_format(fmt)
-    records = bank_io.parse(read_import(data), fmt)
+    parsed = bank_io.parse(read_import(data), fmt)
     bank = banks.get_bank(session, bank_name)
-    result = bank_io.import_records(session, bank, records, actor=actor, keep_status=keep_status)
-    return Imported(result.created, result.unchanged, keep_status, list(result.confirmed))
+    result = bank_io.import_records(session, bank, parsed, actor=actor, keep_status=keep_status)
+    return Imported(result.created, result.unchanged, keep_status, list(result.confirmed), list(result.warnings))
 
 
 def import_bank(svc: Services, bank_name: str, data: bytes, fmt: str, *, actor: str, keep_status: bool,
                 jobs: banks.Jobs) -> dict[str, Any]:
     """Import a file (``import_file``), then re-match the stored media its newly confirmed entries touch,
     as a confirmation does (server/banks/service.py ``Jobs``: queued by the API, at once by the CLI, which
-    then says how many verdicts changed)."""
+    then says how many verdicts changed). ``warnings`` is there only when a line was not imported as it
+    stands, as errors' ``details`` are."""
     with svc.db.session() as session:
         result = import_file(session, bank_name, data, fmt, actor=actor, keep_status=keep_status)
     counts = [jobs.rematch(entry_id) for entry_id in result.confirmed]
@@ -235,4 +255,8 @@ def import_bank(svc: Services, bank_name: str, data: bytes, fmt: str, *, actor: 
                            "statuses_kept": result.statuses_kept}
     if counts and all(isinstance(n, int) for n in counts):
         out["verdicts_changed"] = sum(counts)
+    if result.warnings:
+        out["warnings"] = result.warnings[:MAX_WARNINGS]
+        if len(result.warnings) > MAX_WARNINGS:
+            out["warnings"].append(f"... and {len(result.warnings) - MAX_WARNINGS} more warnings")
     return out

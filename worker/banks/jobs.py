@@ -19,6 +19,7 @@ from server import models
 from server.banks import hash_scan
 from server.checks import records
 from server.config import Settings
+from server.exchange.feed import public_actor
 from server.db import stream_rows
 from server.verdicts import Evidence, Level, Verdict, fuse
 from server.vocabulary import Kind
@@ -294,7 +295,8 @@ def skipped_for_known_fake(body: dict) -> bool:
 
 
 def retractions(ctx: Context, entry_ids: set[str | None]) -> list[bank_match.Retraction]:
-    """Which of these entries are retracted now, with when, by whom and why."""
+    """Which of these entries are retracted now, with when, by whom and why. "By whom" is this instance, as
+    the feed says it: the verdict is public, the reviewer's login or key name is for the audit log."""
     wanted = sorted(i for i in entry_ids if i)
     if not wanted:
         return []
@@ -304,7 +306,8 @@ def retractions(ctx: Context, entry_ids: set[str | None]) -> list[bank_match.Ret
             .where(models.BankEntry.id.in_(wanted), models.BankEntry.status == "retracted")).all()
         return [bank_match.Retraction(entry_id=e.id, bank=bank, label=e.label,
                                       at=e.reviewed_at.isoformat() if e.reviewed_at else None,
-                                      by=e.reviewed_by, note=e.review_note) for e, bank in rows]
+                                      by=public_actor(e.reviewed_by, ctx.settings.instance_name),
+                                      note=e.review_note) for e, bank in rows]
 
 
 def _reanalyze(ctx: Context, sha256: str, media: models.Media, retracted: list[Evidence]) -> Verdict | None:
