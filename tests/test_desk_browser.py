@@ -206,9 +206,16 @@ def test_sign_in_check_a_signed_image_and_see_its_credentials(desk) -> None:
         panel = page.locator("#provenance")
         text = panel.inner_text()
         assert "Daily Planet" in text and "Desk Editor" in text and "Trusted" in text
-        assert "c2pa.color_adjustments" in text and "PhotoDesk" in text
+        # Actions and relationships in words; each raw code one click away (tests/test_plain_words.py walks all).
+        assert "Adjusted colour or tone" in text and "PhotoDesk" in text and "c2pa.color_adjustments" not in text
+        raw = panel.locator(".actions-list details.raw").last
+        raw.locator("summary").click()
+        assert "c2pa.color_adjustments" in raw.inner_text()
         tree = panel.locator(".tree")
-        assert "river-capture.jpg" in tree.inner_text() and "parentOf" in tree.inner_text()
+        assert "river-capture.jpg" in tree.inner_text() and "the file this one was made from" in tree.inner_text()
+        tree.locator("details.raw summary").first.click()
+        assert "parentOf" in tree.inner_text()
+        page.reload()  # toggles closed and nothing focused, for the keyboard check below
         thumbs = panel.locator("img.thumb")
         assert thumbs.count() >= 2, "the file's own thumbnail and its ingredient's"
         for img in [*thumbs.all(), page.locator("img.media__img")]:
@@ -496,7 +503,9 @@ def test_video_report_filmstrip_and_score_curve(desk) -> None:
         page.wait_for_function("() => [...document.querySelectorAll('#video .frame__img')].every(i => i.complete)")
         sizes = frames.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
         assert sizes == [[160, 90]] * 3, sizes
-        assert "vp9" in page.locator("#video").inner_text()
+        assert "WebM, VP9" in page.locator("#video").inner_text()
+        page.locator("#video details.raw summary").click()
+        assert "webm, vp9" in page.locator("#video").inner_text()
         curve = page.locator("#detection svg.curve__svg")
         box = curve.bounding_box()
         assert box and box["width"] > 200 and box["height"] == 120

@@ -170,7 +170,12 @@ def test_ai_intent_is_ai_declared(kit: Kit) -> None:
 def test_edit_of_an_ai_image_is_ai_declared_through_its_ingredient(kit: Kit) -> None:
     verdict = analyze(kit.edited, kit.settings(user_root=True))
     assert verdict.level == Level.AI_DECLARED
-    assert "ingredient 'generated.jpg', parentOf" in verdict.summary
+    # The summary says where in words; the field as c2pa_read names it stays in the details.
+    assert ("found in the digital source type of the “created” step, in the credentials of ingredient "
+            "'generated.jpg', the file this one was made from" in verdict.summary), verdict.summary
+    assert "parentOf" not in verdict.summary and "c2pa." not in verdict.summary
+    [ai] = [e for e in verdict.evidence if e.kind == "ai-c2pa"]
+    assert "ingredient 'generated.jpg', parentOf" in ai.details["declarations"][0]["field"]
     details = c2pa_item(verdict)["details"]
     # The active manifest alone says nothing about AI: only the parent does.
     assert all("digital_source_type" not in a for a in details["actions"])

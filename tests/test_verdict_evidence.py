@@ -79,7 +79,9 @@ def test_trusted_capture_skips_detection_and_stays_verified_over_any_score(files
     [skip] = [e for e in verdict.evidence if e.stage == "detect"]
     assert skip.kind == "detection-skipped" and skip.details["reason"] == "trusted-capture"
     assert skip.summary.startswith("Detection was skipped: trusted Content Credentials signed by Acme Photo record "
-                                   "this image as a camera capture (digitalCapture)")
+                                   "this image as captured by a camera or recorder (original digital capture), "
+                                   "unchanged since signing")
+    assert skip.details["digital_source_type"] == "digitalCapture"  # the code stays in the details
     assert verdict.versions["detect"] == "skipped" and "detectors" not in verdict.versions  # never pending
     # Even a detector that meets the bar and scores it high cannot outrank trusted credentials.
     high = detection.evidence_for(Result("good", "image", score=0.99), validated(), None, 1)

@@ -63,11 +63,16 @@ def export_json(sha256: str):
 @bp.get("/media/<sha256>/export.pdf")
 @require("reader")
 def export_pdf(sha256: str):
-    from server.desk.pdf import render_pdf  # fpdf2 only loads when someone asks for a PDF
+    """A4 unless asked for US Letter (?paper=letter): what a newsroom prints on differs by country."""
+    from server.desk.pdf import PAPERS, render_pdf  # fpdf2 only loads when someone asks for a PDF
 
     sha256 = _sha(sha256)
+    paper = request.args.get("paper", "a4").strip().lower()
+    if paper not in PAPERS:
+        raise ApiError(400, f"paper is one of: {', '.join(PAPERS)}")
     svc = services()
-    pdf = render_pdf(_report(sha256), _permalink(sha256), svc.store, svc.settings.max_pixels)
+    pdf = render_pdf(_report(sha256), _permalink(sha256), svc.store, svc.settings.max_pixels, paper=paper,
+                     instance=svc.settings.instance_name)
     return Response(pdf, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="credence-{sha256[:16]}.pdf"'})
 

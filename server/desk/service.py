@@ -27,6 +27,7 @@ from server.services import Services
 from server.verdicts import DECISIVE
 from server.vocabulary import DetectionState, Kind, Stage, is_ai_declaration, is_c2pa
 from server.checks.urls import normalise
+from server import wording
 
 # Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -213,6 +214,41 @@ def _exif(data: bytes, max_pixels: int) -> dict[str, Any]:
     return out
 
 
+def _worded_ingredients(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ingredient tree with each relationship and validation in words beside its raw value."""
+    return [{**node, "relationship_words": wording.relationship_words(node.get("relationship")),
+             "validation_words": wording.ingredient_state_words(node.get("validation")),
+             "ingredients": _worded_ingredients(node.get("ingredients") or [])}
+            for node in nodes or [] if isinstance(node, dict)]
+
+
+def _worded_provenance(item: dict[str, Any]) -> None:
+    """What the report shows of one C2PA finding in words (the raw codes stay in ``details`` for the toggles).
+
+    c2pa-rs reports an untrusted signer as a failure code while the store's state stays "Valid" (intact,
+    signer unknown to you): such codes are listed as what could not be confirmed, never as failed checks."""
+    details = item["details"]
+    failures = [f for f in details.get("failures") or [] if isinstance(f, dict)]
+    item["state_words"] = wording.state_words(
+        details.get("state"), refused=any(f.get("by") == "credence" for f in failures),
+        unchecked=details.get("content_signer", True) is None) if details.get("state") else None
+    item["actions"] = [{**a, "words": wording.action_words(a.get("action")),
+                        "source_words": wording.source_type_words(a["digital_source_type"])
+                        if a.get("digital_source_type") else None}
+                       for a in details.get("actions") or [] if isinstance(a, dict)]
+    item["failed"] = [f for f in failures if f.get("category") not in wording.UNCONFIRMED]
+    item["unconfirmed"] = [f for f in failures if f.get("category") in wording.UNCONFIRMED]
+    item["ingredients"] = _worded_ingredients(details.get("ingredients") or [])
+    item["tree"] = _flatten_ingredients(item["ingredients"])
+
+
+def _worded_declaration(item: dict[str, Any]) -> None:
+    details = item.setdefault("details", {}) or {}
+    item["source_words"] = wording.declaration_source_words(details.get("source"))
+    item["rows"] = [{**d, "where": wording.field_words(d.get("field"))}
+                    for d in details.get("declarations") or [] if isinstance(d, dict)]
+
+
 def _flatten_ingredients(nodes: list[dict[str, Any]], depth: int = 0) -> list[dict[str, Any]]:
     out = []
     for node in nodes or []:
@@ -262,14 +298,19 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     provenance = [e for e in evidence if e["stage"] == Stage.C2PA and is_c2pa(e["kind"])]
     for item in provenance:
         item.setdefault("details", {})
-        item["tree"] = _flatten_ingredients(item["details"].get("ingredients") or [])
+        _worded_provenance(item)
     declarations = [e for e in evidence if is_ai_declaration(e["kind"])]
+    for item in declarations:
+        _worded_declaration(item)
     detection = [e for e in evidence if e["stage"].startswith(Stage.DETECT)]
 
     def exists(sha: str) -> bool:  # a thumbnail is shown only if it is stored
         return svc.store.path(sha).exists()
 
     video = video_view(evidence, exists)
+    if video is not None:
+        video["container_words"] = wording.container_words(video["facts"].get("container"))
+        video["codec_words"] = wording.codec_words(video["facts"].get("codec"))
     if not any(e.get("score") is not None for e in detection):
         detection = []  # only notes (skipped, not configured): they go with the other findings
     for item in detection:
@@ -321,7 +362,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         "why": strongest,
         "panels": {
             "provenance": provenance, "declarations": declarations, "matches": matches, "detection": detection,
-            "other": [e for e in evidence
+            "other": [{**e, "stage_words": wording.stage_words(e["stage"])} for e in evidence
                       if id(e) not in shown and e["kind"] not in (Kind.DECODED, Kind.HASHES, Kind.KEYFRAMES)],
         },
         "video": video,
@@ -333,6 +374,12 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     }
 
 
+# What the page needs beside the evidence (worded copies, layouts): the export keeps the evidence as recorded,
+# its summaries in words and its raw codes in ``details``.
+_PAGE_ONLY = frozenset({"tree", "state_words", "actions", "failed", "unconfirmed", "ingredients", "source_words",
+                        "rows"})
+
+
 def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> dict[str, Any]:
     """The report as a newsroom keeps it: no UI helpers, with where it came from and when."""
     panels = report["panels"]
@@ -342,8 +389,8 @@ def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> di
         "permalink": permalink,
         "sha256": report["sha256"],
         "verdict": report["verdict"],
-        "provenance": [{k: v for k, v in e.items() if k != "tree"} for e in panels["provenance"]],
-        "ai_declarations": panels["declarations"],
+        "provenance": [{k: v for k, v in e.items() if k not in _PAGE_ONLY} for e in panels["provenance"]],
+        "ai_declarations": [{k: v for k, v in e.items() if k not in _PAGE_ONLY} for e in panels["declarations"]],
         "bank_matches": [{"evidence": m["evidence"], "entry": {k: v for k, v in (m["entry"] or {}).items()
                                                                 if k != "image"} or None}
                          for m in panels["matches"]],

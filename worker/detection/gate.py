@@ -34,6 +34,7 @@ from server.config import Settings
 from server.media_types import VIDEO_TYPES
 from server.verdicts import BADGES, Evidence, Level, decisive_level, detection_pending
 from server.vocabulary import DetectionState, Kind, Stage
+from server.wording import source_type_words
 
 if TYPE_CHECKING:
     from server.media_store import MediaStore
@@ -121,7 +122,7 @@ def gate(item: Item) -> None:
         item.evidence.append(Evidence(
             stage=STAGE, kind=Kind.DETECTION_SKIPPED,
             summary=f"Detection was skipped: trusted Content Credentials signed by {who} record this {noun} as "
-                    f"a camera capture ({CAPTURE_SOURCE_TYPE}), unchanged since signing. A detector's score "
+                    f"{source_type_words(CAPTURE_SOURCE_TYPE)}, unchanged since signing. A detector's score "
                     "cannot outweigh a trusted signer's statement.",
             details={"reason": "trusted-capture", "level": Level.VERIFIED.value,
                      "digital_source_type": CAPTURE_SOURCE_TYPE}))

@@ -16,14 +16,10 @@ import zlib
 from dataclasses import dataclass
 
 from server.verdicts import Evidence, Level
+from server.wording import AI_SOURCE_TERMS, SOURCE_TYPES, field_words
 
 # IPTC digital source types (cv.iptc.org/newscodes/digitalsourcetype/) that mean "not a camera".
-AI_SOURCE_TYPES: dict[str, str] = {
-    "trainedAlgorithmicMedia": "made by generative AI (trained algorithmic media)",
-    "compositeWithTrainedAlgorithmicMedia": "a composite that includes generative-AI elements",
-    "algorithmicMedia": "made by an algorithm rather than captured (algorithmic media)",
-    "compositeSynthetic": "a composite that includes synthetic elements",
-}
+AI_SOURCE_TYPES: dict[str, str] = {term: SOURCE_TYPES[term] for term in AI_SOURCE_TERMS}
 
 # Names of generators and front-ends as they appear in Software / CreatorTool / agent fields.
 KNOWN_GENERATORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -332,7 +328,9 @@ def evidence(declarations: list[Declaration], stage: str) -> list[Evidence]:
         out.append(Evidence(
             stage=stage, kind=f"ai-{source}", supports=Level.AI_DECLARED,
             score=None if lead.strength >= 1.0 else lead.strength,
-            summary=f"{_LEADS.get(source, 'The file declares AI generation')}: {lead.says} ({lead.field}).{more}",
+            # The field in words; as the file names it (an action code, an XMP property) it stays in details.
+            summary=f"{_LEADS.get(source, 'The file declares AI generation')}: {lead.says} "
+                    f"(found in {field_words(lead.field)}).{more}",
             details={"source": source, "declarations": [
                 {"field": d.field, "value": d.value, "says": d.says, "strength": d.strength} for d in items[:10]]},
         ))

@@ -1,7 +1,8 @@
 """C2PA results in words a reader understands, and the level each one argues for.
 
-The validation codes are the C2PA specification's; the sentences are ours, in one table (``CODES``:
-every code c2pa-rs can emit -> kind, a category for the reader, plain words; docs/provenance.md). A
+The validation codes are the C2PA specification's; the sentences are ours, in one table
+(``server.wording.CODES``, shared with the desk and the PDF: every code c2pa-rs can emit -> kind, a
+category for the reader, plain words; docs/provenance.md). A
 data-hash mismatch whose exclusion misses where the manifest sits is the writing software's structural
 defect, not a pixel change, and is worded so (c2pa_read.data_binding tells the two apart). A failure that only
 concerns the signer's certificate (expired, no trusted time-stamp) is worded apart from a
@@ -23,196 +24,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from server.verdicts import Evidence, Level
 from server.vocabulary import Kind, Stage
+from server.wording import CERTIFICATE_EXPIRED, CERTIFICATE_PURPOSE, STRUCTURAL_DEFECT, category, validation_words
 from worker.stages.c2pa_read import C2paResult, Ingredient, Manifest, SignerInfo
 from worker.stages.c2pa_signer import SignerProblem, content_signing_ekus, judge
 
 STAGE = Stage.C2PA
 
-# What a validation code means for the reader: a small set of categories the desk and tests rely on.
-CONTENT_CHANGED = "content-changed"          # the signed content (pixels, sound, ...) no longer matches
-CREDENTIALS_CHANGED = "credentials-changed"  # the credentials themselves were altered or are incomplete
-SIGNATURE_INVALID = "signature-invalid"      # the signature does not verify
-CERTIFICATE_EXPIRED = "certificate-expired"  # signed outside the certificate's validity
-CERTIFICATE_PURPOSE = "certificate-purpose"  # the certificate is not allowed to sign content
-CERTIFICATE_REVOKED = "certificate-revoked"
-UNTRUSTED_SIGNER = "untrusted-signer"        # valid, but the signer does not chain to your trust list
-STRUCTURAL_DEFECT = "structural-defect"      # malformed or self-contradictory, often the writer's bug
-TIME_STAMP = "time-stamp"                    # about the signature's time-stamp only
-INGREDIENT = "ingredient"                    # about an ingredient's credentials, not this file's
-NOT_CHECKED = "not-checked"                  # something could not be checked at all
-PASSED = "passed"                            # a success code: a check that passed
-NOTE = "note"                                # informational: neither success nor failure
-
-
-@dataclass(frozen=True)
-class Code:
-    kind: str        # success / informational / failure, as the C2PA specification files the code
-    category: str
-    words: str
-
-
-S, I, F = "success", "informational", "failure"
-# Every status code of the C2PA 2.x specification (Standard Status Codes) that c2pa-rs defines
-# (sdk/src/validation_results.rs, validation_codes), plus the 1.x names the library still reads in
-# older ingredients. Content hash mismatches have "{what}" filled in by the file's type.
-CODES: dict[str, Code] = {
-    # -- success
-    "claimSignature.validated": Code(S, PASSED, "the signature over the credentials verifies"),
-    "claimSignature.insideValidity": Code(S, PASSED, "the file was signed while the signing certificate was valid"),
-    "signingCredential.trusted": Code(S, PASSED, "the signer's certificate chains to an anchor on your trust list"),
-    "signingCredential.ocsp.notRevoked": Code(S, PASSED, "the signing certificate was not revoked"),
-    "timeStamp.validated": Code(S, PASSED, "the time-stamp is well formed and matches the signature"),
-    "timeStamp.trusted": Code(S, PASSED, "the time-stamp comes from an authority on your time-stamp trust list"),
-    "assertion.hashedURI.match": Code(S, PASSED, "a part of the credentials is unchanged since signing"),
-    "assertion.dataHash.match": Code(S, PASSED, "the content is unchanged since signing"),
-    "assertion.bmffHash.match": Code(S, PASSED, "the content is unchanged since signing"),
-    "assertion.boxesHash.match": Code(S, PASSED, "the content is unchanged since signing"),
-    "assertion.collectionHash.match": Code(S, PASSED, "the files covered by the credentials are unchanged"),
-    "assertion.accessible": Code(S, PASSED, "a part of the credentials stored elsewhere could be read"),
-    "ingredient.manifest.validated": Code(S, PASSED, "an ingredient's credentials are unchanged"),
-    "ingredient.claimSignature.validated": Code(S, PASSED, "an ingredient's signature is unchanged"),
-    # -- informational
-    "signingCredential.ocsp.skipped": Code(I, NOTE, "the signing certificate's revocation status was not checked online"),
-    "signingCredential.ocsp.inaccessible":
-        Code(I, NOTE, "the signing certificate's revocation status could not be fetched"),
-    "timeStamp.mismatch": Code(I, TIME_STAMP, "the time-stamp does not match the signature"),
-    "timeStamp.malformed": Code(I, TIME_STAMP, "the time-stamp is malformed"),
-    "timeStamp.outsideValidity": Code(I, TIME_STAMP, "the time-stamp falls outside its authority's certificate validity"),
-    "timeStamp.untrusted":
-        Code(I, TIME_STAMP, "the time-stamp comes from an authority that is not on your time-stamp trust list"),
-    "manifest.unknownProvenance": Code(I, NOTE, "the credentials are of a kind this verifier cannot interpret"),
-    "manifest.unreferenced": Code(I, NOTE, "the store holds credentials that no ingredient refers to"),
-    "algorithm.deprecated": Code(I, NOTE, "the credentials were signed or hashed with a deprecated algorithm"),
-    "timeOfSigning.insideValidity": Code(I, NOTE, "the claimed signing time is inside the certificate's validity"),
-    "ingredient.unknownProvenance": Code(I, NOTE, "an ingredient carries no credentials"),
-    "assertion.dataHash.additionalExclusionsPresent":
-        Code(I, NOTE, "the content hash leaves out more of the file than the credentials need"),
-    # -- failure: the content
-    "assertion.dataHash.mismatch": Code(F, CONTENT_CHANGED, "{what} changed after signing (or the file was cut short)"),
-    "assertion.bmffHash.mismatch": Code(F, CONTENT_CHANGED, "{what} changed after signing"),
-    "assertion.boxesHash.mismatch": Code(F, CONTENT_CHANGED, "{what} changed after signing"),
-    "assertion.collectionHash.mismatch": Code(F, CONTENT_CHANGED, "files covered by the credentials were changed after signing"),
-    "assertion.collectionHash.incorrectFileCount":
-        Code(F, CONTENT_CHANGED, "a file covered by the credentials is missing from the collection"),
-    # -- failure: the credentials themselves
-    "assertion.hashedURI.mismatch":
-        Code(F, CREDENTIALS_CHANGED, "part of the credentials (an assertion such as the edit history) was changed after signing"),
-    "hashedURI.mismatch": Code(F, CREDENTIALS_CHANGED, "part of the credentials was changed after signing"),
-    "hashedURI.missing": Code(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
-    "assertion.missing": Code(F, CREDENTIALS_CHANGED, "part of the signed credentials is missing from the file"),
-    "assertion.undeclared": Code(F, CREDENTIALS_CHANGED, "the credentials contain a part that was never signed"),
-    "assertion.notRedacted": Code(F, CREDENTIALS_CHANGED, "a part the credentials say was removed is still there"),
-    "assertion.outsideManifest": Code(F, CREDENTIALS_CHANGED, "the credentials sign a part kept outside their own manifest"),
-    "claimSignature.mismatch":
-        Code(F, SIGNATURE_INVALID, "the credentials were altered after they were signed: the signature no longer matches"),
-    "claimSignature.missing": Code(F, SIGNATURE_INVALID, "the credentials carry no signature"),
-    "claimSignature.outsideValidity":
-        Code(F, CERTIFICATE_EXPIRED, "the credentials were signed outside the signing certificate's validity period"),
-    "algorithm.unsupported":
-        Code(F, NOT_CHECKED, "the credentials were signed with an algorithm this verifier does not accept"),
-    # -- failure: the signer's certificate
-    "signingCredential.untrusted":
-        Code(F, UNTRUSTED_SIGNER, "the signer's certificate does not chain to an anchor on your trust list"),
-    "signingCredential.invalid":
-        Code(F, CERTIFICATE_PURPOSE, "certificate purpose not allowed, or a malformed certificate: the signing "
-                                   "certificate is not valid for signing content (a key usage your settings do not "
-                                   "allow, or a certificate outside the C2PA profile)"),
-    "signingCredential.revoked": Code(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
-    "signingCredential.ocsp.revoked": Code(F, CERTIFICATE_REVOKED, "the signing certificate was revoked by its issuer"),
-    "signingCredential.ocsp.unknown":
-        Code(F, NOT_CHECKED, "the signing certificate's revocation status could not be confirmed"),
-    # c2pa uses this code for any date outside the certificate's validity, not-yet-valid included.
-    "signingCredential.expired":
-        Code(F, CERTIFICATE_EXPIRED, "the signing certificate was outside its validity period (expired), and no "
-                                   "trusted time-stamp shows the file was signed while it was valid"),
-    # -- failure: structure (malformed or self-contradictory credentials, often the writing software's bug)
-    "assertion.dataHash.malformed": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
-    "assertion.dataHash.redacted": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing was removed"),
-    "assertion.bmffHash.malformed": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
-    "assertion.boxesHash.malformed": Code(F, STRUCTURAL_DEFECT, "the record of the content at signing is malformed"),
-    "assertion.boxesHash.unknownBox":
-        Code(F, STRUCTURAL_DEFECT, "the file's structure does not match the record of it made at signing"),
-    "assertion.collectionHash.invalidURI": Code(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
-    "assertion.collectionHash.malformed": Code(F, STRUCTURAL_DEFECT, "the list of files covered by the credentials is malformed"),
-    "assertion.multipleHardBindings": Code(F, STRUCTURAL_DEFECT, "the credentials bind to the content in conflicting ways"),
-    "assertion.inaccessible": Code(F, NOT_CHECKED, "part of the credentials could not be read"),
-    "assertion.cbor.invalid": Code(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
-    "assertion.json.invalid": Code(F, STRUCTURAL_DEFECT, "part of the credentials is malformed"),
-    "assertion.required.missing": Code(F, STRUCTURAL_DEFECT, "part of the credentials lacks a required field"),
-    "assertion.action.ingredientMismatch": Code(F, STRUCTURAL_DEFECT, "the edit history names an ingredient that does not match"),
-    "assertion.action.malformed": Code(F, STRUCTURAL_DEFECT, "the edit history is malformed"),
-    "assertion.action.redacted": Code(F, CREDENTIALS_CHANGED, "the edit history was removed from the credentials"),
-    "assertion.action.redactionMismatch": Code(F, STRUCTURAL_DEFECT, "the edit history names a removal that does not match"),
-    "assertion.selfRedacted": Code(F, STRUCTURAL_DEFECT, "the credentials remove one of their own parts"),
-    "assertion.cloud-data.hardBinding": Code(F, STRUCTURAL_DEFECT, "the content binding is stored outside the file, which is not allowed"),
-    "assertion.cloud-data.actions": Code(F, STRUCTURAL_DEFECT, "an update refers to an edit history stored outside the file"),
-    "assertion.cloud-data.malformed": Code(F, STRUCTURAL_DEFECT, "part of the credentials stored elsewhere is malformed"),
-    "assertion.ingredient.malformed": Code(F, STRUCTURAL_DEFECT, "an ingredient record is malformed"),
-    "assertion.metadata.disallowed": Code(F, STRUCTURAL_DEFECT, "the credentials' metadata holds a field the specification does not allow"),
-    "assertion.timestamp.malformed": Code(F, STRUCTURAL_DEFECT, "a time-stamp record in the credentials is malformed"),
-    "claim.missing": Code(F, STRUCTURAL_DEFECT, "the credentials have no claim to check"),
-    "claim.multiple": Code(F, STRUCTURAL_DEFECT, "the credentials carry more than one claim"),
-    "claim.malformed": Code(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
-    "claim.cbor.invalid": Code(F, STRUCTURAL_DEFECT, "the credentials' claim is malformed"),
-    "claim.required.missing": Code(F, STRUCTURAL_DEFECT, "the credentials' claim lacks a required field"),
-    "claim.hardBindings.missing": Code(F, STRUCTURAL_DEFECT, "the credentials are not bound to this file's content"),
-    "manifest.inaccessible": Code(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
-    "manifest.missing": Code(F, NOT_CHECKED, "the credentials refer to a manifest that is not in the file"),
-    "manifest.multipleParents": Code(F, STRUCTURAL_DEFECT, "the credentials name more than one parent"),
-    "manifest.update.invalid": Code(F, STRUCTURAL_DEFECT, "an update to the credentials is not valid"),
-    "manifest.update.wrongParents": Code(F, STRUCTURAL_DEFECT, "an update to the credentials has the wrong parent"),
-    "manifest.timestamp.invalid": Code(F, STRUCTURAL_DEFECT, "a time-stamp manifest holds parts it may not hold"),
-    "manifest.timestamp.wrongParents": Code(F, STRUCTURAL_DEFECT, "a time-stamp manifest has the wrong parent"),
-    "manifest.compressed.invalid": Code(F, STRUCTURAL_DEFECT, "the compressed credentials are not valid"),
-    "general.error": Code(F, NOT_CHECKED, "the credentials could not be validated"),
-    # -- failure: ingredients (what went into this file, not this file's own credentials)
-    "ingredient.hashedURI.mismatch": Code(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
-    "ingredient.manifest.mismatch": Code(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
-    "ingredient.claimSignature.mismatch": Code(F, INGREDIENT, "an ingredient's credentials were changed after signing"),
-    "ingredient.manifest.missing": Code(F, INGREDIENT, "an ingredient's credentials are missing"),
-    "ingredient.claimSignature.missing": Code(F, INGREDIENT, "an ingredient's signature is missing"),
-}
-del S, I, F
-# The words of every code that is not a content mismatch (kept for callers that read words only).
-EXPLANATIONS: dict[str, str] = {code: c.words for code, c in CODES.items() if "{what}" not in c.words}
 # A data-hash mismatch whose exclusion does not cover where the manifest sits: the writer's defect.
 STRUCTURE_WORDS = ("the file's structure does not match its credentials (often a defect of the software that "
                    "wrote them); the pixels may be unchanged")
-_WHAT = (  # (MIME prefix, words); first match wins
-    ("image/svg+xml", "the drawing (its SVG markup) was"),
-    ("image/", "the pixels were"),
-    ("audio/", "the sound was"),
-    ("video/", "the video or its sound was"),
-)
 # Codes that speak about the signer, not about changes to content or credentials.
 _SIGNER_ONLY = frozenset({"signingCredential.untrusted", "signingCredential.expired"})
 # Which failure to lead with when there are several: content changes first.
 _LEAD = ("assertion.dataHash.mismatch", "assertion.bmffHash.mismatch", "assertion.boxesHash.mismatch",
          "claimSignature.mismatch", "assertion.hashedURI.mismatch")
-
-
-def explain(code: str, fallback: str = "", mime: str | None = None) -> str:
-    """Plain words for one validation code; ``mime`` names what changed for a content mismatch."""
-    known = CODES.get(code)
-    if known is not None and "{what}" in known.words:
-        what = next((words for prefix, words in _WHAT if (mime or "").startswith(prefix)), "the file's content was")
-        return known.words.format(what=what)
-    if known is not None:
-        return known.words
-    if code.startswith("signingCredential.ocsp"):
-        return "the signing certificate's revocation status could not be confirmed"
-    return fallback or f"validation failed ({code})"
-
-
-def category(code: str) -> str:
-    """What a code means for the reader (one of the categories above); unknown failures: not-checked."""
-    known = CODES.get(code)
-    return known.category if known is not None else NOT_CHECKED
 
 
 def _signed_by(signer: SignerInfo | None) -> str:
@@ -312,7 +142,8 @@ def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any],
         "title": node.title, "relationship": node.relationship, "format": node.format,
         "validation": node.validation, "manifest": node.manifest,
     }
-    failures = [{"code": c, "words": explain(c, "", node.format), "category": category(c)} for c in node.failures]
+    failures = [{"code": c, "words": validation_words(c, node.format), "category": category(c)}
+                for c in dict.fromkeys(node.failures)]
     problem = refused(node.manifest) if node.validation in ("valid", "untrusted") else None
     if problem is not None:
         out["validation"] = "invalid"
@@ -324,6 +155,18 @@ def _ingredient_dict(node: Ingredient, thumbs: dict[str, Any],
     if node.ingredients:
         out["ingredients"] = [_ingredient_dict(child, thumbs, refused) for child in node.ingredients]
     return out
+
+
+def _failures(result: C2paResult) -> list[dict[str, Any]]:
+    """One entry per code: the library reports a code once per manifest it concerns (an untrusted signer of
+    both the file and its parent comes twice), and a reader needs it once; ``urls`` keeps where each was."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in result.failures:
+        item = out.setdefault(f.code, {"code": f.code, "words": validation_words(f.code, result.mime, f.explanation),
+                                       "category": category(f.code), "urls": []})
+        if f.url and f.url not in item["urls"]:
+            item["urls"].append(f.url)
+    return list(out.values())
 
 
 def _manifest_details(m: Manifest, thumbs: dict[str, Any]) -> dict[str, Any]:
@@ -408,8 +251,7 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
         "embedded": result.embedded,
         "manifests": len(result.manifests),
         "ingredients": [_ingredient_dict(n, thumbs, signer_refused) for n in result.ingredients],
-        "failures": [{"code": f.code, "words": explain(f.code, f.explanation, result.mime), "category": category(f.code)}
-                     for f in result.failures],
+        "failures": _failures(result),
         "trust": trust,
     })
     if result.remote_url:
@@ -450,7 +292,8 @@ def evidence(result: C2paResult, *, thumbs: dict[str, Any] | None = None,
                              summary=_expired(who, signer, now))]
         lead = next((c for c in _LEAD if c in codes), None) or next(
             (c for c in codes if c not in _SIGNER_ONLY), codes[0] if codes else "general.error")
-        words = explain(lead, next((f.explanation for f in result.failures if f.code == lead), ""), result.mime)
+        said = next((f.explanation for f in result.failures if f.code == lead), "")
+        words = validation_words(lead, result.mime, said)
         details["category"] = category(lead)
         if lead == "assertion.dataHash.mismatch" and result.binding is not None and result.binding.covered is False:
             # The hash leaves out bytes where no manifest is and covers the manifest's real place: the
