@@ -417,6 +417,14 @@ def test_remote_manifest_is_never_fetched_by_the_library(kit: Kit) -> None:
         server.close()
 
 
+def test_a_remote_manifest_address_is_read_as_written(kit: Kit) -> None:
+    """The XMP holds the address XML-escaped: what is shown (and fetched) is the address, "&" not "&amp;"."""
+    url = "https://manifests.example/store.c2pa?id=7&sig=abc"
+    remote_only, _ = sign(kit.photo, kit.camera, remote_url=url, embed=False)
+    item = c2pa_item(analyze(remote_only, kit.settings()))
+    assert item["kind"] == "c2pa-remote-manifest" and item["details"]["remote_url"] == url
+
+
 def test_bad_input_gives_evidence_never_a_crash(kit: Kit) -> None:
     settings = kit.settings()
     jumbf_junk = b"\xff\xeb\x00\x30JP\x02\x11\x00\x00\x00\x01\x00\x00\x00\x20jumb\x00\x00\x00\x18jumdc2pa" + b"\0" * 12

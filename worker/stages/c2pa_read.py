@@ -6,6 +6,8 @@ words and the verdict keeps. Nothing here decides a level.
 """
 from __future__ import annotations
 
+import html
+
 import io
 import json
 import re
@@ -461,8 +463,9 @@ def _failed(exc: Exception) -> C2paResult:
     text = str(exc)
     short = text if len(text) <= 300 else text[:297] + "..."
     if text.startswith("Remote:"):
-        # "must fetch remote manifests from url <URL>": the file names where its store lives.
-        url = text.rsplit(" ", 1)[-1].strip().strip('"') if "url" in text else None
+        # "must fetch remote manifests from url <URL>": the file names where its store lives, as the XMP
+        # holds it, XML-escaped ("&amp;" for "&").
+        url = html.unescape(text.rsplit(" ", 1)[-1].strip().strip('"')) if "url" in text else None
         return C2paResult(status="remote", remote_url=url if url and "://" in url else None, embedded=False,
                           error=short)
     if text.startswith(("NotSupported", "UnsupportedType")):
