@@ -15,6 +15,14 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.details = status, message, details
 
+    def problems(self) -> list[str]:
+        """What validation details say, as lines a person reads ("label: String should have at most 300
+        characters"): the desk's error page and the CLI show no JSON."""
+        if not isinstance(self.details, list):
+            return []
+        return [f"{'.'.join(str(part) for part in d.get('loc', []))}: {d.get('msg')}"
+                for d in self.details if isinstance(d, dict) and "msg" in d]
+
 
 def _body(message: str, details: Any = None) -> dict[str, Any]:
     return {"error": message, "details": details} if details is not None else {"error": message}

@@ -72,10 +72,12 @@ def fronts(data_dir: Path, monkeypatch):
     return svc, call, desk
 
 
+def _csrf(desk) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', desk.get("/desk/").get_data(as_text=True)).group(1)
+
+
 def _desk_post(desk, path: str, **data):
-    html = desk.get("/desk/").get_data(as_text=True)
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-    return desk.post(path, data={**data, "csrf_token": csrf}, headers={"Accept": "application/json"})
+    return desk.post(path, data={**data, "csrf_token": _csrf(desk)}, headers={"Accept": "application/json"})
 
 
 def _entry(svc, label: str, **hashes: str) -> str:
@@ -226,6 +228,10 @@ def test_a_desk_submission_from_a_report_follows_the_api_label_rule(fronts) -> N
     by_api = call("POST", "/api/v1/banks/debunked/entries", "reporter", json={"label": "x" * 301, "sha256": SHA})
     assert too_long.status_code == by_api.status_code == 400
     assert too_long.get_json()["error"] == by_api.get_json()["error"] == "request body is invalid"
+    assert too_long.get_json()["problems"] == ["label: String should have at most 300 characters"]
+    page = desk.post(f"/desk/media/{SHA}/submit", data={"bank": "debunked", "label": "x" * 301,
+                                                          "csrf_token": _csrf(desk)})
+    assert page.status_code == 400 and "label: String should have at most 300 characters" in page.get_data(as_text=True)
     label = "y" * 300
     assert _desk_post(desk, f"/desk/media/{SHA}/submit", bank="debunked", label=label).status_code == 302
     (entry,) = [e for e in banks_listed(call) if e["label"] == label]

@@ -28,10 +28,8 @@ def echo(value: object) -> None:
 
 
 def refusal(exc: ApiError) -> str:
-    """The API's message, with what its details say (which option, what is wrong): a terminal shows no JSON."""
-    problems = [f"{'.'.join(str(part) for part in d.get('loc', []))}: {d.get('msg')}"
-                for d in exc.details if isinstance(d, dict)] if isinstance(exc.details, list) else []
-    return "; ".join([exc.message, *problems])
+    """The API's message, with what its details say (which option, what is wrong), on one line."""
+    return "; ".join([exc.message, *exc.problems()])
 
 
 class Refusals(click.Group):

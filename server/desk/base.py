@@ -87,10 +87,11 @@ def _wants_json() -> bool:
     return request.path.startswith("/desk/api/") or best == "application/json"
 
 
-def _error_page(status: int, title: str, message: str):
+def _error_page(status: int, title: str, message: str, problems: list[str] | None = None):
     if _wants_json():
-        return {"error": message}, status
-    return render_template("desk/error.html", status=status, title=title, message=message), status
+        return ({"error": message, "problems": problems} if problems else {"error": message}), status
+    return render_template("desk/error.html", status=status, title=title, message=message,
+                           problems=problems or []), status
 
 
 @bp.errorhandler(CSRFError)
@@ -106,7 +107,7 @@ def _unsafe_text(exc: json_edge.UnsafeText):
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
-    return _error_page(exc.status, "That did not work", exc.message)
+    return _error_page(exc.status, "That did not work", exc.message, exc.problems())
 
 
 @bp.errorhandler(HTTPException)
