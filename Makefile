@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,detect]'
 	# detection: metadata pins older celery/torch than we run; installed without deps (see docs/detection.md)
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt celery-batches facenet-pytorch
+	# Meta's vpdq for the video interop tests: a C++ build against FFmpeg's headers, where they are (.ci/run installs them)
+	if pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null; then \
+	  $(PY) -m pip install --quiet -c constraints.txt vpdq; \
+	else echo "FFmpeg development headers not found: the vpdq interop tests will skip (docs/testing.md)"; fi
 	touch $(STAMP)
 
 run: $(STAMP)

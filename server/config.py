@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     video_max_pixels: int = Field(8_294_400, ge=1, description="Largest video frame (width x height) decoded; larger is refused.")
     video_scene_threshold: float = Field(30.0, gt=0, description="Mean grey-level change (0-255, on 32x32 thumbnails) between frames that counts as a scene cut.")
     vpdq_frame_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ distance between two video frames that counts as the same frame.")
-    vpdq_match_share: float = Field(0.7, gt=0, le=1, description="Share of a video's keyframes (both the checked video's and the banked one's) that must match for a near-duplicate video.")
+    vpdq_match_share: float = Field(0.7, gt=0, le=1, description="Share of a checked video's vPDQ frames (sampled once a second) that must match frames of a banked video for a near-duplicate, as Meta's vPDQ matcher weighs it; an excerpt of a banked clip matches, a long video holding a banked clip among other footage does not.")
     detect: bool = Field(True, description="Run the synthetic-media detectors on images and video keyframes that provenance and banks left undecided (docs/detection.md). Off: the verdict says detection did not run.")
     training_data_dir: Path = Field(Path(__file__).resolve().parents[2] / "shared" / "data" / "synthetic-images", description=(
         "The detectors' training and validation images, read by `credence detectors train/evaluate` and by the tests that need them "

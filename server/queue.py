@@ -53,6 +53,7 @@ TASK_ROUTES = {
     "credence.rematch_removed": {"queue": "cpu"},
     "credence.detect": {"queue": "gpu"},
     "credence.evict_media": {"queue": "cpu"},
+    "credence.forensics": {"queue": "cpu"},
     "credence.pull_peers": {"queue": "fetch"},
     "credence.pull_peer": {"queue": "fetch"},
 }
@@ -139,3 +140,8 @@ def enqueue_pull_peer(app: Celery, peer_id: str) -> None:
 def enqueue_detect(app: Celery, sha256: str, partial: dict[str, Any]) -> None:
     """Hand a content to the gpu queue with what the cpu analysis found (evidence, versions, timings)."""
     app.send_task("credence.detect", args=[sha256, partial], **TASK_ROUTES["credence.detect"])
+
+
+def enqueue_forensics(app: Celery, sha256: str) -> None:
+    """Compute the forensic views of a stored image on demand (the desk's report page asks)."""
+    app.send_task("credence.forensics", args=[sha256], **TASK_ROUTES["credence.forensics"])

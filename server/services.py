@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 
 from server.checks.cache import VerdictCache, redis_client
+from server.checks.progress import ProgressLog
 from server.detection.manifest import configured_stamp
 from server.config import Settings
 from server.db import Database
@@ -38,6 +39,13 @@ class Services:
     def detectors_stamp(self) -> str:
         """The detectors verdicts are made with now: stored verdicts made with others are recomputed."""
         return configured_stamp(self.settings)
+
+    @cached_property
+    def progress(self) -> ProgressLog:
+        """Stage events of checks in flight (server/checks/progress.py): beside the cache in Redis, else
+        files in the data folder."""
+        client = self.cache.client
+        return ProgressLog(client, None if client is not None else self.settings.resolved_data_dir / "progress")
 
     @cached_property
     def store(self) -> MediaStore:

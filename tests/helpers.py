@@ -1,6 +1,7 @@
 """Test helpers: real images, a real local HTTP server, real worker processes."""
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import signal
@@ -33,6 +34,18 @@ def need_shared(path: Path, what: str, setting: str) -> Path:
             pytest.fail(message)
         pytest.skip(message, allow_module_level=True)
     return path
+
+
+def need_module(name: str, how: str):
+    """An optional test tool (e.g. Meta's vpdq): outside CI a missing one skips and says how to get it; in CI,
+    which installs it, it fails."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        message = f"the {name} package is not installed: {how}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def training_data(*parts: str) -> Path:

@@ -377,7 +377,8 @@ def test_a_video_entry_travels_with_its_keyframe_hashes(alpha_beta) -> None:
     a, b = alpha_beta
     a.call("POST", "/api/v1/banks", "admin", json={"name": "clips", "kind": "fake", "shared": True})
     clip = make_clip(seed=21, seconds=2.0, scenes=2)
-    vh = video_hashes(clip, extract(clip, VideoLimits(max_keyframes=6))[1])
+    info, keyframes = extract(clip, VideoLimits(max_keyframes=6))
+    vh = video_hashes(clip, keyframes, info.sampled)
     entry = a.call("POST", "/api/v1/banks/clips/entries", "reporter", json={
         "label": "Staged clip", "md5": vh.md5, "sha256": vh.sha256,
         "frames": [{"t": f.t, "pdq": f.pdq, "quality": f.quality} for f in vh.frames]}).get_json()

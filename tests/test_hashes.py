@@ -157,11 +157,6 @@ def test_drift_from_full_resolution_is_bounded() -> None:
     assert max(phash_drift) <= PHASH_DRIFT_BOUND, phash_drift
 
 
-def test_video_frames_keep_their_square() -> None:
-    """Video keyframes still hash a 576x576 reduction (worker/stages/video_hashes.py); images do not."""
-    assert H.pdq_input(PHOTOS[0]).shape == (576, 576, 3)
-
-
 def test_hex_format_matches_the_ecosystem() -> None:
     h = H.compute(PHOTOS[0])
     assert len(h.pdq) == 64 and h.pdq == h.pdq.lower() and len(h.phash) == 16

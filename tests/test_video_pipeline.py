@@ -11,8 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import c2pa
 import numpy as np
+import pdqhash
 import psutil
 import pytest
 from PIL import Image
@@ -57,6 +59,21 @@ def mdat_payload(data: bytes) -> int:
     assert at > 0
     size = int.from_bytes(data[at - 4:at], "big")
     return at + 4 + (size - 8) // 2
+
+
+def bits_apart(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def reference_pdqs(clip: bytes, numbers: list[int]) -> list[str]:
+    """Meta's pdqhash of the given frames (by number), decoded to RGB24 at their own size, as vpdq hashes them."""
+    out = {}
+    with av.open(io.BytesIO(clip)) as container:
+        for n, frame in enumerate(container.decode(video=0)):
+            if n in numbers:
+                bits, _quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
+                out[n] = np.packbits(bits.astype(np.uint8)).tobytes().hex()
+    return [out[n] for n in numbers]
 
 
 def flip(data: bytes, at: int, count: int = 4) -> bytes:
@@ -109,7 +126,12 @@ def test_plain_clip_is_no_evidence_with_keyframes_and_hashes(tmp_path: Path, fmt
     assert hashes.stage == "hashes"
     assert hashes.details["sha256"] == hashlib.sha256(clip).hexdigest() == verdict.sha256
     assert hashes.details["md5"] == hashlib.md5(clip).hexdigest() and hashes.details["partial"] is False
-    assert [(f["t"], f["pdq"]) for f in hashes.details["frames"]] == [(f["t"], f["pdq"]) for f in frames]
+    # vPDQ's frames, what banks match: one per second of media time (frames 0, 25 and 50), each Meta's PDQ
+    # of the frame as decoded. Keyframes are chosen by content and share only the first frame with them.
+    sampled = hashes.details["frames"]
+    assert [f["t"] for f in sampled] == [0.0, 1.0, 2.0]
+    assert max(bits_apart(f["pdq"], ref) for f, ref in zip(sampled, reference_pdqs(clip, [0, 25, 50]))) <= 1
+    assert sampled[0]["pdq"] == frames[0]["pdq"] and all(f["quality"] >= 50 for f in sampled)
 
     # The image path never runs on a video.
     assert not IMAGE_STEPS & set(verdict.versions), verdict.versions
@@ -139,7 +161,7 @@ def test_a_failed_thumbnail_costs_neither_the_hashes_nor_the_filmstrip(tmp_path:
     assert_no_stage_error(verdict)
     frames = one(verdict, "keyframes").details["frames"]
     assert frames and all(f["thumb"] is None for f in frames) and all(f["pdq"] for f in frames)
-    assert len(one(verdict, "video-hashes").details["frames"]) == len(frames)
+    assert [f["t"] for f in one(verdict, "video-hashes").details["frames"]] == [0.0]  # a 1 s clip: one second
 
 
 def test_a_videos_facts_come_back_with_its_verdict(tmp_path: Path) -> None:
@@ -194,9 +216,12 @@ def test_video_bank_match_gets_file_hashes_only_for_the_whole_file(tmp_path: Pat
     verdict = analyze(clip, settings_for(tmp_path), matcher=whole)
     analyze(clip, settings_for(tmp_path), matcher=part, source_size=len(clip) * 2)
     assert_no_stage_error(verdict)
+    # Asked once, with the frames' 8 orientations (the matcher also asks for a mirrored or rotated copy:
+    # tests/test_vpdq.py) and the file hashes only when the whole file was read.
     [(sha256, md5, frames)] = whole.video_calls
     assert sha256 == hashlib.sha256(clip).hexdigest() and md5 == hashlib.md5(clip).hexdigest()
     assert [f.pdq for f in frames] == [f["pdq"] for f in one(verdict, "video-hashes").details["frames"]]
+    assert all(len(set(f.orientations)) == 8 and f.orientations[0] == f.pdq for f in frames)
     assert verdict.versions["banks"] == "generation-7" and "video-bank-match" in verdict.versions
     [(sha256, md5, frames)] = part.video_calls
     assert sha256 is None and md5 is None and frames
@@ -374,6 +399,10 @@ def test_long_clip_reads_only_max_seconds(tmp_path: Path, long_clip: bytes) -> N
     # Scenes last 15 s: the 8 cuts up to 120 s (inclusive) are all found.
     cuts = [f["t"] for f in strip["frames"] if f["reason"] == "scene"]
     assert cuts == pytest.approx([15 * i for i in range(1, 9)], abs=0.51)
+    # vPDQ's frames come from the same bounded read: none past 120 s, each scene's start among them.
+    sampled = one(verdict, "video-hashes").details["frames"]
+    assert max(f.get("until", f["t"]) for f in sampled) <= 120
+    assert {15.0 * i for i in range(9)} <= {f["t"] for f in sampled}
 
 
 def test_long_clip_keeps_few_keyframes_in_bounded_memory(tmp_path: Path, long_clip: bytes) -> None:

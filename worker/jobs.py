@@ -6,11 +6,13 @@ record. Checks only ever move from ``pending`` to ``done``; a check is never dro
 from __future__ import annotations
 
 import logging
+import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from server import models
 from server.checks import records
+from server.checks.progress import DONE, END, PLAN, QUEUED, START
 from server.config import PIPELINE_VERSION, Settings
 from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_analyze, enqueue_fetch
@@ -24,7 +26,8 @@ from worker.fetch.common import FetchLimits, FetchRefused
 from worker.fetch.media import fetch
 from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
-from worker.pipeline.runner import examine
+from worker.pipeline.rules import RULES
+from worker.pipeline.runner import RuleProgress, examine
 from worker.settle import complete_from_record, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
@@ -46,6 +49,16 @@ def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
         ctx.cache.release(f"inflight:{check.url_hash}")
 
 
+def _media_progress(ctx: Context, sha256: str) -> RuleProgress:
+    """The runner's progress callback: each rule's start, end and skip, as events of this content."""
+    plog = ctx.progress
+
+    def tell(rule: str, event: str, ms: float | None) -> None:
+        plog.add("media", sha256, rule, event, **({} if ms is None else {"ms": ms}))
+
+    return tell
+
+
 def fetch_check(ctx: Context, check_id: str) -> str:
     """Fetch a URL check through the guarded fetcher, store the bytes, hand over to analysis."""
     with ctx.db.session() as session:
@@ -53,15 +66,21 @@ def fetch_check(ctx: Context, check_id: str) -> str:
         if check is None or check.status == "done":
             return "skipped"
         check.attempts += 1
+    plog = ctx.progress
+    plog.add("check", check_id, Stage.FETCH, START)
+    started = time.perf_counter()
     try:
         with Heartbeat(ctx, check_id=check_id):  # a video's fetch may outlast one lease
             fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
     except FetchRefused as exc:
+        plog.add("check", check_id, Stage.FETCH, END, ms=round((time.perf_counter() - started) * 1000, 1),
+                 outcome=exc.code)
         metrics.FETCH_REFUSED.labels(exc.code).inc()
         verdict = unavailable(f"Could not check: {exc.reason}.", stage=Stage.FETCH, code=exc.code,
                               sha256=None, versions={"pipeline": PIPELINE_VERSION})
         _finish_check(ctx, check, verdict)
         return "unavailable"
+    plog.add("check", check_id, Stage.FETCH, END, ms=round((time.perf_counter() - started) * 1000, 1))
     sha256 = ctx.store.put(fetched.data)
     with ctx.db.session() as session:
         # A video over its cap is its playable start: source_size keeps the whole file's size.
@@ -73,6 +92,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
     # The check now waits on its content: whichever analysis of these bytes finishes completes it.
     recorded = complete_from_record(ctx, sha256)
     if recorded is None:
+        plog.add("media", sha256, "analysis", QUEUED)
         enqueue_analyze(ctx.celery, sha256)
     elif recorded.get("level") == Level.UNAVAILABLE.value:
         drop_unusable(ctx, sha256)  # seen before and unreadable then: the fetch must not keep them either
@@ -118,9 +138,13 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             source_size = media.source_size if media is not None else None
         # The analysis must know when the bytes are only a file's start (its verdict says so, and a
         # part's file hashes never match a whole file). The heartbeat keeps the sweeper off these checks.
+        plog = ctx.progress
+        plog.restart("media", sha256)  # this run's events only
+        plog.add("media", sha256, "analysis", PLAN, rules=[rule.name for rule in RULES])
         try:
             with Heartbeat(ctx, sha256=sha256, lock_key=f"analyzing:{sha256}"):
-                analysis = examine(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size)
+                analysis = examine(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size,
+                                   progress=_media_progress(ctx, sha256))
         except SoftTimeLimitExceeded:
             return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)
         verdict, facts = analysis.verdict, analysis.facts
@@ -132,8 +156,10 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             # Not decisive and detectors are configured: the gpu queue adds detection, then records the
             # verdict and completes every check waiting on this sha256.
             hand_off(ctx, sha256, verdict, owner)
+            plog.add("media", sha256, Stage.DETECT, QUEUED)
             return DETECTING
         record_final(ctx, sha256, verdict)
+        plog.add("media", sha256, "analysis", DONE, level=verdict.level.value)
         if verdict.level == Level.UNAVAILABLE:
             drop_unusable(ctx, sha256)  # nothing could be read from them: not kept (issue 15)
         return verdict.level.value
@@ -169,6 +195,7 @@ def _finish_unanalysed(ctx: Context, sha256: str, reason: str, code: str) -> str
     verdict = unavailable(reason, stage=Stage.BUDGET, code=code, sha256=sha256, versions={"pipeline": PIPELINE_VERSION})
     for check_id in record_final(ctx, sha256, verdict):
         log.warning("check %s completed as unavailable: %s", check_id, code)
+    ctx.progress.add("media", sha256, "analysis", DONE, level=verdict.level.value)
     drop_unusable(ctx, sha256)
     return "unavailable"
 

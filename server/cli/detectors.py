@@ -1,4 +1,5 @@
-"""``credence detectors ...``: list and check the configured detectors, train and evaluate the baseline.
+"""``credence detectors ...``: list and check the configured detectors, train and evaluate the baseline,
+validate any detector on labelled data (and save the record that earns its badge), fit a probe.
 
 Imported by the CLI only (never by the API); torch is imported inside the commands that need it.
 """
@@ -95,6 +96,7 @@ def train_baseline(out_dir: str | None, data_dir: str | None, steps: int | None)
         "licence": "weights: Credence (trained on CNNDetection crops, CC BY-NC-SA 4.0: research and non-commercial use)",
         "source": f"{TRAIN_COMMAND} (seed {cfg.seed}, {cfg.steps} steps, {result['train_seconds']} s)",
         "calibration": result["calibration"],
+        "trained_on": sorted({s.generator for s in training.list_samples(data)}),  # never held out in validation
         "notes": "GAN-era training data; weak on other sources. Scores below the threshold are inconclusive.",
     }
     mf.write_entry(models_root, entry)
@@ -145,3 +147,112 @@ def evaluate(models_dir: str | None, data_dir: str | None, no_logo: bool, bootst
                    f"[95% CI {pooled['ci95'][0]:.3f}-{pooled['ci95'][1]:.3f}]")
         for gen, block in logo["per_generator"].items():
             click.echo(f"  {gen}: {block['auc']:.3f} [{block['ci95'][0]:.3f}-{block['ci95'][1]:.3f}]")
+
+
+def _progress(done: int, total: int) -> None:
+    click.echo(f"  {done}/{total} images", err=True)
+
+
+def _auc(value: float | None, ci: list[float] | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [95% CI {ci[0]:.3f}-{ci[1]:.3f}]" if ci else "")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _show_figures(name: str, fig: dict, block: dict) -> None:
+    """The figures of one detector, in the order an operator reads them."""
+    click.echo(f"{name}: {fig['reals']} real ({', '.join(fig['real_sources'])}), {fig['fakes']} AI "
+               f"({', '.join(fig['ai_sources'])})")
+    click.echo(f"  ROC-AUC {_auc(fig['roc_auc'], fig['ci95'])} ({fig['bootstrap']} bootstrap resamples)")
+    click.echo("  leave-one-source-out (source alone vs the other class / everything without it):")
+    for p in fig["per_source"]:
+        click.echo(f"    {p['source']} ({p['n']}): {_auc(p['auc_alone'], p['ci95_alone'])} / "
+                   f"{_auc(p['auc_without'], None)}")
+    click.echo("  at candidate thresholds:")
+    for t in fig["at_thresholds"]:
+        click.echo(f"    {t['name']:>12} {t['threshold']:.4f}: FPR {_rate(t['fpr'])} ({t['false_positives']}/{t['reals']}), "
+                   f"TPR {_rate(t['tpr'])} ({t['true_positives']}/{t['fakes']})")
+    m = fig["max_fpr"]
+    click.echo(f"  threshold for <= {m['max_fpr']:.0%} false positives: {m['threshold']:.4f} ({m['words']}); "
+               f"on real sources it was not chosen on: FPR {_rate(m['held_out_fpr'])}")
+    if block.get("skipped"):
+        click.echo(f"  left out: {len(block['skipped'])} image(s) that could not be scored")
+    badge = "meets the bar: its score may give a badge" if block["meets_bar"] else \
+        "does NOT meet the bar (" + "; ".join(block["shortfalls"]) + "): its score stays experimental"
+    click.echo(f"  with this record it {badge}")
+
+
+@detectors_group.command("validate")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Labelled images: real/<source>/... and ai/<generator>/... (docs/detection.md).")
+@click.option("--detector", "names", default=None, help="Manifest name(s), comma-separated. Default: CREDENCE_DETECTORS, else all.")
+@click.option("--models-dir", default=None, help="Default: CREDENCE_MODELS_DIR, else the repository's models/.")
+@click.option("--batch", type=int, default=32, show_default=True, help="Images per forward pass.")
+@click.option("--bootstrap", type=int, default=2000, show_default=True, help="Bootstrap resamples for the 95% CIs.")
+@click.option("--device", default=None, help="Torch device. Default: CREDENCE_DETECT_DEVICE, else CUDA when present.")
+@click.option("--save", is_flag=True, help="Write the validation record and its threshold into the manifest entry.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report (with every image's score) as JSON.")
+def validate(data_dir: str, names: str | None, models_dir: str | None, batch: int, bootstrap: int,
+             device: str | None, save: bool, as_json: bool) -> None:
+    """Measure detectors on your own labelled sources; --save records it, which earns (or denies) the badge."""
+    from server.detection import manifest as mf
+    from server.detection.validation import DataError
+    from worker.detection.validate import validate_folder
+
+    settings = get_settings()
+    folder = _models_dir(models_dir)
+    click.echo(f"validating on {data_dir} with the detectors of {folder}", err=True)
+    try:
+        report = validate_folder(folder, Path(data_dir), settings.detectors if names is None else names, batch,
+                                 bootstrap, settings.detect_device if device is None else device, save, _progress)
+    except (DataError, mf.ManifestError, mf.DetectorUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"data {report['data']} ({report['images']} images, digest {report['data_digest'][:12]})")
+    for block in report["detectors"]:
+        _show_figures(block["detector"], block["figures"], block)
+        if block["saved"]:
+            click.echo(f"  saved: validation record and threshold {block['record']['threshold']:.4f} in "
+                       f"{folder / mf.MANIFEST}")
+
+
+@detectors_group.command("fit-probe")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Labelled images: real/<source>/... and ai/<generator>/..., >= 2 sources of each.")
+@click.option("--detector", "base", default="baseline", show_default=True, help="The frozen detector whose features the probe reads.")
+@click.option("--name", default="", help="The new manifest entry's name (default: <detector>-probe).")
+@click.option("--models-dir", default=None, help="Default: CREDENCE_MODELS_DIR, else the repository's models/.")
+@click.option("--batch", type=int, default=32, show_default=True, help="Images per forward pass.")
+@click.option("--bootstrap", type=int, default=2000, show_default=True, help="Bootstrap resamples for the 95% CIs.")
+@click.option("--device", default=None, help="Torch device. Default: CREDENCE_DETECT_DEVICE, else CUDA when present.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report (with every image's score) as JSON.")
+def fit_probe(data_dir: str, base: str, name: str, models_dir: str | None, batch: int, bootstrap: int,
+              device: str | None, as_json: bool) -> None:
+    """Fit a linear probe on a frozen detector's features from your data, write it, validate it leave-source-out.
+
+    The probe's weights inherit the licence of the data they were fitted on.
+    """
+    from server.detection import manifest as mf
+    from server.detection.validation import DataError
+    from worker.detection.validate import fit_probe as fit
+
+    settings = get_settings()
+    folder = _models_dir(models_dir)
+    try:
+        report = fit(folder, Path(data_dir), base, name, batch, bootstrap,
+                     settings.detect_device if device is None else device, progress=_progress)
+    except (DataError, ValueError, mf.ManifestError, mf.DetectorUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"wrote {report['weights']} and the manifest entry {report['detector']} in {folder / mf.MANIFEST} "
+               f"(L2 strength {report['strength']:g}, chosen leave-one-source-out)")
+    click.echo("figures: each source scored by a probe fitted without it; the record and threshold are these")
+    _show_figures(report["detector"], report["figures"], report)

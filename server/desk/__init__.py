@@ -3,7 +3,8 @@
 One parent blueprint (``desk``) owns what every page shares: the signed-in user, CSRF checks on
 every POST, security headers, HTML error pages, templates and static files. One child blueprint
 per concern: ``auth`` (sign-in), ``checking`` (run checks, live progress), ``report`` (report page,
-exports, images), ``history`` (past checks, search by image) and ``curation`` (review queue).
+exports, images), ``forensics`` (the report's tools: forensic views on demand), ``history`` (past checks,
+search by image) and ``curation`` (review queue).
 
 The API under /api/v1 is untouched: it keeps its keys, JSON errors and CORS; the desk's session
 cookie is scoped to /desk so API calls never carry it.
@@ -15,11 +16,11 @@ from datetime import timedelta
 from flask import Flask, request
 
 from server.config import Settings
-from server.desk import auth, checking, curation, history, report
+from server.desk import auth, checking, curation, forensics, history, report
 from server.desk.base import bp, csrf, secret_key
 
 # One child blueprint per concern, nested once at import (apps are made many times in tests).
-for _child in (auth.bp, checking.bp, report.bp, history.bp, curation.bp):
+for _child in (auth.bp, checking.bp, report.bp, forensics.bp, history.bp, curation.bp):
     bp.register_blueprint(_child)
 
 

@@ -1,7 +1,8 @@
 """Check: drop files or paste URLs, then watch each check's stages until its verdict is in.
 
 With JavaScript the page posts to /desk/checks and polls /desk/api/checks (a small JSON view of the
-record); without it, the same form posts and lands on a page that refreshes itself.
+record and of the workers' progress events, server/checks/progress.py); without it, the same form posts
+and lands on a page that refreshes itself.
 """
 from __future__ import annotations
 
@@ -57,11 +58,11 @@ def start():
     started.extend(service.start_url(svc, url, user.id) for url in urls)
     if request.accept_mimetypes.best == "application/json" or request.headers.get("X-Requested-With") == "fetch":
         with svc.db.session() as session:
-            return jsonify({"checks": service.statuses(session, started), "errors": errors})
+            return jsonify({"checks": service.statuses(session, started, svc.progress), "errors": errors})
     if len(started) == 1 and not errors:
         return redirect(url_for("desk.checking.check_page", check_id=started[0]))
     with svc.db.session() as session:
-        rows = service.statuses(session, started)
+        rows = service.statuses(session, started, svc.progress)
     return render_template("desk/checks_started.html", checks=rows, errors=errors)
 
 
@@ -71,8 +72,9 @@ def status():
     ids = [part for part in request.args.get("ids", "").split(",") if part][:MAX_IDS]
     if not ids:
         raise ApiError(400, "pass ?ids=<id>,<id>,...")
-    with services().db.session() as session:
-        return jsonify({"checks": service.statuses(session, ids)})
+    svc = services()
+    with svc.db.session() as session:
+        return jsonify({"checks": service.statuses(session, ids, svc.progress)})
 
 
 @bp.get("/checks/<check_id>")
@@ -80,11 +82,12 @@ def check_page(check_id: str):
     """One check: its report once done (the permalink is the content's), else its progress."""
     if not may_view_anonymously():
         return redirect(url_for("desk.auth.login", next=request.path))
-    with services().db.session() as session:
+    svc = services()
+    with svc.db.session() as session:
         found = records.checks_by_id(session, [check_id])
         if check_id not in found:
             raise ApiError(404, "no such check")
-        (row,) = service.statuses(session, [check_id])
+        (row,) = service.statuses(session, [check_id], svc.progress)
     if row["report_url"]:
         return redirect(row["report_url"])
     return render_template("desk/check_status.html", check=row)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from server import models
 from server.banks import service as banks
-from server.checks import records
+from server.checks import progress, records
 from server.checks import service as checks
 from server.desk.video import frame_scores, video_view
 from server.media_store import is_sha256
@@ -83,29 +83,53 @@ def parse_urls(text: str) -> tuple[list[str], list[dict[str, Any]]]:
 
 # ---------------------------------------------------------------------------- following checks
 
-def _stage_state(key: str, rules: tuple[str, ...], check: models.Check, body: dict[str, Any] | None) -> dict[str, Any]:
+def _times(live: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: live[k] for k in ("started_at", "ended_at") if live and live.get(k)}
+
+
+def _stage_state(key: str, rules: tuple[str, ...], check: models.Check, body: dict[str, Any] | None,
+                 events: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """A stage's state: from the workers' progress events while the check runs (nothing is "running" before a
+    worker said so), from the verdict once it is done, with each stage's start and end when they were seen."""
+    live = None
+    if events is not None:
+        live = progress.stage_progress(rules, events["check"] if key == "fetch" else events["media"])
     if key == "fetch":
         if check.source == "upload":
             return {"state": "done", "note": "uploaded"}
         if body is not None and check.sha256 is None:
-            return {"state": "failed", "note": "could not fetch"}
-        return {"state": "done"} if check.sha256 else {"state": "running"}
+            return {"state": "failed", "note": "could not fetch", **_times(live)}
+        if check.sha256:
+            return {"state": "done", **({"ms": live["ms"]} if live and "ms" in live else {}), **_times(live)}
+        if live:
+            return live
+        if events is not None:  # the check is in the fetch queue and no worker has taken it yet
+            return {"state": "running", "queued": True, "note": "in the queue: no worker has taken it yet"}
+        return {"state": "running"}
     if body is None:
-        return {"state": "running" if check.sha256 else "waiting"}
+        if not check.sha256 or events is None:
+            return {"state": "waiting"}
+        if key == "detection" and not (live and live["state"] in ("running", "done")):
+            queued = progress.queued_for(Stage.DETECT, events["media"])
+            if queued is not None:
+                return {"state": "queued", "note": "waiting for a detection worker", "queued_at": progress.iso(queued)}
+            return {"state": "waiting"}
+        return live or {"state": "waiting"}
     timings = body.get("timings") or {}
-    ran = [k for k in timings if any(k == r or k.startswith(r) for r in rules) and k != Stage.DETECT_GATE]
+    ran = [k for k in timings if progress.matches(k, rules)]
     errors = [e for e in body.get("evidence", []) if e.get("kind") == Kind.STAGE_ERROR
               and any(e.get("stage", "").startswith(r) for r in rules)]
     if errors:
-        return {"state": "failed", "note": errors[0]["summary"]}
+        return {"state": "failed", "note": errors[0]["summary"], **_times(live)}
     if key == "detection" and (body.get("versions") or {}).get(Stage.DETECT) in DETECTION_STATES:
         state, note = DETECTION_STATES[body["versions"][Stage.DETECT]]
         out = {"state": state, **({"note": note} if note else {})}
         if ran and state == "done":
             out["ms"] = round(sum(timings[k] for k in ran), 1)
+            out.update(_times(live))
         return out
     if ran:
-        return {"state": "done", "ms": round(sum(timings[k] for k in ran), 1)}
+        return {"state": "done", "ms": round(sum(timings[k] for k in ran), 1), **_times(live)}
     if key == "detection":
         if body.get("level") in DECISIVE:
             return {"state": "skipped", "note": NOT_NEEDED}
@@ -113,14 +137,37 @@ def _stage_state(key: str, rules: tuple[str, ...], check: models.Check, body: di
     return {"state": "skipped", "note": "not applicable"}
 
 
-def check_status(check: models.Check, body: dict[str, Any] | None, name: str | None) -> dict[str, Any]:
+def _phase(check: models.Check, stages: list[dict[str, Any]], events: dict[str, list[dict[str, Any]]] | None) -> str:
+    """Where the check is now, in a few words (the desk's line above the stages)."""
+    if check.status == "done":
+        return "done"
+    running = [s["label"].lower() for s in stages if s["state"] == "running" and not s.get("queued")]
+    if running:
+        return f"working: {', '.join(running)}"
+    if any(s.get("queued") or s["state"] == "queued" for s in stages):
+        return "in the queue"
+    if events is not None and check.sha256 and progress.queued_for("analysis", events["media"]) is not None:
+        return "in the queue"
+    return "waiting"
+
+
+def check_status(check: models.Check, body: dict[str, Any] | None, name: str | None,
+                 events: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """One check as the desk follows it; ``events`` are the workers' progress (server/checks/progress.py)."""
     sha256 = (body or {}).get("sha256") or check.sha256
+    if events is not None:  # a content's earlier run that answered before this check was made is not its own
+        events = {"check": events.get("check", []),
+                  "media": progress.relevant_run(events.get("media", []), progress.epoch(check.created_at))}
+    stages = [{"key": key, "label": label,
+               **_stage_state(key, rules, check, body if check.status == "done" else None, events)}
+              for key, label, rules in STAGES]
     out: dict[str, Any] = {
         "check_id": check.id, "name": name or check.url or "upload", "status": check.status,
         "sha256": sha256,
-        "stages": [{"key": key, "label": label,
-                    **_stage_state(key, rules, check, body if check.status == "done" else None)}
-                   for key, label, rules in STAGES],
+        "stages": stages,
+        "queued_at": progress.iso(progress.epoch(check.created_at)),
+        "done_at": progress.iso(progress.done_at(events["media"])) if events else None,
+        "phase": _phase(check, stages, events),
         "verdict": None, "report_url": None,
     }
     if check.status == "done" and body is not None:
@@ -130,15 +177,23 @@ def check_status(check: models.Check, body: dict[str, Any] | None, name: str | N
     return out
 
 
-def statuses(session: Session, ids: list[str]) -> list[dict[str, Any]]:
+def statuses(session: Session, ids: list[str], log: progress.ProgressLog | None = None) -> list[dict[str, Any]]:
+    """The checks' states; with ``log``, live from the workers' progress events."""
     found = records.checks_by_id(session, ids)
     names = dict(session.execute(select(models.DeskCheck.check_id, models.DeskCheck.name)
                                  .where(models.DeskCheck.check_id.in_(ids))).all())
+    read: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if log is not None:
+        pairs = [("check", c.id) for c, _ in found.values()] + [("media", c.sha256) for c, _ in found.values()
+                                                                 if c.sha256]
+        read = log.read_many(pairs)
     out = []
     for check_id in ids:
         if check_id in found:
             check, body = found[check_id]
-            out.append(check_status(check, body, names.get(check_id)))
+            events = None if log is None else {"check": read.get(("check", check.id), []),
+                                               "media": read.get(("media", check.sha256 or ""), [])}
+            out.append(check_status(check, body, names.get(check_id), events))
         else:
             out.append({"check_id": check_id, "status": "unknown"})
     return out

@@ -15,7 +15,9 @@ Torch-free on purpose: the cpu workers read it to decide whether detection is co
                       "fpr_at_threshold": 0.007, "tpr_at_threshold": 0.41, "reals": 412, "fakes": 400,
                       "real_sources": ["flickr-cc", "raise", "own-newsroom"],
                       "held_out_sources": ["flickr-cc", "raise", "own-newsroom", "sdxl", "midjourney-v6"],
-                      "date": "2026-12-01", "notes": "..."}},
+                      "date": "2026-12-01", "data_digest": "...", "roc_auc_ci95": [0.82, 0.89],
+                      "per_source": {...}, "how": "credence detectors validate", "notes": "..."},
+       "trained_on": ["biggan", "crn", ...]},
       {"name": "ufd", "architecture": "universalfakedetect-clip-vit-l14", "file": "ufd/fc_weights.pth",
        "sha256": "...", "backbone_file": "clip/vit-l14-visual.pt", "backbone_sha256": "...", ...}
     ]}
@@ -93,6 +95,7 @@ class Entry:
     backbone_file: str = ""
     backbone_sha256: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
+    trained_on: list[str] = field(default_factory=list)  # source names it learned from: never "held out"
 
     @property
     def threshold(self) -> float | None:
@@ -179,6 +182,8 @@ def read_manifest(models_dir: Path) -> list[Entry]:
             raise ManifestError(f"{path}: every detector needs {', '.join(REQUIRED)} (got {item!r:.200})")
         if "validation" in item and not isinstance(item["validation"], dict):
             raise ManifestError(f"{path}: {item['name']}'s validation must be an object")
+        if "trained_on" in item and not isinstance(item["trained_on"], list):
+            raise ManifestError(f"{path}: {item['name']}'s trained_on must be a list of source names")
         if item.get("backbone_file") and not item.get("backbone_sha256"):
             raise ManifestError(f"{path}: {item['name']} names a backbone_file without its backbone_sha256")
         out.append(Entry(**{k: v for k, v in item.items() if k in known}))
@@ -243,9 +248,32 @@ def write_entry(models_dir: Path, entry: dict[str, Any]) -> None:
     except FileNotFoundError:
         raw = {"detectors": []}
     raw["detectors"] = [e for e in raw.get("detectors", []) if e.get("name") != entry["name"]] + [entry]
+    _write(path, raw)
+
+
+def _write(path: Path, raw: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(raw, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def save_validation(models_dir: Path, name: str, record: dict[str, Any],
+                    calibration: dict[str, Any] | None = None) -> None:
+    """Put a validation record (and the calibration it was measured at) into one entry, keeping the rest.
+
+    The record and the threshold are written together: a record measured at another threshold than the
+    calibrated one falls short of the bar (``bar_shortfalls``), so saving one without the other would
+    silently cost a badge, or keep a stale one.
+    """
+    path = Path(models_dir) / MANIFEST
+    raw = json.loads(path.read_text())
+    entry = next((e for e in raw.get("detectors", []) if isinstance(e, dict) and e.get("name") == name), None)
+    if entry is None:
+        raise ManifestError(f"{path} has no detector {name!r}")
+    entry["validation"] = record
+    if calibration is not None:
+        entry["calibration"] = calibration
+    _write(path, raw)  # in place: the manifest's order is the order detectors run and are reported in
 
 
 def models_path(settings: Any) -> Path | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import or_, select
@@ -16,7 +17,8 @@ from server.db import Database
 from worker.banks.index.bank_snapshot import DEFAULT_FRAME_THRESHOLD, SnapshotHolder
 from worker.stages import video_match
 from worker.stages.bank_match import BankHit, Dispute
-from worker.stages.hashes import PDQ_MIN_QUALITY, PerceptualHashes
+from worker.stages.hashes import ORIENTATION_NAMES, PDQ_MIN_QUALITY, PerceptualHashes
+from worker.stages.vpdq import turned
 
 DEFAULT_MATCH_SHARE = 0.7  # Settings.vpdq_match_share's default
 
@@ -69,8 +71,25 @@ class BankMatcher:
 
     def match_video(self, sha256: str | None, md5: str | None,
                     frames: Sequence[video_match.FrameLike]) -> list[BankHit]:
-        """A video's hits. ``sha256``/``md5`` None means only part of the file was read: skip exact.
-        ``frames`` are its keyframe PDQs (video_hashes.FrameHash or stored frames)."""
+        """A video's hits: as it is, then turned each of the other 7 ways (a mirrored or rotated copy) where
+        its frames carry their orientations (stored frames do not), each entry once, as is first. File
+        hashes go only with the first ask: a turned copy has no bytes of its own."""
+        hits = self._match_video_once(sha256, md5, frames)
+        seen = {hit.entry_id for hit in hits}
+        for variant in range(1, len(ORIENTATION_NAMES)):
+            query = turned(list(frames), variant)
+            if not query:
+                break
+            for hit in self._match_video_once(None, None, query):
+                if hit.entry_id not in seen:
+                    seen.add(hit.entry_id)
+                    hits.append(replace(hit, variant=variant))
+        return hits
+
+    def _match_video_once(self, sha256: str | None, md5: str | None,
+                          frames: Sequence[video_match.FrameLike]) -> list[BankHit]:
+        """One ask. ``sha256``/``md5`` None means only part of the file was read: skip exact. ``frames`` are
+        its vPDQ frame hashes (vpdq.FrameHash or stored frames)."""
         found: Found = {}
         exact = [c for c in (models.BankEntry.sha256 == sha256 if sha256 else None,
                              models.BankEntry.md5 == md5 if md5 else None) if c is not None]

@@ -182,8 +182,9 @@ def _measured(entry: mf.Entry) -> str:
 def validation_case(entry: mf.Entry) -> dict[str, Any]:
     """Which case applies to a detector's score, for the evidence: validated, or experimental and why."""
     record = entry.validation if isinstance(entry.validation, dict) else {}
-    keep = ("method", "roc_auc", "threshold", "fpr_at_threshold", "tpr_at_threshold", "reals", "fakes",
-            "real_sources", "held_out_sources", "date")
+    keep = ("method", "roc_auc", "roc_auc_ci95", "threshold", "threshold_supported", "fpr_at_threshold",
+            "fpr_held_out_sources", "tpr_at_threshold", "reals", "fakes", "real_sources", "held_out_sources",
+            "data_digest", "date")
     out: dict[str, Any] = {"meets_bar": mf.meets_bar(entry), "bar": mf.BAR_WORDS,
                            "record": {k: record[k] for k in keep if k in record} if record else None}
     if not out["meets_bar"]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from server.checks import records
+from server.checks.progress import DONE, END, START
 from server.detection import manifest as mf
 from server.config import Settings
 from server.media_store import MediaStore
@@ -80,7 +81,7 @@ def read_pixels(data: bytes | None, settings: Settings) -> Pixels:
         if video:
             from worker.stages.keyframes import VideoLimits, extract
 
-            _info, frames = extract(data, VideoLimits.from_settings(settings))
+            _info, frames = extract(data, VideoLimits.from_settings(settings), vpdq=False)  # keyframes only
             return Pixels(video=True, images=[k.image for k in frames], times=[k.t for k in frames])
         return Pixels(video=False, images=[decode(data, settings.max_pixels).image])
     except Exception as exc:  # noqa: BLE001 - VideoError, DecodeError or a decoder's own: this item only
@@ -186,13 +187,18 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
     log.info("detect: batch of %d request(s), %d content(s) to analyse", len(items), len(todo))
     if not todo:
         return outcomes
+    plog = ctx.progress
+    for sha256 in todo:
+        plog.add("media", sha256, detection.STAGE, START, batch=len(todo))
     contents = [_stored_pixels(ctx, sha256) for sha256 in todo]
     evidence, versions, ms = run_detection(ctx.settings, contents, ctx.store)
     per_item_ms = round(ms / len(todo), 3)
     for (sha256, partial), found, item_versions in zip(todo.items(), evidence, versions):
+        plog.add("media", sha256, detection.STAGE, END, ms=per_item_ms)
         try:
             verdict = _finish(partial, sha256, found, item_versions, {detection.STAGE: per_item_ms})
             record_final(ctx, sha256, verdict)
+            plog.add("media", sha256, "analysis", DONE, level=verdict.level.value)
             ctx.cache.release(detecting_key(sha256))
             outcomes[sha256] = verdict.level.value
         except Exception:  # noqa: BLE001 - one item's failure is not the batch's; the sweeper retries it

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -23,18 +23,33 @@ if TYPE_CHECKING:
     from worker.banks.matcher import BankMatcher
 
 log = logging.getLogger(__name__)
+# Told (rule name, "start" | "end" | "skip", ms on "end") as the ruleset goes: the caller records progress,
+# the runner stays free of where it goes (worker/jobs.py writes it for the desk).
+RuleProgress = Callable[[str, str, float | None], None]
 
 
-def run_rules(item: Item, rules: Sequence[Rule]) -> Item:
+def _tell(progress: RuleProgress | None, name: str, event: str, ms: float | None = None) -> None:
+    if progress is None:
+        return
+    try:
+        progress(name, event, ms)
+    except Exception:  # noqa: BLE001 - progress is never worth a lost analysis
+        log.warning("progress callback failed for %s %s", name, event, exc_info=True)
+
+
+def run_rules(item: Item, rules: Sequence[Rule], progress: RuleProgress | None = None) -> Item:
     for rule in rules:
         try:
             if not rule.applies(item):
+                _tell(progress, rule.name, "skip")
                 continue
+            _tell(progress, rule.name, "start")
             started = time.perf_counter()
             try:
                 rule.act(item)
             finally:
                 item.timings[rule.name] = round((time.perf_counter() - started) * 1000, 3)
+                _tell(progress, rule.name, "end", item.timings[rule.name])
             item.versions[rule.name] = rule.version
         except SoftTimeLimitExceeded:
             raise  # the task's time is up: the whole analysis stops (worker/jobs.py says so in the verdict)
@@ -49,12 +64,15 @@ def run_rules(item: Item, rules: Sequence[Rule]) -> Item:
 
 
 def examine(data: bytes, settings: Settings, *, mime: str | None = None, rules: Sequence[Rule] = RULES,
-            matcher: BankMatcher | None = None, source_size: int | None = None) -> Analysis:
+            matcher: BankMatcher | None = None, source_size: int | None = None,
+            progress: RuleProgress | None = None) -> Analysis:
     """Run every rule over the bytes: the fused verdict, and the facts the record keeps beside it.
 
-    ``source_size`` is the full file's size when ``data`` is only the part of it that was fetched.
+    ``source_size`` is the full file's size when ``data`` is only the part of it that was fetched;
+    ``progress`` hears each rule start, end or be skipped.
     """
-    item = run_rules(Item(data=data, settings=settings, mime=mime, matcher=matcher, source_size=source_size), rules)
+    item = run_rules(Item(data=data, settings=settings, mime=mime, matcher=matcher, source_size=source_size), rules,
+                     progress)
     verdict = fuse(item.evidence, sha256=item.sha256, versions=item.versions, timings=item.timings)
     return Analysis(verdict=verdict, facts=item.facts)
 

@@ -1,10 +1,11 @@
-"""The video rules: keyframes, their hashes, and bank matching by file hash and per-frame PDQ.
+"""The video rules: keyframes and vPDQ's frames, their hashes, and bank matching by file hash and vPDQ.
 
 A video never reaches the image rules (decode, hashes, bank match, watermark): everything after the
 keyframes rule works from ``item.keyframes``, so its cost is bounded by ``VideoLimits`` however long the
 upload. Provenance (C2PA) runs for videos in the shared ProvenanceRule. Nothing here decides a level.
 """
 from __future__ import annotations
+
 
 from server.media_store import MediaStore
 from server.media_types import VIDEO_TYPES
@@ -15,6 +16,7 @@ from worker.stages import bank_match
 from worker.stages.keyframes import VideoError, VideoInfo, VideoLimits, extract
 from worker.stages.thumbnails import store_keyframes
 from worker.stages.video_hashes import video_hashes
+from worker.stages.vpdq import FrameHash
 
 _CONTAINER_NAMES = {"video/mp4": "MP4", "video/quicktime": "QuickTime (MOV)", "video/webm": "WebM"}
 _CAP_WORDS = {
@@ -75,49 +77,56 @@ class VideoKeyframesRule:
 
 
 class VideoHashRule:
-    """File MD5/SHA-256 and one PDQ per keyframe: the ecosystem's video hashes, kept for matching and the desk.
+    """File MD5/SHA-256 and vPDQ's frame PDQs: the ecosystem's video hashes, kept for matching and the desk.
 
-    Also writes the ``keyframes`` evidence (the filmstrip), which carries each frame's PDQ.
+    Also writes the ``keyframes`` evidence (the filmstrip), which carries each keyframe's PDQ.
     """
 
-    name, version = Stage.VIDEO_HASHES, "1"
+    name, version = Stage.VIDEO_HASHES, "2"
 
     def applies(self, item: Item) -> bool:
         return item.keyframes is not None
 
     def act(self, item: Item) -> None:
-        hashes = video_hashes(item.data, item.keyframes)
+        info = item.video
+        hashes = video_hashes(item.data, item.keyframes, info.sampled if info else ())
         partial = is_partial(item)
         item.video_hashes = hashes
         store = MediaStore(item.settings.media_path) if item.settings.keep_thumbnails else None
         thumbs = store_keyframes([frame.image for frame in item.keyframes], store)
-        info = item.video
         item.evidence.append(Evidence(
             stage=Stage.KEYFRAMES, kind=Kind.KEYFRAMES,
             summary=f"{len(item.keyframes)} keyframes kept "
                     f"({sum(k.reason == 'scene' for k in item.keyframes)} at scene cuts).",
             details={"frames": [{"t": round(k.t, 3), "reason": k.reason, "thumb": thumb, "pdq": h.pdq,
                                  "pdq_quality": h.quality}
-                                for k, h, thumb in zip(item.keyframes, hashes.frames, thumbs)],
+                                for k, h, thumb in zip(item.keyframes, hashes.keyframes, thumbs)],
                      "count": len(item.keyframes), "capped": list(info.capped) if info else []},
         ))
         usable = sum(h.usable for h in hashes.frames)
-        summary = f"Video hashes computed: PDQ of {len(hashes.frames)} keyframes ({usable} usable for matching)"
+        summary = (f"Video hashes computed: vPDQ, the PDQ of {len(hashes.frames)} distinct frames sampled about "
+                   f"once a second ({usable} usable for matching)")
         if partial:
             summary += (f"; only {len(item.data):,} of {item.source_size:,} bytes were fetched, so the file "
                         "hashes are of that part and cannot match the whole file exactly")
         found = {"sha256": hashes.sha256, "md5": None if partial else hashes.md5,
-                 "frames": [{"t": h.t, "pdq": h.pdq, "quality": h.quality} for h in hashes.frames],
-                 "partial": partial}
+                 "frames": [_frame(h) for h in hashes.frames], "partial": partial}
         item.facts.hashes = found
         item.evidence.append(Evidence(stage=Stage.HASHES, kind=Kind.VIDEO_HASHES, summary=summary + ".",
                                       details=found))
 
 
-class VideoBankMatchRule:
-    """The identical file (SHA-256, MD5) or a near-duplicate (share of matching keyframe PDQs) in any bank."""
+def _frame(h: FrameHash) -> dict[str, object]:
+    out: dict[str, object] = {"t": h.t, "pdq": h.pdq, "quality": h.quality}
+    if h.until is not None:
+        out["until"] = h.until  # consecutive samples within vpdq.PRUNE_DISTANCE of this one
+    return out
 
-    name, version = Stage.VIDEO_BANK_MATCH, "1"
+
+class VideoBankMatchRule:
+    """The identical file (SHA-256, MD5) or a near-duplicate (vPDQ, in any of 8 orientations) in any bank."""
+
+    name, version = Stage.VIDEO_BANK_MATCH, "2"
 
     def applies(self, item: Item) -> bool:
         return item.matcher is not None and item.mime in VIDEO_TYPES
@@ -128,7 +137,7 @@ class VideoBankMatchRule:
         hits = item.matcher.match_video(
             item.sha256 if whole else None,
             hashes.md5 if whole and hashes is not None else None,
-            list(hashes.frames) if hashes is not None else [],
+            hashes.frames if hashes is not None else (),
         )
         item.versions["banks"] = "generation-%d" % item.matcher.generation[0]
         item.evidence.extend(bank_match.evidence(hits))

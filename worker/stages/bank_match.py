@@ -1,6 +1,6 @@
 """Turn bank hits into evidence: a confirmed fake is decisive, a registered original is news.
 
-Images match by SHA-256, PDQ or pHash; videos by SHA-256, MD5 or vPDQ (shares of keyframes).
+Images match by SHA-256, PDQ or pHash; videos by SHA-256, MD5 or vPDQ (shares of frames sampled once a second).
 
 A confirmed entry that a peer disputes still argues ``known-fake``: it is confirmed here, and the
 dispute is another newsroom's opinion, not a decision. The evidence says who disputes it and why,
@@ -69,11 +69,12 @@ def _how(hit: BankHit) -> str:
         return "the identical file" + (" (MD5)" if hit.method == "md5" else "")
     if hit.video is not None:
         v = hit.video
-        return (f"{v.query_share:.0%} of this video's keyframes and {v.entry_share:.0%} of the banked video's; "
-                f"best PDQ distance {v.best_distance} of 256")
+        how = (f"{v.query_share:.0%} of this video's sampled frames and {v.entry_share:.0%} of the banked "
+               f"video's; best PDQ distance {v.best_distance} of 256")
+        return how + (f", {ORIENTATION_NAMES[hit.variant]}" if hit.variant else "")
     if hit.method in ("frame-pdq", "video-frame"):
         whose = "the" if hit.method == "frame-pdq" else "the banked video's"
-        return f"{whose} keyframe at {hit.frame_t:g} s, PDQ distance {hit.distance} of 256"
+        return f"{whose} frame at {hit.frame_t:g} s, PDQ distance {hit.distance} of 256"
     how = f"{hit.method.upper() if hit.method == 'pdq' else 'pHash'} distance {hit.distance} of {BITS[hit.method]}"
     if hit.variant:
         how += f", {ORIENTATION_NAMES[hit.variant]}"
@@ -81,12 +82,13 @@ def _how(hit: BankHit) -> str:
 
 
 def score(hit: BankHit) -> float:
-    """Similarity in [0, 1]: 1 for identical bytes, 1 - distance/bits for perceptual matches,
-    the smaller of the two shares for a video (vPDQ)."""
+    """Similarity in [0, 1]: 1 for identical bytes, 1 - distance/bits for perceptual matches, and for a video
+    (vPDQ) the share of the checked video's frames that match, the share the match rule weighs (an excerpt
+    of a banked clip is wholly in it)."""
     if hit.method in EXACT:
         return 1.0
     if hit.video is not None:
-        return round(min(hit.video.query_share, hit.video.entry_share), 4)
+        return round(hit.video.query_share, 4)
     return round(1 - hit.distance / BITS[hit.method], 4)
 
 
@@ -105,12 +107,12 @@ def evidence(hits: list[BankHit]) -> list[Evidence]:
             details["disputed"] = True
             details["disputes"] = [d.as_dict() for d in hit.disputes]
             disputed = " " + disputed_words(hit.disputes)
-        # A video near-duplicate says how many keyframes agree: "N of M keyframes match ...".
-        frames = f"{hit.video.query_matched} of {hit.video.query_frames} keyframes match" if hit.video else ""
+        # A video near-duplicate says how many of its sampled frames agree: "N of M sampled frames match ...".
+        frames = f"{hit.video.query_matched} of {hit.video.query_frames} sampled frames match" if hit.video else ""
         if hit.method == "frame-pdq":
-            frames = "A keyframe of this video matches"
+            frames = "A frame of this video matches"
         elif hit.method == "video-frame":
-            frames = "Matches a keyframe of"
+            frames = "Matches a frame of"
         if hit.bank_kind == "fake":
             what = f"{frames} a confirmed fake" if frames else "Matches a confirmed fake"
             out.append(Evidence(stage=STAGE, kind=Kind.KNOWN_FAKE, supports=Level.KNOWN_FAKE, score=score(hit),

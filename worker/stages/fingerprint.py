@@ -3,7 +3,7 @@
 The API, the CLI and the desk all call ``fingerprint``. An image's PDQ comes with its 8 orientations
 (identity first), exactly as the pipeline hashes checked media, so a mirrored or rotated copy finds the
 banked original through every front end, as the matcher would find it. A video gets its file hashes and
-keyframe PDQs, as the pipeline computes them. Pure functions over bytes: nothing here touches a database.
+vPDQ frame hashes, as the pipeline computes them. Pure functions over bytes: nothing here touches a database.
 """
 from __future__ import annotations
 
@@ -48,10 +48,11 @@ class Fingerprint:
 
 
 def fingerprint(data: bytes, settings: Settings) -> Fingerprint:
-    """An image's sha256, PDQ (all orientations) and pHash, or a video's sha256, MD5 and keyframe PDQs."""
+    """An image's sha256, PDQ (all orientations) and pHash, or a video's sha256, MD5 and vPDQ frames."""
     if sniff(data[:512]) in VIDEO_TYPES:
         try:
-            vh = video_hashes(data, extract(data, VideoLimits.from_settings(settings))[1])
+            info, keyframes = extract(data, VideoLimits.from_settings(settings))
+            vh = video_hashes(data, keyframes, info.sampled)
         except VideoError as exc:
             raise FingerprintError("video", exc.reason) from exc
         return Fingerprint(kind="video", sha256=vh.sha256, md5=vh.md5, frames=tuple(vh.frames))

@@ -17,7 +17,6 @@ from PIL import Image
 
 from worker.stages import pdq as faithful_pdq
 
-PDQ_SIDE = 576  # video keyframes only (worker/stages/video_hashes.py): 9 x 64
 PHASH_SIDE = 128
 PDQ_MIN_QUALITY = 50  # below this, PDQ is unreliable (flat images): the ecosystem drops such hashes
 # Order of pdqhash.compute_dihedral: how the checked image was turned before hashing (np.rot90 turns).
@@ -44,13 +43,6 @@ def scale_to(image: Image.Image, short_side: int) -> Image.Image:
         return image
     ratio = short_side / min(width, height)
     return image.resize((max(1, round(width * ratio)), max(1, round(height * ratio))), Image.Resampling.BOX)
-
-
-def pdq_input(image: Image.Image) -> np.ndarray:
-    """The 576x576 square video keyframes are hashed at (images are hashed at full size)."""
-    shrink = min(image.size) >= PDQ_SIDE
-    square = image.resize((PDQ_SIDE, PDQ_SIDE), Image.Resampling.BOX if shrink else Image.Resampling.BICUBIC)
-    return np.asarray(square.convert("RGB"))
 
 
 def pdq_bits_to_hex(bits: np.ndarray) -> str:

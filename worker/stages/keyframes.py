@@ -1,8 +1,11 @@
 """Keyframes of a video: scene changes plus a uniform sample, bounded in frames, media time and wall time.
 
-Every later video step (hashes, bank matching, detection, the desk's filmstrip) works from these frames,
-so a two-hour upload costs what its first ``max_seconds`` cost and never more than ``max_keyframes``
-images in memory. Decoding is PyAV (FFmpeg); nothing here decides a level.
+Every later video step (detection, the desk's filmstrip) works from these frames, so a two-hour upload
+costs what its first ``max_seconds`` cost and never more than ``max_keyframes`` images in memory. The
+same decoding pass also hashes vPDQ's sample (one frame per second of media time, worker/stages/vpdq.py),
+which bank matching works from: keyframes are chosen by content, so a trimmed or resampled copy would
+pick other moments, while vPDQ's fixed rate picks the same ones. Decoding is PyAV (FFmpeg); nothing here
+decides a level.
 
 The wall-clock budget is enforced twice: between packets, and inside FFmpeg itself, because every byte
 FFmpeg reads comes through ``_Source``, which reports end-of-file once the deadline has passed. A demuxer
@@ -18,6 +21,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from worker.stages.vpdq import FrameHash, Sampler
 
 # Frames kept for hashing and detection are at most this long on their long side: PDQ and the
 # detectors work at 512 px or less, and 32 frames of 1024 px stay under 60 MB.
@@ -71,6 +76,7 @@ class VideoInfo:
     # Why reading stopped before the end: duration (max_seconds reached), time-budget, damaged
     # (the decoder gave up), truncated (the data ends before the declared duration).
     capped: list[str] = field(default_factory=list)
+    sampled: tuple[FrameHash, ...] = ()  # vPDQ's frames of what was read (empty when not asked for)
 
 
 class _Source:
@@ -168,11 +174,13 @@ def _open(source: _Source) -> Any:
     return container
 
 
-def extract(data: bytes, limits: VideoLimits) -> tuple[VideoInfo, list[Keyframe]]:
+def extract(data: bytes, limits: VideoLimits, vpdq: bool = True) -> tuple[VideoInfo, list[Keyframe]]:
     """Decode from the start within the limits; return what was read and the chosen keyframes.
 
     Keyframes are the first frame, a uniform sample (half the budget, spread over the analysed span) and
-    the strongest scene cuts (the other half). Raises ``VideoError`` when nothing usable comes out.
+    the strongest scene cuts (the other half). With ``vpdq`` the vPDQ sample is hashed on the way, into
+    ``VideoInfo.sampled`` (its cost counts against the time budget). Raises ``VideoError`` when nothing
+    usable comes out.
     """
     import av
 
@@ -204,6 +212,8 @@ def extract(data: bytes, limits: VideoLimits) -> tuple[VideoInfo, list[Keyframe]
         uniform: list[Keyframe] = []
         scenes: list[Keyframe] = []
         previous: np.ndarray | None = None
+        rate = stream.average_rate or stream.base_rate  # vpdq: avg_frame_rate, else r_frame_rate
+        sampler = Sampler(float(rate) if rate else None) if vpdq else None
         stop: str | None = None
         try:
             for packet in container.demux(stream):
@@ -219,6 +229,8 @@ def extract(data: bytes, limits: VideoLimits) -> tuple[VideoInfo, list[Keyframe]
                         raise VideoError("a frame is larger than allowed", "too-many-pixels")
                     info.frames_decoded += 1
                     info.analysed_s = max(info.analysed_s, t)
+                    if sampler is not None and sampler.due(t):
+                        sampler.add(t, frame.to_ndarray(format="rgb24", interpolation="AREA"))  # vpdq's SWS_AREA
                     grey = _grey(frame)
                     change = float(np.abs(grey - previous).mean()) if previous is not None else 0.0
                     previous = grey
@@ -250,6 +262,7 @@ def extract(data: bytes, limits: VideoLimits) -> tuple[VideoInfo, list[Keyframe]
             if info.analysed_s + slack < min(info.duration_s, limits.max_seconds):
                 info.capped.append("truncated")
         info.analysed_s = round(info.analysed_s, 3)
+        info.sampled = sampler.frames if sampler is not None else ()
         frames = sorted(uniform + scenes, key=lambda k: k.t)
         return info, frames
     finally:

@@ -1,46 +1,41 @@
-"""Hashes of a video as the hash-sharing ecosystem uses them: the file's MD5 and SHA-256, and a PDQ per keyframe.
+"""Hashes of a video as the hash-sharing ecosystem uses them: the file's MD5 and SHA-256, and vPDQ's frames.
 
-The per-frame PDQs are what a vPDQ-style comparison works on (the share of frames that match); the file
-hashes only ever match the identical upload. Frames are hashed at the same 576 px square as images, so a
-frame hash and an image hash of the same picture agree.
+The vPDQ frames (worker/stages/vpdq.py: one per second of media time, as Meta's vpdq samples them) are
+what bank matching, the stored media and bank entries use, and what a ``vpdq`` signal exports; the file
+hashes only ever match the identical upload. Each keyframe of the desk's filmstrip also gets its PDQ, for
+people to look up; those are not matched, because keyframes are chosen by content and a copy's differ.
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pdqhash
-
-from worker.stages.hashes import PDQ_MIN_QUALITY, pdq_bits_to_hex, pdq_input
+from worker.stages import pdq
 from worker.stages.keyframes import Keyframe
+from worker.stages.vpdq import FrameHash
 
-
-@dataclass(frozen=True)
-class FrameHash:
-    t: float        # seconds from the start
-    pdq: str        # 64 hex chars
-    quality: int
-
-    @property
-    def usable(self) -> bool:
-        return self.quality >= PDQ_MIN_QUALITY
+__all__ = ["FrameHash", "VideoHashes", "keyframe_hashes", "video_hashes"]
 
 
 @dataclass(frozen=True)
 class VideoHashes:
     sha256: str
     md5: str
-    frames: tuple[FrameHash, ...]
+    frames: tuple[FrameHash, ...]  # vPDQ's sample: what is matched, stored and exported
+    keyframes: tuple[FrameHash, ...] = ()  # one per keyframe, for the filmstrip
 
 
-def frame_hashes(frames: list[Keyframe]) -> tuple[FrameHash, ...]:
+def keyframe_hashes(keyframes: list[Keyframe]) -> tuple[FrameHash, ...]:
     out = []
-    for frame in frames:
-        bits, quality = pdqhash.compute(pdq_input(frame.image))
-        out.append(FrameHash(t=round(frame.t, 3), pdq=pdq_bits_to_hex(bits), quality=int(quality)))
+    for frame in keyframes:
+        variants, quality = pdq.dihedral(frame.image)
+        out.append(FrameHash(t=round(frame.t, 3), pdq=variants[0], quality=int(quality)))
     return tuple(out)
 
 
-def video_hashes(data: bytes, frames: list[Keyframe]) -> VideoHashes:
+def video_hashes(data: bytes, keyframes: list[Keyframe], sampled: Sequence[FrameHash]) -> VideoHashes:
+    """``sampled`` is ``VideoInfo.sampled`` of the extract() that gave ``keyframes``: one bounded decode
+    gives both."""
     return VideoHashes(sha256=hashlib.sha256(data).hexdigest(), md5=hashlib.md5(data).hexdigest(),
-                       frames=frame_hashes(frames))
+                       frames=tuple(sampled), keyframes=keyframe_hashes(keyframes))

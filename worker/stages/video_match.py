@@ -1,12 +1,13 @@
-"""vPDQ-style comparison of two videos by their keyframe PDQs: pure, no database, no index.
+"""vPDQ's comparison of two videos by their frame PDQs: pure, no database, no index.
 
-Meta's vPDQ (ThreatExchange) compares videos as sets of frame hashes rather than frame by frame in
-time, so trimming, re-encoding, resizing and a different keyframe choice still match: frames below
-PDQ quality 50 are dropped and identical hashes counted once on both sides; a query frame *matches*
-when some frame of the other video is within the frame threshold; and two videos match when the
-share of the query's frames that match AND the share of the banked video's frames that match both
-reach the match share (two-sided, so a short clip never matches a long compilation, nor the reverse,
-on a few shared frames).
+Meta's vPDQ (ThreatExchange: vpdq/README.md, python-threatexchange's vpdq extension) compares videos as
+bags of frame hashes rather than frame by frame in time, so trimming, re-encoding, resizing and a
+different frame rate still match: frames below PDQ quality 50 are dropped and identical hashes counted
+once on both sides; a query frame *matches* when some frame of the other video is within the frame
+threshold, and the other way round. Two shares come out: the query's frames that match, and the banked
+video's. A match needs the query share to reach the match share; the banked video's share only has to
+reach ``ENTRY_SHARE`` (vPDQ's "compared" threshold, 0% in ThreatExchange), so an excerpt of a banked
+video matches it, while a compilation that holds a banked clip among other footage does not.
 
 The bank matcher finds the frame pairs with its exact in-memory index; people's search and the
 freshness re-match find them by brute force here. Both count them with ``tally``, so they agree.
@@ -23,10 +24,11 @@ from worker.banks.index.hamming import brute_force, pack_hex
 from worker.stages.hashes import PDQ_MIN_QUALITY
 
 MAX_PAIRS_SHOWN = 64  # matched moments kept in evidence details
+ENTRY_SHARE = 0.0  # vPDQ's compared-share threshold (VPDQ_INDEX_MATCH_THRESHOLD_PERCENT): any
 
 
 class FrameLike(Protocol):
-    """video_hashes.FrameHash or server.models.StoredFrame."""
+    """vpdq.FrameHash or server.models.StoredFrame."""
 
     t: float
     pdq: str
@@ -58,8 +60,8 @@ class VideoMatch:
         return self.entry_matched / self.entry_frames if self.entry_frames else 0.0
 
     def matches(self, share: float) -> bool:
-        """vPDQ's two-sided rule; a video without usable frames never matches."""
-        return self.query_matched > 0 and self.query_share >= share and self.entry_share >= share
+        """vPDQ's rule (see the module); a video without usable frames never matches."""
+        return self.query_matched > 0 and self.query_share >= share and self.entry_share >= ENTRY_SHARE
 
     def details(self) -> dict[str, object]:
         return {"query_share": round(self.query_share, 4), "entry_share": round(self.entry_share, 4),
@@ -111,6 +113,6 @@ def frame_pairs(query: Sequence[FrameLike], entry: Sequence[FrameLike], threshol
 
 
 def compare(query: Iterable[FrameLike], entry: Iterable[FrameLike], threshold: int) -> VideoMatch:
-    """Compare two videos' keyframe PDQs (quality-filtered and deduplicated here)."""
+    """Compare two videos' frame PDQs (quality-filtered and deduplicated here)."""
     q, e = usable(query), usable(entry)
     return tally(frame_pairs(q, e, threshold), q, e)

@@ -48,13 +48,26 @@
   }
 
   // ---- checks with live progress -------------------------------------------------------------
-  function renderStages(stages) {
+  // Seconds since the check was queued, as the workers reported each stage's start and end.
+  const since = (at, origin) => {
+    if (!at || !origin) return null;
+    const s = (Date.parse(at) - Date.parse(origin)) / 1000;
+    return Number.isFinite(s) ? `${s < 0 ? 0 : s.toFixed(1)} s` : null;
+  };
+
+  function renderStages(stages, queuedAt) {
     const ol = el('ol', { class: 'stages', 'aria-label': 'Stages' });
     for (const s of stages || []) {
-      const state = s.state + (s.ms !== undefined ? ` · ${s.ms} ms` : '');
-      ol.append(el('li', { class: `stage stage--${s.state}`, 'data-stage': s.key, 'data-state': s.state, title: s.note || null },
-        el('span', { class: 'stage__name', text: s.label }),
-        el('span', { class: 'stage__state', text: s.note && s.state !== 'done' ? `${s.state}: ${s.note}` : state })));
+      const shown = s.queued ? 'queued' : s.state;
+      const state = shown + (s.ms !== undefined ? ` · ${s.ms} ms` : '');
+      const start = since(s.started_at, queuedAt);
+      const end = since(s.ended_at, queuedAt);
+      const when = start ? (end ? `${start} to ${end}` : `since ${start}`) : null;
+      ol.append(el('li', { class: `stage stage--${shown}`, 'data-stage': s.key, 'data-state': s.state,
+        'data-started': s.started_at || null, 'data-ended': s.ended_at || null, title: s.note || null },
+      el('span', { class: 'stage__name', text: s.label }),
+      el('span', { class: 'stage__state', text: s.note && s.state !== 'done' ? `${shown}: ${s.note}` : state }),
+      when ? el('span', { class: 'stage__time muted', text: when, title: 'time since the check was queued' }) : null));
     }
     return ol;
   }
@@ -62,7 +75,8 @@
   function renderCheck(check) {
     const li = el('li', { class: 'check', 'data-check-id': check.check_id, 'data-status': check.status });
     li.append(el('p', { class: 'check__name', text: check.name || check.check_id }));
-    li.append(renderStages(check.stages));
+    if (check.phase && check.status !== 'done') li.append(el('p', { class: 'check__phase muted', text: check.phase }));
+    li.append(renderStages(check.stages, check.queued_at));
     if (check.verdict) {
       const v = check.verdict;
       const row = el('div', { class: 'check__verdict' },
@@ -146,6 +160,32 @@
     });
   }
 
+  // The progress page of one check (desk/check_status.html): live stages, then its report.
+  function setupLiveCheck() {
+    const card = document.querySelector('[data-live-check]');
+    if (!card) return;
+    const id = card.dataset.liveCheck;
+    const started = Date.now();
+    const tick = async () => {
+      try {
+        const response = await fetch(`/desk/api/checks?ids=${encodeURIComponent(id)}`, { headers: { Accept: 'application/json' } });
+        if (!response.ok) throw new Error(`status ${response.status}`);
+        const [check] = (await response.json()).checks;
+        if (check.report_url) { window.location.assign(check.report_url); return; }
+        card.querySelector('.stages')?.replaceWith(renderStages(check.stages, check.queued_at));
+        const phase = card.querySelector('[data-phase]');
+        if (phase) phase.textContent = check.status === 'done' ? 'Done.' : `Now: ${check.phase}.`;
+        if (check.status === 'done') { window.location.reload(); return; }
+      } catch (err) {
+        const phase = card.querySelector('[data-phase]');
+        if (phase) phase.textContent = `Progress could not be read (${err.message}); reload the page.`;
+        return;
+      }
+      if (Date.now() - started < POLL_LIMIT_MS) setTimeout(tick, POLL_MS);
+    };
+    tick();
+  }
+
   // ---- small helpers -------------------------------------------------------------------------
   function setupCopy() {
     for (const button of document.querySelectorAll('[data-copy]')) {
@@ -171,6 +211,7 @@
   document.addEventListener('DOMContentLoaded', () => {
     setupDrop();
     setupCheckForm();
+    setupLiveCheck();
     setupCopy();
     setupHeatToggle();
   });

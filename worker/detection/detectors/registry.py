@@ -114,7 +114,40 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
 )}
 
 
+PROBE_SUFFIX = "+probe"
+
+
+def last_linear(model: nn.Module) -> str:
+    """The name of the model's last linear layer: its input is what a probe reads, its weights what it replaces."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no linear layer to probe")
+    return names[-1]
+
+
+def _probe_reader(base: Architecture) -> Callable[[dict[str, Path]], dict[str, torch.Tensor]]:
+    """The base checkpoint (``backbone_file``) with its last linear layer replaced by the probe (``file``)."""
+    def read(paths: dict[str, Path]) -> dict[str, torch.Tensor]:
+        if "backbone" not in paths:
+            raise ValueError("a probe needs backbone_file: the frozen detector's weights")
+        state = base.read({"weights": paths["backbone"]})
+        probe = load_tensors(paths["weights"])
+        if set(probe) != {"weight", "bias"}:
+            raise ValueError(f"a probe file holds weight and bias, not {sorted(probe)}")
+        head = last_linear(base.build())
+        state[f"{head}.weight"], state[f"{head}.bias"] = probe["weight"], probe["bias"]
+        return state
+    return read
+
+
 def architecture(name: str) -> Architecture:
+    """A known architecture, or ``<base>+probe``: a one-logit base whose last linear layer a probe replaced."""
+    if name.endswith(PROBE_SUFFIX):
+        base = architecture(name[:-len(PROBE_SUFFIX)])
+        if base.kind != "image" or base.output != "sigmoid" or base.read is not _plain:
+            raise ValueError(f"{base.name} cannot take a probe (a one-file, one-logit whole-image detector can)")
+        return Architecture(name, base.kind, base.build, _probe_reader(base), "sigmoid", base.preprocessing,
+                            f"a linear probe (credence detectors fit-probe) on {base.name}'s frozen features")
     try:
         return ARCHITECTURES[name]
     except KeyError:
