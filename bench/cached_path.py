@@ -72,7 +72,7 @@ def populate(services: Any, count: int) -> list[str]:
     for seed in range(count):
         data = make_jpeg(seed=seed)
         url = normalise(f"https://images.example.org/news/{seed:03d}.jpg")
-        verdict = analyze(data, services.settings)
+        verdict = analyze(data, services.settings).verdict
         sha256 = services.store.put(data)
         with services.db.session() as session:
             records.record_media(session, sha256=sha256, mime="image/jpeg", size=len(data), width=64, height=48)

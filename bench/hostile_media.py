@@ -94,7 +94,7 @@ def child(what: str, name: str, scale: float, unbounded: bool) -> None:
         if refused is not None:
             level, summary = "unavailable", f"Could not check: {refused.reason}."
         else:
-            verdict = analyze(data, settings)
+            verdict = analyze(data, settings).verdict
             level, summary = verdict.level.value, verdict.summary
     seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

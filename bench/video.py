@@ -91,7 +91,7 @@ def main() -> None:
 
                 vpdq.computeHash(str(path))
             else:
-                verdict = analyze(clip, settings)
+                verdict = analyze(clip, settings).verdict
                 assert any(e.kind == "keyframes" for e in verdict.evidence), verdict.summary
             if mode == "extract":
                 t0, c0 = t0 + wall["hashes"][-1], c0 + cpu["hashes"][-1]  # extract alone

@@ -60,7 +60,7 @@ def ai_items(verdict: Verdict) -> list:
 
 
 def declared(data: bytes, source: str, words: str) -> Verdict:
-    verdict = analyze(data, SETTINGS)
+    verdict = analyze(data, SETTINGS).verdict
     assert verdict.level == Level.AI_DECLARED, verdict.summary
     kinds = {e.kind for e in ai_items(verdict)}
     assert f"ai-{source}" in kinds, kinds
@@ -144,7 +144,7 @@ def test_ordinary_metadata_stays_clean() -> None:
         encode(photo(300, 300), "WEBP"),
     ]
     for data in samples:
-        verdict = analyze(data, SETTINGS)
+        verdict = analyze(data, SETTINGS).verdict
         assert verdict.level == Level.NO_EVIDENCE, verdict.summary
         assert not ai_items(verdict)
 
@@ -156,7 +156,7 @@ def test_hostile_png_text_is_capped() -> None:
     base = png_with({})
     data = base[:33] + chunk + base[33:]
     assert len(ai_metadata.png_text(data)["parameters"]) <= 1024 * 1024
-    verdict = analyze(data, SETTINGS)   # Pillow refuses the bomb too: unavailable, not a crash
+    verdict = analyze(data, SETTINGS).verdict   # Pillow refuses the bomb too: unavailable, not a crash
     assert verdict.level == Level.UNAVAILABLE and not ai_items(verdict)
     assert not [e for e in verdict.evidence if e.kind == "stage-error"]
 
@@ -220,7 +220,7 @@ def test_our_haar_band_and_block_votes_are_the_packages_bit_for_bit() -> None:
 def test_sd_watermarks_are_weak_ai_declarations(imwatermark, payload_type: str, payload: object, bgr: bool,
                                                 model: str) -> None:
     data = encode(marked(imwatermark, payload_type, payload, bgr=bgr), "PNG")
-    verdict = analyze(data, SETTINGS)
+    verdict = analyze(data, SETTINGS).verdict
     assert verdict.level == Level.AI_DECLARED
     [item] = ai_items(verdict)
     assert item.kind == "ai-watermark" and item.details["model"] == model
@@ -232,4 +232,4 @@ def test_no_watermark_no_finding_and_size_limits() -> None:
     assert find_sd_watermark(clean, 10**8) is None
     assert find_sd_watermark(photo(200, 200), 10**8) is None            # below the package's minimum
     off = Settings(data_dir="/nonexistent-credence-test", watermark_max_pixels=0)
-    assert "watermark" not in analyze(encode(clean, "PNG"), off).timings
+    assert "watermark" not in analyze(encode(clean, "PNG"), off).verdict.timings

@@ -220,30 +220,30 @@ def test_one_flipped_content_byte_breaks_the_credentials(files: Files, mime: str
 
 @pytest.mark.parametrize("mime", ["image/avif", "image/heic", "image/heif", "image/gif", "image/tiff"])
 def test_pictures_through_the_pipeline(files: Files, mime: str) -> None:
-    assert analyze(files.signed[mime], files.settings(False)).level == Level.SIGNED_UNTRUSTED
-    verdict = analyze(files.signed[mime], files.settings(True))
+    assert analyze(files.signed[mime], files.settings(False)).verdict.level == Level.SIGNED_UNTRUSTED
+    verdict = analyze(files.signed[mime], files.settings(True)).verdict
     assert verdict.level == Level.VERIFIED, verdict.summary
     assert [e.kind for e in verdict.evidence if e.stage == "decode"] == ["decoded"]   # pixels analysed too
-    tampered = analyze(files.tampered(mime), files.settings(True))
+    tampered = analyze(files.tampered(mime), files.settings(True)).verdict
     assert tampered.level == Level.TAMPERED and "the pixels were changed after signing" in tampered.summary
 
 
 @pytest.mark.parametrize("mime", sorted(PROVENANCE_ONLY_TYPES))
 def test_drawings_and_sound_through_the_pipeline(files: Files, mime: str) -> None:
-    untrusted = analyze(files.signed[mime], files.settings(False))
+    untrusted = analyze(files.signed[mime], files.settings(False)).verdict
     assert untrusted.level == Level.SIGNED_UNTRUSTED, untrusted.summary
     assert untrusted.summary.startswith("Signed by Acme Media (Field Recorder 3), not on your trust list")
-    verified = analyze(files.signed[mime], files.settings(True))
+    verified = analyze(files.signed[mime], files.settings(True)).verdict
     assert verified.level == Level.VERIFIED, verified.summary
     assert "provenance-only" in [e.kind for e in verified.evidence]
 
-    unsigned = analyze(files.plain[mime], files.settings(True))
+    unsigned = analyze(files.plain[mime], files.settings(True)).verdict
     assert unsigned.level == Level.NO_EVIDENCE
     kinds = {e.kind: e for e in unsigned.evidence}
     assert "c2pa-absent" in kinds and mime in kinds["provenance-only"].summary
     assert not [e for e in unsigned.evidence if e.supports is not None]
 
-    tampered = analyze(files.tampered(mime), files.settings(True))
+    tampered = analyze(files.tampered(mime), files.settings(True)).verdict
     assert tampered.level == Level.TAMPERED, tampered.summary
     assert CHANGED[mime] in tampered.summary and "pixels" not in tampered.summary
     assert not [e for e in tampered.evidence if e.kind == "stage-error"]

@@ -86,7 +86,7 @@ def no_stage_error(verdict: Verdict) -> bool:
 def test_a_normal_signer_is_still_verified_with_its_ekus_on_record(signed: Signed, ed25519_key: bool) -> None:
     leaf = signed.ca.leaf("Desk", "Daily Planet", ed25519_key=ed25519_key)
     data, _ = sign(signed.photo, leaf)
-    verdict = analyze(data, signed.settings())
+    verdict = analyze(data, signed.settings()).verdict
     assert verdict.level == Level.VERIFIED, verdict.summary
     details = c2pa_item(verdict)["details"]
     assert details["signer"]["algorithm"] == ("Ed25519" if ed25519_key else "Es256")
@@ -101,7 +101,7 @@ def test_a_normal_signer_is_still_verified_with_its_ekus_on_record(signed: Signe
                          ids=["documentSigning", "c2pa-claim-signing"])
 def test_the_other_content_ekus_are_verified(signed: Signed, eku: object) -> None:
     data, _ = sign(signed.photo, signed.ca.leaf("Wire", "Wire Service", eku=[eku]))
-    assert analyze(data, signed.settings()).level == Level.VERIFIED
+    assert analyze(data, signed.settings()).verdict.level == Level.VERIFIED
 
 
 def test_resigning_in_place_makes_a_valid_signature(signed: Signed) -> None:
@@ -111,7 +111,7 @@ def test_resigning_in_place_makes_a_valid_signature(signed: Signed) -> None:
         again = signed.resigned(signed.ca.leaf("Other Camera", "Acme Photo", ed25519_key=ed))
         assert len(again) == len(signed.base) and again != signed.base
         assert signed.state(again) == ("Trusted", [])
-        assert analyze(again, signed.settings()).level == Level.VERIFIED
+        assert analyze(again, signed.settings()).verdict.level == Level.VERIFIED
 
 
 @pytest.mark.parametrize("ed25519_key", [False, True], ids=["es256", "ed25519"])
@@ -119,7 +119,7 @@ def test_a_time_stamping_only_leaf_is_refused(signed: Signed, ed25519_key: bool)
     leaf = signed.ca.leaf("Stamp Unit", "Some TSA", ed25519_key=ed25519_key, eku=[TIME_STAMPING])
     data = signed.resigned(leaf)
     assert signed.state(data) == ("Trusted", [])          # the library's gap
-    verdict = analyze(data, signed.settings())
+    verdict = analyze(data, signed.settings()).verdict
     assert verdict.level == Level.TAMPERED, verdict.summary
     assert "signed with a certificate not meant for signing content (time-stamping only)" in verdict.summary
     item = c2pa_item(verdict)
@@ -130,7 +130,7 @@ def test_a_time_stamping_only_leaf_is_refused(signed: Signed, ed25519_key: bool)
 def test_an_ocsp_signing_only_leaf_is_refused(signed: Signed) -> None:
     data = signed.resigned(signed.ca.leaf("Responder", "Some CA", eku=[ExtendedKeyUsageOID.OCSP_SIGNING]))
     assert signed.state(data) == ("Trusted", [])
-    verdict = analyze(data, signed.settings())
+    verdict = analyze(data, signed.settings()).verdict
     assert verdict.level == Level.TAMPERED
     assert "not meant for signing content (signing certificate status (OCSP) responses only)" in verdict.summary
 
@@ -138,7 +138,7 @@ def test_an_ocsp_signing_only_leaf_is_refused(signed: Signed) -> None:
 def test_timestamping_in_trust_ekus_never_makes_a_content_signer(signed: Signed) -> None:
     """Even an operator list of TSA purposes only lets no certificate sign content."""
     data = signed.resigned(signed.ca.leaf("Stamp Unit", "Some TSA", eku=[TIME_STAMPING]))
-    verdict = analyze(data, signed.settings(trust_ekus="1.3.6.1.5.5.7.3.8,1.3.6.1.5.5.7.3.9"))
+    verdict = analyze(data, signed.settings(trust_ekus="1.3.6.1.5.5.7.3.8,1.3.6.1.5.5.7.3.9")).verdict
     assert verdict.level == Level.TAMPERED
     assert c2pa_item(verdict)["details"]["trust"]["content_signer_ekus"] == []
 
@@ -148,7 +148,7 @@ def test_a_leaf_without_any_eku(signed: Signed) -> None:
     data = signed.resigned(signed.ca.leaf("Bare", "Acme Photo", eku=[]))
     state, codes = signed.state(data)
     assert state == "Invalid" and "signingCredential.invalid" in codes
-    verdict = analyze(data, signed.settings())
+    verdict = analyze(data, signed.settings()).verdict
     assert verdict.level == Level.TAMPERED and no_stage_error(verdict)
     details = c2pa_item(verdict)["details"]
     assert details["signer"]["certificate"]["ekus"] == []
@@ -162,7 +162,7 @@ def test_a_ca_certificate_used_as_the_signer(signed: Signed) -> None:
     data = signed.resigned(signed.ca.leaf("Rogue CA", "Acme Photo", ca=True))
     state, codes = signed.state(data)
     assert state == "Invalid" and "signingCredential.invalid" in codes    # the library refuses it too
-    verdict = analyze(data, signed.settings())
+    verdict = analyze(data, signed.settings()).verdict
     assert verdict.level == Level.TAMPERED and no_stage_error(verdict)
     cert = c2pa_item(verdict)["details"]["signer"]["certificate"]
     assert cert["ca"] is True and cert["key_cert_sign"] is True and cert["ekus"] == [EMAIL]
@@ -170,7 +170,7 @@ def test_a_ca_certificate_used_as_the_signer(signed: Signed) -> None:
 
 def test_an_unanchored_time_stamping_leaf_is_refused_not_merely_untrusted(signed: Signed, tmp_path: Path) -> None:
     data = signed.resigned(signed.ca.leaf("Stamp Unit", "Some TSA", eku=[TIME_STAMPING]))
-    verdict = analyze(data, Settings(data_dir=tmp_path))
+    verdict = analyze(data, Settings(data_dir=tmp_path)).verdict
     assert c2pa_item(verdict)["details"]["state"] == "Valid"
     assert verdict.level == Level.TAMPERED
 
@@ -179,7 +179,7 @@ def test_an_ingredient_signed_by_a_time_stamping_leaf_is_shown_invalid(signed: S
     parent = signed.resigned(signed.ca.leaf("Stamp Unit", "Some TSA", eku=[TIME_STAMPING]))
     child, _ = sign(make_jpeg(320, 240, seed=12), signed.camera, capture_manifest("edit.jpg"),
                     ingredients=(({"title": "parent.jpg", "relationship": "parentOf"}, "image/jpeg", parent),))
-    verdict = analyze(child, signed.settings())
+    verdict = analyze(child, signed.settings()).verdict
     details = c2pa_item(verdict)["details"]
     assert verdict.level == Level.VERIFIED   # the active manifest's signer is fine
     [node] = details["ingredients"]
@@ -319,7 +319,7 @@ def test_hostile_signatures_in_a_file_never_crash_the_pipeline(signed: Signed) -
     for cose in (huge, deep, bomb, bad_cert, b"", os.urandom(512)):
         data = _replace_signature(signed, cose)
         started = time.monotonic()
-        verdict = analyze(data, signed.settings())
+        verdict = analyze(data, signed.settings()).verdict
         assert time.monotonic() - started < 10
         assert no_stage_error(verdict), verdict.evidence
         assert verdict.level in (Level.TAMPERED, Level.UNAVAILABLE, Level.SIGNED_UNTRUSTED), verdict.summary

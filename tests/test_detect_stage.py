@@ -95,22 +95,22 @@ def test_the_committed_baseline_runs_by_default_and_detection_can_be_turned_off(
     monkeypatch.setenv("CREDENCE_MODELS_DIR", "")
     assert detection.models_path(Settings()) == MODELS  # set but empty: the default too, not the current directory
     monkeypatch.delenv("CREDENCE_MODELS_DIR")
-    assert analyze(make_jpeg(), default).versions["detect"] == "pending"
+    assert analyze(make_jpeg(), default).verdict.versions["detect"] == "pending"
 
-    off = analyze(make_jpeg(), Settings(detect=False))
+    off = analyze(make_jpeg(), Settings(detect=False)).verdict
     note = [e for e in off.evidence if e.stage == "detect"]
     assert [e.kind for e in note] == ["detection-not-run"] and "turned off" in note[0].summary
     assert off.versions["detect"] == "off" and off.versions["detectors"] == "off" and off.level == Level.NO_EVIDENCE
 
     monkeypatch.setattr(mf, "DEFAULT_MODELS", MODELS.parent / "no-such-models")  # an install without models/
-    bare = analyze(make_jpeg(), Settings())
+    bare = analyze(make_jpeg(), Settings()).verdict
     assert [e.kind for e in bare.evidence if e.stage == "detect"] == ["detection-not-run"]
     assert bare.versions["detect"] == "not-configured" and bare.level == Level.NO_EVIDENCE
 
 
 def test_a_verdict_made_with_other_detectors_is_not_current(tmp_path) -> None:
     settings = Settings(models_dir=random_models(tmp_path / "m"))
-    made = analyze(make_jpeg(), settings).versions
+    made = analyze(make_jpeg(), settings).verdict.versions
     assert made["detectors"] == detection.configured_stamp(settings) and detection.is_current(made, settings)
     assert not detection.is_current(made, Settings(models_dir=MODELS))  # other models
     assert not detection.is_current(made, Settings(models_dir=tmp_path / "m", detect=False))
@@ -142,13 +142,13 @@ def test_decisive_evidence_skips_detection_and_says_so() -> None:
 
 
 def test_configured_detection_is_pending_and_a_broken_config_is_loud(tmp_path, caplog) -> None:
-    assert analyze(make_jpeg(), Settings(models_dir=MODELS)).versions["detect"] == "pending"
+    assert analyze(make_jpeg(), Settings(models_dir=MODELS)).verdict.versions["detect"] == "pending"
     with caplog.at_level(logging.ERROR):
-        verdict = analyze(make_jpeg(), Settings(models_dir=tmp_path))  # no manifest there
+        verdict = analyze(make_jpeg(), Settings(models_dir=tmp_path)).verdict  # no manifest there
     assert verdict.versions["detect"] == "misconfigured"
     assert [e.kind for e in verdict.evidence if e.stage == "detect"] == ["detector-unavailable"]
     assert "DETECTION MISCONFIGURED" in caplog.text
-    unknown = analyze(make_jpeg(), Settings(models_dir=MODELS, detectors="baseline,nope"))
+    unknown = analyze(make_jpeg(), Settings(models_dir=MODELS, detectors="baseline,nope")).verdict
     assert "nope" in [e for e in unknown.evidence if e.stage == "detect"][0].details["reason"]
 
 
@@ -301,7 +301,7 @@ def test_the_committed_baseline_never_gives_likely_synthetic() -> None:
 
 def test_earning_the_badge_makes_older_verdicts_stale(tmp_path) -> None:
     settings = Settings(models_dir=random_models(tmp_path / "m"))
-    made = analyze(make_jpeg(), settings).versions
+    made = analyze(make_jpeg(), settings).verdict.versions
     raw = json.loads((tmp_path / "m" / mf.MANIFEST).read_text())
     raw["detectors"][0]["validation"] = passing_validation(0.5)
     (tmp_path / "m" / mf.MANIFEST).write_text(json.dumps(raw) + " ")  # size changes: the stamp cache sees it

@@ -11,7 +11,7 @@ from PIL import Image
 from server.config import Settings
 from server.verdicts import Evidence, Level
 from worker.pipeline.item import Item
-from worker.pipeline.runner import analyze, examine, run_rules
+from worker.pipeline.runner import analyze, run_rules
 from worker.pipeline.rules import RULES
 from tests.helpers import make_jpeg, make_png
 
@@ -27,7 +27,7 @@ def png_declaring(width: int, height: int) -> bytes:
 
 
 def test_image_gives_decoded_evidence_and_no_evidence_level() -> None:
-    verdict = analyze(make_jpeg(100, 50), SETTINGS)
+    verdict = analyze(make_jpeg(100, 50), SETTINGS).verdict
     assert verdict.level == Level.NO_EVIDENCE
     decoded = [e for e in verdict.evidence if e.kind == "decoded"][0]
     assert decoded.details["width"] == 100 and decoded.details["format"] == "JPEG"
@@ -39,12 +39,12 @@ def test_other_formats_decode() -> None:
     for fmt in ("WEBP", "GIF", "TIFF", "BMP"):
         buf = io.BytesIO()
         Image.new("RGB", (20, 10), (1, 2, 3)).save(buf, fmt)
-        assert analyze(buf.getvalue(), SETTINGS).level == Level.NO_EVIDENCE, fmt
+        assert analyze(buf.getvalue(), SETTINGS).verdict.level == Level.NO_EVIDENCE, fmt
 
 
 def test_an_images_facts_come_back_with_its_verdict() -> None:
     data = make_jpeg(100, 50)
-    analysis = examine(data, SETTINGS)
+    analysis = analyze(data, SETTINGS)
     assert analysis.verdict.level == Level.NO_EVIDENCE
     facts = analysis.facts
     assert (facts.mime, facts.width, facts.height) == ("image/jpeg", 100, 50)
@@ -55,7 +55,7 @@ def test_an_images_facts_come_back_with_its_verdict() -> None:
 
 def test_bytes_that_do_not_decode_have_no_facts() -> None:
     for data in (b"<html><body>x</body></html>", make_png()[:40], png_declaring(30000, 30000)):
-        facts = examine(data, SETTINGS).facts
+        facts = analyze(data, SETTINGS).facts
         assert (facts.mime, facts.width, facts.height, facts.hashes) == (None, None, None, None)
 
 
@@ -69,7 +69,7 @@ def test_bad_input_is_unavailable_with_a_reason() -> None:
         b"\x00\x00\x00\x18ftypisom\x00\x00\x00\x00": "cut short before its index",
     }
     for data, words in cases.items():
-        verdict = analyze(data, SETTINGS)
+        verdict = analyze(data, SETTINGS).verdict
         assert verdict.level == Level.UNAVAILABLE, words
         assert words in verdict.summary, (words, verdict.summary)
 

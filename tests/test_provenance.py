@@ -116,7 +116,7 @@ def assert_no_stage_error(verdict: Verdict) -> None:
 
 def test_plain_capture_is_signed_untrusted_with_its_details(kit: Kit) -> None:
     settings = kit.settings()
-    verdict = analyze(kit.capture, settings)
+    verdict = analyze(kit.capture, settings).verdict
     assert verdict.level == Level.SIGNED_UNTRUSTED
     assert verdict.summary.startswith("Signed by Acme Photo (Test Camera 7), not on your trust list")
     item = c2pa_item(verdict)
@@ -150,15 +150,15 @@ def test_plain_capture_is_signed_untrusted_with_its_details(kit: Kit) -> None:
 
 def test_verified_once_the_root_is_an_anchor_es256_and_ed25519(kit: Kit) -> None:
     for data, who in ((kit.capture, "Acme Photo (Test Camera 7)"), (kit.capture_ed, "Daily Planet (Desk Editor)")):
-        verdict = analyze(data, kit.settings(user_root=True))
+        verdict = analyze(data, kit.settings(user_root=True)).verdict
         assert verdict.level == Level.VERIFIED, verdict.summary
         assert f"signed by {who}" in verdict.summary
         assert c2pa_item(verdict)["details"]["state"] == "Trusted"
-    assert c2pa_item(analyze(kit.capture_ed, kit.settings()))["details"]["signer"]["algorithm"] == "Ed25519"
+    assert c2pa_item(analyze(kit.capture_ed, kit.settings()).verdict)["details"]["signer"]["algorithm"] == "Ed25519"
 
 
 def test_ai_intent_is_ai_declared(kit: Kit) -> None:
-    verdict = analyze(kit.ai, kit.settings(user_root=True))
+    verdict = analyze(kit.ai, kit.settings(user_root=True)).verdict
     assert verdict.level == Level.AI_DECLARED
     ai = [e for e in verdict.evidence if e.kind == "ai-c2pa"][0]
     assert ai.details["declarations"][0]["value"] == "trainedAlgorithmicMedia"
@@ -168,7 +168,7 @@ def test_ai_intent_is_ai_declared(kit: Kit) -> None:
 
 
 def test_edit_of_an_ai_image_is_ai_declared_through_its_ingredient(kit: Kit) -> None:
-    verdict = analyze(kit.edited, kit.settings(user_root=True))
+    verdict = analyze(kit.edited, kit.settings(user_root=True)).verdict
     assert verdict.level == Level.AI_DECLARED
     # The summary says where in words; the field as c2pa_read names it stays in the details.
     assert ("found in the digital source type of the “created” step, in the credentials of ingredient "
@@ -197,7 +197,7 @@ def test_one_pixel_byte_flipped_is_tampered(kit: Kit) -> None:
     scan = kit.capture.rfind(b"\xff\xda") + 400   # inside the main image's entropy-coded data
     while kit.capture[scan] in (0x00, 0xFE, 0xFF) or kit.capture[scan - 1] == 0xFF:
         scan += 1
-    verdict = analyze(_flip(kit.capture, scan), kit.settings(user_root=True))
+    verdict = analyze(_flip(kit.capture, scan), kit.settings(user_root=True)).verdict
     assert verdict.level == Level.TAMPERED
     assert "the pixels were changed after signing" in verdict.summary
     assert [f["code"] for f in c2pa_item(verdict)["details"]["failures"]] == ["assertion.dataHash.mismatch"]
@@ -213,7 +213,7 @@ def test_manifest_byte_flipped_is_tampered(kit: Kit) -> None:
     }
     for at, words in cases.items():
         assert at > 0
-        verdict = analyze(_flip(kit.capture, at), settings)
+        verdict = analyze(_flip(kit.capture, at), settings).verdict
         assert verdict.level == Level.TAMPERED, (at, verdict.summary)
         assert verdict.summary.startswith("Content Credentials broken")
         assert words in verdict.summary
@@ -223,17 +223,17 @@ def test_manifest_byte_flipped_is_tampered(kit: Kit) -> None:
 def test_truncated_files_are_tampered_or_unavailable_never_a_crash(kit: Kit) -> None:
     settings = kit.settings(user_root=True)
     whole = len(kit.capture)
-    verdict = analyze(kit.capture[:int(whole * 0.97)], settings)
+    verdict = analyze(kit.capture[:int(whole * 0.97)], settings).verdict
     assert verdict.level == Level.TAMPERED and "cut short" in verdict.summary
     for fraction in (0.02, 0.1, 0.3, 0.5, 0.8):
-        verdict = analyze(kit.capture[:int(whole * fraction)], settings)
+        verdict = analyze(kit.capture[:int(whole * fraction)], settings).verdict
         assert verdict.level in (Level.TAMPERED, Level.UNAVAILABLE), (fraction, verdict.summary)
         assert_no_stage_error(verdict)
 
 
 def test_expired_leaf_without_timestamp_is_explained_apart_from_tampering(kit: Kit) -> None:
     kit.wait_for_expiry()
-    verdict = analyze(kit.expiring, kit.settings(user_root=True, tsa_root=True))
+    verdict = analyze(kit.expiring, kit.settings(user_root=True, tsa_root=True)).verdict
     item = c2pa_item(verdict)
     assert item["kind"] == "c2pa-expired"
     assert verdict.level == Level.SIGNED_UNTRUSTED
@@ -245,7 +245,7 @@ def test_expired_leaf_without_timestamp_is_explained_apart_from_tampering(kit: K
     scan = kit.expiring.rfind(b"\xff\xda") + 500
     while kit.expiring[scan] in (0x00, 0xFE, 0xFF) or kit.expiring[scan - 1] == 0xFF:
         scan += 1
-    assert analyze(_flip(kit.expiring, scan), kit.settings(user_root=True)).level == Level.TAMPERED
+    assert analyze(_flip(kit.expiring, scan), kit.settings(user_root=True)).verdict.level == Level.TAMPERED
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -279,7 +279,7 @@ def test_the_test_tsa_answers_as_rfc_3161_says(kit: Kit, tmp_path: Path) -> None
 
 def test_time_stamped_signature_says_when_it_was_signed(kit: Kit) -> None:
     hits = kit.tsa.hits
-    verdict = analyze(kit.stamped, kit.settings(user_root=True, tsa_root=True))
+    verdict = analyze(kit.stamped, kit.settings(user_root=True, tsa_root=True)).verdict
     assert verdict.level == Level.VERIFIED, verdict.summary
     details = c2pa_item(verdict)["details"]
     assert details["timestamped"] is True
@@ -289,7 +289,7 @@ def test_time_stamped_signature_says_when_it_was_signed(kit: Kit) -> None:
     assert f"Signed {_iso(kit.stamped_at)}, time-stamped by Credence Test TSA (a trusted time-stamp authority)" \
         in verdict.summary
     # The same stamp from an authority that is not on the list is shown, but no time is relied on.
-    plain = analyze(kit.stamped, kit.settings(user_root=True))
+    plain = analyze(kit.stamped, kit.settings(user_root=True)).verdict
     assert plain.level == Level.VERIFIED   # the certificate is still valid today
     details = c2pa_item(plain)["details"]
     assert details["timestamp"]["trusted"] is False and details["signing_time"] is None
@@ -299,7 +299,7 @@ def test_time_stamped_signature_says_when_it_was_signed(kit: Kit) -> None:
 
 def test_expired_leaf_with_a_trusted_time_stamp_still_verifies(kit: Kit) -> None:
     kit.wait_for_expiry()
-    verdict = analyze(kit.expiring_stamped, kit.settings(user_root=True, tsa_root=True))
+    verdict = analyze(kit.expiring_stamped, kit.settings(user_root=True, tsa_root=True)).verdict
     item = c2pa_item(verdict)
     assert verdict.level == Level.VERIFIED and item["kind"] == "c2pa-trusted", verdict.summary
     assert item["details"]["failures"] == [] and item["details"]["timestamp"]["trusted"] is True
@@ -307,14 +307,14 @@ def test_expired_leaf_with_a_trusted_time_stamp_still_verifies(kit: Kit) -> None
     assert "the trusted time-stamp shows the file was signed while it was valid" in verdict.summary
     assert _iso(kit.expiring_stamped_at) in verdict.summary
     # A trusted stamp rescues the certificate's dates, not its issuer: unanchored, it is signed-untrusted.
-    unanchored = analyze(kit.expiring_stamped, kit.settings(tsa_root=True))
+    unanchored = analyze(kit.expiring_stamped, kit.settings(tsa_root=True)).verdict
     assert unanchored.level == Level.SIGNED_UNTRUSTED and c2pa_item(unanchored)["kind"] == "c2pa-untrusted"
     assert "signed while it was valid" in unanchored.summary
 
 
 def test_expired_leaf_with_an_untrusted_time_stamp_is_expired_not_tampered(kit: Kit) -> None:
     kit.wait_for_expiry()
-    verdict = analyze(kit.expiring_stamped, kit.settings(user_root=True))
+    verdict = analyze(kit.expiring_stamped, kit.settings(user_root=True)).verdict
     item = c2pa_item(verdict)
     assert item["kind"] == "c2pa-expired" and verdict.level == Level.SIGNED_UNTRUSTED, verdict.summary
     assert "had expired" in verdict.summary and "not a sign of tampering" in verdict.summary
@@ -325,7 +325,7 @@ def test_expired_leaf_with_an_untrusted_time_stamp_is_expired_not_tampered(kit: 
 
 
 def test_trusted_time_stamp_outside_the_certificate_validity(kit: Kit) -> None:
-    verdict = analyze(kit.stamped_late, kit.settings(user_root=True, tsa_root=True))
+    verdict = analyze(kit.stamped_late, kit.settings(user_root=True, tsa_root=True)).verdict
     item = c2pa_item(verdict)
     assert item["kind"] == "c2pa-expired" and verdict.level == Level.SIGNED_UNTRUSTED, verdict.summary
     assert "a trusted time-stamp from Credence Test TSA shows the file was signed on" in verdict.summary
@@ -341,7 +341,7 @@ def test_a_time_stamp_authority_certificate_is_not_a_content_signer(kit: Kit) ->
     # The library alone still calls it trusted: the gap this test is about.
     with c2pa.Reader("image/jpeg", io.BytesIO(signed), context=reading_context(settings)[0]) as reader:
         assert reader.get_validation_state() == "Trusted"
-    verdict = analyze(signed, settings)
+    verdict = analyze(signed, settings).verdict
     assert verdict.level == Level.TAMPERED, verdict.summary
     assert verdict.summary.startswith("Content Credentials broken: certificate purpose not allowed: signed with a "
                                       "certificate not meant for signing content (time-stamping only). Signed by "
@@ -353,18 +353,18 @@ def test_a_time_stamp_authority_certificate_is_not_a_content_signer(kit: Kit) ->
     assert item["details"]["failures"][-1]["code"] == "signingCredential.invalid"
     assert item["details"]["failures"][-1]["by"] == "credence"
     # With the default EKU settings (which list timeStamping for the library's TSA checks) too.
-    assert analyze(signed, kit.settings(tsa_root=True)).level == Level.TAMPERED
+    assert analyze(signed, kit.settings(tsa_root=True)).verdict.level == Level.TAMPERED
     # Not on any list, it is still refused rather than shown as merely untrusted.
-    assert analyze(signed, kit.settings()).level == Level.TAMPERED
+    assert analyze(signed, kit.settings()).verdict.level == Level.TAMPERED
     assert_no_stage_error(verdict)
 
 
 def test_eku_settings_decide_which_signing_certificates_count(kit: Kit) -> None:
     doc = kit.ca.leaf("Doc Signer", "Wire Service", eku=[DOCUMENT_SIGNING])
     signed, _ = sign(kit.photo, doc)
-    assert analyze(signed, kit.settings(user_root=True)).level == Level.VERIFIED   # default EKUs allow it
+    assert analyze(signed, kit.settings(user_root=True)).verdict.level == Level.VERIFIED   # default EKUs allow it
     strict = kit.settings(user_root=True, trust_ekus="1.3.6.1.5.5.7.3.4")
-    verdict = analyze(signed, strict)
+    verdict = analyze(signed, strict).verdict
     assert verdict.level == Level.TAMPERED
     assert verdict.summary.startswith("Content Credentials broken: certificate purpose not allowed: the signing "
                                       "certificate's purpose (documentSigning) is not one your settings allow for "
@@ -379,7 +379,7 @@ def test_other_formats_are_read(kit: Kit, mime: str) -> None:
     buf = io.BytesIO()
     Image.open(io.BytesIO(make_png(64, 48, seed=5))).save(buf, mime.split("/")[1].upper())
     signed, _ = sign(buf.getvalue(), kit.camera, capture_manifest("capture"), mime=mime)
-    verdict = analyze(signed, kit.settings(user_root=True))
+    verdict = analyze(signed, kit.settings(user_root=True)).verdict
     assert verdict.level == Level.VERIFIED, verdict.summary
 
 
@@ -391,11 +391,11 @@ def test_remote_manifest_is_never_fetched_by_the_library(kit: Kit) -> None:
         server.add("/manifests/capture.c2pa", store, "application/c2pa")
         both, _ = sign(kit.photo, kit.camera, remote_url=url)
 
-        verdict = analyze(remote_only, kit.settings())
+        verdict = analyze(remote_only, kit.settings()).verdict
         item = c2pa_item(verdict)
         assert item["kind"] == "c2pa-remote-manifest" and item["details"]["remote_url"] == url
         assert verdict.level == Level.UNAVAILABLE and "the remote manifest was not fetched" in verdict.summary
-        assert analyze(both, kit.settings()).level == Level.SIGNED_UNTRUSTED   # the embedded copy is read
+        assert analyze(both, kit.settings()).verdict.level == Level.SIGNED_UNTRUSTED   # the embedded copy is read
         assert server.total_hits() == 0
 
         # The same server is reachable: the library's own setting fetches from it at once.
@@ -405,11 +405,11 @@ def test_remote_manifest_is_never_fetched_by_the_library(kit: Kit) -> None:
         assert server.total_hits() == 1
 
         # Enabled by config, the fetch goes through the guarded fetcher: refused on loopback...
-        refused = analyze(remote_only, kit.settings(remote_manifest_fetch=True))
+        refused = analyze(remote_only, kit.settings(remote_manifest_fetch=True)).verdict
         assert "could not be fetched (refused: 127.0.0.1 is a loopback address)" in refused.summary
         assert server.total_hits() == 1
         # ...and allowed only where the guard allows it.
-        fetched = analyze(remote_only, kit.settings(remote_manifest_fetch=True, fetch_allow_networks="127.0.0.1/32"))
+        fetched = analyze(remote_only, kit.settings(remote_manifest_fetch=True, fetch_allow_networks="127.0.0.1/32")).verdict
         assert fetched.level == Level.SIGNED_UNTRUSTED
         assert c2pa_item(fetched)["details"]["remote_url"] == url
         assert server.total_hits() == 2
@@ -421,7 +421,7 @@ def test_a_remote_manifest_address_is_read_as_written(kit: Kit) -> None:
     """The XMP holds the address XML-escaped: what is shown (and fetched) is the address, "&" not "&amp;"."""
     url = "https://manifests.example/store.c2pa?id=7&sig=abc"
     remote_only, _ = sign(kit.photo, kit.camera, remote_url=url, embed=False)
-    item = c2pa_item(analyze(remote_only, kit.settings()))
+    item = c2pa_item(analyze(remote_only, kit.settings()).verdict)
     assert item["kind"] == "c2pa-remote-manifest" and item["details"]["remote_url"] == url
 
 
@@ -437,7 +437,7 @@ def test_bad_input_gives_evidence_never_a_crash(kit: Kit) -> None:
     ]
     for data in cases:
         started = time.monotonic()
-        verdict = analyze(data, settings)
+        verdict = analyze(data, settings).verdict
         assert time.monotonic() - started < 10
         assert_no_stage_error(verdict)
         assert verdict.level in (Level.TAMPERED, Level.UNAVAILABLE, Level.NO_EVIDENCE, Level.SIGNED_UNTRUSTED)
@@ -445,14 +445,14 @@ def test_bad_input_gives_evidence_never_a_crash(kit: Kit) -> None:
 
 def test_clean_images_stay_clean(kit: Kit) -> None:
     for data in (make_jpeg(300, 300), make_png(300, 300)):
-        verdict = analyze(data, kit.settings())
+        verdict = analyze(data, kit.settings()).verdict
         assert verdict.level == Level.NO_EVIDENCE
         assert [e.kind for e in verdict.evidence if e.stage == "c2pa"] == ["c2pa-absent"]
         assert not [e for e in verdict.evidence if e.supports is not None]
 
 
 def test_no_trust_list_loaded_says_so(kit: Kit, tmp_path: Path) -> None:
-    verdict = analyze(kit.capture, Settings(data_dir=tmp_path))
+    verdict = analyze(kit.capture, Settings(data_dir=tmp_path)).verdict
     assert verdict.level == Level.SIGNED_UNTRUSTED
     assert "no trust list is loaded" in verdict.summary
     with pytest.raises(FileNotFoundError):

@@ -46,7 +46,7 @@ def test_update_downloads_records_and_takes_effect(lists: dict[str, bytes], medi
     published_tsa = lists["C2PA-TSA-TRUST-LIST.pem"] + tsa.root_pem
     media_server.add("/trust.pem", published, "text/plain")
     media_server.add("/tsa.pem", published_tsa, "application/x-pem-file")
-    before = analyze(signed, Settings(data_dir=data_dir))
+    before = analyze(signed, Settings(data_dir=data_dir)).verdict
     assert before.level == Level.SIGNED_UNTRUSTED and "no trust list is loaded" in before.summary
     assert "not on your time-stamp trust list" in before.summary
 
@@ -66,7 +66,7 @@ def test_update_downloads_records_and_takes_effect(lists: dict[str, bytes], medi
     assert media_server.hits == {"/trust.pem": 1, "/tsa.pem": 1}
 
     # The worker's default paths now point at the downloaded lists: no restart, no config.
-    after = analyze(signed, Settings(data_dir=data_dir))
+    after = analyze(signed, Settings(data_dir=data_dir)).verdict
     assert after.level == Level.VERIFIED, after.summary
     details = [e for e in after.evidence if e.kind == "c2pa-trusted"][0].details
     assert details["trust"]["anchors"] == ["C2PA-TRUST-LIST.pem", "C2PA-TSA-TRUST-LIST.pem"]

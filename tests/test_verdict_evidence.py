@@ -74,7 +74,7 @@ def validated(threshold: float = 0.7) -> mf.Entry:
 
 
 def test_trusted_capture_skips_detection_and_stays_verified_over_any_score(files: Files) -> None:
-    verdict = analyze(files.capture, files.settings())
+    verdict = analyze(files.capture, files.settings()).verdict
     assert verdict.level == Level.VERIFIED, verdict.summary
     [skip] = [e for e in verdict.evidence if e.stage == "detect"]
     assert skip.kind == "detection-skipped" and skip.details["reason"] == "trusted-capture"
@@ -90,7 +90,7 @@ def test_trusted_capture_skips_detection_and_stays_verified_over_any_score(files
 
 
 def test_an_untrusted_capture_is_not_skipped_and_a_validated_score_outranks_it(files: Files) -> None:
-    verdict = analyze(files.capture, files.settings(trusted=False))
+    verdict = analyze(files.capture, files.settings(trusted=False)).verdict
     assert verdict.level == Level.SIGNED_UNTRUSTED
     assert verdict.versions["detect"] == "pending"  # an untrusted signer's word does not skip detection
     good = detection.evidence_for(Result("good", "image", score=0.95), validated(), None, 1)
@@ -107,7 +107,7 @@ def test_a_trusted_edit_is_not_a_capture_and_still_goes_to_detection(files: File
                 {"action": "c2pa.created", "digitalSourceType":
                  "http://cv.iptc.org/newscodes/digitalsourcetype/digitalArt"}]}}]}
     data, _ = sign(files.photo, files.camera, edit)
-    verdict = analyze(data, files.settings())
+    verdict = analyze(data, files.settings()).verdict
     assert verdict.level == Level.VERIFIED and verdict.versions["detect"] == "pending"
 
 
@@ -119,14 +119,14 @@ def test_microsofts_c2pa_signing_eku_is_a_content_signer_and_its_ai_declaration_
     data, _ = sign(make_jpeg(320, 240, seed=22), leaf,
                    {"title": "designer.jpg", "claim_generator_info": [{"name": "Designer", "version": "1"}]},
                    intent=AI_INTENT)
-    verdict = analyze(data, files.settings())
+    verdict = analyze(data, files.settings()).verdict
     assert verdict.level == Level.AI_DECLARED, verdict.summary
     item = c2pa_item(verdict)
     assert item["kind"] == "c2pa-trusted" and item["details"]["content_signer"] is True
     assert item["details"]["signer"]["certificate"]["eku_names"] == ["Microsoft C2PA signing"]
     assert MICROSOFT_C2PA_SIGNING in item["details"]["trust"]["content_signer_ekus"]
     # Without the OID in the settings, it is a credentials problem in exactly those words.
-    strict = analyze(data, files.settings(trust_ekus="1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36"))
+    strict = analyze(data, files.settings(trust_ekus="1.3.6.1.5.5.7.3.4,1.3.6.1.5.5.7.3.36")).verdict
     assert strict.level == Level.TAMPERED
     assert strict.summary.startswith("Content Credentials broken: certificate purpose not allowed: the signing "
                                      "certificate's purpose (Microsoft C2PA signing) is not one your settings allow")
@@ -143,7 +143,7 @@ def test_a_real_pixel_change_says_the_pixels_changed(files: Files) -> None:
         scan += 1
     changed = bytearray(files.capture)
     changed[scan] ^= 0x01
-    verdict = analyze(bytes(changed), files.settings())
+    verdict = analyze(bytes(changed), files.settings()).verdict
     assert verdict.level == Level.TAMPERED
     assert "Content Credentials broken: the pixels were changed after signing" in verdict.summary
     item = c2pa_item(verdict)
@@ -157,7 +157,7 @@ def test_a_data_hash_exclusion_that_misses_the_manifest_is_a_structural_defect(f
     # manifest now sits 64 bytes after where its data-hash exclusion says it is.
     segment = b"\xff\xef\x00\x42" + b"x" * 0x40
     shifted = files.capture[:span[0]] + segment + files.capture[span[0]:]
-    verdict = analyze(shifted, files.settings())
+    verdict = analyze(shifted, files.settings()).verdict
     assert verdict.level == Level.TAMPERED
     assert verdict.summary.startswith(f"Content Credentials broken: {STRUCTURE}.")
     assert PIXELS_CHANGED not in verdict.summary
@@ -177,10 +177,10 @@ def test_an_expired_certificate_with_a_broken_signature_is_not_called_harmless(f
     broken[-1] ^= 0x01   # the last byte of the signature value
     bad = data.replace(cose, bytes(broken))
     time.sleep(max(0.0, (expires - dt.datetime.now(dt.timezone.utc)).total_seconds() + 1.2))
-    plain = analyze(data, files.settings())
+    plain = analyze(data, files.settings()).verdict
     assert plain.level == Level.SIGNED_UNTRUSTED and "not a sign of tampering" in plain.summary
     assert c2pa_item(plain)["details"]["category"] == "certificate-expired"
-    verdict = analyze(bad, files.settings())
+    verdict = analyze(bad, files.settings()).verdict
     codes = {f["code"] for f in c2pa_item(verdict)["details"]["failures"]}
     assert {"claimSignature.mismatch", "signingCredential.expired"} <= codes
     assert verdict.level == Level.TAMPERED

@@ -26,7 +26,7 @@ from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
 from tests.conftest import IN_CI
 from tests.helpers import ROOT, SHARED_TRUST, make_png
-from worker.pipeline.runner import analyze, examine
+from worker.pipeline.runner import analyze
 
 MIMES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
@@ -90,7 +90,7 @@ def flip(data: bytes, at: int, count: int = 4) -> bytes:
 def test_plain_clip_is_no_evidence_with_keyframes_and_hashes(tmp_path: Path, fmt: str) -> None:
     clip = make_clip(seed=11, seconds=3, fps=25, size=(320, 240), scenes=3, fmt=fmt)
     settings = settings_for(tmp_path)
-    verdict = analyze(clip, settings)
+    verdict = analyze(clip, settings).verdict
     assert verdict.level == Level.NO_EVIDENCE, verdict.summary
     assert_no_stage_error(verdict)
 
@@ -145,7 +145,7 @@ def test_plain_clip_is_no_evidence_with_keyframes_and_hashes(tmp_path: Path, fmt
 
 def test_thumbnails_off_keeps_no_files(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, keep_thumbnails=False)
-    verdict = analyze(make_clip(seed=2, seconds=1, fps=10, size=(160, 120)), settings)
+    verdict = analyze(make_clip(seed=2, seconds=1, fps=10, size=(160, 120)), settings).verdict
     frames = one(verdict, "keyframes").details["frames"]
     assert frames and all(f["thumb"] is None for f in frames)
     media = Path(settings.media_path)
@@ -157,7 +157,7 @@ def test_a_failed_thumbnail_costs_neither_the_hashes_nor_the_filmstrip(tmp_path:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(MediaStore, "put", full_disk)
-    verdict = analyze(make_clip(seed=2, seconds=1, fps=10, size=(160, 120)), settings_for(tmp_path))
+    verdict = analyze(make_clip(seed=2, seconds=1, fps=10, size=(160, 120)), settings_for(tmp_path)).verdict
     assert_no_stage_error(verdict)
     frames = one(verdict, "keyframes").details["frames"]
     assert frames and all(f["thumb"] is None for f in frames) and all(f["pdq"] for f in frames)
@@ -166,18 +166,18 @@ def test_a_failed_thumbnail_costs_neither_the_hashes_nor_the_filmstrip(tmp_path:
 
 def test_a_videos_facts_come_back_with_its_verdict(tmp_path: Path) -> None:
     clip = make_clip(seed=3, seconds=1, fps=10, size=(160, 120))
-    facts = examine(clip, settings_for(tmp_path)).facts
+    facts = analyze(clip, settings_for(tmp_path)).facts
     assert (facts.mime, facts.width, facts.height) == ("video/mp4", 160, 120)
     assert facts.hashes["sha256"] == hashlib.sha256(clip).hexdigest()
     assert facts.hashes["md5"] == hashlib.md5(clip).hexdigest() and facts.hashes["partial"] is False
     assert facts.hashes["frames"] and {"t", "pdq", "quality"} == set(facts.hashes["frames"][0])
-    part = examine(clip, settings_for(tmp_path), source_size=len(clip) * 40).facts
+    part = analyze(clip, settings_for(tmp_path), source_size=len(clip) * 40).facts
     assert part.hashes["md5"] is None and part.hashes["partial"] is True  # a part's MD5 is never stored
 
 
 def test_partial_fetch_never_claims_the_whole_files_hashes(tmp_path: Path) -> None:
     clip = make_clip(seed=3, seconds=1, fps=10, size=(160, 120))
-    verdict = analyze(clip, settings_for(tmp_path), source_size=len(clip) * 40)
+    verdict = analyze(clip, settings_for(tmp_path), source_size=len(clip) * 40).verdict
     hashes = one(verdict, "video-hashes")
     assert hashes.details["partial"] is True and hashes.details["md5"] is None
     assert hashes.details["sha256"] == hashlib.sha256(clip).hexdigest()
@@ -188,10 +188,10 @@ def test_partial_fetch_never_claims_the_whole_files_hashes(tmp_path: Path) -> No
 def test_a_fetched_part_ending_early_is_not_called_damage(tmp_path: Path) -> None:
     clip = faststart(make_clip(seed=3, seconds=4, fps=10, size=(160, 120)))
     part = clip[:len(clip) // 2]
-    decoded = one(analyze(part, settings_for(tmp_path), source_size=len(clip)), "decoded")
+    decoded = one(analyze(part, settings_for(tmp_path), source_size=len(clip)).verdict, "decoded")
     assert decoded.details["capped"] == ["partial-fetch"]
     assert "were fetched from a larger file" in decoded.summary
-    assert one(analyze(part, settings_for(tmp_path)), "decoded").details["capped"] == ["truncated"]
+    assert one(analyze(part, settings_for(tmp_path)).verdict, "decoded").details["capped"] == ["truncated"]
 
 
 class RecordingMatcher:
@@ -213,8 +213,8 @@ class RecordingMatcher:
 def test_video_bank_match_gets_file_hashes_only_for_the_whole_file(tmp_path: Path) -> None:
     clip = make_clip(seed=4, seconds=1, fps=10, size=(160, 120))
     whole, part = RecordingMatcher(), RecordingMatcher()
-    verdict = analyze(clip, settings_for(tmp_path), matcher=whole)
-    analyze(clip, settings_for(tmp_path), matcher=part, source_size=len(clip) * 2)
+    verdict = analyze(clip, settings_for(tmp_path), matcher=whole).verdict
+    analyze(clip, settings_for(tmp_path), matcher=part, source_size=len(clip) * 2).verdict
     assert_no_stage_error(verdict)
     # Asked once, with the frames' 8 orientations (the matcher also asks for a mirrored or rotated copy:
     # tests/test_vpdq.py) and the file hashes only when the whole file was read.
@@ -261,12 +261,12 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
 
 @pytest.mark.parametrize("fmt", ["mp4", "mov"])
 def test_signed_clip_is_untrusted_then_verified_with_the_root_as_anchor(kit: Kit, fmt: str) -> None:
-    verdict = analyze(kit.signed[fmt], kit.settings())
+    verdict = analyze(kit.signed[fmt], kit.settings()).verdict
     assert verdict.level == Level.SIGNED_UNTRUSTED, verdict.summary
     assert verdict.summary.startswith("Signed by Acme Photo (Test Camera 7), not on your trust list")
     assert one(verdict, "c2pa-untrusted").details["title"] == f"clip.{fmt}"
     one(verdict, "decoded"), one(verdict, "keyframes")   # the video was analysed too
-    verdict = analyze(kit.signed[fmt], kit.settings(user_root=True))
+    verdict = analyze(kit.signed[fmt], kit.settings(user_root=True)).verdict
     assert verdict.level == Level.VERIFIED, verdict.summary
     assert "signed by Acme Photo (Test Camera 7)" in verdict.summary
     assert_no_stage_error(verdict)
@@ -274,7 +274,7 @@ def test_signed_clip_is_untrusted_then_verified_with_the_root_as_anchor(kit: Kit
 
 def test_signed_clip_changed_in_its_media_data_is_tampered(kit: Kit) -> None:
     signed = kit.signed["mp4"]
-    verdict = analyze(flip(signed, mdat_payload(signed)), kit.settings(user_root=True))
+    verdict = analyze(flip(signed, mdat_payload(signed)), kit.settings(user_root=True)).verdict
     assert verdict.level == Level.TAMPERED, verdict.summary
     assert verdict.summary.startswith("Content Credentials broken") and "changed after signing" in verdict.summary
     failures = one(verdict, "c2pa-invalid").details["failures"]
@@ -283,7 +283,7 @@ def test_signed_clip_changed_in_its_media_data_is_tampered(kit: Kit) -> None:
 
 
 def test_ai_declared_clip(kit: Kit) -> None:
-    verdict = analyze(kit.ai, kit.settings(user_root=True))
+    verdict = analyze(kit.ai, kit.settings(user_root=True)).verdict
     assert verdict.level == Level.AI_DECLARED, verdict.summary
     ai = one(verdict, "ai-c2pa")
     assert ai.details["declarations"][0]["value"] == "trainedAlgorithmicMedia"
@@ -312,7 +312,7 @@ def test_bad_video_is_unavailable_with_a_reason(tmp_path: Path) -> None:
         "no frames": (empty_mp4(), "no-video-stream", "no video stream"),
     }
     for name, (data, code, words) in cases.items():
-        verdict = analyze(data, settings)
+        verdict = analyze(data, settings).verdict
         assert verdict.level == Level.UNAVAILABLE, (name, verdict.summary)
         reason = one(verdict, code)
         assert reason.summary.startswith("Could not check: ") and words in reason.summary, (name, reason.summary)
@@ -322,7 +322,7 @@ def test_bad_video_is_unavailable_with_a_reason(tmp_path: Path) -> None:
 
 def test_huge_frames_are_refused_before_decoding(tmp_path: Path) -> None:
     clip = make_clip(seed=6, seconds=1, fps=10, size=(320, 240))
-    verdict = analyze(clip, settings_for(tmp_path, video_max_pixels=320 * 240 - 1))
+    verdict = analyze(clip, settings_for(tmp_path, video_max_pixels=320 * 240 - 1)).verdict
     assert verdict.level == Level.UNAVAILABLE
     assert "the video is 320x240, more pixels per frame than allowed" in one(verdict, "too-many-pixels").summary
 
@@ -332,7 +332,7 @@ def test_cut_short_after_the_index_says_how_much_was_read(tmp_path: Path, fmt: s
     clip = make_clip(seed=7, seconds=4, fps=10, size=(160, 120), fmt="webm" if fmt == "webm" else "mp4")
     if fmt != "webm":
         clip = faststart(clip)
-    verdict = analyze(clip[:len(clip) // 2], settings_for(tmp_path))
+    verdict = analyze(clip[:len(clip) // 2], settings_for(tmp_path)).verdict
     assert verdict.level == Level.NO_EVIDENCE
     decoded = one(verdict, "decoded")
     assert decoded.details["capped"] == ["truncated"]
@@ -346,7 +346,7 @@ def test_junk_cannot_outlast_the_time_budget(tmp_path: Path) -> None:
     # here), so a 0.05 s budget only holds if the deadline reaches inside FFmpeg's reads.
     data = make_clip(seed=8, seconds=1, fps=10, size=(64, 48), fmt="webm")[:300] + junk(100_000_000)
     started = time.monotonic()
-    verdict = analyze(data, settings_for(tmp_path, video_max_decode_s=0.05))
+    verdict = analyze(data, settings_for(tmp_path, video_max_decode_s=0.05)).verdict
     elapsed = time.monotonic() - started
     assert one(verdict, "video-timeout").summary.startswith("Could not check: opening the video took longer")
     assert verdict.level == Level.UNAVAILABLE
@@ -387,7 +387,7 @@ class PeakRss:
 
 
 def test_long_clip_reads_only_max_seconds(tmp_path: Path, long_clip: bytes) -> None:
-    verdict = analyze(long_clip, settings_for(tmp_path))   # defaults: 120 s, 32 keyframes
+    verdict = analyze(long_clip, settings_for(tmp_path)).verdict   # defaults: 120 s, 32 keyframes
     decoded = one(verdict, "decoded")
     d = decoded.details
     assert d["duration_s"] == pytest.approx(600, abs=1) and d["capped"] == ["duration"]
@@ -408,7 +408,7 @@ def test_long_clip_reads_only_max_seconds(tmp_path: Path, long_clip: bytes) -> N
 def test_long_clip_keeps_few_keyframes_in_bounded_memory(tmp_path: Path, long_clip: bytes) -> None:
     settings = settings_for(tmp_path, video_max_seconds=10_000, video_max_keyframes=8, keep_thumbnails=False)
     with PeakRss() as rss:
-        verdict = analyze(long_clip, settings)
+        verdict = analyze(long_clip, settings).verdict
     d = one(verdict, "decoded").details
     assert d["capped"] == [] and d["frames_decoded"] == 1200
     frames = one(verdict, "keyframes").details["frames"]
@@ -419,7 +419,7 @@ def test_long_clip_keeps_few_keyframes_in_bounded_memory(tmp_path: Path, long_cl
 def test_long_clip_stops_at_the_time_budget(tmp_path: Path, long_clip: bytes) -> None:
     settings = settings_for(tmp_path, video_max_seconds=10_000, video_max_decode_s=0.3)
     started = time.monotonic()
-    verdict = analyze(long_clip, settings)
+    verdict = analyze(long_clip, settings).verdict
     elapsed = time.monotonic() - started
     d = one(verdict, "decoded").details
     assert d["capped"] == ["time-budget"] and 0 < d["analysed_s"] < 590

@@ -27,7 +27,7 @@ def detection_stage(verdict: Verdict) -> dict:
 
 
 def test_the_desk_says_when_detection_is_turned_off() -> None:
-    verdict = analyze(make_jpeg(), SETTINGS)
+    verdict = analyze(make_jpeg(), SETTINGS).verdict
     assert verdict.versions["detect"] == "off"
     stage = detection_stage(verdict)
     assert (stage["state"], stage["note"]) == ("skipped", "detection is turned off on this server")
@@ -42,7 +42,7 @@ def test_the_desk_has_words_for_every_detection_state() -> None:
 
 def test_no_detector_configured_is_not_called_turned_off(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(mf, "DEFAULT_MODELS", tmp_path / "no-such-models")  # an install without models/
-    verdict = analyze(make_jpeg(), Settings(max_pixels=50_000_000, models_dir=""))
+    verdict = analyze(make_jpeg(), Settings(max_pixels=50_000_000, models_dir="")).verdict
     assert verdict.versions["detect"] == "not-configured"
     assert detection_stage(verdict)["note"] == "no detector is configured on this server"
 
@@ -64,7 +64,7 @@ def test_what_the_pipeline_writes_is_in_the_vocabulary(tmp_path: Path) -> None:
                make_clip(seed=1, seconds=1, fps=10, size=(160, 120)), signed]
     seen = set()
     for data in samples:
-        verdict = analyze(data, settings)
+        verdict = analyze(data, settings).verdict
         assert verdict.versions.get("detect") in set(DetectionState) | {None}
         for item in verdict.evidence:
             assert item.stage in set(Stage), item

@@ -82,7 +82,7 @@ def test_copies_of_a_banked_clip_are_known_fakes_and_unrelated_clips_are_not(env
            "long": _bank_upload(svc, call, "debunked", "Staged rally video", clips["long"])}
     matcher = jobs.bank_matcher(svc)
     for name in COPIES:
-        verdict = analyze(clips[name], svc.settings, matcher=matcher)
+        verdict = analyze(clips[name], svc.settings, matcher=matcher).verdict
         assert verdict.level == "known-fake", (name, verdict.summary)
         (match,) = _bank_evidence(verdict)
         d = match.details
@@ -91,13 +91,13 @@ def test_copies_of_a_banked_clip_are_known_fakes_and_unrelated_clips_are_not(env
         assert d["query_share"] >= svc.settings.vpdq_match_share and d["best_distance"] <= 31, (name, d)
         if name in TRANSFORM:  # the summary says how the copy was turned
             assert TRANSFORM[name] in match.summary, (name, match.summary)
-    (cut,) = _bank_evidence(analyze(clips["3 s excerpt of the 20 s clip"], svc.settings, matcher=matcher))
+    (cut,) = _bank_evidence(analyze(clips["3 s excerpt of the 20 s clip"], svc.settings, matcher=matcher).verdict)
     excerpt = cut.details
     assert excerpt["query_share"] == 1.0 and excerpt["entry_share"] == 0.15  # 3 of the 20 banked seconds
     assert cut.score == 1.0  # all of the excerpt is in the banked clip
     assert [p["entry_t"] for p in excerpt["pairs"]] == [8.0, 9.0, 10.0]  # found where it was cut from
     for seed in UNRELATED_SEEDS:
-        verdict = analyze(make_clip(seed=seed, seconds=4.0, scenes=2), svc.settings, matcher=matcher)
+        verdict = analyze(make_clip(seed=seed, seconds=4.0, scenes=2), svc.settings, matcher=matcher).verdict
         assert verdict.level == "no-evidence" and not _bank_evidence(verdict), (seed, verdict.summary)
 
 
@@ -107,7 +107,7 @@ def test_a_still_shot_is_one_frame_with_its_time_range(tmp_path: Path) -> None:
     from server.config import Settings
 
     clip = make_clip(seed=63, seconds=6.0, scenes=2, pan=0)
-    verdict = analyze(clip, Settings(data_dir=tmp_path))
+    verdict = analyze(clip, Settings(data_dir=tmp_path)).verdict
     frames = next(e for e in verdict.evidence if e.kind == "video-hashes").details["frames"]
     assert [(f["t"], f.get("until")) for f in frames] == [(0.0, 2.0), (3.0, 5.0)]
 
@@ -157,7 +157,7 @@ def test_a_threatexchange_signal_imported_matches_copies(env, clips) -> None:
                 data=line.encode()).get_json()["created"] == 1  # an admin's import keeps it confirmed
     matcher = jobs.bank_matcher(svc)
     for name in ("re-encode", "trimmed 1 s"):
-        verdict = analyze(clips[name], svc.settings, matcher=matcher)
+        verdict = analyze(clips[name], svc.settings, matcher=matcher).verdict
         assert verdict.level == "known-fake", (name, verdict.summary)
         assert [e.details["method"] for e in _bank_evidence(verdict)] == ["vpdq"]
 

@@ -27,7 +27,7 @@ from worker.fetch.media import fetch
 from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
 from worker.pipeline.rules import RULES
-from worker.pipeline.runner import RuleProgress, examine
+from worker.pipeline.runner import RuleProgress, analyze
 from worker.settle import complete_from_record, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
@@ -143,7 +143,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         plog.add("media", sha256, "analysis", PLAN, rules=[rule.name for rule in RULES])
         try:
             with Heartbeat(ctx, sha256=sha256, lock_key=f"analyzing:{sha256}"):
-                analysis = examine(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size,
+                analysis = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size,
                                    progress=_media_progress(ctx, sha256))
         except SoftTimeLimitExceeded:
             return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)

@@ -204,7 +204,7 @@ def check(target: str, as_json: bool) -> None:
     if target.startswith(("http://", "https://")):
         try:
             data = fetch(target, FetchLimits.from_settings(settings)).data
-            verdict = analyze(data, settings, matcher=matcher)
+            verdict = analyze(data, settings, matcher=matcher).verdict
         except FetchRefused as exc:
             verdict = unavailable(f"Could not check: {exc.reason}.", stage="fetch", code=exc.code,
                                   sha256=None, versions={"pipeline": PIPELINE_VERSION})
@@ -215,7 +215,7 @@ def check(target: str, as_json: bool) -> None:
         if path.stat().st_size > settings.fetch_max_bytes:
             raise click.UsageError(f"{target} is larger than {settings.fetch_max_bytes:,} bytes")
         data = path.read_bytes()
-        verdict = analyze(data, settings, matcher=matcher)
+        verdict = analyze(data, settings, matcher=matcher).verdict
     from worker.detection import gate as detection
 
     if detection.is_pending(verdict.versions):  # detectors configured: the gpu stage, here in-process

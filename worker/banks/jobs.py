@@ -317,7 +317,7 @@ def _reanalyze(ctx: Context, sha256: str, media: models.Media, retracted: list[E
     data = ctx.store.get(sha256)
     if data is None:
         return None
-    found = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=media.source_size)
+    found = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=media.source_size).verdict
     verdict = fuse(found.evidence + retracted, sha256=sha256, versions=found.versions, timings=found.timings)
     if not detection.is_pending(verdict.versions):
         record_final(ctx, sha256, verdict)

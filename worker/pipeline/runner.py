@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from celery.exceptions import SoftTimeLimitExceeded
 
 from server.config import Settings
-from server.verdicts import Evidence, Verdict, fuse
+from server.verdicts import Evidence, fuse
 from server.vocabulary import Kind
 from worker.pipeline.item import Analysis, Item, Rule
 from worker.pipeline.rules import RULES
@@ -63,7 +63,7 @@ def run_rules(item: Item, rules: Sequence[Rule], progress: RuleProgress | None =
     return item
 
 
-def examine(data: bytes, settings: Settings, *, mime: str | None = None, rules: Sequence[Rule] = RULES,
+def analyze(data: bytes, settings: Settings, *, mime: str | None = None, rules: Sequence[Rule] = RULES,
             matcher: BankMatcher | None = None, source_size: int | None = None,
             progress: RuleProgress | None = None) -> Analysis:
     """Run every rule over the bytes: the fused verdict, and the facts the record keeps beside it.
@@ -75,9 +75,3 @@ def examine(data: bytes, settings: Settings, *, mime: str | None = None, rules: 
                      progress)
     verdict = fuse(item.evidence, sha256=item.sha256, versions=item.versions, timings=item.timings)
     return Analysis(verdict=verdict, facts=item.facts)
-
-
-def analyze(data: bytes, settings: Settings, *, mime: str | None = None, rules: Sequence[Rule] = RULES,
-            matcher: BankMatcher | None = None, source_size: int | None = None) -> Verdict:
-    """``examine``'s verdict alone, for callers that store nothing (``credence check``, tests, benches)."""
-    return examine(data, settings, mime=mime, rules=rules, matcher=matcher, source_size=source_size).verdict
