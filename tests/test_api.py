@@ -222,3 +222,42 @@ def test_lookup_by_sha256_for_privacy_mode(app, client) -> None:
     assert client.post("/api/v1/lookup", json={"sha256": ["xyz"]}).status_code == 400
     assert client.post("/api/v1/lookup", json={"sha256": []}).status_code == 400
     assert client.post("/api/v1/lookup", json={"urls": ["http://a/"]}).status_code == 400
+
+
+def test_status_long_poll_answers_once_any_check_is_done(app, client) -> None:
+    """GET /checks?ids=...&wait=S: one request per batch instead of a poll round per second. It answers as soon as
+    one check finishes (here: one completed by another thread while the request waits), or when S is over."""
+    import threading
+
+    from server.checks import records
+    from server.config import PIPELINE_VERSION
+    from server.verdicts import Evidence, Level, fuse
+
+    first, second = (client.post("/api/v1/checks", json={"urls": [f"http://example.com/{n}.jpg"]})
+                     .get_json()["results"][0]["check_id"] for n in ("a", "b"))
+    sha = "ab" * 32
+    verdict = fuse([Evidence(stage="t", kind="k", summary="s", supports=Level.SIGNED_UNTRUSTED)], sha256=sha,
+                   versions={"pipeline": PIPELINE_VERSION})
+    db = app.extensions["credence"].db
+    started = threading.Event()
+
+    def finish_first() -> None:
+        started.wait(10)
+        with db.session() as session:
+            records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
+            records.complete_check(session, first, records.record_verdict(session, verdict).id, sha)
+
+    worker = threading.Thread(target=finish_first)
+    worker.start()
+    started.set()
+    try:
+        body = client.get(f"/api/v1/checks?ids={first},{second}&wait=5").get_json()
+    finally:
+        worker.join(10)
+    by_id = {r["check_id"]: r for r in body["results"]}
+    assert by_id[first]["status"] == "done" and by_id[first]["verdict"]["level"] == "signed-untrusted"
+    assert by_id[second]["status"] == "pending"
+    # Nothing finishes: the answer comes when the wait is over, still pending.
+    assert client.get(f"/api/v1/checks?ids={second}&wait=0.3").get_json()["results"][0]["status"] == "pending"
+    for bad in ("-1", "nan", "x", "99999"):
+        assert client.get(f"/api/v1/checks?ids={second}&wait={bad}").status_code == 400

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from server.api.deps import services
-from server.api.request_body import allow_upload, form_float, parse_json, read_file
+from server.api.request_body import allow_upload, form_float, parse_json, query_float, read_file
 from server.auth import require_role
 from server.checks import service
 from server.checks.quotas import QuotaExceeded, charge_upload
@@ -93,4 +93,8 @@ def get_checks():
         raise ApiError(400, "pass ?ids=<id>,<id>,...")
     if len(ids) > MAX_IDS:
         raise ApiError(400, f"at most {MAX_IDS} ids per request")
-    return render_results(service.statuses(services(), ids))
+    wait = query_float("wait", 0.0, 0.0, 3600.0)
+    results = service.statuses(services(), ids)
+    if wait > 0 and not any(r["status"] == "done" for r in results):  # a long poll: answers once any is done
+        service.wait(services(), results, wait, until_any=True)
+    return render_results(results)

@@ -50,7 +50,11 @@ def _paths() -> dict[str, Any]:
                      "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 413, 415, 429)}},
             "get": {"summary": "Status of many checks", "security": key,
                     "parameters": [{"name": "ids", "in": "query", "required": True,
-                                    "schema": {"type": "string"}, "description": "Comma-separated check ids (max 100)"}],
+                                    "schema": {"type": "string"}, "description": "Comma-separated check ids (max 100)"},
+                                   {"name": "wait", "in": "query", "required": False,
+                                    "schema": {"type": "number", "minimum": 0, "maximum": 3600},
+                                    "description": "Long poll: seconds to wait (capped by the server) until any of the "
+                                                   "checks is done"}],
                     "responses": {"200": _json("ChecksResponse"), **_errors(400, 401)}},
         },
         "/api/v1/lookup": {

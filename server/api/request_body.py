@@ -45,7 +45,15 @@ def query_int(name: str, default: int, lo: int, hi: int) -> int:
 
 def form_float(name: str, default: float, lo: float, hi: float) -> float:
     """A number in a multipart form field, checked like query_int: NaN and infinities are refused."""
-    raw = request.form.get(name)
+    return _number(request.form.get(name), name, default, lo, hi)
+
+
+def query_float(name: str, default: float, lo: float, hi: float) -> float:
+    """A number in the query string, checked like form_float."""
+    return _number(request.args.get(name), name, default, lo, hi)
+
+
+def _number(raw: str | None, name: str, default: float, lo: float, hi: float) -> float:
     if raw is None or raw == "":
         return default
     try:

@@ -124,8 +124,9 @@ def statuses(svc: Services, ids: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def wait(svc: Services, results: list[dict[str, Any]], wait_s: float) -> None:
-    """Fill in verdicts that finish within ``wait_s`` (capped by the settings); the database is the truth."""
+def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_any: bool = False) -> None:
+    """Fill in verdicts that finish within ``wait_s`` (capped by the settings); the database is the truth.
+    ``until_any``: return as soon as one pending check is done (a poller then shows it and asks again)."""
     deadline = time.monotonic() + min(wait_s, svc.settings.max_wait_s)
     while True:
         waiting = {r["check_id"]: r for r in results if r["status"] == "pending"}
@@ -133,10 +134,12 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float) -> None:
             return
         with svc.db.session() as session:
             found = records.checks_by_id(session, list(waiting))
+        finished = 0
         for check_id, (check, body) in found.items():
             if check.status == "done" and body is not None:
                 waiting[check_id].update(status="done", verdict=body)
-        if time.monotonic() + POLL_INTERVAL_S > deadline:
+                finished += 1
+        if (until_any and finished) or time.monotonic() + POLL_INTERVAL_S > deadline:
             return
         time.sleep(POLL_INTERVAL_S)
 
