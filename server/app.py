@@ -12,7 +12,7 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from server import desk, errors, json_edge
-from server.api import banks, checks, exchange, health, keys, lookup, media, openapi
+from server.api import banks, checks, exchange, health, keys, lookup, media, openapi, soft_binding
 from server.api.request_body import allow_upload
 from server.auth import load_principal
 from server.config import Settings, get_settings
@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
-    for blueprint in (checks.bp, lookup.bp, media.bp, banks.bp, exchange.bp, keys.bp, openapi.bp, health.bp):
+    for blueprint in (checks.bp, lookup.bp, media.bp, banks.bp, exchange.bp, keys.bp, openapi.bp, health.bp,
+                      soft_binding.bp):  # the last: C2PA's Soft Binding Resolution API, its own specification's paths
         app.register_blueprint(blueprint)
     desk.init_app(app)  # the newsroom desk pages under /desk (server/desk/)
     return app

@@ -130,8 +130,11 @@ def referenced(session: Session) -> set[str]:
     """Every stored file something still needs: a bank entry's bytes (hashed again on rematch), a pending
     check's bytes (not analysed yet), the bytes of checks a newsroom user ran from the desk (their report
     shows them), and every file a recorded verdict points to (C2PA thumbnails, heat maps, keyframe
-    thumbnails). A verdict's own subject is not in the set: the verdict stands without its bytes."""
+    thumbnails), and the thumbnails the manifest repository serves with a recovery. A verdict's own subject
+    is not in the set: the verdict stands without its bytes."""
     keep: set[str] = set()
+    keep.update(s for (s,) in session.execute(select(models.ProvenanceManifest.thumbnail_sha256)
+                                              .where(models.ProvenanceManifest.thumbnail_sha256.isnot(None))))
     keep.update(s for (s,) in session.execute(select(models.BankEntry.sha256).where(models.BankEntry.sha256.isnot(None))))
     keep.update(s for (s,) in session.execute(
         select(models.Check.sha256).where(models.Check.status == "pending", models.Check.sha256.isnot(None))))

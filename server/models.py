@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -266,6 +266,45 @@ class DeskCheck(Base):
     name: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
+
+
+class ProvenanceManifest(Base):
+    """One valid manifest Credence has read, kept so stripped copies of its content find it again
+    (server/provenance/repository.py; docs/repository.md). Tampered or invalid manifests never get a row."""
+
+    __tablename__ = "provenance_manifests"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # the signed content's bytes
+    mime: Mapped[str | None] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(Text, index=True)  # the active manifest's label: the API's manifest id
+    state: Mapped[str] = mapped_column(String(16))  # trusted | valid (valid but signer not trusted)
+    signer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    signing_time: Mapped[str | None] = mapped_column(String(64))
+    actions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    ai_declarations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    thumbnail_sha256: Mapped[str | None] = mapped_column(String(64))  # in the media store
+    thumbnail_format: Mapped[str | None] = mapped_column(String(100))
+    store: Mapped[bytes | None] = mapped_column(LargeBinary)  # the manifest store (JUMBF) as embedded
+    store_size: Mapped[int | None] = mapped_column(Integer)
+    # Soft bindings: PDQ with its 8 orientations (as media rows keep them) and the ISCC Image-Code.
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    pdq_dihedral: Mapped[str | None] = mapped_column(Text)
+    iscc: Mapped[str | None] = mapped_column(String(64), index=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # lookups refresh from it
+
+
+class ProvenanceBinding(Base):
+    """A ``c2pa.soft-binding`` value a stored manifest declares (alg + value), found by exact lookup."""
+
+    __tablename__ = "provenance_bindings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    manifest_id: Mapped[str] = mapped_column(ForeignKey("provenance_manifests.id", ondelete="CASCADE"), index=True)
+    alg: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(String(512))
+
+    __table_args__ = (Index("ix_provenance_bindings_alg_value", "alg", "value"),)
 
 # ---------------------------------------------------------------------------- keyframe PDQs
 

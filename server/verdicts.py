@@ -20,6 +20,7 @@ class Level(str, Enum):
     AI_DECLARED = "ai-declared"
     VERIFIED = "verified"
     LIKELY_SYNTHETIC = "likely-synthetic"
+    RECOVERED = "recovered"
     SIGNED_UNTRUSTED = "signed-untrusted"
     NO_EVIDENCE = "no-evidence"
     UNAVAILABLE = "unavailable"
@@ -28,7 +29,9 @@ class Level(str, Enum):
 # Highest applicable wins, ranked by how much each level's evidence proves (docs/verdicts.md). Written
 # out rather than taken from the enum, so reordering members can never silently reorder verdicts.
 # Trusted credentials (VERIFIED) outrank a detector's score: a signed statement by an accountable
-# signer that the content is unchanged beats a statistical guess. UNAVAILABLE ranks last: it only
+# signer that the content is unchanged beats a statistical guess. RECOVERED (a stripped copy matching a stored
+# original's trusted credentials) is never VERIFIED, since these bytes were not signed, and ranks below a
+# detector's score on these very bytes: a near match survives crops and edits. UNAVAILABLE ranks last: it only
 # shows when nothing else could be said.
 PRIORITY: tuple[Level, ...] = (
     Level.KNOWN_FAKE,
@@ -36,6 +39,7 @@ PRIORITY: tuple[Level, ...] = (
     Level.AI_DECLARED,
     Level.VERIFIED,
     Level.LIKELY_SYNTHETIC,
+    Level.RECOVERED,
     Level.SIGNED_UNTRUSTED,
     Level.NO_EVIDENCE,
     Level.UNAVAILABLE,
@@ -47,6 +51,7 @@ BADGES: dict[Level, tuple[str, str]] = {
     Level.AI_DECLARED: ("purple", "Declared AI-made"),
     Level.VERIFIED: ("green", "Verified credentials"),
     Level.LIKELY_SYNTHETIC: ("amber", "Likely synthetic"),
+    Level.RECOVERED: ("teal", "Credentials found for a matching original"),
     Level.SIGNED_UNTRUSTED: ("blue", "Signed, signer not trusted"),
     Level.NO_EVIDENCE: ("grey", "No evidence either way"),
     Level.UNAVAILABLE: ("none", "Could not check"),

@@ -27,6 +27,7 @@ class Stage(StrEnum):
     WATERMARK = "watermark"
     HASHES = "hashes"
     VIDEO_HASHES = "video-hashes"
+    RECOVERY = "recovery"
     BANK_MATCH = "bank-match"
     VIDEO_BANK_MATCH = "video-bank-match"
     DETECT_GATE = "detect-gate"
@@ -67,6 +68,9 @@ class Kind(StrEnum):
     KNOWN_FAKE = "known-fake"
     NEAR_ORIGINAL = "near-original"
     BANK_ENTRY_RETRACTED = "bank-entry-retracted"
+    # the manifest repository (worker/stages/soft_binding.py, server/provenance/repository.py)
+    SOFT_BINDINGS = "soft-bindings"
+    CREDENTIALS_RECOVERED = "credentials-recovered"
     # detection (worker/detection/gate.py)
     DETECTION_SKIPPED = "detection-skipped"
     DETECTION_NOT_RUN = "detection-not-run"

@@ -377,10 +377,10 @@ def bank_fakes(base: str, keys: dict[str, str], fixtures: list[Fixture]) -> None
         assert review.status_code == 200, review.text
 
 
-def prepare_extension(dest: Path, **settings: object) -> Path:
-    """A copy of extension/src whose built-in defaults are ``settings`` (e.g. the proxy as server)."""
-    shutil.copytree(EXTENSION / "src", dest)
-    original = (EXTENSION / "src" / "lib" / "defaults.js").read_text()
+def prepare_extension(dest: Path, source: Path = EXTENSION / "src", **settings: object) -> Path:
+    """A copy of ``source`` (extension/src) whose built-in defaults are ``settings`` (e.g. the proxy as server)."""
+    shutil.copytree(source, dest)
+    original = (source / "lib" / "defaults.js").read_text()
     keys = re.findall(r"^\s+(\w+):", original, re.M)
     values = dict(re.findall(r"^\s+(\w+): (.+?),(?:\s*//.*)?$", original, re.M))
     defaults = {k: json.loads(values[k].replace("'", '"')) for k in keys}
@@ -480,3 +480,126 @@ def build_video_page(media: MediaServer, prefix: str) -> VideoPage:
 <script>{VIDEO_SCRIPT % {"prefix": json.dumps(f"/{prefix}")}}</script>
 </body></html>"""
     return VideoPage(media.add(f"/{prefix}/videos.html", page.encode(), "text/html; charset=utf-8"), paths)
+
+
+@dataclass
+class HardeningPages:
+    """The pages of the hardening run (see build_hardening_pages): URLs and what each spot should show."""
+
+    url: str  # shadow root, iframes, CSS background, slider, a badge the page covers
+    hostile_url: str  # a page that removes every node it did not create
+    expected: dict[str, str]  # spot id -> level once everything is checked
+    hostile_expected: dict[str, str]
+    image_urls: dict[str, str]  # spot id -> the image's URL
+
+
+HARDENING_SCRIPT = """
+// Rects (viewport px) of each probed spot; a frame's image fills the frame from its top-left corner.
+window.spots = () => {
+  const r = (el) => { const b = el.getBoundingClientRect(); return { left: b.left, top: b.top, width: b.width, height: b.height }; };
+  const slider = document.getElementById('slider');
+  const s1 = r(document.getElementById('slide1')), s2 = r(document.getElementById('slide2'));
+  return {
+    shadow: r(document.getElementById('shost').shadowRoot.getElementById('simg')),
+    same: r(document.getElementById('fsame')), cross: r(document.getElementById('fcross')),
+    bg: r(document.getElementById('bg')), cov: r(document.getElementById('cov')),
+    slide1: s1, slide2: s2,
+    // Where slide 1's badge would be once the slider moved it partly out: the container's left edge.
+    slide1part: { ...s1, left: r(slider).left },
+  };
+};
+// The slider moves by 70 px: slide 1 is partly out on the left, slide 2 partly in. (Slide 2 starts
+// 5 px right of the slider's edge: nothing of it touches the viewport before, not even an edge.)
+window.slide = () => { document.getElementById('slider').scrollLeft = 70; };
+// A fake green badge over a real one, from the top layer (a popover), where z-index cannot win.
+window.cover = () => {
+  const b = document.getElementById('cov').getBoundingClientRect();
+  const fake = document.createElement('div');
+  fake.id = 'fake';
+  fake.popover = 'manual';
+  fake.setAttribute('style', `position: fixed; inset: auto; left: ${b.left + 4}px; top: ${b.top + 4}px; margin: 0;`
+    + ' padding: 0; border: 0; width: 22px; height: 22px; background: #2e7d32; border-radius: 6px;');
+  document.body.append(fake);
+  fake.showPopover();
+};
+"""
+
+HOSTILE_SCRIPT = """
+// Removes every node it did not create from <html> and <body>, as the issue's hostile page did.
+const mine = new Set([...document.documentElement.childNodes, ...document.body.childNodes]);
+window.removals = 0;
+new MutationObserver((records) => {
+  for (const r of records) for (const node of r.addedNodes) {
+    if (!mine.has(node) && node.parentNode) { node.remove(); window.removals += 1; }
+  }
+}).observe(document.documentElement, { childList: true });
+new MutationObserver((records) => {
+  for (const r of records) for (const node of r.addedNodes) {
+    if (!mine.has(node) && node.parentNode) { node.remove(); window.removals += 1; }
+  }
+}).observe(document.body, { childList: true });
+window.spots = () => Object.fromEntries([...document.images].map((img) => {
+  const b = img.getBoundingClientRect();
+  return [img.id, { left: b.left, top: b.top, width: b.width, height: b.height }];
+}));
+"""
+
+
+def build_hardening_pages(media: MediaServer, other: MediaServer, prefix: str, signing: Signing) -> HardeningPages:
+    """Images a reader sees that are not plain <img> of the document, and two hostile pages.
+
+    ``other`` serves the cross-origin iframe (another port: another origin).
+    """
+    seed = sum(map(ord, prefix)) * 17
+    levels = {f.id: f for f in level_fixtures(prefix, signing, seed)}
+    files = {
+        "shadow": (f"/{prefix}/shadow.jpg", levels["ai"].body, "ai-declared"),
+        "bg": (f"/{prefix}/bg.jpg", levels["verified"].body, "verified"),
+        "same": (f"/{prefix}/same.jpg", levels["signed"].body, "signed-untrusted"),
+        "cross": (f"/{prefix}/cross.jpg", dark_jpeg(seed + 1, (200, 150)), "no-evidence"),
+        "slide1": (f"/{prefix}/slide1.jpg", dark_jpeg(seed + 2), "no-evidence"),
+        "slide2": (f"/{prefix}/slide2.jpg", dark_jpeg(seed + 3), "no-evidence"),
+        "cov": (f"/{prefix}/cov.jpg", dark_jpeg(seed + 4), "no-evidence"),
+    }
+    urls = {}
+    for spot, (path, body, _) in files.items():
+        urls[spot] = (other if spot == "cross" else media).add(path, body, "image/jpeg")
+    frame = '<!doctype html><body style="margin:0"><img src="{}" width="200" height="150" style="display:block" alt="">'
+    media.add(f"/{prefix}/frame-same.html", frame.format(files["same"][0]).encode(), "text/html")
+    cross_page = other.add(f"/{prefix}/frame-cross.html", frame.format(files["cross"][0]).encode(), "text/html")
+    f = {spot: path for spot, (path, _, _) in files.items()}
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence hardening test</title>
+<style>{PAGE_STYLE} iframe {{ border: 0; display: inline-block; margin: 0 10px 10px 0; vertical-align: top; }}
+#slider {{ width: 125px; height: 90px; overflow: hidden; white-space: nowrap; display: inline-block; vertical-align: top;
+  margin: 0 10px 10px 0; }}
+#cov {{ display: block; margin-top: 10px; }}
+#slider img {{ margin: 0 10px 0 0; vertical-align: top; }}</style>
+<script>{HARDENING_SCRIPT}</script></head><body>
+<h1>Hardening ({html.escape(prefix)})</h1>
+<div class="grid">
+<div id="shost" style="display: inline-block; vertical-align: top; margin: 0 10px 10px 0"></div>
+<iframe id="fsame" src="/{prefix}/frame-same.html" width="200" height="150"></iframe>
+<iframe id="fcross" src="{cross_page}" width="200" height="150"></iframe>
+<div id="bg" style="display: inline-block; vertical-align: top; width: 160px; height: 120px; margin: 0 10px 10px 0;
+  background: url({f['bg']}) center / cover"></div>
+<div id="slider"><img id="slide1" src="{f['slide1']}" width="120" height="90" alt=""><img id="slide2" src="{f['slide2']}" width="120" height="90" alt=""></div>
+<img id="cov" src="{f['cov']}" width="120" height="90" alt="">
+</div>
+<script>
+document.getElementById('shost').attachShadow({{ mode: 'open' }}).innerHTML =
+  '<img id="simg" src="{f['shadow']}" width="120" height="90" alt="" style="display: block">';
+</script></body></html>"""
+    url = media.add(f"/{prefix}/hardening.html", page.encode(), "text/html; charset=utf-8")
+
+    hostile_files = {f"h{i}": (f"/{prefix}/hostile{i}.jpg", dark_jpeg(seed + 10 + i)) for i in range(3)}
+    for path, body in hostile_files.values():
+        media.add(path, body, "image/jpeg")
+    imgs = "".join(f'<img id="{i}" src="{p}" width="120" height="90" alt="">' for i, (p, _) in hostile_files.items())
+    hostile = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence hostile test</title>
+<style>{PAGE_STYLE}</style></head><body><h1>Hostile ({html.escape(prefix)})</h1><div class="grid">{imgs}</div>
+<script>{HOSTILE_SCRIPT}</script></body></html>"""
+    hostile_url = media.add(f"/{prefix}/hostile.html", hostile.encode(), "text/html; charset=utf-8")
+    for i, (path, _) in hostile_files.items():
+        urls[i] = media.url(path)
+    return HardeningPages(url, hostile_url, {spot: level for spot, (_, _, level) in files.items()},
+                          {i: "no-evidence" for i in hostile_files}, urls)

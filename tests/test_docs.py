@@ -87,8 +87,8 @@ def test_readme_is_a_short_entry_point() -> None:
     section = README.split("## What a verdict is", 1)[1].split("\n## ", 1)[0]
     levels = re.findall(r"^\| `([a-z-]+)` \| (\w+)", section, re.M)
     assert levels == [("known-fake", "red"), ("tampered", "orange"), ("ai-declared", "purple"), ("verified", "green"),
-                      ("likely-synthetic", "amber"), ("signed-untrusted", "blue"), ("no-evidence", "grey"),
-                      ("unavailable", "none")]
+                      ("likely-synthetic", "amber"), ("recovered", "teal"), ("signed-untrusted", "blue"),
+                      ("no-evidence", "grey"), ("unavailable", "none")]
 
 
 def test_quick_start_is_two_commands_and_ci_runs_the_test_one() -> None:

@@ -28,10 +28,12 @@ from tests.conftest import IN_CI, env_for
 from tests.extension_support import (
     EXTENSION,
     Fixture,
+    HardeningPages,
     RecordingProxy,
     Signing,
     VideoPage,
     bank_fakes,
+    build_hardening_pages,
     build_main_page,
     build_privacy_page,
     build_video_page,
@@ -188,7 +190,9 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
     credence = server.base
     started = time.monotonic()
     proxy, private_proxy, video_proxy = RecordingProxy(credence), RecordingProxy(credence), RecordingProxy(credence)
+    hard_proxy, other_origin = RecordingProxy(credence), MediaServer()
     try:
+        hardening = build_hardening_pages(media, other_origin, f"{browser}-hard", server.signing)
         fixtures = main_fixtures(browser, server.signing)
         bank_fakes(credence, server.keys, fixtures)
         page_url = build_main_page(media, browser, fixtures)
@@ -226,6 +230,13 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                 {"name": "video", "kind": "video", "pageUrl": videos.url, "proxy": video_proxy.url,
                  "extensionDir": str(prepare_extension(tmp_path / "ext-video", server=video_proxy.url)),
                  "screenshot": f"extension-video-{browser}.png"},
+                {"name": "hardening", "kind": "hardening", "pageUrl": hardening.url,
+                 "hostileUrl": hardening.hostile_url,
+                 "extensionDir": str(prepare_extension(tmp_path / "ext-hard", server=hard_proxy.url)),
+                 "expected": {**hardening.expected, "slide2": "none"},
+                 "slid": {"slide1part": "no-evidence", "slide2": "no-evidence"},
+                 "hostileExpected": hardening.hostile_expected, "hostileWatchMs": HOSTILE_WATCH_MS,
+                 "screenshot": f"extension-hardening-{browser}.png"},
             ],
         }
         (tmp_path / "config.json").write_text(json.dumps(config))
@@ -233,7 +244,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                               capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
         results = json.loads((tmp_path / "results.json").read_text())
-        for name in ("main", "privacy", "video"):
+        for name in ("main", "privacy", "video", "hardening"):
             assert "error" not in results["runs"][name], json.dumps(results["runs"][name], indent=1)[-6000:]
         for png in tmp_path.glob("extension-*.png"):
             shutil.copy(png, artifacts_dir() / png.name)
@@ -244,6 +255,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         _check_privacy(results["runs"]["privacy"], config["runs"][1]["initial"], private_proxy, privacy_url,
                        privacy_bytes, inline_b64, media, uploads)
         _check_video(results["runs"]["video"], video_proxy, videos, media, credence, browser)
+        _check_hardening(browser, results["runs"]["hardening"], hard_proxy, hardening)
         elapsed = time.monotonic() - started
         scan = proxy.between(None, "before-force")
         sizes = [len(json.loads(r.body)["urls"]) for r in scan if r.method == "POST" and r.path == "/api/v1/checks"]
@@ -254,6 +266,8 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         proxy.close()
         private_proxy.close()
         video_proxy.close()
+        hard_proxy.close()
+        other_origin.close()
 
 
 def _check_main(browser: str, run: dict, fixtures: list[Fixture], proxy: RecordingProxy, page_url: str,
@@ -338,6 +352,45 @@ def _check_main(browser: str, run: dict, fixtures: list[Fixture], proxy: Recordi
         assert _sent_urls(proxy.between("before-force", None)) == [media.url(f"/{browser}/tiny.jpg")]
         assert run["forced"] == "no-evidence"
         assert run["workerRestarted"] == {"before": 1, "running": 0}, "the worker was stopped before the dynamic images"
+
+
+HOSTILE_WATCH_MS = 6000
+HOSTILE_MAX_REMOVALS = 10  # re-attached with backoff: 3 at once, then after 0.25, 0.5, 1, 2, 4 s...
+
+
+def _check_hardening(browser: str, run: dict, proxy: RecordingProxy, pages: HardeningPages) -> None:
+    """Images that are not plain <img> of the document get badges; a page hiding or covering badges
+    is reported in the browser's own chrome (the toolbar action, the popup) instead of fought forever."""
+    # Shadow root, same- and cross-origin iframe, CSS background, the visible slide: their levels.
+    # The clipped slide has no badge, neither on it nor (an orphan) beside the slider.
+    assert run["features"] == {**pages.expected, "slide2": "none"}, run["features"]
+    sent = set(_sent_urls(proxy.api("POST")))
+    assert {pages.image_urls[s] for s in ("shadow", "same", "cross", "bg", "slide1", "cov")} <= sent, sent
+    # Slid by 70 px: slide 1's badge sits in its visible part (the slider's edge); slide 2 is checked.
+    assert run["slid"] == {"slide1part": "no-evidence", "slide2": "no-evidence"}, run["slid"]
+    assert pages.image_urls["slide2"] in set(_sent_urls(proxy.api("POST")))
+    # A page removing every node it did not create: re-attached with backoff, not in a hot loop
+    # (the issue saw 541 removals in 28 s).
+    assert 3 <= run["hostileRemovals"] <= HOSTILE_MAX_REMOVALS, run["hostileRemovals"]
+    if browser != "chromium":
+        return  # Firefox: automation cannot read the toolbar action nor open the popup (moz-extension://)
+    # The toolbar action: the worst level's colour, its count, every count in the title.
+    assert run["action"]["text"] == "1" and run["action"]["color"] == [106, 27, 154, 255], run["action"]
+    assert run["action"]["title"] == ("Credence: 6 images checked: 1 declared ai-made, 1 verified credentials, "
+                                      "1 signed, signer not trusted, 3 no evidence either way."), run["action"]
+    warning = "Credence warning: This page hides or covers Credence's badges: trust this list, not the page."
+    # The page's fake green badge is what the page shows; the action says the page covers badges.
+    assert run["covered"] == "verified", "the fake is on top (the top layer)"
+    covered, hostile = run["actionCovered"], run["hostileAction"]
+    assert covered["text"] == "!" and covered["title"].startswith(warning), covered
+    assert "This page draws over Credence's badges." in covered["title"]
+    assert hostile["text"] == "!" and hostile["title"].startswith(warning), hostile
+    assert "This page keeps removing Credence's badges." in hostile["title"]
+    assert "3 no evidence either way" in run["hostileAction"]["title"]
+    # The popup still lists every image with its level and thumbnail, and says why to trust it.
+    popup = run["hostilePopup"]
+    assert popup["groups"] == [{"level": "no-evidence", "count": 3, "thumbs": 3}], popup
+    assert popup["status"] == warning.removeprefix("Credence warning: "), popup
 
 
 def _check_report(run: dict, proxy: RecordingProxy, key: str, image_url: str) -> None:
@@ -425,3 +478,24 @@ def _check_video(run: dict, proxy: RecordingProxy, videos: VideoPage, media: Med
     else:
         assert run["fullscreen"] == {"element": "player", "level": server[p["swap"]], "after": server[p["swap"]]}, \
             run["fullscreen"]
+
+
+@pytest.mark.skipif(not os.environ.get("CREDENCE_EXT_BENCH"), reason="a benchmark, not a test: CREDENCE_EXT_BENCH=1")
+def test_extension_benchmark(credence: Credence, tmp_path: Path) -> None:
+    """The extension's cost on a 300-image page in Chromium, with and without it (extension/e2e/bench.mjs).
+
+    Prints figures for docs/extension.md; asserts only that it ran. Goals (issue 18): extension script
+    < 20 ms per 100 images, <= 1 request per 50 images, all badges within 2x the server's own time.
+    """
+    need(NODE and (EXTENSION / "node_modules" / "playwright-core").exists(), "npm packages of extension/")
+    need(BROWSERS["chromium"], "chromium (Debian package)")
+    # CREDENCE_EXT_BENCH_SRC: another copy of the extension's src/ to compare (e.g. an older version).
+    source = Path(os.environ.get("CREDENCE_EXT_BENCH_SRC") or EXTENSION / "src")
+    config = {"server": credence.base, "chromium": BROWSERS["chromium"], "images": 300,
+              "extensionDir": str(prepare_extension(tmp_path / "ext-bench", source=source, server=credence.base)),
+              "output": str(tmp_path / "bench.json")}
+    (tmp_path / "bench-config.json").write_text(json.dumps(config))
+    proc = subprocess.run([NODE, "e2e/bench.mjs", str(tmp_path / "bench-config.json")], cwd=EXTENSION,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    print("\n" + (tmp_path / "bench.json").read_text())

@@ -11,6 +11,7 @@ from server.models import Base
 
 TABLES = {"media", "media_urls", "verdicts", "checks", "api_keys", "audit_log", "banks", "bank_entries",
           "opinions", "feed_events", "instance_identity", "peers", "users", "desk_checks",
+          "provenance_manifests", "provenance_bindings",
           "alembic_version"}
 
 

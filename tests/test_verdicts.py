@@ -20,6 +20,9 @@ EVIDENCE = {
                              supports=Level.VERIFIED),
     Level.SIGNED_UNTRUSTED: Evidence(stage="c2pa", kind="c2pa-valid", summary="Signed by Someone, not trusted",
                                      supports=Level.SIGNED_UNTRUSTED),
+    Level.RECOVERED: Evidence(stage="recovery", kind="credentials-recovered",
+                              summary="Credentials found for a matching original: signed by Example News",
+                              supports=Level.RECOVERED, details={"binding": "pdq", "distance": 4}),
     Level.NO_EVIDENCE: Evidence(stage="c2pa", kind="c2pa-absent", summary="No Content Credentials",
                                 supports=Level.NO_EVIDENCE),
     Level.UNAVAILABLE: Evidence(stage="decode", kind="undecodable", summary="Could not check: broken",
@@ -39,9 +42,9 @@ def test_single_evidence_gives_its_level(level: Level) -> None:
 
 # Every pair of levels and the one that must win, written out by hand from the table in
 # docs/verdicts.md (never derived from PRIORITY): a reordering of the code shows up here.
-KF, TA, AI, VE, LS, SU, NE, UN = (Level.KNOWN_FAKE, Level.TAMPERED, Level.AI_DECLARED, Level.VERIFIED,
-                                  Level.LIKELY_SYNTHETIC, Level.SIGNED_UNTRUSTED, Level.NO_EVIDENCE,
-                                  Level.UNAVAILABLE)
+KF, TA, AI, VE, LS, RE, SU, NE, UN = (Level.KNOWN_FAKE, Level.TAMPERED, Level.AI_DECLARED, Level.VERIFIED,
+                                      Level.LIKELY_SYNTHETIC, Level.RECOVERED, Level.SIGNED_UNTRUSTED,
+                                      Level.NO_EVIDENCE, Level.UNAVAILABLE)
 WINNERS = [
     (KF, TA, KF), (KF, AI, KF), (KF, VE, KF), (KF, LS, KF), (KF, SU, KF), (KF, NE, KF), (KF, UN, KF),
     (TA, AI, TA), (TA, VE, TA), (TA, LS, TA), (TA, SU, TA), (TA, NE, TA), (TA, UN, TA),
@@ -50,6 +53,8 @@ WINNERS = [
     (VE, LS, VE), (VE, SU, VE), (VE, NE, VE), (VE, UN, VE),
     # a validated detector outranks an untrusted signature and no evidence
     (LS, SU, LS), (LS, NE, LS), (LS, UN, LS),
+    # recovered credentials: never above verified (or a detector on these bytes), above an untrusted signature
+    (KF, RE, KF), (TA, RE, TA), (AI, RE, AI), (VE, RE, VE), (LS, RE, LS), (RE, SU, RE), (RE, NE, RE), (RE, UN, RE),
     (SU, NE, SU), (SU, UN, SU),
     (NE, UN, NE),
 ]
@@ -57,7 +62,7 @@ WINNERS = [
 
 def test_the_pair_table_covers_every_pair_of_levels() -> None:
     assert {frozenset((a, b)) for a, b, _ in WINNERS} == {frozenset(p) for p in itertools.combinations(Level, 2)}
-    assert len(WINNERS) == 28
+    assert len(WINNERS) == 36
 
 
 @pytest.mark.parametrize(("first", "second", "winner"), WINNERS, ids=[f"{a.value}-vs-{b.value}" for a, b, _ in WINNERS])
@@ -72,7 +77,7 @@ def test_every_pair_of_levels_has_its_winner_in_either_order(first: Level, secon
 
 def test_priority_ranks_every_level_once_in_the_documented_order() -> None:
     assert [lvl.value for lvl in PRIORITY] == [
-        "known-fake", "tampered", "ai-declared", "verified", "likely-synthetic", "signed-untrusted",
+        "known-fake", "tampered", "ai-declared", "verified", "likely-synthetic", "recovered", "signed-untrusted",
         "no-evidence", "unavailable"]
 
 

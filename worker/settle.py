@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.checks import records
+from server.provenance import repository
 from server.queue import enqueue_detect
 from server.verdicts import Verdict
 from worker import metrics
@@ -47,6 +48,8 @@ def record_final(ctx: Context, sha256: str, verdict: Verdict) -> list[str]:
     with ctx.db.session() as session:
         row = records.record_verdict(session, verdict)
         completed = records.complete_checks_for(session, sha256, row.id)
+        # Valid credentials join the manifest repository; credentials that now fail leave it.
+        repository.record_from_verdict(session, sha256, verdict.evidence, ctx.store.get)
     metrics.verdict_recorded(verdict)
     ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
     return completed

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { mainRun, privacyRun, save, videoRun } from './scenario.mjs';
+import { hardeningRun, mainRun, privacyRun, save, videoRun } from './scenario.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const VIEWPORT = { width: 1280, height: 800 };
@@ -77,6 +77,35 @@ async function chromiumBrowser(extensionDir) {
         const [tab] = await chrome.tabs.query({ url: pageUrl });
         return chrome.tabs.sendMessage(tab.id, { type: 'force-check', url: imageUrl });
       }, { pageUrl, imageUrl });
+    },
+    /** The toolbar action of the tab showing `pageUrl`: badge text, colour and title (browser chrome). */
+    async action(pageUrl) {
+      const worker = context.serviceWorkers()[0] ?? await context.waitForEvent('serviceworker');
+      return worker.evaluate(async (url) => {
+        const [tab] = await chrome.tabs.query({ url });
+        const tabId = tab.id;
+        return { text: await chrome.action.getBadgeText({ tabId }), title: await chrome.action.getTitle({ tabId }),
+          color: await chrome.action.getBadgeBackgroundColor({ tabId }) };
+      }, pageUrl);
+    },
+    /** The popup of the tab showing `pageUrl`, opened as a page: its status line and its rows. */
+    async readPopup(pageUrl) {
+      const worker = context.serviceWorkers()[0] ?? await context.waitForEvent('serviceworker');
+      const [tabId] = await worker.evaluate(async (url) => (await chrome.tabs.query({ url })).map((t) => t.id), pageUrl);
+      const popup = await context.newPage();
+      try {
+        await popup.goto(`chrome-extension://${extensionId}/popup/popup.html?tab=${tabId}`);
+        await popup.waitForSelector('body[data-ready=true]');
+        return await popup.evaluate(() => ({
+          status: document.getElementById('status').textContent,
+          groups: [...document.querySelectorAll('.group')].map((g) => ({
+            level: g.dataset.level, count: g.querySelectorAll('li').length,
+            thumbs: [...g.querySelectorAll('img.thumb')].filter((i) => i.complete && i.naturalWidth > 0).length,
+          })),
+        }));
+      } finally {
+        await popup.close();
+      }
     },
     /** DevTools can see into closed shadow roots; page scripts cannot. */
     async inspectShadow(page) {
@@ -253,6 +282,8 @@ async function main() {
         const page = await mainRun(browser, run, config, out);
         if (browser.name === 'chromium' && run.popupScreenshot) await popupRun(browser, page, run, out);
         if (browser.name === 'chromium' && run.reporterKey) await reportRun(browser, run, out);
+      } else if (run.kind === 'hardening') {
+        await hardeningRun(browser, { ...run, artifacts: config.artifacts }, out);
       } else if (run.kind === 'video') {
         await videoRun(browser, { ...run, artifacts: config.artifacts }, { ...config, proxy: run.proxy ?? config.proxy }, out);
       } else {

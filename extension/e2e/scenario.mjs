@@ -197,3 +197,66 @@ export async function videoRun(browser, run, config, out) {
   out.timings.total_ms = Date.now() - t0;
   return page;
 }
+
+/** Probe the page's own spots (window.spots(): shadow roots, iframes...) until they show `expected`. */
+async function waitForSpots(browser, page, expected, timeoutMs = WAIT_MS) {
+  const ids = Object.keys(expected);
+  const started = Date.now();
+  let seen = {};
+  while (Date.now() - started < timeoutMs) {
+    const spots = await page.evaluate(() => window.spots());
+    seen = levelsAt(await browser.screenshot(page), Object.fromEntries(ids.map((id) => [id, spots[id]])));
+    if (ids.every((id) => seen[id] === expected[id])) break;
+    await sleep(250);
+  }
+  return { seen, ms: Date.now() - started };
+}
+
+async function until(fn, test, timeoutMs) {
+  const started = Date.now();
+  let value = await fn();
+  while (!test(value) && Date.now() - started < timeoutMs) {
+    await sleep(250);
+    value = await fn();
+  }
+  return value;
+}
+
+/**
+ * Hardening: badges on an open shadow root's image, in a same-origin and a cross-origin iframe, on a
+ * CSS background and in a clipped slider (no orphan badge outside it); then a page covering a badge
+ * from the top layer, and a page removing every node it did not create. Where the browser lets
+ * automation read it (Chromium), the toolbar action and the popup are read too.
+ */
+export async function hardeningRun(browser, run, out) {
+  const page = await browser.open(run.pageUrl);
+  const t0 = Date.now();
+  out.features = (await waitForSpots(browser, page, run.expected)).seen;
+  out.timings.features_ms = Date.now() - t0;
+  writeFileSync(join(run.artifacts, run.screenshot), await browser.screenshot(page));
+  if (browser.action) {
+    out.action = await until(() => browser.action(run.pageUrl), (a) => a.title.includes(`${Object.keys(run.expected).length - 1} images`), 5000);
+  }
+
+  // The slider moves: slide 1's badge moves into its visible part, slide 2 (now partly in) gets one.
+  await page.evaluate(() => window.slide());
+  out.slid = (await waitForSpots(browser, page, run.slid)).seen;
+
+  // A fake green badge over a real one, from the top layer: the action says the page covers badges.
+  await page.evaluate(() => window.cover());
+  await sleep(1500);
+  out.covered = levelsAt(await browser.screenshot(page), { cov: (await page.evaluate(() => window.spots())).cov }).cov;
+  if (browser.action) out.actionCovered = await until(() => browser.action(run.pageUrl), (a) => a.text === '!', 5000);
+
+  // A page removing every node it did not create: re-attached with backoff, then the action warns.
+  const hostile = await browser.open(run.hostileUrl);
+  await sleep(run.hostileWatchMs);
+  out.hostileRemovals = await hostile.evaluate(() => window.removals);
+  out.hostileSeen = levelsAt(await browser.screenshot(hostile), await hostile.evaluate(() => window.spots()));
+  if (browser.action) {
+    out.hostileAction = await until(() => browser.action(run.hostileUrl), (a) => a.text === '!', 5000);
+    out.hostilePopup = await until(() => browser.readPopup(run.hostileUrl),
+      (p) => p.groups.reduce((n, g) => n + g.count, 0) >= Object.keys(run.hostileExpected).length, 10000);
+  }
+  out.timings.total_ms = Date.now() - t0;
+}

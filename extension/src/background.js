@@ -4,8 +4,45 @@ import { ext } from './lib/browser.js';
 import { createMenus, onMenuClick } from './lib/menus.js';
 import { POLL_ALARM, Service } from './lib/service.js';
 import { loadSettings } from './lib/settings.js';
+import { actionLook, mergeFrames } from './lib/tabstate.js';
 
 const service = new Service({ ext });
+
+// Per tab, what each of its frames reported (images, levels, warnings): kept in storage.session so
+// a restarted worker still has it; writes are chained so frames reporting together lose nothing.
+let tabLock = Promise.resolve();
+const tabArea = ext.storage.session ?? ext.storage.local;
+
+function updateTab(tabId, change) {
+  const next = tabLock.then(async () => {
+    const key = `t:${tabId}`;
+    const frames = change((await tabArea.get(key))?.[key] ?? {});
+    if (frames === null) await tabArea.remove(key);
+    else await tabArea.set({ [key]: frames });
+    await showAction(tabId, mergeFrames(frames ?? {}));
+    return frames;
+  });
+  tabLock = next.catch(() => {});
+  return next;
+}
+
+async function tabState(tabId) {
+  await tabLock;
+  const key = `t:${tabId}`;
+  return mergeFrames((await tabArea.get(key))?.[key] ?? {});
+}
+
+/** The toolbar action: browser chrome, which no page can reach. */
+async function showAction(tabId, merged) {
+  const look = actionLook(merged);
+  try {
+    await ext.action.setBadgeText({ tabId, text: look.text });
+    await ext.action.setBadgeBackgroundColor({ tabId, color: look.color });
+    await ext.action.setTitle({ tabId, title: look.title });
+  } catch {
+    // the tab is gone
+  }
+}
 
 async function handle(message, sender) {
   switch (message?.type) {
@@ -26,6 +63,20 @@ async function handle(message, sender) {
       }
       return { ok: false };
     }
+    case 'frame-state': {
+      // sender.tab and sender.frameId come from the browser, not from the message.
+      const tabId = sender.tab?.id;
+      if (tabId === undefined || typeof message.state !== 'object') return { ok: false };
+      await updateTab(tabId, (frames) => ({ ...frames, [sender.frameId ?? 0]: message.state }));
+      return { ok: true };
+    }
+    case 'tab-state': {
+      // Only the extension's own pages (the popup) may ask; content scripts run on web pages.
+      if (!String(sender.url ?? '').startsWith(ext.runtime.getURL('')) || !Number.isInteger(message.tabId)) {
+        return { ok: false };
+      }
+      return { ok: true, ...(await tabState(message.tabId)) };
+    }
     default:
       return { ok: false };
   }
@@ -40,6 +91,15 @@ ext.runtime.onMessage.addListener((message, sender, sendResponse) => {
 });
 ext.contextMenus.onClicked.addListener((info, tab) => {
   onMenuClick(ext, service, info, tab).catch((error) => console.warn('Credence: menu', error));
+});
+// A new document in the tab: forget the old one's frames; once loaded, frames that live on (a
+// same-document navigation) send theirs again.
+ext.tabs.onUpdated.addListener((tabId, info) => {
+  if (info.status === 'loading') updateTab(tabId, () => null).catch(() => {});
+  else if (info.status === 'complete') ext.tabs.sendMessage(tabId, { type: 'resend-state' }).catch(() => {});
+});
+ext.tabs.onRemoved.addListener((tabId) => {
+  updateTab(tabId, () => null).catch(() => {});
 });
 ext.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === POLL_ALARM) service.resume().catch(() => {});

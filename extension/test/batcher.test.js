@@ -48,3 +48,24 @@ test('a key in flight is not sent again; a failing batch does not stop the next'
   await b.idle();
   assert.deepEqual(seen, [['x'], ['x']]);
 });
+
+test('a page adding keys one by one keeps the window open, up to maxWaitMs after the first', () => {
+  const timers = [];
+  let clock = 0;
+  const batches = [];
+  const b = new Batcher({
+    run: (keys) => batches.push(keys), windowMs: 150, maxWaitMs: 600, now: () => clock,
+    setTimer: (fn, ms) => { timers.push({ fn, ms, live: true }); return timers.length - 1; },
+    clearTimer: (id) => { timers[id].live = false; },
+  });
+  b.add(['a']);
+  clock = 100;
+  b.add(['b']);
+  clock = 200;
+  b.add(['b']); // nothing new: the window is not extended
+  clock = 500;
+  b.add(['c']);
+  const live = timers.filter((t) => t.live);
+  assert.equal(live.length, 1);
+  assert.deepEqual(timers.map((t) => t.ms), [150, 150, 100], 'the last one ends 600 ms after the first key');
+});

@@ -84,3 +84,14 @@ test('streamed videos are reported by their blob: address or as a stream, and ar
   assert.ok(checkableVideoUrl('https://a.test/v.webm'));
   assert.ok(isVideo(video()) && !isVideo({ nodeType: 1, localName: 'img' }) && !isImg(video()));
 });
+
+test('CSS backgrounds: the first url() of the computed value; gradients and none give nothing', async () => {
+  const { backgroundUrl } = await import('../src/content/discovery.js');
+  assert.equal(backgroundUrl('url("https://a.test/bg.jpg")'), 'https://a.test/bg.jpg');
+  assert.equal(backgroundUrl('linear-gradient(red, blue), url("https://a.test/x (1).jpg")'), 'https://a.test/x (1).jpg');
+  assert.equal(backgroundUrl("url('https://a.test/q\\'s.jpg')"), "https://a.test/q's.jpg");
+  assert.equal(backgroundUrl('url(https://a.test/plain.png)'), 'https://a.test/plain.png');
+  assert.equal(backgroundUrl('none'), '');
+  assert.equal(backgroundUrl('linear-gradient(red, blue)'), '');
+  assert.equal(backgroundUrl(undefined), '');
+});

@@ -21,3 +21,9 @@ test('short URLs fit one line', () => {
   assert.equal(long, 'cdn.news.test/…/photo.jpg');
   assert.ok(shortUrl(`https://x.test/${'a'.repeat(100)}`).length < 60);
 });
+
+test('URLs that differ only in their query get different rows', () => {
+  assert.equal(shortUrl('https://cdn.test/img.jpg?w=400'), 'cdn.test/img.jpg?w=400');
+  assert.notEqual(shortUrl('https://cdn.test/img.jpg?id=1234567890abcdef-1'), shortUrl('https://cdn.test/img.jpg?id=1234567890abcdef-2'));
+  assert.equal(shortUrl('https://cdn.test/img.jpg?id=1234567890abcdef-1'), 'cdn.test/img.jpg?…34567890abcdef-1');
+});

@@ -72,3 +72,9 @@ test('badges use a closed shadow root', () => {
   assert.match(overlay, /attachShadow\(\{ mode: 'closed' \}\)/);
   assert.doesNotMatch(overlay, /mode: 'open'/);
 });
+
+test('content scripts run in every frame, about:blank ones included (badges drawn where the image is)', () => {
+  const [script] = manifest.content_scripts;
+  assert.equal(script.all_frames, true);
+  assert.equal(script.match_about_blank, true);
+});

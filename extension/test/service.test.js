@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 
 import { backoff, GIVE_UP_MS, Service } from '../src/lib/service.js';
-import { fakeExt, fakeServer, manualTimers } from './fakes.js';
+import { fakeExt, fakeServer, manualTimers, serverVerdict } from './fakes.js';
 
 function setup({ settings, server } = {}) {
   const ext = fakeExt({ settings });
@@ -229,4 +229,76 @@ test('privacy mode: an image the browser cannot read is "could not check", local
   await service.shaBatcher.idle();
   assert.equal(delivered(ext, 1)[0].verdict.level, 'unavailable');
   assert.equal(srv.requests.filter((r) => r.url.startsWith('http://credence.test')).length, 0);
+});
+
+test('checks started at different times are polled together: one request when any is due', async () => {
+  const slow = ['https://news.test/early.jpg', 'https://news.test/late.jpg'];
+  const server = fakeServer({ slow });
+  const { srv, service, tick } = setup({ server });
+  await service.check(3, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  tick(300); // the second check starts later: not due when the first one is
+  await service.check(3, [{ url: slow[1] }]);
+  await service.urlBatcher.idle();
+  tick(backoff(0) - 300);
+  await service.poll();
+  const gets = srv.requests.filter((r) => r.method === 'GET');
+  assert.equal(gets.length, 1);
+  assert.match(gets[0].url, /ids=chk1%2Cchk2$|ids=chk1,chk2$/, 'the one not yet due is asked about too');
+});
+
+test('privacy mode with uploads: a few at a time, each result delivered as it arrives', async () => {
+  const urls = Array.from({ length: 6 }, (_, i) => `https://private.test/p${i}.jpg`);
+  const images = Object.fromEntries(urls.map((u, i) => [u, new Uint8Array([0xff, 0xd8, 0xff, i])]));
+  const server = fakeServer({ images });
+  let inFlight = 0;
+  let most = 0;
+  let uploads = 0;
+  const fetch = async (input, init = {}) => {
+    if (!String(input).endsWith('/api/v1/checks/upload')) return server.fetch(input, init);
+    const n = uploads++;
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    await new Promise((r) => setTimeout(r, n === 0 ? 150 : 10)); // the first one is slow
+    inFlight -= 1;
+    const verdict = serverVerdict('no-evidence', { sha256: String(n).repeat(64) });
+    return new Response(JSON.stringify({ results: [{ url: null, status: 'done', check_id: `up${n}`, verdict }] }),
+      { status: 200, headers: { 'Content-Type': 'application/json' } });
+  };
+  const ext = fakeExt({ settings: { privacy: true, uploadUnknown: true } });
+  const service = new Service({ ext, fetch, ...manualTimers() });
+  await service.check(1, urls.map((url) => ({ url })));
+  await service.shaBatcher.idle();
+  assert.equal(uploads, 6);
+  assert.ok(most >= 2 && most <= 4, `uploads in parallel, bounded: ${most} at once`);
+  const messages = ext.tabs.sent.filter((s) => s.message.type === 'verdicts');
+  assert.equal(messages.length, 6, 'one delivery per answer, not one at the end of the batch');
+  assert.notEqual(messages[0].message.results[0].verdict.sha256, '0'.repeat(64), 'the slow first upload came last');
+});
+
+test('privacy mode: the "?" of an unknown image links to no report (the server has none)', async () => {
+  const server = fakeServer({ images: { [PAGE_IMAGE]: IMG } });
+  const { ext, service } = setup({ settings: { privacy: true }, server });
+  await service.check(1, [{ url: PAGE_IMAGE }]);
+  await service.shaBatcher.idle();
+  const [result] = delivered(ext, 1);
+  assert.equal(result.verdict.level, 'unknown');
+  assert.equal(result.verdict.reportUrl, null);
+});
+
+test('more than 100 pending checks: each round asks the due ones first, so none starves', async () => {
+  const slow = Array.from({ length: 150 }, (_, i) => `https://news.test/s${i}.jpg`);
+  const server = fakeServer({ slow });
+  const { srv, service, tick } = setup({ server });
+  await service.check(2, slow.slice(0, 100).map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  tick(10);
+  await service.check(2, slow.slice(100).map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  tick(backoff(0));
+  await service.poll(); // the 100 oldest
+  await service.poll(); // the 50 others are still due: they go now, not the 100 again
+  const gets = srv.requests.filter((r) => r.method === 'GET').map((r) => decodeURIComponent(r.url.split('ids=')[1]).split(','));
+  assert.equal(gets.length, 2);
+  assert.equal(new Set([...gets[0], ...gets[1]]).size, 150, 'every pending check asked once');
 });

@@ -32,7 +32,7 @@ from server import wording
 # Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("fetch", "Fetch", (Stage.FETCH,)),
-    ("provenance", "Provenance", (Stage.C2PA, Stage.AI_METADATA, Stage.WATERMARK)),
+    ("provenance", "Provenance", (Stage.C2PA, Stage.AI_METADATA, Stage.WATERMARK, Stage.RECOVERY)),
     ("hashes", "Hashes", (Stage.HASHES, Stage.KEYFRAMES, Stage.VIDEO_HASHES)),
     ("banks", "Banks", (Stage.BANK_MATCH, Stage.VIDEO_BANK_MATCH)),
     ("detection", "Detection", (Stage.DETECT,)),

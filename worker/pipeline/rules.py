@@ -1,13 +1,15 @@
 """The ruleset: which stage runs when, and what evidence it leaves. Order matters."""
 from __future__ import annotations
 
+from server.media_store import MediaStore
 from server.media_types import IMAGE_TYPES, PROVENANCE_ONLY_TYPES, VIDEO_TYPES, describe_unknown, sniff
+from server.provenance import repository
 from server.verdicts import Evidence, Level
 from server.vocabulary import Kind, Stage
 from worker.detection import gate as detection
 from worker.pipeline.item import Item, Rule
 from worker.pipeline.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
-from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, watermark
+from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, soft_binding, watermark
 from worker.stages.budget import Limits
 from worker.stages.decode import DecodeError, decode
 
@@ -189,6 +191,29 @@ class BankMatchRule:
         item.evidence.extend(bank_match.evidence(hits))
 
 
+class RecoveryRule:
+    """The manifest repository (server/provenance/repository.py): a validly signed image leaves its soft bindings
+    for the verdict's recording; an image without credentials is looked up there by its own."""
+
+    name, version = Stage.RECOVERY, "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.matcher is not None and item.decoded is not None and item.hashes is not None
+
+    def act(self, item: Item) -> None:
+        label = soft_binding.valid_manifest(item.evidence)
+        if label is not None:
+            put = MediaStore(item.settings.media_path).put
+            item.evidence.append(soft_binding.record_bindings(item.data, item.mime, item.decoded.image, label, put))
+        elif item.hashes.pdq_usable and any(e.kind == Kind.C2PA_ABSENT for e in item.evidence):
+            iscc = soft_binding.iscc_image_code(item.decoded.image)
+            with item.matcher.db.session() as session:
+                found = repository.find(session, pdq=item.dihedral or [item.hashes.pdq], iscc=iscc,
+                                        pdq_threshold=item.settings.pdq_threshold, exclude_sha256=item.sha256)
+            if found is not None:
+                item.evidence.append(soft_binding.recovery_evidence(found))
+
+
 class DetectionGateRule:
     """Last: decisive evidence skips detection (and says so); otherwise detection is pending for the gpu queue."""
 
@@ -205,4 +230,4 @@ class DetectionGateRule:
 # video-bank-match. Each applies() keeps the two paths apart.
 RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule(), VideoKeyframesRule(), ProvenanceRule(), AiMetadataRule(),
                            WatermarkRule(), HashRule(), VideoHashRule(), BankMatchRule(), VideoBankMatchRule(),
-                           DetectionGateRule())
+                           RecoveryRule(), DetectionGateRule())

@@ -8,6 +8,7 @@ export const ICONS = Object.freeze({
   wave: [{ d: 'M4.5 9.5q3.75-3.5 7.5 0t7.5 0M4.5 15q3.75-3.5 7.5 0t7.5 0' }], // likely synthetic
   check: [{ d: 'M6 12.5L10.3 16.8L18 8' }], // verified
   seal: [{ d: 'M12 5.5a6.5 6.5 0 1 1 0 13a6.5 6.5 0 1 1 0-13Z', width: 2 }, { d: 'M12 10.5v3', width: 3 }], // signed
+  link: [{ d: 'M10.5 13.5a3.5 3.5 0 0 0 5 0l3-3a3.5 3.5 0 0 0-5-5l-1 1M13.5 10.5a3.5 3.5 0 0 0-5 0l-3 3a3.5 3.5 0 0 0 5 5l1-1', width: 2 }], // recovered
   dash: [{ d: 'M7 12H17' }], // no evidence
   slash: [{ d: 'M12 5.5a6.5 6.5 0 1 1 0 13a6.5 6.5 0 1 1 0-13ZM7.4 7.4L16.6 16.6', width: 2 }], // unavailable
   stream: [{ d: 'M4.5 7h15v10h-15Z', width: 2 }, { d: 'M10.5 9.8v4.4l3.8-2.2Z', fill: true }], // streamed video

@@ -1,6 +1,8 @@
-// The content script: finds images and videos, asks the service worker about them (never the server
-// directly), draws badges, and tells the popup what is on the page. Streamed videos (blob:,
-// MediaSource) get a "not checkable" badge made here: their address means nothing outside the page.
+// The content script (one per frame): finds images and videos, asks the service worker about them
+// (never the server directly), draws badges, and tells the service worker what this frame shows and
+// whether the page fights its badges (the toolbar action and the popup show that, out of its reach).
+// Streamed videos (blob:, MediaSource) get a "not checkable" badge made here: their address means
+// nothing outside the page.
 import { ext } from '../lib/browser.js';
 import { loadSettings, SETTINGS_KEY, shouldScan } from '../lib/settings.js';
 import { notCheckable } from '../lib/describe.js';
@@ -11,6 +13,12 @@ const SEND_DELAY_MS = 50; // gather what one layout pass finds into one message
 const RETRY_MS = 15000; // no answer by then: the worker may have been stopped; ask again
 const MAX_TRIES = 5;
 const MAX_DATA_URL = 8 * 1024 * 1024;
+const STATE_DELAY_MS = 1000; // the toolbar action and popup hear of changes at most this often
+const MAX_THUMB_URL = 64 * 1024; // data: thumbnails in the popup up to this long
+const WARNINGS = {
+  removed: 'This page keeps removing Credence\'s badges.',
+  covered: 'This page draws over Credence\'s badges.',
+};
 
 class Page {
   constructor() {
@@ -24,9 +32,32 @@ class Page {
     this.forced = new Set(); // keys checked from the context menu: badge them even if skipped
     this.lastError = null;
     this.sendTimer = 0;
+    this.stateTimer = 0;
+    this.warning = null; // set once: the toolbar action says it, the page is no longer fought over
     this.overlay = new Overlay(document, {
       onOpen: (url) => ext.runtime.sendMessage({ type: 'open-report', url }),
+      onTrouble: (kind) => this.warn(kind),
     });
+  }
+
+  warn(kind) {
+    if (this.warning) return;
+    this.warning = WARNINGS[kind] ?? String(kind);
+    this.report();
+  }
+
+  /** Tell the service worker (and so the toolbar action and the popup) what this frame shows, soon. */
+  report() {
+    if (this.stateTimer) return;
+    this.stateTimer = setTimeout(() => {
+      this.stateTimer = 0;
+      // What the action and the popup need, no more: this goes out about once a second on a busy page.
+      const images = this.state().images.map(({ url, level, summary, reportUrl, count, thumb }) => ({
+        url, level, summary, reportUrl, count, ...(thumb && thumb !== url ? { thumb } : {}),
+      }));
+      ext.runtime.sendMessage({ type: 'frame-state', state: { images, pending: this.asked.size, warning: this.warning } })
+        .catch(() => {});
+    }, STATE_DELAY_MS);
   }
 
   get host() {
@@ -48,7 +79,11 @@ class Page {
 
   run() {
     this.running = true;
-    this.discovery = new Discovery({ onImage: (img, url) => this.found(img, url), privacy: this.settings.privacy });
+    this.discovery = new Discovery({
+      onImage: (img, url) => this.found(img, url),
+      onRoot: (root) => this.overlay.watchRoot(root),
+      privacy: this.settings.privacy,
+    });
     this.discovery.start();
     this.retryTimer = setInterval(() => this.retry(), RETRY_MS / 3);
   }
@@ -62,6 +97,7 @@ class Page {
     this.verdicts.clear();
     this.asked.clear();
     this.outbox.clear();
+    this.report();
   }
 
   found(img, key) {
@@ -79,8 +115,12 @@ class Page {
       return; // never asked about, never sent
     }
     const verdict = this.verdicts.get(key);
-    if (verdict) this.overlay.show(img, verdict);
-    else this.ask(key);
+    if (verdict) {
+      this.overlay.show(img, verdict);
+      this.report();
+    } else {
+      this.ask(key);
+    }
   }
 
   ask(key, force = false) {
@@ -143,10 +183,23 @@ class Page {
       this.asked.delete(key);
       const images = new Set(this.imagesByKey.get(key) ?? []);
       if (this.forced.has(key)) {
-        for (const img of document.images) if (imageUrl(img) === key || img.src === key) images.add(img);
+        for (const img of this.allImages()) {
+          if (imageUrl(img) !== key && img.src !== key) continue;
+          images.add(img);
+          this.keyOf.set(img, key);
+          if (!this.imagesByKey.has(key)) this.imagesByKey.set(key, new Set());
+          this.imagesByKey.get(key).add(img);
+        }
       }
       for (const img of images) this.overlay.show(img, verdict);
     }
+    this.report();
+  }
+
+  /** Every <img> of the document and of its open shadow roots. */
+  *allImages() {
+    yield* document.images;
+    for (const root of this.discovery?.roots ?? []) if (root !== document) yield* root.querySelectorAll('img');
   }
 
   retry() {
@@ -183,6 +236,7 @@ class Page {
       summary: v.summary,
       reportUrl: v.reportUrl ?? null,
       count: this.imagesByKey.get(key)?.size ?? 0,
+      thumb: /^https?:/i.test(key) || (key.startsWith('data:image/') && key.length <= MAX_THUMB_URL) ? key : null,
     }));
     return {
       host: this.host,
@@ -192,6 +246,7 @@ class Page {
       images,
       pending: this.asked.size,
       error: this.lastError,
+      warning: this.warning,
     };
   }
 }
@@ -206,6 +261,7 @@ export async function start() {
     if (message?.type === 'verdicts') page.onVerdicts(message.results ?? []);
     else if (message?.type === 'page-state') sendResponse(page.state());
     else if (message?.type === 'force-check') sendResponse({ ok: page.forceCheck(message.url) });
+    else if (message?.type === 'resend-state') page.report();
     return false;
   });
   ext.storage.onChanged.addListener((changes, area) => {

@@ -1,9 +1,12 @@
 // All badges of a page live in one CLOSED shadow root, on a host element the extension guards:
 // page CSS cannot reach inside, page scripts get `null` for host.shadowRoot, and if a page script
-// removes the host or restyles it, the extension puts it back as it was.
+// removes the host or restyles it, the extension puts it back as it was. A page that keeps removing
+// it, or draws over the badges, is not fought forever: onTrouble tells the toolbar action.
+// Badges sit at the top-left of the visible part of their image (clipped by overflow ancestors);
+// an image with no room visible, or wholly covered by another element, has none.
 // In fullscreen only the fullscreen element is drawn, so the host moves into it (a video player's
 // box) and back out after; a bare <video> in fullscreen draws nothing over itself, badges included.
-import { BADGE_CSS, BADGE_INSET, createBadge } from './badge.js';
+import { BADGE_CSS, BADGE_INSET, BADGE_SIZE, createBadge } from './badge.js';
 
 export const HOST_TAG = 'credence-badges';
 // Inline !important beats every page stylesheet rule, important or not, and CSS animations.
@@ -15,19 +18,68 @@ export const HOST_STYLE = [
 ].map((rule) => `${rule} !important`).join('; ');
 const REPAIRS_PER_SECOND = 20; // a page fighting the guard slows it down, it never hangs the tab
 const REPLACED = new Set(['VIDEO', 'IMG', 'CANVAS', 'IFRAME', 'OBJECT', 'EMBED']); // draw no children
+// A page that removes the host this often is hostile: say so in the toolbar and re-attach ever more slowly.
+export const HOSTILE_REMOVALS = 3;
+const HOSTILE_WINDOW_MS = 10000;
+const MAX_BACKOFF_MS = 10000;
+const COVER_CHECK_MS = 2000; // hit tests at the badge spots at most this often
+const COVER_SAMPLES = 12; // badges hit-tested per check, taking turns on a busy page
+const MOVING_FRAMES = 240; // rAF while badges move (transitions, smooth scrolls), this many frames at most
+// Things that move images without a DOM change or a resize of their own: transitions and animations,
+// and media or frames finishing loading above them (load does not bubble; capture sees it).
+const LAYOUT_EVENTS = ['transitionrun', 'transitionend', 'animationstart', 'animationend', 'load'];
+
+/** The element or shadow host that contains `el` (crosses shadow boundaries). */
+function parentOf(el) {
+  return el.parentElement ?? (el.parentNode?.host || null);
+}
+
+function intersect(a, b) {
+  const left = Math.max(a.left, b.left);
+  const top = Math.max(a.top, b.top);
+  const right = Math.min(a.right, b.right);
+  const bottom = Math.min(a.bottom, b.bottom);
+  return { left, top, right, bottom, width: Math.max(0, right - left), height: Math.max(0, bottom - top) };
+}
+
+function contains(outer, inner) {
+  return outer.left <= inner.left + 1 && outer.top <= inner.top + 1 && outer.right >= inner.right - 1
+    && outer.bottom >= inner.bottom - 1;
+}
 
 export class Overlay {
-  constructor(doc, { onOpen }) {
+  /** `onTrouble(kind)`: the page removes the host again and again ('removed') or covers badges ('covered'). */
+  constructor(doc, { onOpen, onTrouble = () => {} }) {
     this.doc = doc;
     this.onOpen = onOpen;
+    this.onTrouble = onTrouble;
     this.badges = new Map(); // img -> badge element
+    this.clips = new Map(); // img -> [ancestors that clip it] (cached; cleared when the DOM changes)
+    this.pinned = new Set(); // images that are, or are inside, something fixed or sticky
+    this.spots = new Map(); // img -> {x, y, visible} as last drawn
+    this.occluded = new WeakSet(); // images another element fully covers: no badge
     this.host = null;
     this.root = null;
     this.frame = 0;
+    this.moving = 0;
     this.repairs = [];
+    this.removals = [];
     this.repairTimer = 0;
+    this.coverCheckAt = 0;
     this.schedule = () => {
       if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.layout(); });
+    };
+    // The host scrolls with the document, and so do badged images, unless fixed or sticky: a scroll
+    // of the document itself moves no badge relative to the host, except those.
+    this.onScroll = (event) => {
+      if (event.target !== this.doc || this.pinned.size) this.schedule();
+      else this.checkCovered(); // other badges came into view (throttled)
+    };
+    this.domChanged = (records) => {
+      if (records.some((r) => r.type === 'childList' || r.attributeName === 'class' || r.attributeName === 'style')) {
+        this.clips.clear();
+      }
+      this.schedule();
     };
   }
 
@@ -45,26 +97,39 @@ export class Overlay {
     this.guard.observe(this.doc, { childList: true }); // the page swapped its root element
     this.guard.observe(this.doc.documentElement, { childList: true });
     this.guard.observe(this.host, { attributes: true });
-    // Keep badges on their images: scrolling (any scroller), resizing, layout changes.
-    addEventListener('scroll', this.schedule, { capture: true, passive: true });
+    // Keep badges on their images: scrolling (any scroller), resizing, layout changes, transitions.
+    addEventListener('scroll', this.onScroll, { capture: true, passive: true });
     addEventListener('resize', this.schedule, { passive: true });
+    for (const type of LAYOUT_EVENTS) this.doc.addEventListener(type, this.schedule, { capture: true, passive: true });
     this.onFullscreen = () => this.repair();
     this.doc.addEventListener('fullscreenchange', this.onFullscreen);
     this.resizes = new ResizeObserver(this.schedule);
-    this.layoutChanges = new MutationObserver(this.schedule);
+    this.resizes.observe(this.doc.documentElement); // the page grew or shrank: content above may have moved
+    this.doc.fonts?.addEventListener('loadingdone', this.schedule);
+    this.layoutChanges = new MutationObserver(this.domChanged);
     this.layoutChanges.observe(this.doc.documentElement, { childList: true, subtree: true, attributes: true });
-    this.tick = setInterval(this.schedule, 1000); // CSS transitions and animations fire nothing
+    this.shadowRoots = new Set();
   }
 
-  /** Show (or replace) the badge of `img`. */
+  /** An open shadow root with images in it: its scrolls and changes move badges too (they do not bubble out). */
+  watchRoot(root) {
+    this.mount();
+    if (this.shadowRoots.has(root)) return;
+    this.shadowRoots.add(root);
+    root.addEventListener('scroll', this.schedule, { capture: true, passive: true });
+    this.layoutChanges.observe(root, { childList: true, subtree: true, attributes: true });
+  }
+
+  /** Show (or replace) the badge of `img`; drawn with the others in the next frame. */
   show(img, verdict) {
     this.mount();
     this.remove(img);
     const badge = createBadge(this.doc, verdict, this.onOpen);
+    badge.hidden = true; // until the next layout has placed it
     this.badges.set(img, badge);
     this.root.append(badge);
     this.resizes.observe(img);
-    this.place(img, badge, this.host.getBoundingClientRect());
+    this.schedule();
   }
 
   remove(img) {
@@ -72,6 +137,9 @@ export class Overlay {
     if (!badge) return;
     badge.remove();
     this.badges.delete(img);
+    this.spots.delete(img);
+    this.clips.delete(img);
+    this.pinned.delete(img);
     this.resizes?.unobserve(img);
   }
 
@@ -84,41 +152,164 @@ export class Overlay {
     this.guard.disconnect();
     this.layoutChanges.disconnect();
     this.resizes.disconnect();
-    removeEventListener('scroll', this.schedule, { capture: true });
+    removeEventListener('scroll', this.onScroll, { capture: true });
     removeEventListener('resize', this.schedule);
+    for (const type of LAYOUT_EVENTS) this.doc.removeEventListener(type, this.schedule, { capture: true });
+    this.doc.fonts?.removeEventListener('loadingdone', this.schedule);
+    for (const root of this.shadowRoots) root.removeEventListener('scroll', this.schedule, { capture: true });
     this.doc.removeEventListener('fullscreenchange', this.onFullscreen);
-    clearInterval(this.tick);
     clearTimeout(this.repairTimer);
+    clearTimeout(this.coverTimer);
     if (this.frame) cancelAnimationFrame(this.frame);
     this.host.remove();
     this.host = null;
     this.badges.clear();
+    this.spots.clear();
+    this.clips.clear();
+    this.pinned.clear();
   }
 
+  /** The ancestors whose overflow clips `img` (computed styles are read once, then cached). */
+  clippers(img) {
+    let list = this.clips.get(img);
+    if (list) return list;
+    list = [];
+    let pinned = ['fixed', 'sticky'].includes(getComputedStyle(img).position);
+    // Not <body>/<html>: their overflow may belong to the viewport, which clips nothing here.
+    for (let el = parentOf(img); el && el !== this.doc.body && el !== this.doc.documentElement; el = parentOf(el)) {
+      const style = getComputedStyle(el);
+      if (style.overflowX !== 'visible' || style.overflowY !== 'visible') list.push(el);
+      if (style.position === 'sticky') pinned = true;
+      if (style.position === 'fixed') {
+        pinned = true;
+        break;
+      }
+    }
+    if (pinned) this.pinned.add(img);
+    else this.pinned.delete(img);
+    this.clips.set(img, list);
+    return list;
+  }
+
+  /**
+   * One pass for all badges: read every geometry first, then write every position, so a batch
+   * costs one layout (plus one for the cover check, at most once a second).
+   */
   layout() {
     if (!this.host) return;
     const origin = this.host.getBoundingClientRect();
+    const plan = [];
     for (const [img, badge] of this.badges) {
-      if (!img.isConnected) this.remove(img);
-      else this.place(img, badge, origin);
+      if (!img.isConnected) {
+        plan.push([img, badge, null]);
+        continue;
+      }
+      const full = img.getBoundingClientRect();
+      let rect = full;
+      for (const clip of this.clippers(img)) rect = intersect(rect, clip.getBoundingClientRect());
+      // A clipped image needs room for the badge in its visible part; an unclipped small one (checked
+      // from the menu) keeps its badge.
+      const clipped = rect.width < full.width || rect.height < full.height;
+      const room = BADGE_SIZE + BADGE_INSET;
+      const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(img)
+        && (!clipped || (rect.width >= room && rect.height >= room));
+      plan.push([img, badge, { rect, visible }]);
     }
+    let moved = false;
+    for (const [img, badge, spot] of plan) {
+      if (!spot) {
+        this.remove(img);
+        continue;
+      }
+      const x = Math.round(spot.rect.left - origin.left + BADGE_INSET);
+      const y = Math.round(spot.rect.top - origin.top + BADGE_INSET);
+      const last = this.spots.get(img);
+      if (last && (last.x !== x || last.y !== y)) moved = true;
+      if (!last || last.x !== x || last.y !== y) badge.style.transform = `translate(${x}px, ${y}px)`;
+      if (badge.hidden === spot.visible) badge.hidden = !spot.visible;
+      badge.classList.toggle('flip', spot.rect.left + 300 > innerWidth);
+      this.spots.set(img, { x, y, visible: spot.visible, rect: spot.rect, origin });
+    }
+    // Still moving (a transition, a smooth scroll, an animated slider): follow it frame by frame.
+    this.moving = moved ? this.moving + 1 : 0;
+    if (moved && this.moving < MOVING_FRAMES) this.schedule();
+    else this.checkCovered();
   }
 
-  /** Top-left corner of the image, in the host's coordinates (works whatever the page's offsets). */
-  place(img, badge, origin) {
-    const rect = img.getBoundingClientRect();
-    badge.hidden = rect.width === 0 || rect.height === 0;
-    const x = Math.round(rect.left - origin.left + BADGE_INSET);
-    const y = Math.round(rect.top - origin.top + BADGE_INSET);
-    badge.style.transform = `translate(${x}px, ${y}px)`;
-    badge.classList.toggle('flip', rect.left + 300 > innerWidth);
+  /**
+   * Is something drawn over the badges? At visible badges' centres (COVER_SAMPLES per check, taking
+   * turns) the topmost element must be the host (hit tests see the closed root as its host).
+   * Something over the whole visible image is the image being occluded (a dialog, a lightbox): its
+   * badge goes. Something over the badge only is a page covering Credence's badge: that is reported,
+   * not fought.
+   */
+  checkCovered() {
+    const now = performance.now();
+    if (!this.host?.isConnected) return;
+    if (now - this.coverCheckAt < COVER_CHECK_MS) {
+      // Throttled: look once more when the interval is over (one timer for the whole page).
+      if (!this.coverTimer) {
+        this.coverTimer = setTimeout(() => { this.coverTimer = 0; this.checkCovered(); },
+          COVER_CHECK_MS - (now - this.coverCheckAt));
+      }
+      return;
+    }
+    this.coverCheckAt = now;
+    let sampled = 0;
+    let covered = 0;
+    let changed = false;
+    // Viewport coordinates now: the document may have scrolled since the layout (host and images with it).
+    const origin = this.host.getBoundingClientRect();
+    const spots = [...this.spots].map(([img, spot]) => {
+      const dx = origin.left - spot.origin.left;
+      const dy = origin.top - spot.origin.top;
+      const r = spot.rect;
+      const rect = { left: r.left + dx, top: r.top + dy, right: r.right + dx, bottom: r.bottom + dy };
+      return [img, { ...spot, rect }];
+    });
+    const start = (this.coverTurn ?? 0) % Math.max(1, spots.length);
+    for (let i = 0; i < spots.length && sampled < COVER_SAMPLES; i += 1) {
+      const [img, spot] = spots[(start + i) % spots.length];
+      this.coverTurn = start + i + 1;
+      const cx = spot.rect.left + BADGE_INSET + BADGE_SIZE / 2;
+      const cy = spot.rect.top + BADGE_INSET + BADGE_SIZE / 2;
+      if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) continue;
+      if (!spot.visible && !this.occluded.has(img)) continue;
+      sampled += 1;
+      const top = this.doc.elementFromPoint(cx, cy); // the topmost only: cheaper than elementsFromPoint
+      if (this.occluded.has(img)) {
+        const still = top && top !== this.host && top !== img && contains(top.getBoundingClientRect(), spot.rect);
+        if (!still) {
+          this.occluded.delete(img);
+          changed = true;
+        }
+        continue;
+      }
+      if (!top || top === this.host || top === img || img.contains?.(top)) continue;
+      if (contains(top.getBoundingClientRect(), spot.rect)) {
+        this.occluded.add(img);
+        changed = true;
+      } else {
+        covered += 1;
+      }
+    }
+    if (covered) this.onTrouble('covered');
+    if (changed) this.schedule();
   }
 
   repairSoon() {
     if (!this.host || this.repairTimer) return;
     const now = performance.now();
     this.repairs = this.repairs.filter((t) => now - t < 1000);
-    const delay = this.repairs.length >= REPAIRS_PER_SECOND ? 1000 : 0;
+    if (!this.host.isConnected) {
+      this.removals = this.removals.filter((t) => now - t < HOSTILE_WINDOW_MS);
+      this.removals.push(now);
+    }
+    const excess = this.removals.length - HOSTILE_REMOVALS;
+    if (excess >= 0) this.onTrouble('removed');
+    // Hostile: put it back ever more slowly (the toolbar says why); otherwise at once.
+    let delay = this.repairs.length >= REPAIRS_PER_SECOND ? 1000 : 0;
+    if (excess >= 0) delay = Math.max(delay, Math.min(MAX_BACKOFF_MS, 250 * 2 ** excess));
     this.repairTimer = setTimeout(() => { this.repairTimer = 0; this.repair(); }, delay);
   }
 
@@ -137,6 +328,7 @@ export class Overlay {
       root.append(this.host);
       this.guard.observe(root, { childList: true });
       this.layoutChanges.observe(root, { childList: true, subtree: true, attributes: true });
+      this.clips.clear();
       changed = true;
     }
     for (const name of this.host.getAttributeNames()) {

@@ -1,10 +1,15 @@
-// Coalesces keys from any number of tabs into batches: a short window after the first key,
-// at most `max` keys per batch, each key once (queued or in flight). Timers are injected for tests.
+// Coalesces keys from any number of tabs into batches: a short window after the last new key (a
+// page loading images one by one keeps it open), never longer than `maxWaitMs` after the first, at
+// most `max` keys per batch, each key once (queued or in flight). Timers are injected for tests.
 
 export class Batcher {
-  constructor({ run, windowMs = 150, max = 100, setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (id) => clearTimeout(id) }) {
+  constructor({ run, windowMs = 150, maxWaitMs = windowMs, max = 100, setTimer = (fn, ms) => setTimeout(fn, ms),
+    clearTimer = (id) => clearTimeout(id), now = () => Date.now() }) {
     this.run = run;
     this.windowMs = windowMs;
+    this.maxWaitMs = Math.max(windowMs, maxWaitMs);
+    this.now = now;
+    this.firstAt = 0;
     this.max = max;
     this.setTimer = setTimer;
     this.clearTimer = clearTimer;
@@ -24,7 +29,12 @@ export class Batcher {
     }
     // Full batches go at once; the rest waits for the window to fill up with other tabs' keys.
     this.send(this.max);
-    if (this.queue.size && this.timer === null) this.timer = this.setTimer(() => this.flush(), this.windowMs);
+    if (!this.queue.size) return added;
+    if (this.timer === null) this.firstAt = this.now();
+    else if (added) this.clearTimer(this.timer);
+    else return added;
+    const left = this.firstAt + this.maxWaitMs - this.now();
+    this.timer = this.setTimer(() => this.flush(), Math.max(0, Math.min(this.windowMs, left)));
     return added;
   }
 

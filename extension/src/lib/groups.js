@@ -17,13 +17,15 @@ export function groupByLevel(images) {
     }));
 }
 
-/** A URL short enough for one popup line: host and the end of the path. */
+/** A URL short enough for one popup line: host, the end of the path, the end of the query (rows
+ * of URLs that differ only there must not look the same). */
 export function shortUrl(url) {
   try {
     const u = new URL(url);
-    if (u.pathname.length <= 40) return `${u.host}${u.pathname}`;
+    const query = u.search.length > 17 ? `?…${u.search.slice(-16)}` : u.search;
+    if (u.pathname.length <= 40) return `${u.host}${u.pathname}${query}`;
     const file = u.pathname.split('/').filter(Boolean).pop() ?? '';
-    return `${u.host}/…/${file.length > 40 ? `${file.slice(0, 18)}…${file.slice(-18)}` : file}`;
+    return `${u.host}/…/${file.length > 40 ? `${file.slice(0, 18)}…${file.slice(-18)}` : file}${query}`;
   } catch {
     return String(url).slice(0, 60);
   }

@@ -31,6 +31,12 @@ export const LEVELS = Object.freeze({
     words: 'Likely synthetic: a detector validated on images from sources it was not trained on scored it '
       + 'above its calibrated threshold. Detectors can be wrong.',
   },
+  recovered: {
+    badge: 'teal', fill: '#00796b', ink: '#ffffff', icon: 'link',
+    short: 'Credentials found for a matching original',
+    words: 'Recovered: this copy carries no Content Credentials, but it matches a stored original whose '
+      + 'credentials are valid. These bytes were not signed: it may have been cropped or edited since.',
+  },
   'signed-untrusted': {
     badge: 'blue', fill: '#1565c0', ink: '#ffffff', icon: 'seal',
     short: 'Signed, signer not trusted',

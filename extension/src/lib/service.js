@@ -9,12 +9,14 @@ import { compact, reportUrl } from './describe.js';
 import { readBytes, sha256Hex } from './privacy.js';
 import { loadSettings } from './settings.js';
 
-export const WINDOW_MS = 150; // coalescing window for batches from all tabs
+export const WINDOW_MS = 150; // coalescing window for batches from all tabs (after the last new key)
+export const MAX_WINDOW_MS = 600; // ... and at most this long after the first one
 export const LONG_POLL_S = 2; // first answer may wait this long on the server
 export const CACHE_TTL_MS = 60 * 60 * 1000;
 export const GIVE_UP_MS = 5 * 60 * 1000;
 export const POLL_ALARM = 'credence-poll';
 const HASH_CONCURRENCY = 4;
+const UPLOAD_CONCURRENCY = 4;
 
 /** Delay before the n-th poll of a pending check: 0.5 s, doubling, at most 5 s. */
 export function backoff(tries) {
@@ -27,7 +29,8 @@ export function isWebUrl(url) {
 
 export class Service {
   constructor({ ext, fetch = globalThis.fetch.bind(globalThis), now = () => Date.now(),
-    setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (id) => clearTimeout(id), windowMs = WINDOW_MS }) {
+    setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (id) => clearTimeout(id), windowMs = WINDOW_MS,
+    maxWaitMs = MAX_WINDOW_MS }) {
     this.ext = ext;
     this.fetch = fetch;
     this.now = now;
@@ -39,7 +42,7 @@ export class Service {
     this.bytes = new Map(); // sha -> {bytes, type}: privacy mode, kept only until the lookup answers
     this.lock = Promise.resolve();
     this.pollTimer = null;
-    const timers = { windowMs, setTimer, clearTimer };
+    const timers = { windowMs, maxWaitMs, setTimer, clearTimer, now };
     this.urlBatcher = new Batcher({ ...timers, run: (urls) => this.flushUrls(urls) });
     this.shaBatcher = new Batcher({ ...timers, run: (shas) => this.flushLookup(shas) });
   }
@@ -177,7 +180,7 @@ export class Service {
       return;
     }
     const out = new Map();
-    const pending = [];
+    const uploads = [];
     for (const result of results) {
       const sha = result.sha256;
       const waiting = this.takeWaiters(sha);
@@ -188,24 +191,34 @@ export class Service {
         await this.area.set({ [`s:${sha}`]: { v: verdict, t: this.now() } });
         addOut(out, waiting, verdict);
       } else if (settings.uploadUnknown && held) {
-        try {
-          const up = await api.upload(held.bytes, { type: held.type, wait: LONG_POLL_S });
-          if (up.status === 'done' && up.verdict) {
-            const verdict = compact(up.verdict, { checkId: up.check_id });
-            await this.area.set({ [`s:${sha}`]: { v: verdict, t: this.now() } });
-            addOut(out, waiting, verdict);
-          } else {
-            pending.push({ checkId: up.check_id, keys: [...waiting.keys()], tabs: tabsOf(waiting), sha });
-          }
-        } catch (error) {
-          await this.fail([waiting], error, settings);
-        }
+        uploads.push({ sha, held, waiting });
       } else {
         addOut(out, waiting, localVerdict('unknown', null, sha));
       }
     }
-    await this.deliver(out, settings);
-    await this.addPending(pending);
+    await this.deliver(out, settings); // the known ones now, not after the uploads
+    // Uploads go a few at a time, each answer delivered as soon as it comes.
+    await runLimited(uploads, UPLOAD_CONCURRENCY, ({ sha, held, waiting }) => this.upload(api, sha, held, waiting, settings));
+  }
+
+  /** Privacy mode, an image the server does not know: its bytes (no address) go up; its verdict comes back. */
+  async upload(api, sha, held, waiting, settings) {
+    let up;
+    try {
+      up = await api.upload(held.bytes, { type: held.type, wait: LONG_POLL_S });
+    } catch (error) {
+      await this.fail([waiting], error, settings);
+      return;
+    }
+    if (up.status === 'done' && up.verdict) {
+      const verdict = compact(up.verdict, { checkId: up.check_id });
+      await this.area.set({ [`s:${sha}`]: { v: verdict, t: this.now() } });
+      const out = new Map();
+      addOut(out, waiting, verdict);
+      await this.deliver(out, settings);
+    } else {
+      await this.addPending([{ checkId: up.check_id, keys: [...waiting.keys()], tabs: tabsOf(waiting), sha }]);
+    }
   }
 
   // ---- pending checks, in storage ---------------------------------------------------------------
@@ -262,14 +275,18 @@ export class Service {
     }, Math.max(0, delayMs));
   }
 
-  /** One round: ask for every due check in batches of 100, back off the rest, re-arm. */
+  /**
+   * One round, when any check is due: ask about every pending one (oldest first, up to 100) in one
+   * request, so checks started at different times end up polled together, not one request each.
+   */
   async poll() {
     const now = this.now();
-    const due = Object.entries(await this.readPending())
-      .filter(([, e]) => e.next <= now)
-      .sort(([, a], [, b]) => a.since - b.since)
-      .slice(0, 100)
-      .map(([id]) => id);
+    const entries = Object.entries(await this.readPending());
+    const isDue = (e) => (e.next <= now ? 0 : 1);
+    // Due ones first (oldest first), then the rest fill the request: none is left waiting behind others.
+    const due = entries.some(([, e]) => e.next <= now)
+      ? entries.sort(([, a], [, b]) => isDue(a) - isDue(b) || a.since - b.since).slice(0, 100).map(([id]) => id)
+      : [];
     let answers = [];
     if (due.length) {
       try {
@@ -341,7 +358,8 @@ export class Service {
       const withLinks = results.map(({ key, verdict, error }) => ({
         key,
         error: error ?? null,
-        verdict: verdict ? { ...verdict, reportUrl: reportUrl(settings.server, verdict) } : null,
+        // The extension's own verdicts ("?", could not read) have no report on the server.
+        verdict: verdict ? { ...verdict, reportUrl: verdict.local ? null : reportUrl(settings.server, verdict) } : null,
       }));
       try {
         await this.ext.tabs.sendMessage(tabId, { type: 'verdicts', results: withLinks });

@@ -1,9 +1,12 @@
-// The toolbar popup: this page's images by level, each with its report; the switch for this site.
+// The toolbar popup: this page's images (every frame's) by level, each with its thumbnail and report;
+// the switch for this site. The list comes from the service worker, not from the page: it is the
+// reference a reader can trust when a page hides, covers or imitates the badges.
 import { icon } from '../content/icons.js';
 import { ext } from '../lib/browser.js';
 import { groupByLevel, shortUrl } from '../lib/groups.js';
 import { levelInfo } from '../lib/levels.js';
 import { loadSettings, saveSettings, shouldScan, withSite } from '../lib/settings.js';
+import { WARNING } from '../lib/tabstate.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,6 +29,20 @@ function chip(level) {
   return span;
 }
 
+/** The image itself, small: which row is which picture, whatever the page shows. No referrer. */
+function thumbnail(item) {
+  const img = document.createElement('img');
+  img.className = 'thumb';
+  img.alt = '';
+  img.width = 48;
+  img.height = 36;
+  img.loading = 'lazy';
+  img.referrerPolicy = 'no-referrer';
+  const src = item.thumb ?? (/^https?:/i.test(item.url) ? item.url : null);
+  if (src) img.src = src;
+  return img;
+}
+
 function renderGroups(state) {
   const root = $('groups');
   root.replaceChildren();
@@ -44,6 +61,7 @@ function renderGroups(state) {
     const ul = document.createElement('ul');
     for (const item of group.items) {
       const li = document.createElement('li');
+      li.append(thumbnail(item));
       const text = shortUrl(item.url) + (item.count > 1 ? ` (×${item.count})` : '');
       if (item.reportUrl) {
         const a = document.createElement('a');
@@ -54,7 +72,7 @@ function renderGroups(state) {
         a.title = `${item.url}\n${item.summary ?? ''}`;
         li.append(a);
       } else {
-        li.textContent = text;
+        li.append(document.createTextNode(text));
         li.title = item.summary ?? '';
       }
       ul.append(li);
@@ -65,13 +83,17 @@ function renderGroups(state) {
   }
 }
 
-function statusLine(state) {
+function statusLine(state, tab) {
   if (!state) return 'Credence does not run on this page.';
+  if (tab?.warnings?.length) return WARNING;
   if (state.error) return `Server problem: ${state.error}`;
   if (!state.scanning) return 'Not checking images on this site.';
   if (state.pending) return `Checking ${state.pending} image${state.pending === 1 ? '' : 's'}…`;
-  if (!state.images.length) return 'No images checked on this page yet.';
-  return `${state.images.length} image${state.images.length === 1 ? '' : 's'} checked.`;
+  const images = tab?.images ?? state.images;
+  const pending = tab?.pending ?? 0;
+  if (pending) return `Checking ${pending} image${pending === 1 ? '' : 's'}…`;
+  if (!images.length) return 'No images checked on this page yet.';
+  return `${images.length} image${images.length === 1 ? '' : 's'} checked.`;
 }
 
 async function main() {
@@ -79,7 +101,7 @@ async function main() {
   const tabId = await targetTab();
   let state = null;
   try {
-    state = await ext.tabs.sendMessage(tabId, { type: 'page-state' });
+    state = await ext.tabs.sendMessage(tabId, { type: 'page-state' }, { frameId: 0 });
   } catch {
     state = null; // no content script here (browser pages, file://, store pages)
   }
@@ -111,13 +133,20 @@ async function main() {
   $('privacy-note').hidden = !settings.privacy;
 
   async function refresh() {
+    let tab = null;
     try {
-      state = await ext.tabs.sendMessage(tabId, { type: 'page-state' });
+      state = await ext.tabs.sendMessage(tabId, { type: 'page-state' }, { frameId: 0 });
     } catch {
       state = null;
     }
-    $('status').textContent = statusLine(state);
-    renderGroups(state ?? { images: [] });
+    try {
+      tab = await ext.runtime.sendMessage({ type: 'tab-state', tabId });
+    } catch {
+      tab = null;
+    }
+    $('status').textContent = statusLine(state, tab);
+    $('status').classList.toggle('warning', Boolean(tab?.warnings?.length));
+    renderGroups(tab?.ok ? tab : (state ?? { images: [] }));
     document.body.dataset.ready = 'true';
   }
   await refresh();

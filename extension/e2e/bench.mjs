@@ -1,0 +1,187 @@
+// Benchmark (not a test): the extension's cost on a 300-image page in Chromium, and how soon all
+// badges show compared with the server's own time to finish the same number of checks.
+//   node e2e/bench.mjs CONFIG.json   with {"server": "http://127.0.0.1:PORT", "extensionDir": "...",
+//   "chromium": "/usr/bin/chromium", "images": 300, "output": "bench.json"}
+// extensionDir is a copy of src/ whose defaults point at the proxy this script starts (see
+// tests/test_extension.py::test_extension_benchmark, which runs it against a real `credence serve`).
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+
+import { levelsAt } from './probe.mjs';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const N = config.images ?? 300;
+const VIEWPORT = { width: 1280, height: 800 };
+const W = 56;
+const H = 42;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A distinct dark-noise PNG (never near a badge colour, so pixel probes stay clean). */
+function png(seed) {
+  let x = seed * 2654435761 >>> 0;
+  const raw = Buffer.alloc((W * 3 + 1) * H);
+  for (let y = 0; y < H; y += 1) {
+    raw[y * (W * 3 + 1)] = 0;
+    for (let i = 1; i <= W * 3; i += 1) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      raw[y * (W * 3 + 1) + i] = (x >>> 24) % 60;
+    }
+  }
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'ascii');
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type, 'ascii'), data])) >>> 0, 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(W, 0);
+  ihdr.writeUInt32BE(H, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+function listen(handler) {
+  const server = http.createServer(handler).listen(0, '127.0.0.1');
+  return new Promise((resolve) => server.on('listening', () => resolve(server)));
+}
+
+const runId = Date.now();
+const images = new Map(); // path -> bytes
+const media = await listen((req, res) => {
+  const path = req.url.split('?')[0];
+  if (path.startsWith('/page-')) {
+    const set = path.slice(6, -5);
+    const tags = Array.from({ length: N }, (_, i) => `<img id="i${i}" src="/${set}/${i}.png" width="${W}" height="${H}" alt="">`);
+    res.setHeader('Content-Type', 'text/html');
+    res.end(`<!doctype html><html><head><style>body{margin:8px;background:#1f2933}img{margin:0 4px 4px 0;vertical-align:top}`
+      + `</style></head><body>${tags.join('')}<div style="height:3000px"></div></body></html>`);
+    return;
+  }
+  if (!images.has(path)) {
+    const [, set, file] = path.split('/');
+    images.set(path, png(runId % 100000 + (set === 'own' ? 0 : 1) * 100000 + Number.parseInt(file, 10)));
+  }
+  res.setHeader('Content-Type', 'image/png');
+  res.end(images.get(path));
+});
+const mediaBase = `http://127.0.0.1:${media.address().port}`;
+
+// A counting proxy in front of the server: what the extension asks, request by request.
+const requests = [];
+const proxy = await listen((req, res) => {
+  const target = new URL(req.url, config.server);
+  requests.push(`${req.method} ${target.pathname}`);
+  const up = http.request(target, { method: req.method, headers: req.headers }, (answer) => {
+    res.writeHead(answer.statusCode, answer.headers);
+    answer.pipe(res);
+  });
+  req.pipe(up);
+});
+writeFileSync(join(config.extensionDir, 'lib', 'defaults.js'), readFileSync(join(config.extensionDir, 'lib', 'defaults.js'), 'utf8')
+  .replace(/"server": ?"[^"]*"|server: '[^']*'/, `"server": "http://127.0.0.1:${proxy.address().port}"`));
+
+/** The server's own time for N fresh checks: POST them (100 a request), poll until all are done. */
+async function serverTime(set) {
+  const t0 = Date.now();
+  const urls = Array.from({ length: N }, (_, i) => `${mediaBase}/${set}/${i}.png`);
+  const ids = [];
+  for (let i = 0; i < urls.length; i += 100) {
+    const r = await fetch(`${config.server}/api/v1/checks`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ urls: urls.slice(i, i + 100) }) });
+    for (const result of (await r.json()).results) if (result.status !== 'done') ids.push(result.check_id);
+  }
+  let left = ids;
+  while (left.length) {
+    await sleep(100);
+    const next = [];
+    for (let i = 0; i < left.length; i += 100) {
+      const r = await fetch(`${config.server}/api/v1/checks?ids=${left.slice(i, i + 100).join(',')}`);
+      for (const result of (await r.json()).results) if (result.status === 'pending') next.push(result.check_id);
+    }
+    left = next;
+  }
+  return Date.now() - t0;
+}
+
+async function browse(withExtension, set) {
+  const { chromium } = await import('playwright-core');
+  const profile = mkdtempSync(join(tmpdir(), 'credence-bench-'));
+  const args = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--headless=new', '--disable-background-networking'];
+  if (withExtension) args.push(`--disable-extensions-except=${config.extensionDir}`, `--load-extension=${config.extensionDir}`);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: config.chromium ?? '/usr/bin/chromium', headless: true, viewport: VIEWPORT, deviceScaleFactor: 1,
+    ignoreDefaultArgs: withExtension ? ['--disable-extensions'] : [], args,
+  });
+  try {
+    if (withExtension) {
+      if (!context.serviceWorkers().length) await context.waitForEvent('serviceworker', { timeout: 15000 });
+    }
+    const page = context.pages()[0] ?? await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+    const before = requests.length;
+    const t0 = Date.now();
+    await page.goto(`${mediaBase}/page-${set}.html`);
+    const m0 = await metrics();
+    let allBadges = null;
+    const rects = await page.evaluate(() => Object.fromEntries([...document.images].map((img) => {
+      const r = img.getBoundingClientRect();
+      return [img.id, { left: r.left, top: r.top }];
+    })));
+    const deadline = Date.now() + (config.windowMs ?? 45000);
+    while (Date.now() < deadline) {
+      if (withExtension && allBadges === null) {
+        const seen = levelsAt(await page.screenshot({ type: 'png' }), rects);
+        if (Object.values(seen).every((level) => level !== 'none' && level !== 'offscreen')) allBadges = Date.now() - t0;
+      }
+      if (allBadges !== null || !withExtension) break;
+      await sleep(250);
+    }
+    await sleep(Math.max(0, t0 + 5000 - Date.now())); // at least 5 s after loading, both ways
+    const m1 = await metrics();
+    // Scrolling: 120 wheel steps down and up.
+    for (let i = 0; i < 120; i += 1) {
+      await page.mouse.wheel(0, i < 60 ? 100 : -100);
+      await sleep(16);
+    }
+    await sleep(500);
+    const m2 = await metrics();
+    return {
+      script_ms: Math.round((m1.ScriptDuration - 0) * 1000), layouts: m1.LayoutCount, layout_ms: Math.round(m1.LayoutDuration * 1000),
+      heap_mb: +(m1.JSHeapUsedSize / 1048576).toFixed(2),
+      scroll_script_ms: Math.round((m2.ScriptDuration - m1.ScriptDuration) * 1000), scroll_layouts: m2.LayoutCount - m1.LayoutCount,
+      all_badges_ms: allBadges, requests: requests.slice(before), load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) },
+    };
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+const own = await serverTime('own');
+const without = await browse(false, 'plain');
+const withExt = await browse(true, 'ext');
+const count = (prefix) => withExt.requests.filter((r) => r.startsWith(prefix)).length;
+const result = {
+  images: N,
+  server_own_ms: own,
+  without: { ...without, requests: without.requests.length },
+  with: { ...withExt, requests: withExt.requests.length },
+  posts: count('POST /api/v1/checks'),
+  polls: count('GET /api/v1/checks'),
+  script_ms_per_100_images: +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
+  images_per_request: +(N / Math.max(1, withExt.requests.length)).toFixed(1),
+  badges_vs_server: withExt.all_badges_ms === null ? null : +(withExt.all_badges_ms / own).toFixed(2),
+};
+console.log(JSON.stringify(result, null, 1));
+if (config.output) writeFileSync(config.output, JSON.stringify(result, null, 1));
+media.close();
+proxy.close();

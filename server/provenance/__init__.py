@@ -1,0 +1,1 @@
+"""Provenance kept beyond one file: the manifest repository (docs/repository.md)."""

@@ -1,0 +1,157 @@
+"""Soft bindings: what finds a manifest again once a platform has stripped it from the file.
+
+Pure functions over bytes, pixels and evidence; the repository (server/provenance/repository.py) keeps and
+searches what they compute. A file with a valid manifest yields its bindings (the ISO 24138 ISCC image code,
+the store as JUMBF, the ``c2pa.soft-binding`` values its manifest declares); a file without one is looked up
+by the same bindings, and a match becomes ``credentials-recovered`` evidence.
+"""
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from PIL import Image
+
+from server.provenance.repository import ISCC_BINDING, PDQ_BINDING, STATES, Recovery
+from server.verdicts import Evidence, Level
+from server.vocabulary import Kind, Stage
+from worker.stages import c2pa_signer
+from worker.stages.budget import jpeg_segments
+
+STAGE = Stage.RECOVERY
+MAX_STORE_BYTES = 4 * 1024 * 1024  # larger stores are recorded without their bytes
+_MAX_DECLARED = 16
+_MAX_VALUE = 512
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BINDING_WORDS = {PDQ_BINDING: "PDQ fingerprint", ISCC_BINDING: "ISCC image code"}
+
+
+def iscc_image_code(image: Image.Image) -> str:
+    """ISCC Image-Code (64 bits) as iscc-sdk normalises: greyscale on white, 32x32 bicubic."""
+    import iscc_core
+
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(flat, rgba)
+    small = image.convert("L").resize((32, 32), Image.Resampling.BICUBIC)
+    return str(iscc_core.gen_image_code_v0(list(small.tobytes()), bits=64)["iscc"])
+
+
+def _jpeg_jumbf(data: bytes, limit: int) -> bytes | None:
+    """The first JUMBF box carried in APP11 segments ("JP"), packets joined in order (ISO 19566-5 B.2)."""
+    parts: list[bytes] = []
+    instance = None
+    total = 0
+    for marker, start, end in jpeg_segments(data):
+        if marker == 0xDA or end > len(data):
+            break
+        if marker != 0xEB or data[start + 4:start + 6] != b"JP" or end - start < 20:
+            continue
+        en = data[start + 6:start + 8]
+        if instance is None:
+            instance, payload = en, data[start + 12:end]  # LBox/TBox kept from the first packet
+        elif en == instance:
+            payload = data[start + 20:end]  # later packets repeat LBox/TBox
+        else:
+            continue
+        total += len(payload)
+        if total > limit:
+            return None
+        parts.append(payload)
+    return b"".join(parts) or None
+
+
+def _png_jumbf(data: bytes, limit: int) -> bytes | None:
+    at = len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"caBX":
+            return data[at + 8:at + 8 + length] if length <= limit else None
+        if kind == b"IEND":
+            return None
+        at += 12 + length
+    return None
+
+
+def manifest_store(data: bytes, mime: str | None, limit: int = MAX_STORE_BYTES) -> bytes | None:
+    """The manifest store as embedded (JPEG APP11, PNG caBX), bounded; None for other containers."""
+    if mime == "image/jpeg":
+        return _jpeg_jumbf(data, limit)
+    if mime == "image/png" and data.startswith(_PNG_SIGNATURE):
+        return _png_jumbf(data, limit)
+    return None
+
+
+def declared_bindings(store: bytes | None, manifest_label: str | None) -> list[dict[str, str]]:
+    """The active manifest's ``c2pa.soft-binding`` (alg + each block's value), kept even for algs we cannot
+    compute: another tool that can (a watermark reader) finds the manifest again by them."""
+    if not store or not manifest_label:
+        return []
+    try:
+        raw = c2pa_signer.assertion_cbor(store, manifest_label, "c2pa.soft-binding")
+        value = c2pa_signer.cbor_loads(raw) if raw is not None else None
+    except (c2pa_signer.SignerReadError, RecursionError, MemoryError, OverflowError, ValueError, TypeError):
+        return []
+    if not isinstance(value, Mapping) or not isinstance(value.get("alg"), str):
+        return []
+    alg = value["alg"][:100]
+    out: list[dict[str, str]] = []
+    for block in list(value.get("blocks") or [])[:_MAX_DECLARED]:
+        found = block.get("value") if isinstance(block, Mapping) else None
+        if isinstance(found, bytes):
+            found = base64.b64encode(found).decode()
+        if isinstance(found, str) and found:
+            out.append({"alg": alg, "value": found[:_MAX_VALUE]})
+    return out
+
+
+def bindings_evidence(iscc: str, store_ref: dict[str, Any] | None, declared: list[dict[str, str]]) -> Evidence:
+    """What the repository records for a validly signed file, carried in the verdict to where it is recorded."""
+    return Evidence(
+        stage=STAGE, kind=Kind.SOFT_BINDINGS,
+        summary="Soft bindings computed, so these Content Credentials can be found again for stripped copies.",
+        details={"iscc": iscc, "store": store_ref, "declared": declared},
+    )
+
+
+def recovery_evidence(found: Recovery) -> Evidence:
+    """A stripped copy's credentials, recovered: AI declared by the original makes the copy ai-declared; a trusted
+    original gives ``recovered``; an untrusted one only says so. Never verified: these bytes were not signed."""
+    who = found.signer_words
+    when = f" on {found.signing_time}" if found.signing_time else ""
+    name = BINDING_WORDS.get(found.binding, found.binding)
+    how = (f"its {name} matches at distance {found.distance}" if found.distance else f"its {name} matches exactly")
+    near = ("A near match shows the pictures look alike, not that this copy is unedited: crops and edits "
+            "may still match.")
+    details = {**found.details(), "caveat": near}
+    if found.ai_declarations:
+        says = found.ai_declarations[0].get("says") or "generative AI"
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, supports=Level.AI_DECLARED, details=details,
+                        summary=f"Declared AI-made ({says}), recovered from a matching original: Content "
+                                f"Credentials signed by {who}{when} were found for a matching original ({how}). "
+                                + near)
+    if found.state == "trusted":
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, supports=Level.RECOVERED, details=details,
+                        summary=f"Credentials found for a matching original: signed by {who}{when}, a signer on "
+                                f"your trust list ({how}). This copy itself carries no credentials. " + near)
+    return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
+                    summary=f"Credentials found for a matching original, signed by {who}{when}, not on your "
+                            f"trust list ({how}). This copy itself carries no credentials. " + near)
+
+
+def valid_manifest(evidence: list[Evidence]) -> str | None:
+    """The active manifest's label when the file's credentials validated (trusted or not), else None."""
+    item = next((e for e in evidence if e.kind in STATES), None)
+    return str(item.details.get("manifest") or "") if item is not None else None
+
+
+def record_bindings(data: bytes, mime: str | None, image: Image.Image, label: str,
+                    put: Callable[[bytes], str]) -> Evidence:
+    """Everything the repository keeps of a validly signed file that the verdict does not hold already; the
+    store's bytes go to ``put`` (the media store) and the verdict names them by sha256."""
+    store = manifest_store(data, mime)
+    ref = {"sha256": put(store), "bytes": len(store)} if store else None
+    return bindings_evidence(iscc_image_code(image), ref, declared_bindings(store, label))
