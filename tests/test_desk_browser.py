@@ -42,6 +42,17 @@ def need(condition: object, what: str) -> None:
     pytest.skip(message)
 
 
+def need_browser_and_trust() -> None:
+    """What a desk browser test needs: Debian's Chromium, Playwright for Python and the shelf's trust lists."""
+    need(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        need(False, "playwright (Python package)")
+    if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").is_file():
+        need(False, f"the shared trust lists ({SHARED_TRUST})")
+
+
 def artifacts_dir() -> Path:
     path = Path(os.environ.get("CREDENCE_ARTIFACTS") or ROOT / "artifacts")
     path.mkdir(parents=True, exist_ok=True)
@@ -88,13 +99,7 @@ class Files:
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A real `credence serve` with SQLite and the machine's Redis (a faster broker than the filesystem one)."""
-    need(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        need(False, "playwright (Python package)")
-    if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").is_file():
-        need(False, f"the shared trust lists ({SHARED_TRUST})")
+    need_browser_and_trust()
     redis_url = f"{REDIS_HOST}/{REDIS_DB}"
     client = redis.Redis.from_url(redis_url)
     try:

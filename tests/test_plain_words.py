@@ -11,7 +11,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import c2pa
 import pytest
@@ -25,7 +24,7 @@ from tests.clips import make_clip
 from tests.helpers import SHARED_TRUST, free_port
 from tests.images import jpeg_bytes, photo
 from tests.test_desk import PASSWORD, login, make_app, upload
-from tests.test_desk_browser import CHROMIUM, LAUNCH_ARGS, artifacts_dir, need
+from tests.test_desk_browser import CHROMIUM, LAUNCH_ARGS, artifacts_dir, need_browser_and_trust
 from worker.banks import jobs as bank_jobs
 
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
@@ -144,13 +143,8 @@ def _detector_verdict(svc, sha: str) -> None:
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The real app over HTTP (a thread), its contents analysed, and one Chromium."""
-    need(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "playwright (Python package)")
-    if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").is_file():
-        need(False, f"the shared trust lists ({SHARED_TRUST})")
+    need_browser_and_trust()
+    from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
     folder = tmp_path_factory.mktemp("plain-words")
