@@ -291,6 +291,9 @@ class ProvenanceManifest(Base):
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
     pdq_dihedral: Mapped[str | None] = mapped_column(Text)
     iscc: Mapped[str | None] = mapped_column(String(64), index=True)
+    # None: read here from the asset, against this instance's trust lists. Else where the record came from
+    # ("import by cli:ana"): its state and declarations are another instance's reading, not checked here.
+    origin: Mapped[str | None] = mapped_column(String(300))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # lookups refresh from it
 

@@ -379,3 +379,36 @@ def test_lookups_by_binding_with_an_iscc_sequence_and_a_declared_watermark(resol
     assert bad.status_code == 400
     too_long = client.get("/c2pa/v1/matches/byBinding", query_string={"alg": "io.iscc.v0", "value": "A" * 3000})
     assert too_long.status_code == 414
+
+
+# --------------------------------------------------------------------------- the desk
+
+def test_the_desk_report_shows_the_original_beside_the_stripped_copy(signed: Signed, data_dir: Path) -> None:
+    from pypdf import PdfReader
+
+    from tests.test_desk import login, make_app
+    from tests.test_desk import upload as desk_upload
+
+    app, svc = make_app(data_dir, **signed.trust())
+    client = app.test_client()
+    login(client, "rex")
+    original = desk_upload(svc, client, signed.photo, "photo.jpg")
+    sha = desk_upload(svc, client, stripped_copy(signed.photo), "copy.jpg")
+    with svc.db.session() as session:
+        thumb = session.scalars(select(models.ProvenanceManifest.thumbnail_sha256)
+                                .where(models.ProvenanceManifest.sha256 == original)).one()
+    html = client.get(f"/desk/media/{sha}").get_data(as_text=True)
+    panel = html[html.index('id="recovered"'):]
+    panel = panel[:panel.index("</section>")]
+    assert f"/desk/blob/{sha}" in panel and f"/desk/blob/{thumb}" in panel  # side by side
+    assert "signed thumbnail" in panel and "Acme Photo" in panel
+    assert "crops and edits may still match" in panel and "cannot say who made this copy" in panel
+    assert "PDQ" in panel and "distance" in panel
+    exported = client.get(f"/desk/media/{sha}/export.json").get_json()
+    [found] = exported["recovered_credentials"]
+    assert found["details"]["original_sha256"] == original and "original_thumb" not in found
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(client.get(f"/desk/media/{sha}/export.pdf").data)).pages)
+    assert "Credentials recovered for a matching original" in " ".join(text.split())
+    assert "cannot say who made this copy" in " ".join(text.split())
+    anonymous = app.test_client().get(f"/desk/media/{sha}").get_data(as_text=True)
+    assert 'id="recovered"' in anonymous and f"/desk/blob/{thumb}" not in anonymous  # images are for the newsroom

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column('pdq_quality', sa.Integer(), nullable=True),
         sa.Column('pdq_dihedral', sa.Text(), nullable=True),
         sa.Column('iscc', sa.String(length=64), nullable=True),
+        sa.Column('origin', sa.String(length=300), nullable=True),
         sa.Column('first_seen', sa.DateTime(timezone=True), nullable=False),
         sa.Column('last_seen', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id'),

@@ -18,6 +18,7 @@ from server.cli.banks import banks_group
 from server.cli.common import Refusals, actor, echo, services
 from server.cli.detectors import detectors_group
 from server.cli.exchange import identity_cmd, peers_group
+from server.cli.provenance import provenance_group
 from server.cli.users import users_group
 from server.config import get_settings
 from server.schemas import KeyCreateRequest, parse
@@ -26,7 +27,7 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 # Commands that read or write the record: on a fresh data dir they would meet an empty database.
-SCHEMA_COMMANDS = frozenset({"keys", "banks", "peers", "identity", "users"})
+SCHEMA_COMMANDS = frozenset({"keys", "banks", "peers", "identity", "users", "provenance"})
 
 
 @click.group()
@@ -334,5 +335,5 @@ def trust_update() -> None:
     click.echo(f"recorded in {trust_dir(settings) / RECORD_FILE} at {record['updated_at']}")
 
 
-for _group in (banks_group, detectors_group, peers_group, identity_cmd, users_group):
+for _group in (banks_group, detectors_group, peers_group, identity_cmd, users_group, provenance_group):
     main.add_command(_group)

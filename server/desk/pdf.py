@@ -308,6 +308,9 @@ def render_pdf(report: dict[str, Any], permalink: str, store: MediaStore, max_pi
                          size=8.5, indent=4)
                 pdf.para(f"as recorded: {decl.get('field')}", size=7.5, indent=4, grey=True)
 
+    if panels.get("recovered"):
+        _recovered(pdf, report, panels["recovered"], store, max_pixels)
+
     if panels["matches"]:
         _matches(pdf, report, panels["matches"], store, max_pixels)
 
@@ -406,6 +409,34 @@ def _ingredient(pdf: ReportPDF, node: dict[str, Any], store: MediaStore, max_pix
     for text, font in lines:
         pdf.para(text, size=font, indent=text_x)
     pdf.set_y((max(pdf.get_y(), y + size[1]) if pdf.page == page else pdf.get_y()) + 1)
+
+
+BINDINGS = {"pdq": ("PDQ", 256), "io.iscc.v0": ("ISCC Image-Code", 64)}
+RECOVERY_LIMITS = ("The original's credentials say who signed that picture and what they declared; they cannot "
+                   "say who made this copy or what was changed in it.")
+
+
+def _recovered(pdf: ReportPDF, report: dict[str, Any], items: list[dict[str, Any]], store: MediaStore,
+               max_pixels: int) -> None:
+    """A stripped copy beside the original its credentials were recovered from, with what that can prove."""
+    pdf.heading("Credentials recovered for a matching original")
+    half = (pdf.epw - GAP) / 2
+    for item in items:
+        d = item.get("details") or {}
+        pdf.para(item["summary"])
+        pdf.figures([(_image(store, report["sha256"], max_pixels), "This copy (no credentials of its own)"),
+                     (_image(store, _thumb_sha(d.get("thumbnail")), max_pixels), "The original's signed thumbnail")],
+                    half, 65)
+        signer = d.get("signer") or {}
+        who = signer.get("organisation") or signer.get("common_name")
+        pdf.field("Signed by", f"{who} ({'on' if d.get('state') == 'trusted' else 'not on'} your trust list)"
+                  if who else None)
+        pdf.field("Signed at", d.get("signing_time"))
+        name, bits = BINDINGS.get(d.get("binding") or "", (d.get("binding"), None))
+        pdf.field("Match", f"{name} distance {d.get('distance')}" + (f" of {bits} bits" if bits else "")
+                  if d.get("distance") else f"{name} identical")
+        pdf.field("Manifest", d.get("manifest"))
+        pdf.para(f"{d.get('caveat') or ''} {RECOVERY_LIMITS}".strip(), size=8.5)
 
 
 def _matches(pdf: ReportPDF, report: dict[str, Any], matches: list[dict[str, Any]], store: MediaStore,

@@ -393,7 +393,11 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
                     matched[key] = None
                 matched["image"] = False
         matches.append({"evidence": item, "entry": matched})
-    shown = {id(e) for e in provenance + declarations + detection} | {id(m["evidence"]) for m in matches}
+    recovered = [e for e in evidence if e["kind"] == Kind.CREDENTIALS_RECOVERED]
+    for item in recovered:  # the original's signed thumbnail beside the copy, when it is stored here
+        thumb = _sha_ref((item.get("details") or {}).get("thumbnail"))
+        item["original_thumb"] = thumb if signed_in and thumb and exists(thumb) else None
+    shown = {id(e) for e in provenance + declarations + detection + recovered} | {id(m["evidence"]) for m in matches}
     decoded = next((e["details"] for e in evidence if e["kind"] == Kind.DECODED), {})
     data = svc.store.get(sha256) if signed_in else None
     facts = {
@@ -416,7 +420,8 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         "verdict": body,
         "why": strongest,
         "panels": {
-            "provenance": provenance, "declarations": declarations, "matches": matches, "detection": detection,
+            "provenance": provenance, "declarations": declarations, "recovered": recovered, "matches": matches,
+            "detection": detection,
             "other": [{**e, "stage_words": wording.stage_words(e["stage"])} for e in evidence
                       if id(e) not in shown and e["kind"] not in (Kind.DECODED, Kind.HASHES, Kind.KEYFRAMES)],
         },
@@ -432,7 +437,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
 # What the page needs beside the evidence (worded copies, layouts): the export keeps the evidence as recorded,
 # its summaries in words and its raw codes in ``details``.
 _PAGE_ONLY = frozenset({"tree", "state_words", "actions", "failed", "unconfirmed", "ingredients", "source_words",
-                        "rows"})
+                        "rows", "original_thumb"})
 
 
 def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> dict[str, Any]:
@@ -446,6 +451,7 @@ def export_json(report: dict[str, Any], permalink: str, generated_at: str) -> di
         "verdict": report["verdict"],
         "provenance": [{k: v for k, v in e.items() if k not in _PAGE_ONLY} for e in panels["provenance"]],
         "ai_declarations": [{k: v for k, v in e.items() if k not in _PAGE_ONLY} for e in panels["declarations"]],
+        "recovered_credentials": [{k: v for k, v in e.items() if k not in _PAGE_ONLY} for e in panels["recovered"]],
         "bank_matches": [{"evidence": m["evidence"], "entry": {k: v for k, v in (m["entry"] or {}).items()
                                                                 if k != "image"} or None}
                          for m in panels["matches"]],

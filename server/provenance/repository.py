@@ -8,7 +8,10 @@ configured thresholds over a per-process copy of the hashes (numpy popcount), re
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +20,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from server import models
+from server import json_edge, models
 from server.verdicts import Evidence
 from server.vocabulary import Kind, Stage, is_ai_declaration, is_c2pa
 
@@ -47,6 +50,7 @@ class Recovery:
     binding: str
     distance: int
     bindings: list[dict[str, str]] = field(default_factory=list)
+    origin: str | None = None  # None: read here; else another instance's reading, unchecked (an import)
 
     @property
     def signer_words(self) -> str:
@@ -59,7 +63,7 @@ class Recovery:
         return {"manifest_id": self.manifest_id, "original_sha256": self.sha256, "manifest": self.label,
                 "state": self.state, "signer": self.signer, "signing_time": self.signing_time,
                 "actions": self.actions, "ai_declarations": self.ai_declarations, "thumbnail": self.thumbnail,
-                "binding": self.binding, "distance": self.distance}
+                "binding": self.binding, "distance": self.distance, "origin": self.origin}
 
 
 def _bits(hex_values: Sequence[str | None], width: int) -> np.ndarray:
@@ -169,6 +173,7 @@ def _recovery(session: Session, row: models.ProvenanceManifest, binding: str, di
         ai_declarations=list(row.ai_declarations or []),
         thumbnail={"sha256": row.thumbnail_sha256, "format": row.thumbnail_format} if row.thumbnail_sha256 else None,
         binding=binding, distance=int(distance), bindings=[{"alg": b.alg, "value": b.value} for b in declared],
+        origin=row.origin,
     )
 
 
@@ -278,3 +283,188 @@ def find_by_binding(session: Session, alg: str, value: str) -> list[Recovery]:
         .where(models.ProvenanceBinding.alg == alg, models.ProvenanceBinding.value == value,
                models.ProvenanceManifest.state.in_(SERVED_STATES)).limit(100)).all()
     return [_recovery(session, row, alg, 0) for row in dict.fromkeys(rows)]
+
+
+# --------------------------------------------------------------------------- export and import as files
+
+EXPORT_FORMAT = "credence-manifests/1"
+MAX_STORE_BYTES = 4 * 1024 * 1024  # as recording keeps them (docs/repository.md)
+_HEX = frozenset("0123456789abcdef")
+
+
+class ImportRejected(ValueError):
+    """A repository file that is not one, or lines that are not manifests: nothing is imported."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems[:20]))
+        self.problems = problems
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode("ascii") if data else None
+
+
+def manifest_record(session: Session, row: models.ProvenanceManifest,
+                    read_blob: Callable[[str], bytes | None]) -> dict[str, Any]:
+    """One stored manifest as a self-contained record (the store and thumbnail bytes inline): a file line, and
+    what another instance needs to recover it (its own C2PA signature still covers the store)."""
+    declared = session.scalars(select(models.ProvenanceBinding).where(
+        models.ProvenanceBinding.manifest_id == row.id).order_by(models.ProvenanceBinding.id)).all()
+    thumb = read_blob(row.thumbnail_sha256) if row.thumbnail_sha256 else None
+    return {"sha256": row.sha256, "mime": row.mime, "label": row.label, "state": row.state,
+            "signer": dict(row.signer or {}), "signing_time": row.signing_time, "actions": list(row.actions or []),
+            "ai_declarations": list(row.ai_declarations or []),
+            "thumbnail": {"format": row.thumbnail_format, "data": _b64(thumb)} if thumb else None,
+            "store": _b64(row.store), "pdq": row.pdq, "pdq_quality": row.pdq_quality,
+            "pdq_dihedral": row.pdq_dihedral.split(",") if row.pdq_dihedral else None, "iscc": row.iscc,
+            "bindings": [{"alg": b.alg, "value": b.value} for b in declared]}
+
+
+def export_lines(session: Session, read_blob: Callable[[str], bytes | None]) -> Iterator[str]:
+    """The manifests this instance read itself, as JSON lines, a header first (format and count), oldest first.
+    Imported ones are not passed on: they are another instance's reading, which this one never checked."""
+    m = models.ProvenanceManifest
+    served = m.state.in_(SERVED_STATES) & m.origin.is_(None)
+    count = session.scalar(select(func.count()).select_from(m).where(served)) or 0
+    yield json.dumps({"format": EXPORT_FORMAT, "manifests": count}) + "\n"
+    query = select(m).where(served).order_by(m.first_seen, m.id).execution_options(yield_per=500)
+    for row in session.scalars(query):
+        yield json.dumps(manifest_record(session, row, read_blob), ensure_ascii=False) + "\n"
+
+
+def _is_hex(value: Any, chars: int) -> bool:
+    return isinstance(value, str) and len(value) == chars and set(value) <= _HEX
+
+
+def _decoded(value: Any, what: str, limit: int) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        data = base64.b64decode(value, validate=True) if isinstance(value, str) else None
+    except (binascii.Error, ValueError):
+        data = None
+    if data is None:
+        raise ValueError(f"{what} is not base64")
+    if len(data) > limit:
+        raise ValueError(f"{what} is over {limit} bytes")
+    return data
+
+
+def check_record(record: Any) -> list[str]:
+    """Why a record cannot be stored (empty when it can): the fields lookups and the API rely on."""
+    if not isinstance(record, dict):
+        return ["not a JSON object"]
+    problems = []
+    if not _is_hex(record.get("sha256"), 64):
+        problems.append("sha256 must be 64 lower-case hex digits")
+    if not isinstance(record.get("label"), str) or not record["label"] or len(record["label"]) > 1000:
+        problems.append("label must be the active manifest's label")
+    if record.get("state") not in SERVED_STATES:
+        problems.append(f"state must be one of {', '.join(SERVED_STATES)} (nothing else is ever served)")
+    if not isinstance(record.get("signer"), dict):
+        problems.append("signer must be an object")
+    if record.get("pdq") is not None and not _is_hex(record.get("pdq"), 64):
+        problems.append("pdq must be 64 hex digits")
+    quality = record.get("pdq_quality")
+    if quality is not None and (not isinstance(quality, int) or isinstance(quality, bool) or not 0 <= quality <= 100):
+        problems.append("pdq_quality must be an integer 0-100")
+    dihedral = record.get("pdq_dihedral")
+    if dihedral is not None and (not isinstance(dihedral, list) or len(dihedral) > 8
+                                 or not all(_is_hex(v, 64) for v in dihedral)):
+        problems.append("pdq_dihedral must be at most 8 PDQ hashes")
+    if record.get("iscc") is not None and iscc_digest(record.get("iscc")) is None:
+        problems.append("iscc must be a 64-bit ISCC Image-Code (ISCC:EE...)")
+    if record.get("pdq") is None and record.get("iscc") is None and not record.get("bindings"):
+        problems.append("a manifest needs a soft binding (pdq, iscc or bindings) to be found again")
+    for key, kind in (("actions", list), ("ai_declarations", list), ("bindings", list)):
+        if record.get(key) is not None and not isinstance(record[key], kind):
+            problems.append(f"{key} must be a list")
+    for binding in record.get("bindings") or [] if isinstance(record.get("bindings"), list) else []:
+        if not (isinstance(binding, dict) and isinstance(binding.get("alg"), str) and binding["alg"]
+                and isinstance(binding.get("value"), str) and binding["value"]):
+            problems.append("bindings must be objects with alg and value")
+            break
+    thumb = record.get("thumbnail")
+    try:
+        _decoded(record.get("store"), "store", MAX_STORE_BYTES)
+        if thumb is not None:
+            if not isinstance(thumb, dict):
+                raise ValueError("thumbnail must be an object")
+            _decoded(thumb.get("data"), "thumbnail", MAX_STORE_BYTES)
+    except ValueError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def store_record(session: Session, record: dict[str, Any], put_blob: Callable[[bytes], str], *, origin: str) -> bool:
+    """Keep a checked record (``check_record``) of another instance or file; True when it was new. A content
+    already kept here stays as this instance read it: its own reading of the asset outranks a copy's. ``origin``
+    is kept with it: its state and declarations are the other instance's reading, which a recovery reports as
+    such and never as this instance's evidence."""
+    if session.scalar(select(models.ProvenanceManifest.id).where(
+            models.ProvenanceManifest.sha256 == record["sha256"])) is not None:
+        return False
+    thumb = record.get("thumbnail") or {}
+    thumb_data = _decoded(thumb.get("data"), "thumbnail", MAX_STORE_BYTES)
+    store = _decoded(record.get("store"), "store", MAX_STORE_BYTES)
+    signer = record["signer"]
+    row = models.ProvenanceManifest(
+        sha256=record["sha256"], mime=str(record.get("mime") or "")[:100] or None, label=record["label"],
+        state=record["state"],
+        signer={k: signer.get(k) for k in ("organisation", "common_name", "issuer", "algorithm", "serial")},
+        signing_time=str(record["signing_time"])[:64] if record.get("signing_time") else None,
+        actions=list(record.get("actions") or [])[:24], ai_declarations=list(record.get("ai_declarations") or [])[:16],
+        thumbnail_sha256=put_blob(thumb_data) if thumb_data else None,
+        thumbnail_format=str(thumb.get("format") or "")[:100] or None if thumb_data else None,
+        store=store, store_size=len(store) if store else None, pdq=record.get("pdq"),
+        pdq_quality=record.get("pdq_quality"),
+        pdq_dihedral=",".join(record["pdq_dihedral"]) if record.get("pdq_dihedral") else None,
+        iscc=record.get("iscc"), origin=origin[:300], last_seen=func.now())
+    session.add(row)
+    session.flush()
+    for binding in list(record.get("bindings") or [])[:16]:
+        session.add(models.ProvenanceBinding(manifest_id=row.id, alg=binding["alg"][:100],
+                                             value=binding["value"][:512]))
+    return True
+
+
+@dataclass
+class Imported:
+    created: int
+    unchanged: int
+
+
+MAX_IMPORT_BYTES = 1024 * 1024 * 1024  # a file of stores and thumbnails: larger than a bank's
+
+
+def import_lines(session: Session, data: bytes, put_blob: Callable[[bytes], str], *, actor: str) -> Imported:
+    """A file ``export_lines`` wrote: all or nothing (every bad line is listed), idempotent (contents kept
+    already are left as they are). The stores keep their own C2PA signatures, but the states and declarations
+    are the exporter's reading, not checked here: a recovery from an imported record says so and supports no
+    level."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportRejected([f"the file is not UTF-8 (byte {exc.start})"]) from exc
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    try:
+        header = json_edge.loads(lines[0][1], "line 1") if lines else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
+        raise ImportRejected([f"line 1: not a manifest repository file (its first line names {EXPORT_FORMAT})"])
+    records, problems = [], []
+    for n, line in lines[1:]:
+        try:
+            record = json_edge.loads(line, f"line {n}")
+        except ValueError as exc:
+            problems.append(f"line {n}: not JSON that can be stored ({exc})")
+            continue
+        problems += [f"line {n}: {p}" for p in check_record(record)]
+        records.append(record)
+    if problems:
+        raise ImportRejected(problems)
+    created = sum(store_record(session, record, put_blob, origin=f"import by {actor}") for record in records)
+    session.add(models.AuditLog(actor=actor, action="repository.import", target="provenance_manifests",
+                                details={"created": created, "unchanged": len(records) - created}))
+    return Imported(created=created, unchanged=len(records) - created)

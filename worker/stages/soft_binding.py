@@ -127,6 +127,11 @@ def recovery_evidence(found: Recovery) -> Evidence:
     near = ("A near match shows the pictures look alike, not that this copy is unedited: crops and edits "
             "may still match.")
     details = {**found.details(), "caveat": near}
+    if found.origin is not None:  # another instance's reading (an import): reported, never evidence for a level
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
+                        summary=f"A matching original is in a file of Content Credentials imported here "
+                                f"({found.origin}): signed by {who}{when} according to that file ({how}). This "
+                                "instance has not checked those credentials itself, so they decide nothing. " + near)
     if found.ai_declarations:
         says = found.ai_declarations[0].get("says") or "generative AI"
         return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, supports=Level.AI_DECLARED, details=details,

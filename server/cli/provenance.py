@@ -1,0 +1,50 @@
+"""``credence provenance export/import``: the manifest repository as files (docs/repository.md), so an
+instance that cannot pull another's feed can still recover the credentials it saw."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from server.cli.common import Refusals, actor, echo, services
+from server.provenance import repository
+
+
+@click.group("provenance", cls=Refusals)
+def provenance_group() -> None:
+    """The manifest repository (valid Content Credentials kept for stripped copies)."""
+
+
+@provenance_group.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+def export(output: Path | None) -> None:
+    """Every served manifest as JSON lines, with its store and thumbnail."""
+    svc = services()
+    with svc.db.session() as session:
+        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            for line in repository.export_lines(session, svc.store.get):
+                out.write(line)
+        finally:
+            if output:
+                out.close()
+
+
+@provenance_group.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_(source: Path) -> None:
+    """Import a file ``provenance export`` wrote: all or nothing, idempotent."""
+    with source.open("rb") as handle:
+        data = handle.read(repository.MAX_IMPORT_BYTES + 1)
+    if len(data) > repository.MAX_IMPORT_BYTES:
+        raise click.ClickException("import file is too large")
+    svc = services()
+    try:
+        with svc.db.session() as session:
+            result = repository.import_lines(session, data, svc.store.put, actor=actor())
+    except repository.ImportRejected as exc:
+        for problem in exc.problems[:50]:
+            click.echo(problem, err=True)
+        raise click.ClickException(f"nothing imported: {len(exc.problems)} problem(s)") from exc
+    echo({"created": result.created, "unchanged": result.unchanged})
