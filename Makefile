@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) bench/rematch_scan.py --sizes 100000
 	$(PY) bench/detectors.py
 	$(PY) bench/video.py
+	$(PY) bench/page.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

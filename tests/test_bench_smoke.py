@@ -47,3 +47,14 @@ def test_hostile_media_bench_prints_worst_case_per_type() -> None:
     assert set(lines) >= {"mp4", "jpeg", "png"}  # type, worst s, floor s, ratio, worst MB, floor MB
     assert all(row[3].endswith("x") and float(row[4]) > 0 for kind, row in lines.items() if kind != "type")
     assert "more than 4,096 boxes" in out and "more than 100 scans" in out  # refused, with the reason
+
+
+@pytest.mark.timeout(240)
+def test_page_bench_serves_a_fresh_page_and_profiles_it() -> None:
+    out = _bench("bench/page.py", "--images", "3", "--detect", "on", "--post-wait", "0.5")
+    assert "embedded, detection on: 3 fresh images" in out and "x the decode + hash floor" in out
+    rows = {line[:70].strip(): line[70:].split() for line in out.splitlines() if line.startswith("    ")}
+    for stage in ("fetch task: fetch", "cpu task rule decode", "gpu task: detect (batch ms / batch size)",
+                  "detect queued -> gpu task starts (broker, gpu queue, batching)",
+                  "verdict recorded -> client sees it (long poll)"):
+        assert rows[stage][-1] == "3" and float(rows[stage][0]) >= 0, (stage, out)  # mean ms, ..., n images
