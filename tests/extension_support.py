@@ -603,3 +603,69 @@ document.getElementById('shost').attachShadow({{ mode: 'open' }}).innerHTML =
         urls[i] = media.url(path)
     return HardeningPages(url, hostile_url, {spot: level for spot, (_, _, level) in files.items()},
                           {i: "no-evidence" for i in hostile_files}, urls)
+
+
+@dataclass
+class CloakSite:
+    """A site that gives Credence's fetcher other bytes than a reader's browser (issue 18, cloaking)."""
+
+    url: str  # the page: sets the reader's cookie, shows the three images
+    expected: dict[str, str]  # image id -> the level of what the browser shows
+    marked: list[str]  # ids whose badge must say "you see different bytes"
+    seen: dict[str, bytes]  # image id -> the bytes a browser gets
+    fetched: dict[str, bytes]  # image id -> the bytes Credence's fetcher gets
+    server: ThreadingHTTPServer
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
+    """``ua.jpg``: an AI-declared image for browsers, a plain photo for a User-Agent saying Credence;
+    ``cookie.jpg``: the AI image with the cookie the page sets, the photo without it; ``plain.jpg``:
+    the same bytes to everyone (no marker)."""
+    seed = sum(map(ord, prefix)) * 23
+    ai_ua = next(f.body for f in level_fixtures(f"{prefix}-ua", signing, seed) if f.id == "ai")
+    ai_cookie = next(f.body for f in level_fixtures(f"{prefix}-ck", signing, seed + 100) if f.id == "ai")
+    seen = {"ua": ai_ua, "cookie": ai_cookie, "plain": dark_jpeg(seed + 3)}
+    fetched = {"ua": dark_jpeg(seed + 1), "cookie": dark_jpeg(seed + 2), "plain": seen["plain"]}
+    imgs = "".join(f'<img id="{i}" src="/{prefix}/{i}.jpg" width="160" height="120" alt="">' for i in seen)
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence cloaking test</title>'
+            f'<style>{PAGE_STYLE}</style></head><body><h1>Cloaking ({html.escape(prefix)})</h1>'
+            f'<div class="grid">{imgs}</div>'
+            # A turned image (issue 18): its badge belongs on its own top-left corner, here the box's top-right.
+            f'<div style="margin: 40px 60px"><img id="rot" src="/{prefix}/plain.jpg" width="160" height="120" alt=""'
+            f' style="transform: rotate(90deg)"></div></body></html>').encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            name = self.path.rsplit("/", 1)[-1]
+            if self.path == f"/{prefix}/page.html":
+                body, ctype, extra = page, "text/html; charset=utf-8", {"Set-Cookie": "reader=yes; Path=/"}
+            elif name.endswith(".jpg") and name[:-4] in seen:
+                spot = name[:-4]
+                fetcher = "Credence" in (self.headers.get("User-Agent") or "")
+                reader = "reader=yes" in (self.headers.get("Cookie") or "")
+                cloaked = fetcher if spot == "ua" else not reader if spot == "cookie" else False
+                body, ctype, extra = (fetched if cloaked else seen)[spot], "image/jpeg", {"Cache-Control": "no-store"}
+            else:
+                body, ctype, extra = b"", "text/plain", {}
+                self.send_response(404)
+            if body:
+                self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in extra.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{prefix}/page.html"
+    return CloakSite(url, {"ua": "ai-declared", "cookie": "ai-declared", "plain": "no-evidence"},
+                     ["ua", "cookie"], seen, fetched, server)

@@ -27,12 +27,14 @@ import requests
 from tests.conftest import IN_CI, env_for
 from tests.extension_support import (
     EXTENSION,
+    CloakSite,
     Fixture,
     HardeningPages,
     RecordingProxy,
     Signing,
     VideoPage,
     bank_fakes,
+    build_cloak_site,
     build_hardening_pages,
     build_main_page,
     build_privacy_page,
@@ -191,7 +193,9 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
     started = time.monotonic()
     proxy, private_proxy, video_proxy = RecordingProxy(credence), RecordingProxy(credence), RecordingProxy(credence)
     hard_proxy, other_origin = RecordingProxy(credence), MediaServer()
+    cloak_proxy, cloak = RecordingProxy(credence), None
     try:
+        cloak = build_cloak_site(f"{browser}-cloak", server.signing)
         hardening = build_hardening_pages(media, other_origin, f"{browser}-hard", server.signing)
         fixtures = main_fixtures(browser, server.signing)
         bank_fakes(credence, server.keys, fixtures)
@@ -237,6 +241,10 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                  "slid": {"slide1part": "no-evidence", "slide2": "no-evidence"},
                  "hostileExpected": hardening.hostile_expected, "hostileWatchMs": HOSTILE_WATCH_MS,
                  "screenshot": f"extension-hardening-{browser}.png"},
+                {"name": "cloak", "kind": "cloak", "pageUrl": cloak.url, "expected": cloak.expected,
+                 "marked": cloak.marked,
+                 "extensionDir": str(prepare_extension(tmp_path / "ext-cloak", server=cloak_proxy.url)),
+                 "screenshot": f"extension-cloak-{browser}.png"},
             ],
         }
         (tmp_path / "config.json").write_text(json.dumps(config))
@@ -244,7 +252,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                               capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
         results = json.loads((tmp_path / "results.json").read_text())
-        for name in ("main", "privacy", "video", "hardening"):
+        for name in ("main", "privacy", "video", "hardening", "cloak"):
             assert "error" not in results["runs"][name], json.dumps(results["runs"][name], indent=1)[-6000:]
         for png in tmp_path.glob("extension-*.png"):
             shutil.copy(png, artifacts_dir() / png.name)
@@ -256,6 +264,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                        privacy_bytes, inline_b64, media, uploads)
         _check_video(results["runs"]["video"], video_proxy, videos, media, credence, browser)
         _check_hardening(browser, results["runs"]["hardening"], hard_proxy, hardening)
+        _check_cloak(browser, results["runs"]["cloak"], cloak_proxy, cloak)
         elapsed = time.monotonic() - started
         scan = proxy.between(None, "before-force")
         sizes = [len(json.loads(r.body)["urls"]) for r in scan if r.method == "POST" and r.path == "/api/v1/checks"]
@@ -268,6 +277,9 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         video_proxy.close()
         hard_proxy.close()
         other_origin.close()
+        cloak_proxy.close()
+        if cloak is not None:
+            cloak.close()
 
 
 def _check_main(browser: str, run: dict, fixtures: list[Fixture], proxy: RecordingProxy, page_url: str,
@@ -289,7 +301,7 @@ def _check_main(browser: str, run: dict, fixtures: list[Fixture], proxy: Recordi
     assert len(posts) <= len(distinct) // 4, f"{len(posts)} requests for {len(distinct)} images"
     assert all(len(json.loads(p.body)["urls"]) <= 100 for p in posts)
     polls = proxy.api("GET", "/api/v1/checks?")
-    assert 1 <= len(polls) <= 8, "the slow image's check is polled, with backoff"
+    assert 1 <= len(polls) <= 8, "the slow image's check is followed by a few long polls"
     # Discovery is lazy and respects what is shown: nothing below the fold before scrolling,
     # srcset/<picture> fallbacks and tiny/hidden images never.
     before_lazy = _sent_urls(proxy.between(None, "before-lazy"))
@@ -391,6 +403,27 @@ def _check_hardening(browser: str, run: dict, proxy: RecordingProxy, pages: Hard
     popup = run["hostilePopup"]
     assert popup["groups"] == [{"level": "no-evidence", "count": 3, "thumbs": 3}], popup
     assert popup["status"] == warning.removeprefix("Credence warning: "), popup
+
+
+def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite) -> None:
+    """A site serving Credence's fetcher other bytes than the reader (by User-Agent, by cookie) is flagged
+    "you see different bytes", and the badge shows the verdict of what the browser shows."""
+    assert run["rotated"] == {"turned": "no-evidence", "box": "none"}, "a turned image's badge is on its own corner"
+    assert run["cookie"] == "reader=yes", "the page set the reader's cookie"
+    assert run["levels"] == site.expected, run
+    assert run["marked"] == site.marked, run
+    # The extension looked up the bytes it read (with the page's cookie, the browser's User-Agent),
+    # then uploaded them (the server did not know them): their verdicts are the ones shown.
+    looked_up = {d for r in proxy.api("POST", "/api/v1/lookup") for d in json.loads(r.body)["sha256"]}
+    assert {_sha(site.seen["ua"]), _sha(site.seen["cookie"])} <= looked_up, looked_up
+    assert _sha(site.seen["plain"]) not in looked_up, "the same bytes as checked: nothing more to ask"
+    uploads = [r for r in proxy.api("POST", "/api/v1/checks/upload")]
+    assert len(uploads) == 2 and all(b'filename="image"' in r.body for r in uploads)
+    assert all(site.url.split("/", 3)[2] not in r.text() for r in uploads), "bytes only, no address"
+    if browser == "chromium":  # DevTools reads the closed shadow root (Firefox automation cannot)
+        (host,) = run["shadow"]
+        flagged = [b for b in host["badges"] if b["mismatch"]]
+        assert len(flagged) == 2 and all("You see different bytes than Credence checked" in b["label"] for b in flagged)
 
 
 def _check_report(run: dict, proxy: RecordingProxy, key: str, image_url: str) -> None:

@@ -1,5 +1,5 @@
 // Reads what a person sees: which level's badge colour fills the badge spot of each image.
-import { BADGE_INSET, BADGE_SIZE } from '../src/content/badge.js';
+import { BADGE_INSET, BADGE_SIZE, MARK_FILL, MARK_SIZE } from '../src/content/badge.js';
 import { LEVELS } from '../src/lib/levels.js';
 import { decodePng } from './png.mjs';
 
@@ -36,6 +36,28 @@ export function levelsAt(png, rects) {
     }
     const [best, n] = Object.entries(counts).sort((a, b) => b[1] - a[1])[0];
     out[id] = n >= MIN_PIXELS ? best : 'none';
+  }
+  return out;
+}
+
+/** {id: true | false}: does the badge of each image carry the "you see different bytes" marker? */
+export function markersAt(png, rects) {
+  const { width, height, data } = decodePng(png);
+  const [r, g, b] = hex(MARK_FILL);
+  const out = {};
+  for (const [id, rect] of Object.entries(rects)) {
+    // The marker: a disc over the badge's top-right corner (5 px above it, 7 px into it).
+    const x0 = Math.round(rect.left + BADGE_INSET + BADGE_SIZE - 7);
+    const y0 = Math.round(rect.top + BADGE_INSET - 5);
+    let n = 0;
+    for (let y = Math.max(0, y0); y < Math.min(height, y0 + MARK_SIZE); y += 1) {
+      for (let x = Math.max(0, x0); x < Math.min(width, x0 + MARK_SIZE); x += 1) {
+        const o = (y * width + x) * 4;
+        if (Math.abs(data[o] - r) <= TOLERANCE && Math.abs(data[o + 1] - g) <= TOLERANCE
+          && Math.abs(data[o + 2] - b) <= TOLERANCE) n += 1;
+      }
+    }
+    out[id] = n >= 30; // of about 80 the disc fills; the glyph and border take the rest
   }
   return out;
 }

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { hardeningRun, mainRun, privacyRun, save, videoRun } from './scenario.mjs';
+import { cloakRun, hardeningRun, mainRun, privacyRun, save, videoRun } from './scenario.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const VIEWPORT = { width: 1280, height: 800 };
@@ -123,7 +123,9 @@ async function chromiumBrowser(extensionDir) {
         const attrs = (node) => Object.fromEntries((node.attributes ?? []).reduce((acc, v, i, all) => (i % 2 ? acc : [...acc, [v, all[i + 1]]]), []));
         const collect = (node) => {
           const a = attrs(node);
-          if (a.class?.startsWith('wrap')) levels.push({ level: a['data-level'], hidden: 'hidden' in a, at: a.style });
+          if (a.class?.startsWith('wrap')) {
+            levels.push({ level: a['data-level'], hidden: 'hidden' in a, at: a.style, mismatch: a['data-mismatch'] === 'true' });
+          }
           if (node.localName === 'button') levels.at(-1).label = a['aria-label'];
           for (const child of node.children ?? []) collect(child);
         };
@@ -284,6 +286,8 @@ async function main() {
         if (browser.name === 'chromium' && run.reporterKey) await reportRun(browser, run, out);
       } else if (run.kind === 'hardening') {
         await hardeningRun(browser, { ...run, artifacts: config.artifacts }, out);
+      } else if (run.kind === 'cloak') {
+        await cloakRun(browser, { ...run, artifacts: config.artifacts }, out);
       } else if (run.kind === 'video') {
         await videoRun(browser, { ...run, artifacts: config.artifacts }, { ...config, proxy: run.proxy ?? config.proxy }, out);
       } else {

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { BADGE_INSET, BADGE_SIZE } from '../src/content/badge.js';
-import { levelsAt } from './probe.mjs';
+import { levelsAt, markersAt } from './probe.mjs';
 
 const WAIT_MS = 30000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -259,4 +259,40 @@ export async function hardeningRun(browser, run, out) {
       (p) => p.groups.reduce((n, g) => n + g.count, 0) >= Object.keys(run.hostileExpected).length, 10000);
   }
   out.timings.total_ms = Date.now() - t0;
+}
+
+/**
+ * Cloaking: a site that gives Credence's fetcher other bytes than the reader's browser (by User-Agent,
+ * by cookie). The badge says "you see different bytes" (its marker, read from pixels) and shows the
+ * verdict of what the browser shows; an image served the same to both has no marker.
+ */
+export async function cloakRun(browser, run, out) {
+  const page = await browser.open(run.pageUrl);
+  const t0 = Date.now();
+  const ids = Object.keys(run.expected);
+  const want = (seen, marks) => ids.every((id) => seen[id] === run.expected[id] && marks[id] === run.marked.includes(id));
+  let seen = {};
+  let marks = {};
+  while (Date.now() - t0 < 2 * WAIT_MS) {
+    const png = await browser.screenshot(page);
+    const rects = await rectsOf(page, ids);
+    seen = levelsAt(png, rects);
+    marks = markersAt(png, rects);
+    if (want(seen, marks)) break;
+    await sleep(250);
+  }
+  out.levels = seen;
+  out.marked = ids.filter((id) => marks[id]);
+  out.timings.flagged_ms = Date.now() - t0;
+  // The image turned 90° clockwise: its own top-left corner is its box's top-right one.
+  const box = (await rectsOf(page, ['rot'])).rot;
+  const turnedCorner = { ...box, left: box.left + box.width - 2 * BADGE_INSET - BADGE_SIZE };
+  out.rotated = levelsAt(await browser.screenshot(page), { turned: turnedCorner, box });
+  out.cookie = await page.evaluate(() => document.cookie);
+  if (browser.inspectShadow) out.shadow = await browser.inspectShadow(page);
+  // The tooltip of a flagged badge, as a reader hovers it (the artifact).
+  const r = (await rectsOf(page, [run.marked[0]]))[run.marked[0]];
+  await browser.mouseMove(page, r.left + BADGE_INSET + BADGE_SIZE / 2, r.top + BADGE_INSET + BADGE_SIZE / 2);
+  await sleep(300);
+  writeFileSync(join(run.artifacts, run.screenshot), await browser.screenshot(page));
 }

@@ -44,6 +44,8 @@ test('status and lookup: one request for many ids / digests; no key means no Aut
   await api.status(['a', 'b']);
   await api.lookup(['0'.repeat(64)]);
   assert.equal(calls[0].url, 'http://s.test/api/v1/checks?ids=a,b');
+  await api.status(['a'], { wait: 5 });
+  assert.equal(calls.at(-1).url, 'http://s.test/api/v1/checks?ids=a&wait=5', 'a long poll');
   assert.deepEqual(JSON.parse(calls[1].text), { sha256: ['0'.repeat(64)] });
   assert.equal(calls[0].init.headers.Authorization, undefined);
 });

@@ -69,3 +69,38 @@ test('a page adding keys one by one keeps the window open, up to maxWaitMs after
   assert.equal(live.length, 1);
   assert.deepEqual(timers.map((t) => t.ms), [150, 150, 100], 'the last one ends 600 ms after the first key');
 });
+
+test('with holdMs, a partial batch waits while another is out: sent when it returns, or when the hold ends', async () => {
+  const timers = [];
+  let clock = 0;
+  const batches = [];
+  let release;
+  const b = new Batcher({
+    run: (keys) => { batches.push(keys); return new Promise((r) => { release = r; }); },
+    windowMs: 150, maxWaitMs: 600, holdMs: 3000, now: () => clock,
+    setTimer: (fn, ms) => { timers.push({ fn, ms, live: true }); return timers.length - 1; },
+    clearTimer: (id) => { timers[id].live = false; },
+  });
+  const fire = async () => {
+    const t = timers.filter((x) => x.live).at(-1);
+    t.live = false;
+    t.fn();
+    await new Promise((r) => setTimeout(r, 0));
+  };
+  b.add(['a', 'b']);
+  await fire(); // nothing out: the first batch goes when its window ends
+  assert.deepEqual(batches, [['a', 'b']]);
+  clock = 500;
+  b.add(['c']);
+  await fire(); // the window ends while the first batch is out: held
+  assert.equal(batches.length, 1);
+  assert.equal(timers.filter((x) => x.live).at(-1).ms, 3000, 'the hold ends 3 s after its first key');
+  release();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(batches, [['a', 'b'], ['c']], 'sent as soon as the one out returned');
+  clock = 1000;
+  b.add(['d']);
+  clock = 4500;
+  await fire(); // still out (c), but held longer than holdMs: goes now
+  assert.deepEqual(batches.at(-1), ['d']);
+});

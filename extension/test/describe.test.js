@@ -118,3 +118,15 @@ test('a disputed known-fake match says so in the tooltip, with who and why', () 
   const plain = describe(compact({ level: 'known-fake', evidence: [{ stage: 'bank-match', kind: 'known-fake', summary: 'm', supports: 'known-fake', details: {} }] }));
   assert.doesNotMatch(plain.title, /disputed/);
 });
+
+test('a mismatch (the browser shows other bytes than Credence got) is said first, in tooltip and label', () => {
+  const mismatch = { checkedSha: 'a'.repeat(64), checkedLevel: 'no-evidence', checkedLabel: 'No evidence', seenSha: 'b'.repeat(64) };
+  const shown = { ...compact({ level: 'ai-declared', summary: 'IPTC says AI', evidence: [] }), mismatch };
+  assert.equal(describe(shown).mismatch,
+    'You see different bytes than Credence checked: at this address Credence got other bytes (“No evidence”); '
+    + 'this is the verdict of what you see.');
+  assert.match(accessibleLabel(shown), /^Credence: You see different bytes than Credence checked: .* Declared AI-made/);
+  const unchecked = { level: 'unknown', summary: '', sha256: 'b'.repeat(64), top: null, local: true, mismatch };
+  assert.match(describe(unchecked).mismatch, /what you see has no verdict\.$/);
+  assert.equal(describe(compact({ level: 'no-evidence', evidence: [] })).mismatch, undefined);
+});

@@ -81,7 +81,7 @@ export function serverVerdict(level, { sha256 = 'a'.repeat(64), evidence = [] } 
  * A scripted Credence server and image host. `verdicts` maps image URL -> level when done;
  * URLs listed in `slow` stay pending until `finish(url)`.
  */
-export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts = {} } = {}) {
+export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts = {}, urlShas = {} } = {}) {
   const requests = [];
   const pendingByCheck = new Map(); // check id -> url or sha
   const slowSet = new Set(slow);
@@ -90,7 +90,8 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
   const json = (body, status = 200) => new Response(JSON.stringify(body), {
     status, headers: { 'Content-Type': 'application/json' },
   });
-  const verdictFor = (url) => serverVerdict(verdicts[url] ?? 'no-evidence', { sha256: shaOf(url) });
+  // The SHA-256 of what Credence's fetcher got at `url` (`urlShas`: say it, to match or not the bytes served).
+  const verdictFor = (url) => serverVerdict(verdicts[url] ?? 'no-evidence', { sha256: urlShas[url] ?? shaOf(url) });
 
   async function fetch(input, init = {}) {
     const url = String(input);
@@ -99,7 +100,7 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
     let body = '';
     if (init.body instanceof FormData) body = await new Response(init.body).text();
     else if (init.body) body = String(init.body);
-    requests.push({ method, url, body, headers: { ...(init.headers ?? {}) } });
+    requests.push({ method, url, body, headers: { ...(init.headers ?? {}) }, credentials: init.credentials });
     if (images[url] !== undefined) {
       return new Response(images[url], { status: 200, headers: { 'Content-Type': 'image/jpeg' } });
     }
@@ -118,7 +119,8 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
       });
     }
     if (method === 'GET' && path.startsWith('/api/v1/checks?ids=')) {
-      const ids = decodeURIComponent(path.split('=')[1]).split(',');
+      const query = new URLSearchParams(path.split('?')[1]);
+      const ids = query.get('ids').split(',');
       return json({
         results: ids.map((id) => {
           const what = pendingByCheck.get(id);

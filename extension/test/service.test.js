@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 
-import { backoff, GIVE_UP_MS, Service } from '../src/lib/service.js';
+import { backoff, FOLLOW_GAP_MS, GIVE_UP_MS, MAX_FOLLOW_GAP_MS, Service } from '../src/lib/service.js';
 import { fakeExt, fakeServer, manualTimers, serverVerdict } from './fakes.js';
 
 function setup({ settings, server } = {}) {
@@ -54,32 +54,73 @@ test('answers come from the session cache first; a forced check bypasses it', as
   assert.equal(srv.posts('/api/v1/checks').length, 2, 'forced check goes to the server');
 });
 
-test('pending checks are polled in one batched GET with backoff, then delivered and cached', async () => {
+test('pending checks are followed by one long-poll GET for all of them, then delivered and cached', async () => {
   const slow = ['https://news.test/s1.jpg', 'https://news.test/s2.jpg'];
   const server = fakeServer({ slow, verdicts: { [slow[0]]: 'known-fake' } });
-  const { ext, srv, service, tick } = setup({ server });
+  const { ext, srv, service, timers } = setup({ server });
   await service.check(7, slow.map((url) => ({ url })));
   await service.urlBatcher.idle();
   assert.equal(delivered(ext, 7).length, 0);
   const pending = (await ext.storage.session.get('pending')).pending;
   assert.equal(Object.keys(pending).length, 2, 'pending checks live in storage');
+  assert.ok([...timers.pending.values()].some((t) => t.ms === 0), 'followed at once: the server holds the request');
 
-  tick(backoff(0));
-  await service.poll();
+  await Promise.all([service.poll(), service.poll()]); // a second call while one is out joins it
   const gets = srv.requests.filter((r) => r.method === 'GET');
-  assert.equal(gets.length, 1, 'both ids in one request');
-  assert.match(gets[0].url, /ids=chk1%2Cchk2$|ids=chk1,chk2$/);
-  await service.poll(); // not due yet: backoff
-  assert.equal(srv.requests.filter((r) => r.method === 'GET').length, 1);
+  assert.equal(gets.length, 1, 'both ids in one request, one request outstanding');
+  assert.match(gets[0].url, /ids=chk1(%2C|,)chk2&wait=5$/, 'a long poll');
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [FOLLOW_GAP_MS],
+    'the next one starts a gap after this one started, so verdicts gather');
 
   srv.finishAll();
-  tick(backoff(1));
   await service.poll();
   const results = delivered(ext, 7);
   assert.deepEqual(results.map((r) => r.verdict.level).sort(), ['known-fake', 'no-evidence']);
   assert.deepEqual((await ext.storage.session.get('pending')).pending, {});
   assert.ok(ext.storage.session.data.has(`v:${slow[0]}`));
   assert.ok(ext.created.alarms.some((a) => a.cleared), 'backstop alarm cleared when nothing is pending');
+  assert.equal(srv.requests.filter((r) => r.url.includes('/api/v1/checks?')).length, 2);
+});
+
+test('a follow-up that fails backs off (0.5 s doubling), a long one is followed at once', async () => {
+  const slow = ['https://news.test/down.jpg'];
+  const server = fakeServer({ slow });
+  let down = false;
+  const fetch = async (input, init) => {
+    if (down && String(input).includes('ids=')) throw new TypeError('Failed to fetch');
+    return server.fetch(input, init);
+  };
+  const ext = fakeExt();
+  let clock = 5_000;
+  const timers = manualTimers();
+  const service = new Service({ ext, fetch, now: () => clock, ...timers });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  down = true;
+  await service.poll();
+  await service.poll();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [backoff(1)]);
+  down = false;
+  const slowFetch = service.fetch;
+  service.fetch = async (input, init) => {
+    clock += 4000; // the server held it 4 s
+    return slowFetch(input, init);
+  };
+  await service.poll();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [0]);
+});
+
+test('checks long pending are followed less often: half their age, 2.5 to 8 s apart', async () => {
+  const slow = ['https://news.test/slow-server.jpg'];
+  const { service, timers, tick } = setup({ server: fakeServer({ slow }) });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  tick(12_000);
+  await service.poll();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [6000]);
+  tick(30_000);
+  await service.poll();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [MAX_FOLLOW_GAP_MS]);
 });
 
 test('a restarted worker resumes pending checks from storage', async () => {
@@ -88,7 +129,7 @@ test('a restarted worker resumes pending checks from storage', async () => {
   const { ext, service, tick, now } = setup({ server });
   await service.check(4, [{ url: slow[0] }]);
   await service.urlBatcher.idle();
-  await service.poll(); // not due yet; arms the backstop alarm that would wake a stopped worker
+  await service.poll(); // still pending; arms the backstop alarm that would wake a stopped worker
   assert.ok(ext.created.alarms.some((a) => a.name === 'credence-poll' && !a.cleared));
 
   // The browser stops the worker: a new Service with the same storage, nothing in memory.
@@ -231,20 +272,19 @@ test('privacy mode: an image the browser cannot read is "could not check", local
   assert.equal(srv.requests.filter((r) => r.url.startsWith('http://credence.test')).length, 0);
 });
 
-test('checks started at different times are polled together: one request when any is due', async () => {
+test('checks started at different times are followed together: one request', async () => {
   const slow = ['https://news.test/early.jpg', 'https://news.test/late.jpg'];
   const server = fakeServer({ slow });
   const { srv, service, tick } = setup({ server });
   await service.check(3, [{ url: slow[0] }]);
   await service.urlBatcher.idle();
-  tick(300); // the second check starts later: not due when the first one is
+  tick(300); // the second check starts later
   await service.check(3, [{ url: slow[1] }]);
   await service.urlBatcher.idle();
-  tick(backoff(0) - 300);
   await service.poll();
   const gets = srv.requests.filter((r) => r.method === 'GET');
   assert.equal(gets.length, 1);
-  assert.match(gets[0].url, /ids=chk1%2Cchk2$|ids=chk1,chk2$/, 'the one not yet due is asked about too');
+  assert.match(gets[0].url, /ids=chk1(%2C|,)chk2&wait=5$/, 'the later one is asked about too');
 });
 
 test('privacy mode with uploads: a few at a time, each result delivered as it arrives', async () => {
@@ -286,7 +326,7 @@ test('privacy mode: the "?" of an unknown image links to no report (the server h
   assert.equal(result.verdict.reportUrl, null);
 });
 
-test('more than 100 pending checks: each round asks the due ones first, so none starves', async () => {
+test('more than 100 pending checks: each round asks those not asked last time first, so none starves', async () => {
   const slow = Array.from({ length: 150 }, (_, i) => `https://news.test/s${i}.jpg`);
   const server = fakeServer({ slow });
   const { srv, service, tick } = setup({ server });
@@ -295,10 +335,84 @@ test('more than 100 pending checks: each round asks the due ones first, so none 
   tick(10);
   await service.check(2, slow.slice(100).map((url) => ({ url })));
   await service.urlBatcher.idle();
-  tick(backoff(0));
   await service.poll(); // the 100 oldest
-  await service.poll(); // the 50 others are still due: they go now, not the 100 again
-  const gets = srv.requests.filter((r) => r.method === 'GET').map((r) => decodeURIComponent(r.url.split('ids=')[1]).split(','));
+  await service.poll(); // the 50 others go now, not the 100 again
+  const gets = srv.requests.filter((r) => r.method === 'GET').map((r) => new URL(r.url).searchParams.get('ids').split(','));
   assert.equal(gets.length, 2);
   assert.equal(new Set([...gets[0], ...gets[1]]).size, 150, 'every pending check asked once');
+});
+
+// ---- what the reader sees (URL mode): the bytes the browser gets vs those Credence checked ----
+
+const CLOAKED = 'https://cloak.test/photo.jpg';
+const SEEN = new Uint8Array([0xff, 0xd8, 0xff, 9, 9, 9]); // what the reader's browser gets there
+const SEEN_SHA = createHash('sha256').update(SEEN).digest('hex');
+
+test('URL mode: the same bytes as checked: the verdict stands, read with the page\'s cookies, compared once', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN }, urlShas: { [CLOAKED]: SEEN_SHA } });
+  const { ext, srv, service } = setup({ server });
+  await service.check(1, [{ url: CLOAKED }]);
+  await service.urlBatcher.idle();
+  await service.verified();
+  assert.deepEqual(delivered(ext, 1).map((r) => [r.verdict.level, Boolean(r.verdict.mismatch)]), [['no-evidence', false]]);
+  const read = srv.requests.filter((r) => r.url === CLOAKED);
+  assert.equal(read.length, 1);
+  assert.equal(read[0].credentials, 'include', 'with the cookies the browser holds: cookie cloaking shows');
+  assert.equal(srv.posts('/api/v1/lookup').length, 0);
+  await service.check(1, [{ url: CLOAKED }]); // from the cache: already compared
+  await service.verified();
+  assert.equal(srv.requests.filter((r) => r.url === CLOAKED).length, 1);
+});
+
+test('URL mode: different bytes: flagged, and the verdict of the bytes shown (looked up by hash) replaces it', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN }, shaVerdicts: { [SEEN_SHA]: 'ai-declared' } });
+  const { ext, srv, service } = setup({ server });
+  await service.check(1, [{ url: CLOAKED }]);
+  await service.urlBatcher.idle();
+  await service.verified();
+  const [first, second] = delivered(ext, 1);
+  assert.equal(first.verdict.level, 'no-evidence');
+  assert.equal(first.verdict.mismatch, undefined);
+  assert.equal(second.verdict.level, 'ai-declared');
+  assert.deepEqual(second.verdict.mismatch, {
+    checkedSha: first.verdict.sha256, checkedLevel: 'no-evidence', checkedLabel: 'no-evidence', seenSha: SEEN_SHA,
+  });
+  assert.equal(second.verdict.reportUrl, `http://credence.test/desk/media/${SEEN_SHA}`);
+  assert.deepEqual(JSON.parse(srv.posts('/api/v1/lookup')[0].body), { sha256: [SEEN_SHA] });
+  assert.equal(srv.posts('/api/v1/checks/upload').length, 0, 'known: nothing uploaded');
+  assert.equal((await ext.storage.session.get(`v:${CLOAKED}`))[`v:${CLOAKED}`].v.level, 'ai-declared');
+});
+
+test('URL mode: different, unknown bytes are uploaded and followed; the verdict keeps the mismatch', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN } });
+  const { ext, srv, service } = setup({ server });
+  await service.check(1, [{ url: CLOAKED }]);
+  await service.urlBatcher.idle();
+  await service.verified();
+  const upload = srv.posts('/api/v1/checks/upload');
+  assert.equal(upload.length, 1);
+  assert.ok(!upload[0].body.includes('cloak.test'), 'the bytes, not the address');
+  const interim = delivered(ext, 1)[1].verdict;
+  assert.equal(interim.level, 'unknown');
+  assert.equal(interim.mismatch.seenSha, SEEN_SHA);
+  srv.finishAll();
+  await service.poll();
+  const final = delivered(ext, 1).at(-1).verdict;
+  assert.equal(final.level, 'no-evidence');
+  assert.equal(final.mismatch.seenSha, SEEN_SHA);
+  assert.equal(final.sha256, 'f'.repeat(64), 'the verdict of the uploaded bytes');
+  await service.verified();
+  assert.equal(srv.requests.filter((r) => r.url === CLOAKED).length, 1, 'its verdict is not compared again');
+});
+
+test('URL mode: different bytes and uploads of them switched off: flagged "?", nothing uploaded', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN } });
+  const { ext, srv, service } = setup({ server, settings: { uploadSeen: false } });
+  await service.check(1, [{ url: CLOAKED }]);
+  await service.urlBatcher.idle();
+  await service.verified();
+  const last = delivered(ext, 1).at(-1).verdict;
+  assert.equal(last.level, 'unknown');
+  assert.equal(last.mismatch.checkedLevel, 'no-evidence');
+  assert.equal(srv.posts('/api/v1/checks/upload').length, 0);
 });

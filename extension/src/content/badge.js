@@ -6,6 +6,8 @@ import { icon } from './icons.js';
 
 export const BADGE_SIZE = 22;
 export const BADGE_INSET = 4; // from the image's top-left corner
+export const MARK_FILL = '#ffd600'; // the "you see different bytes" marker on a badge's top-right corner
+export const MARK_SIZE = 12;
 
 export const BADGE_CSS = `
 .wrap { position: absolute; top: 0; left: 0; pointer-events: auto; font: 12px/1.4 system-ui, sans-serif;
@@ -26,6 +28,12 @@ export const BADGE_CSS = `
 .tip .title { font-weight: 600; margin: 0 0 4px; }
 .tip .line { margin: 0 0 4px; }
 .tip .hint { margin: 0; color: #b0bec5; }
+.mark { display: none; position: absolute; top: -5px; left: ${BADGE_SIZE - 7}px; width: ${MARK_SIZE}px;
+  height: ${MARK_SIZE}px; box-sizing: border-box; border: 1px solid #fff; border-radius: 50%; background: ${MARK_FILL};
+  color: #1a1a1a; pointer-events: none; font: bold 9px/10px system-ui, sans-serif; text-align: center; }
+.wrap.mismatch .mark { display: block; }
+.wrap.mismatch .badge { outline: 2px dashed ${MARK_FILL}; outline-offset: 1px; }
+.tip .mismatch { margin: 0 0 6px; color: ${MARK_FILL}; font-weight: 600; }
 `;
 
 let counter = 0;
@@ -36,6 +44,11 @@ export function createBadge(doc, verdict, onOpen) {
   const wrap = doc.createElement('div');
   wrap.className = 'wrap';
   wrap.dataset.level = verdict.level;
+  if (verdict.mismatch) {
+    // The bytes this browser shows are not those Credence checked at the address (cloaking).
+    wrap.classList.add('mismatch');
+    wrap.dataset.mismatch = 'true';
+  }
 
   const button = doc.createElement('button');
   button.type = 'button';
@@ -51,7 +64,7 @@ export function createBadge(doc, verdict, onOpen) {
   tip.className = 'tip';
   tip.id = tipId;
   tip.setAttribute('role', 'tooltip');
-  const { title, evidence, score } = describe(verdict);
+  const { title, evidence, score, mismatch } = describe(verdict);
   const add = (cls, text) => {
     if (!text) return;
     const p = doc.createElement('p');
@@ -59,6 +72,7 @@ export function createBadge(doc, verdict, onOpen) {
     p.textContent = text;
     tip.append(p);
   };
+  add('mismatch', mismatch);
   add('title', title);
   add('line', evidence);
   add('line', score);
@@ -92,6 +106,10 @@ export function createBadge(doc, verdict, onOpen) {
   });
   wrap.addEventListener('pointerleave', () => wrap.classList.remove('dismissed'));
   button.addEventListener('focus', () => wrap.classList.remove('dismissed'));
-  wrap.append(button, tip);
+  const mark = doc.createElement('span');
+  mark.className = 'mark';
+  mark.textContent = '≠';
+  mark.setAttribute('aria-hidden', 'true');
+  wrap.append(button, mark, tip);
   return wrap;
 }

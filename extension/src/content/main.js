@@ -52,8 +52,8 @@ class Page {
     this.stateTimer = setTimeout(() => {
       this.stateTimer = 0;
       // What the action and the popup need, no more: this goes out about once a second on a busy page.
-      const images = this.state().images.map(({ url, level, summary, reportUrl, count, thumb }) => ({
-        url, level, summary, reportUrl, count, ...(thumb && thumb !== url ? { thumb } : {}),
+      const images = this.state().images.map(({ url, level, summary, reportUrl, count, thumb, mismatch }) => ({
+        url, level, summary, reportUrl, count, ...(thumb && thumb !== url ? { thumb } : {}), ...(mismatch ? { mismatch } : {}),
       }));
       ext.runtime.sendMessage({ type: 'frame-state', state: { images, pending: this.asked.size, warning: this.warning } })
         .catch(() => {});
@@ -236,6 +236,7 @@ class Page {
       summary: v.summary,
       reportUrl: v.reportUrl ?? null,
       count: this.imagesByKey.get(key)?.size ?? 0,
+      mismatch: Boolean(v.mismatch), // the browser shows other bytes than Credence got at this address
       thumb: /^https?:/i.test(key) || (key.startsWith('data:image/') && key.length <= MAX_THUMB_URL) ? key : null,
     }));
     return {

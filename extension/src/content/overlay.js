@@ -7,6 +7,7 @@
 // In fullscreen only the fullscreen element is drawn, so the host moves into it (a video player's
 // box) and back out after; a bare <video> in fullscreen draws nothing over itself, badges included.
 import { BADGE_CSS, BADGE_INSET, BADGE_SIZE, createBadge } from './badge.js';
+import { turnedSpot, turnOf } from './geometry.js';
 
 export const HOST_TAG = 'credence-badges';
 // Inline !important beats every page stylesheet rule, important or not, and CSS animations.
@@ -56,6 +57,7 @@ export class Overlay {
     this.badges = new Map(); // img -> badge element
     this.clips = new Map(); // img -> [ancestors that clip it] (cached; cleared when the DOM changes)
     this.pinned = new Set(); // images that are, or are inside, something fixed or sticky
+    this.turns = new Map(); // img -> its rotation/skew (read with its clippers, cached alike)
     this.spots = new Map(); // img -> {x, y, visible} as last drawn
     this.occluded = new WeakSet(); // images another element fully covers: no badge
     this.host = null;
@@ -139,6 +141,7 @@ export class Overlay {
     this.badges.delete(img);
     this.spots.delete(img);
     this.clips.delete(img);
+    this.turns.delete(img);
     this.pinned.delete(img);
     this.resizes?.unobserve(img);
   }
@@ -166,6 +169,7 @@ export class Overlay {
     this.badges.clear();
     this.spots.clear();
     this.clips.clear();
+    this.turns.clear();
     this.pinned.clear();
   }
 
@@ -174,7 +178,11 @@ export class Overlay {
     let list = this.clips.get(img);
     if (list) return list;
     list = [];
-    let pinned = ['fixed', 'sticky'].includes(getComputedStyle(img).position);
+    const own = getComputedStyle(img);
+    let pinned = ['fixed', 'sticky'].includes(own.position);
+    const turn = turnOf(own.transform); // rotated or skewed: the badge goes on the image's own corner
+    if (turn) this.turns.set(img, turn);
+    else this.turns.delete(img);
     // Not <body>/<html>: their overflow may belong to the viewport, which clips nothing here.
     for (let el = parentOf(img); el && el !== this.doc.body && el !== this.doc.documentElement; el = parentOf(el)) {
       const style = getComputedStyle(el);
@@ -213,7 +221,11 @@ export class Overlay {
       const room = BADGE_SIZE + BADGE_INSET;
       const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(img)
         && (!clipped || (rect.width >= room && rect.height >= room));
-      plan.push([img, badge, { rect, visible }]);
+      const turn = !clipped && this.turns.get(img);
+      const at = turn && img.offsetWidth
+        ? turnedSpot(full, img.offsetWidth, img.offsetHeight, turn, BADGE_INSET, BADGE_SIZE)
+        : { left: rect.left + BADGE_INSET, top: rect.top + BADGE_INSET };
+      plan.push([img, badge, { rect, visible, at }]);
     }
     let moved = false;
     for (const [img, badge, spot] of plan) {
@@ -221,14 +233,18 @@ export class Overlay {
         this.remove(img);
         continue;
       }
-      const x = Math.round(spot.rect.left - origin.left + BADGE_INSET);
-      const y = Math.round(spot.rect.top - origin.top + BADGE_INSET);
+      const x = Math.round(spot.at.left - origin.left);
+      const y = Math.round(spot.at.top - origin.top);
       const last = this.spots.get(img);
       if (last && (last.x !== x || last.y !== y)) moved = true;
       if (!last || last.x !== x || last.y !== y) badge.style.transform = `translate(${x}px, ${y}px)`;
       if (badge.hidden === spot.visible) badge.hidden = !spot.visible;
       badge.classList.toggle('flip', spot.rect.left + 300 > innerWidth);
-      this.spots.set(img, { x, y, visible: spot.visible, rect: spot.rect, origin });
+      // The badge's centre, from the rect's corner: the cover check looks there.
+      const centre = {
+        dx: spot.at.left + BADGE_SIZE / 2 - spot.rect.left, dy: spot.at.top + BADGE_SIZE / 2 - spot.rect.top,
+      };
+      this.spots.set(img, { x, y, visible: spot.visible, rect: spot.rect, origin, centre });
     }
     // Still moving (a transition, a smooth scroll, an animated slider): follow it frame by frame.
     this.moving = moved ? this.moving + 1 : 0;
@@ -271,8 +287,8 @@ export class Overlay {
     for (let i = 0; i < spots.length && sampled < COVER_SAMPLES; i += 1) {
       const [img, spot] = spots[(start + i) % spots.length];
       this.coverTurn = start + i + 1;
-      const cx = spot.rect.left + BADGE_INSET + BADGE_SIZE / 2;
-      const cy = spot.rect.top + BADGE_INSET + BADGE_SIZE / 2;
+      const cx = spot.rect.left + spot.centre.dx;
+      const cy = spot.rect.top + spot.centre.dy;
       if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) continue;
       if (!spot.visible && !this.occluded.has(img)) continue;
       sampled += 1;

@@ -67,11 +67,14 @@ export class CredenceApi {
     return body.results;
   }
 
-  /** GET /checks?ids=...: status of up to 100 checks in one request. */
-  async status(ids) {
+  /**
+   * GET /checks?ids=...: status of up to 100 checks in one request; with `wait`, a long poll that the
+   * server answers as soon as any of them is done (or after `wait` s, capped by its max_wait_s).
+   */
+  async status(ids, { wait = 0 } = {}) {
     if (ids.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} ids per request`);
     const query = ids.map(encodeURIComponent).join(',');
-    const body = await this.request('GET', `/api/v1/checks?ids=${query}`);
+    const body = await this.request('GET', `/api/v1/checks?ids=${query}${wait > 0 ? `&wait=${wait}` : ''}`);
     return body.results;
   }
 

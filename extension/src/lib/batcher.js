@@ -1,9 +1,11 @@
 // Coalesces keys from any number of tabs into batches: a short window after the last new key (a
 // page loading images one by one keeps it open), never longer than `maxWaitMs` after the first, at
-// most `max` keys per batch, each key once (queued or in flight). Timers are injected for tests.
+// most `max` keys per batch, each key once (queued or in flight). With `holdMs`, a partial batch also
+// waits while another is out (up to `holdMs` after its first key): a page whose images trickle in
+// then makes one request per answer, not one per window. Timers are injected for tests.
 
 export class Batcher {
-  constructor({ run, windowMs = 150, maxWaitMs = windowMs, max = 100, setTimer = (fn, ms) => setTimeout(fn, ms),
+  constructor({ run, windowMs = 150, maxWaitMs = windowMs, max = 100, holdMs = 0, setTimer = (fn, ms) => setTimeout(fn, ms),
     clearTimer = (id) => clearTimeout(id), now = () => Date.now() }) {
     this.run = run;
     this.windowMs = windowMs;
@@ -11,6 +13,8 @@ export class Batcher {
     this.now = now;
     this.firstAt = 0;
     this.max = max;
+    this.holdMs = holdMs;
+    this.held = false;
     this.setTimer = setTimer;
     this.clearTimer = clearTimer;
     this.queue = new Set();
@@ -38,12 +42,19 @@ export class Batcher {
     return added;
   }
 
-  /** Send everything queued now, in batches of at most `max`. */
-  flush() {
+  /** Send everything queued now, in batches of at most `max` (unless held: see `holdMs`; `now` overrides). */
+  flush({ now = false } = {}) {
     if (this.timer !== null) {
       this.clearTimer(this.timer);
       this.timer = null;
     }
+    const holdLeft = this.firstAt + this.holdMs - this.now();
+    if (!now && this.queue.size && this.running.length && holdLeft > 0) {
+      this.held = true; // sent when the batch out returns, or when the hold ends
+      this.timer = this.setTimer(() => this.flush({ now: true }), holdLeft);
+      return;
+    }
+    this.held = false;
     this.send(1);
   }
 
@@ -61,6 +72,7 @@ export class Batcher {
         .finally(() => {
           for (const key of batch) this.inFlight.delete(key);
           this.running = this.running.filter((p) => p !== done);
+          if (this.held && !this.running.length) this.flush({ now: true });
         });
       this.running.push(done);
     }

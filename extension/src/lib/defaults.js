@@ -7,5 +7,6 @@ export const DEFAULTS = Object.freeze({
   sites: {}, // host -> true (switched on) / false (switched off)
   privacy: false, // hash bytes in the browser; never send URLs
   uploadUnknown: false, // privacy mode: upload bytes of images the server does not know
+  uploadSeen: true, // the bytes the browser shows differ from what Credence fetched: upload those to check them
   skipPrivate: true, // do nothing in private / incognito windows
 });

@@ -57,8 +57,23 @@ function sentence(text) {
   return /[.!?…]$/.test(t) ? t : `${t}.`;
 }
 
-/** Tooltip lines: level in plain words, the strongest evidence, the score band. */
+export const MISMATCH_WORDS = 'You see different bytes than Credence checked';
+
+/** What the tooltip says of a mismatch: the address gave Credence's fetcher other bytes than this browser. */
+export function mismatchLine(v) {
+  if (!v?.mismatch) return null;
+  const checked = v.mismatch.checkedLabel || levelInfo(v.mismatch.checkedLevel).short;
+  return `${MISMATCH_WORDS}: at this address Credence got other bytes (“${checked}”); `
+    + (v.local ? 'what you see has no verdict.' : 'this is the verdict of what you see.');
+}
+
+/** Tooltip lines: level in plain words, the strongest evidence, the score band (and a mismatch first). */
 export function describe(v) {
+  const lines = describePlain(v);
+  return v?.mismatch ? { ...lines, mismatch: mismatchLine(v) } : lines;
+}
+
+function describePlain(v) {
   const info = levelInfo(v?.level);
   const lines = { title: info.words, evidence: null, score: null };
   if (v?.level === 'unknown') return lines;
@@ -81,8 +96,8 @@ export function describe(v) {
 
 /** One sentence for screen readers (aria-label). */
 export function accessibleLabel(v) {
-  const { title, evidence, score } = describe(v);
-  return ['Credence:', title, evidence, score, v?.reportUrl ? 'Activate to open the full report' : null]
+  const { title, evidence, score, mismatch } = describe(v);
+  return ['Credence:', mismatch, title, evidence, score, v?.reportUrl ? 'Activate to open the full report' : null]
     .filter(Boolean).map((part, i) => (i ? sentence(part) : part)).join(' ');
 }
 

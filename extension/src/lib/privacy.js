@@ -14,12 +14,14 @@ export function readableUrl(url) {
 }
 
 /**
- * The bytes behind a URL (http(s) or data:). The browser usually has them cached already; no
- * cookies are sent, and the request carries no referrer, so the image host learns no page address.
+ * The bytes behind a URL (http(s) or data:), as the reader's browser gets them: with the cookies the
+ * browser holds for the image's site (where it lets an extension send them), so a server that tells
+ * readers and fetchers apart by cookie or User-Agent gives the extension what it gives the reader.
+ * No referrer: the image host learns no page address.
  */
 export async function readBytes(url, { fetch = globalThis.fetch.bind(globalThis), maxBytes = MAX_BYTES } = {}) {
   if (!readableUrl(url)) throw new Error('this kind of address cannot be read in privacy mode');
-  const response = await fetch(url, { credentials: 'omit', cache: 'force-cache', referrerPolicy: 'no-referrer' });
+  const response = await fetch(url, { credentials: 'include', cache: 'force-cache', referrerPolicy: 'no-referrer' });
   if (!response.ok) throw new Error(`the file's address answered HTTP ${response.status}`);
   const declared = Number(response.headers.get('content-length') || 0);
   if (declared > maxBytes) throw new Error(`the file is larger than ${maxBytes} bytes`);

@@ -11,14 +11,17 @@ import { loadSettings } from './settings.js';
 
 export const WINDOW_MS = 150; // coalescing window for batches from all tabs (after the last new key)
 export const MAX_WINDOW_MS = 600; // ... and at most this long after the first one
-export const LONG_POLL_S = 2; // first answer may wait this long on the server
+export const LONG_POLL_S = 2; // a POST /checks (or upload) may wait this long on the server
+export const FOLLOW_WAIT_S = 5; // a follow-up GET /checks?ids= waits until any is done (server caps it, 5 s by default)
+export const FOLLOW_GAP_MS = 2500; // between the starts of two follow-ups: verdicts gather, requests stay few ...
+export const MAX_FOLLOW_GAP_MS = 8000; // ... half the oldest pending check's age, up to this
 export const CACHE_TTL_MS = 60 * 60 * 1000;
 export const GIVE_UP_MS = 5 * 60 * 1000;
 export const POLL_ALARM = 'credence-poll';
 const HASH_CONCURRENCY = 4;
 const UPLOAD_CONCURRENCY = 4;
 
-/** Delay before the n-th poll of a pending check: 0.5 s, doubling, at most 5 s. */
+/** Delay after the n-th failed follow-up in a row (server down): 0.5 s, doubling, at most 5 s. */
 export function backoff(tries) {
   return Math.min(500 * 2 ** tries, 5000);
 }
@@ -42,8 +45,16 @@ export class Service {
     this.bytes = new Map(); // sha -> {bytes, type}: privacy mode, kept only until the lookup answers
     this.lock = Promise.resolve();
     this.pollTimer = null;
+    this.following = null; // the one outstanding long-poll, if any
+    this.followAgain = false; // checks were added while it was out: follow them as soon as it returns
+    this.failures = 0;
+    this.lastAsked = new Set();
+    this.verifying = new Map(); // url -> {verdict, tabs}: URL mode, bytes the reader sees vs those checked
+    this.verifyQueue = [];
+    this.verifyRuns = new Set();
     const timers = { windowMs, maxWaitMs, setTimer, clearTimer, now };
-    this.urlBatcher = new Batcher({ ...timers, run: (urls) => this.flushUrls(urls) });
+    // A POST out holds the next partial one until it returns (it waits LONG_POLL_S on the server).
+    this.urlBatcher = new Batcher({ ...timers, holdMs: LONG_POLL_S * 1000 + 1000, run: (urls) => this.flushUrls(urls) });
     this.shaBatcher = new Batcher({ ...timers, run: (shas) => this.flushLookup(shas) });
   }
 
@@ -76,13 +87,14 @@ export class Service {
     const hits = urls.filter((u) => cached[`v:${u}`]);
     if (hits.length) {
       await this.deliver(new Map([[tabId, hits.map((u) => ({ key: u, verdict: cached[`v:${u}`] }))]]), s);
+      this.verifySeen(hits.map((u) => ({ url: u, verdict: cached[`v:${u}`], tabs: [tabId] })), s);
     }
     const misses = urls.filter((u) => !cached[`v:${u}`]);
     const stillPending = force ? new Set() : await this.joinPending(tabId, misses);
     const toSend = misses.filter((u) => !stillPending.has(u));
     for (const url of toSend) this.wait(url, url, tabId);
     this.urlBatcher.add(toSend);
-    if (force) this.urlBatcher.flush();
+    if (force) this.urlBatcher.flush({ now: true });
   }
 
   /** Privacy mode: hash here, look up by hash; URLs and page addresses stay in the browser. */
@@ -115,7 +127,7 @@ export class Service {
       this.wait(sha, item.url, tabId);
       this.shaBatcher.add([sha]);
     });
-    if (force) this.shaBatcher.flush();
+    if (force) this.shaBatcher.flush({ now: true });
   }
 
   /** Worker (re)started or alarm fired: carry on polling whatever is pending. */
@@ -151,6 +163,7 @@ export class Service {
     const out = new Map();
     const pending = [];
     const cache = {};
+    const seen = [];
     results.forEach((result, index) => {
       const url = urls[index]; // results keep request order; result.url is the server's normal form
       const waiting = this.takeWaiters(url);
@@ -159,12 +172,14 @@ export class Service {
         const verdict = compact(result.verdict, result.check_id ? { checkId: result.check_id } : {});
         cache[`v:${url}`] = { v: verdict, t: this.now() };
         addOut(out, waiting, verdict);
+        seen.push({ url, verdict, tabs: tabsOf(waiting) });
       } else if (result.check_id) {
         pending.push({ checkId: result.check_id, keys: [url], tabs: tabsOf(waiting), sha: null });
       }
     });
     await this.area.set(cache);
     await this.deliver(out, settings);
+    this.verifySeen(seen, settings);
     await this.addPending(pending);
   }
 
@@ -238,14 +253,13 @@ export class Service {
           keys: [...new Set([...(old?.keys ?? []), ...e.keys])],
           tabs: [...new Set([...(old?.tabs ?? []), ...e.tabs])],
           sha: e.sha ?? old?.sha ?? null,
-          tries: old?.tries ?? 0,
+          ...(e.mismatch ?? old?.mismatch ? { mismatch: e.mismatch ?? old.mismatch } : {}),
           since: old?.since ?? now,
-          next: now + backoff(0),
         };
       }
       await this.area.set({ pending });
     });
-    this.schedulePoll(backoff(0));
+    this.follow();
   }
 
   /** Keys already pending on the server: add the tab to their waiters instead of asking again. */
@@ -262,81 +276,195 @@ export class Service {
         }
       }
       if (joined.size) await this.area.set({ pending });
-      if (joined.size) this.schedulePoll(0);
+      if (joined.size) this.follow();
       return joined;
     });
   }
 
+  /** Make sure pending checks are followed: now, or with the follow-up already out or scheduled. */
+  follow() {
+    if (this.following) this.followAgain = true;
+    else if (this.pollTimer === null) this.schedulePoll(0);
+  }
+
   schedulePoll(delayMs) {
+    if (this.following) {
+      this.followAgain = true; // the outstanding long-poll schedules the next one when it returns
+      return;
+    }
     if (this.pollTimer !== null) this.clearTimer(this.pollTimer);
     this.pollTimer = this.setTimer(() => {
       this.pollTimer = null;
-      this.poll().catch((error) => console.warn('Credence: poll failed', error));
+      this.poll().catch((error) => console.warn('Credence: follow-up failed', error));
     }, Math.max(0, delayMs));
   }
 
   /**
-   * One round, when any check is due: ask about every pending one (oldest first, up to 100) in one
-   * request, so checks started at different times end up polled together, not one request each.
+   * Follow pending checks: one long-poll at a time (`GET /checks?ids=...&wait=`) about the oldest 100,
+   * answered by the server as soon as any is done. The next one starts FOLLOW_GAP_MS after this one
+   * started (at once if it took longer), so verdicts that finish close together come in one answer.
+   * Calls while one is out return it (tests, the alarm, a restarted worker).
    */
-  async poll() {
-    const now = this.now();
+  poll() {
+    if (this.following) return this.following;
+    if (this.pollTimer !== null) {
+      this.clearTimer(this.pollTimer);
+      this.pollTimer = null;
+    }
+    this.followAgain = false;
+    this.following = this.followOnce().finally(() => {
+      this.following = null;
+    });
+    return this.following;
+  }
+
+  async followOnce() {
+    const started = this.now();
     const entries = Object.entries(await this.readPending());
-    const isDue = (e) => (e.next <= now ? 0 : 1);
-    // Due ones first (oldest first), then the rest fill the request: none is left waiting behind others.
-    const due = entries.some(([, e]) => e.next <= now)
-      ? entries.sort(([, a], [, b]) => isDue(a) - isDue(b) || a.since - b.since).slice(0, 100).map(([id]) => id)
-      : [];
-    let answers = [];
-    if (due.length) {
+    // Oldest first (they finish first), but those not asked about last time go before those that were:
+    // with more than 100 pending, none waits behind others for ever.
+    const asked = (id) => (this.lastAsked.has(id) ? 1 : 0);
+    const ids = entries.sort(([x, a], [y, b]) => asked(x) - asked(y) || a.since - b.since)
+      .slice(0, 100).map(([id]) => id);
+    this.lastAsked = new Set(ids);
+    let answers = null;
+    if (ids.length) {
       try {
-        answers = await (await this.api()).status(due);
+        answers = await (await this.api()).status(ids, { wait: FOLLOW_WAIT_S });
+        this.failures = 0;
       } catch (error) {
-        console.warn('Credence: status poll failed; backing off', error?.message ?? error);
+        this.failures += 1;
+        console.warn('Credence: follow-up failed; backing off', error?.message ?? error);
       }
     }
     const settings = await this.settings();
     const out = new Map();
+    const seen = [];
     const remaining = await this.exclusive(async () => {
       const pending = await this.readPending();
-      const byId = new Map(answers.map((r) => [r.check_id, r]));
+      const byId = new Map((answers ?? []).map((r) => [r.check_id, r]));
       const t = this.now();
-      for (const id of due) {
+      for (const id of ids) {
         const entry = pending[id];
         if (!entry) continue;
         const answer = byId.get(id);
         let verdict = null;
-        if (answer?.status === 'done' && answer.verdict) verdict = compact(answer.verdict, { checkId: id });
+        // An upload of the bytes the reader sees (their address gave Credence others): say so on its verdict.
+        const seenExtra = entry.mismatch ? { mismatch: entry.mismatch, seen: true } : {};
+        if (answer?.status === 'done' && answer.verdict) verdict = compact(answer.verdict, { checkId: id, ...seenExtra });
         else if (answer?.status === 'unknown' || t - entry.since > GIVE_UP_MS) {
           verdict = localVerdict('unavailable', 'Credence did not finish this check in time.');
         }
-        if (verdict) {
-          delete pending[id];
-          const cacheable = verdict.local ? {} : entry.sha
-            ? { [`s:${entry.sha}`]: { v: verdict, t } }
-            : Object.fromEntries(entry.keys.map((k) => [`v:${k}`, { v: verdict, t }]));
-          await this.area.set(cacheable);
-          for (const tab of entry.tabs) {
-            if (!out.has(tab)) out.set(tab, []);
-            for (const key of entry.keys) out.get(tab).push({ key, verdict });
-          }
-        } else {
-          entry.tries += 1; // also after a failed round: the server may be down, ask less often
-          entry.next = t + backoff(entry.tries);
+        if (!verdict) continue;
+        delete pending[id];
+        const cacheable = verdict.local ? {} : entry.sha
+          ? { [`s:${entry.sha}`]: { v: verdict, t } }
+          : Object.fromEntries(entry.keys.map((k) => [`v:${k}`, { v: verdict, t }]));
+        await this.area.set(cacheable);
+        if (!entry.sha) for (const url of entry.keys) seen.push({ url, verdict, tabs: entry.tabs });
+        for (const tab of entry.tabs) {
+          if (!out.has(tab)) out.set(tab, []);
+          for (const key of entry.keys) out.get(tab).push({ key, verdict });
         }
       }
       await this.area.set({ pending });
       return pending;
     });
     await this.deliver(out, settings);
-    const nexts = Object.values(remaining).map((e) => e.next);
-    if (nexts.length) {
-      this.schedulePoll(Math.min(...nexts) - this.now());
+    this.verifySeen(seen, settings);
+    if (Object.keys(remaining).length) {
+      // A slow server (checks long pending) is asked less often; a reader waits at most half again as long.
+      const oldest = Math.min(...Object.values(remaining).map((e) => e.since));
+      const gap = answers === null ? backoff(this.failures - 1)
+        : Math.min(MAX_FOLLOW_GAP_MS, Math.max(FOLLOW_GAP_MS, (this.now() - oldest) / 2));
+      // Checks added while this one was out, and nothing came back: no reason to wait for them.
+      const delay = this.followAgain && !out.size && answers !== null ? 0 : started + gap - this.now();
+      this.following = null;
+      this.schedulePoll(delay);
       // Backstop: if the worker is stopped, the alarm wakes it to carry on.
       this.ext.alarms?.create(POLL_ALARM, { periodInMinutes: 0.5 });
     } else {
       this.ext.alarms?.clear(POLL_ALARM);
     }
+  }
+
+  // ---- what the reader sees (URL mode) -------------------------------------------------------
+
+  /**
+   * Compare the bytes the reader's browser gets at each address (its cookies, its User-Agent) with
+   * those Credence checked there, in the background, a few at a time; a server that cloaks (serves
+   * Credence's fetcher something else) then shows as a mismatch. Verdicts already compared are skipped.
+   */
+  verifySeen(items, settings) {
+    if (settings.privacy) return; // privacy mode checks the browser's bytes already
+    for (const { url, verdict, tabs } of items) {
+      if (!verdict || verdict.local || verdict.seen || !verdict.sha256 || !isWebUrl(url)) continue;
+      const known = this.verifying.get(url);
+      if (known) {
+        for (const tab of tabs) known.tabs.add(tab);
+        continue;
+      }
+      this.verifying.set(url, { verdict, tabs: new Set(tabs) });
+      this.verifyQueue.push(url);
+    }
+    while (this.verifyRuns.size < HASH_CONCURRENCY && this.verifyQueue.length) {
+      const url = this.verifyQueue.shift();
+      const run = this.verifyOne(url, settings)
+        .catch((error) => console.warn('Credence: could not compare the bytes shown', error))
+        .finally(() => {
+          this.verifying.delete(url);
+          this.verifyRuns.delete(run);
+          this.verifySeen([], settings);
+        });
+      this.verifyRuns.add(run);
+    }
+  }
+
+  /** Resolves when every comparison started so far has finished (tests). */
+  async verified() {
+    while (this.verifyRuns.size) await Promise.all([...this.verifyRuns]);
+  }
+
+  async verifyOne(url, settings) {
+    const { verdict } = this.verifying.get(url);
+    let read;
+    try {
+      read = await readBytes(url, { fetch: this.fetch });
+    } catch {
+      return; // the browser cannot read them (no CORS way, too big): nothing to compare, the verdict stands
+    }
+    const seenSha = await sha256Hex(read.bytes);
+    if (seenSha === verdict.sha256) {
+      await this.area.set({ [`v:${url}`]: { v: { ...verdict, seen: true }, t: this.now() } });
+      return;
+    }
+    const mismatch = { checkedSha: verdict.sha256, checkedLevel: verdict.level, checkedLabel: verdict.label, seenSha };
+    const tabs = () => [...this.verifying.get(url).tabs];
+    const send = (v) => this.deliver(new Map(tabs().map((tab) => [tab, [{ key: url, verdict: v }]])), settings);
+    const api = new CredenceApi({ server: settings.server, apiKey: settings.apiKey, fetch: this.fetch });
+    let shown = null;
+    try { // known bytes first: only their fingerprint goes out
+      const [known] = await api.lookup([seenSha]);
+      if (known?.status === 'done' && known.verdict) shown = compact(known.verdict, { mismatch, seen: true });
+    } catch {
+      // unknown then; an upload may still tell
+    }
+    if (!shown && settings.uploadSeen) {
+      await send({ ...localVerdict('unknown', 'Credence is checking the bytes you see.', seenSha), mismatch });
+      try {
+        const up = await api.upload(read.bytes, { type: read.type, wait: LONG_POLL_S });
+        if (up.status === 'done' && up.verdict) shown = compact(up.verdict, { checkId: up.check_id, mismatch, seen: true });
+        else if (up.check_id) {
+          await this.addPending([{ checkId: up.check_id, keys: [url], tabs: tabs(), sha: null, mismatch }]);
+          return;
+        }
+      } catch {
+        // said below: what the reader sees is not checked
+      }
+    }
+    if (shown) await this.area.set({ [`v:${url}`]: { v: shown, t: this.now() } });
+    else shown = { ...localVerdict('unknown', 'What you see was not checked.', seenSha), mismatch };
+    await send(shown);
   }
 
   // ---- delivery -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ export function normalise(stored) {
   s.apiKey = String(s.apiKey || '').trim();
   if (!MODES.includes(s.mode)) s.mode = DEFAULTS.mode;
   s.sites = s.sites && typeof s.sites === 'object' ? { ...s.sites } : {};
-  for (const flag of ['privacy', 'uploadUnknown', 'skipPrivate']) s[flag] = Boolean(s[flag]);
+  for (const flag of ['privacy', 'uploadUnknown', 'uploadSeen', 'skipPrivate']) s[flag] = Boolean(s[flag]);
   return s;
 }
 

@@ -9,7 +9,7 @@ function fill(settings) {
   form.server.value = settings.server;
   form.apiKey.value = settings.apiKey;
   for (const radio of form.querySelectorAll('input[name=mode]')) radio.checked = radio.value === settings.mode;
-  for (const name of ['skipPrivate', 'privacy', 'uploadUnknown']) form[name].checked = settings[name];
+  for (const name of ['skipPrivate', 'privacy', 'uploadUnknown', 'uploadSeen']) form[name].checked = settings[name];
   form.uploadUnknown.disabled = !settings.privacy;
 }
 
@@ -30,6 +30,7 @@ form.addEventListener('submit', async (event) => {
     skipPrivate: form.skipPrivate.checked,
     privacy: form.privacy.checked,
     uploadUnknown: form.uploadUnknown.checked,
+    uploadSeen: form.uploadSeen.checked,
   });
   fill(settings);
   saved.textContent = 'Saved.';

@@ -3,6 +3,7 @@
 // reference a reader can trust when a page hides, covers or imitates the badges.
 import { icon } from '../content/icons.js';
 import { ext } from '../lib/browser.js';
+import { MISMATCH_WORDS } from '../lib/describe.js';
 import { groupByLevel, shortUrl } from '../lib/groups.js';
 import { levelInfo } from '../lib/levels.js';
 import { loadSettings, saveSettings, shouldScan, withSite } from '../lib/settings.js';
@@ -62,7 +63,8 @@ function renderGroups(state) {
     for (const item of group.items) {
       const li = document.createElement('li');
       li.append(thumbnail(item));
-      const text = shortUrl(item.url) + (item.count > 1 ? ` (×${item.count})` : '');
+      const text = shortUrl(item.url) + (item.count > 1 ? ` (×${item.count})` : '')
+        + (item.mismatch ? ` ≠ ${MISMATCH_WORDS.toLowerCase()}` : '');
       if (item.reportUrl) {
         const a = document.createElement('a');
         a.href = item.reportUrl;
