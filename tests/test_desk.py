@@ -283,7 +283,8 @@ def test_report_access_sightings_and_exports(desk, data_dir: Path, media_server)
     (done,) = client.get(f"/desk/api/checks?ids={check['check_id']}").get_json()["checks"]
     assert done["status"] == "done" and done["report_url"] == f"/desk/media/{sha}"
     assert {s["key"]: s["state"] for s in done["stages"]} == {
-        "fetch": "done", "provenance": "done", "hashes": "done", "banks": "done", "detection": "skipped"}
+        "fetch": "done", "provenance": "done", "hashes": "done", "banks": "done", "recovery": "done",
+        "detection": "skipped"}
     assert client.get(f"/desk/checks/{check['check_id']}").headers["Location"] == f"/desk/media/{sha}"
 
     page = client.get(f"/desk/media/{sha}").get_data(as_text=True)

@@ -21,7 +21,7 @@ from tests.test_desk import PASSWORD, login, make_app, token
 from worker import jobs
 from worker.detection import jobs as detect_jobs
 
-ORDER = ("fetch", "provenance", "hashes", "banks")
+ORDER = ("fetch", "provenance", "hashes", "banks", "recovery")
 
 
 def at(value: str | None) -> float:
@@ -106,7 +106,7 @@ def test_a_queued_check_shows_nothing_running_then_each_stage_in_order(data_dir)
     (check,) = response.get_json()["checks"]
     states = {s["key"]: s["state"] for s in check["stages"]}
     assert states == {"fetch": "done", "provenance": "waiting", "hashes": "waiting", "banks": "waiting",
-                      "detection": "waiting"}, "uploaded and queued: no stage runs before a worker takes it"
+                      "recovery": "waiting", "detection": "waiting"}, "uploaded and queued: no stage runs before a worker takes it"
     assert check["phase"] == "waiting" and check["queued_at"]
     page = client.get(f"/desk/checks/{check['check_id']}").get_data(as_text=True)
     assert f'data-live-check="{check["check_id"]}"' in page and "<noscript><meta http-equiv" in page

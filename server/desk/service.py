@@ -32,9 +32,10 @@ from server import wording
 # Stages as a fact-checker names them, and the pipeline rules (verdict timing keys) behind each.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("fetch", "Fetch", (Stage.FETCH,)),
-    ("provenance", "Provenance", (Stage.C2PA, Stage.AI_METADATA, Stage.WATERMARK, Stage.RECOVERY)),
+    ("provenance", "Provenance", (Stage.C2PA, Stage.AI_METADATA, Stage.WATERMARK)),
     ("hashes", "Hashes", (Stage.HASHES, Stage.KEYFRAMES, Stage.VIDEO_HASHES)),
     ("banks", "Banks", (Stage.BANK_MATCH, Stage.VIDEO_BANK_MATCH)),
+    ("recovery", "Credentials recovery", (Stage.RECOVERY,)),  # after the hashes it looks up
     ("detection", "Detection", (Stage.DETECT,)),
 )
 NOT_NEEDED = "not needed: provenance or a bank already answered"
