@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { cloakRun, hardeningRun, mainRun, privacyRun, save, videoRun } from './scenario.mjs';
+import { cloakRun, hardeningRun, mainRun, privacyRun, save, until, videoRun } from './scenario.mjs';
+import { levelsAt } from './probe.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const VIEWPORT = { width: 1280, height: 800 };
@@ -65,10 +66,14 @@ async function chromiumBrowser(extensionDir) {
       const cdp = await context.newCDPSession(page);
       await cdp.send('ServiceWorker.enable');
       await cdp.send('ServiceWorker.stopAllWorkers');
-      await sleep(300);
-      const { targetInfos } = await cdp.send('Target.getTargets');
+      // Stopping is asynchronous, and the page may wake the worker again at once: wait until it was seen stopped.
+      let stopped = false;
+      for (const deadline = Date.now() + 10000; !stopped && Date.now() < deadline; await sleep(50)) {
+        const { targetInfos } = await cdp.send('Target.getTargets');
+        stopped = !targetInfos.some((t) => t.type === 'service_worker');
+      }
       await cdp.detach();
-      return { before, running: targetInfos.filter((t) => t.type === 'service_worker').length };
+      return { before, stopped };
     },
     /** The content-script side of "Check this image with Credence", as the menu sends it. */
     async forceCheck(pageUrl, imageUrl) {
@@ -243,31 +248,28 @@ async function popupRun(browser, page, run, results) {
   // The site switch: off removes the badges, on brings them back (from the cache).
   await fetch(`${config.proxy}/__mark/before-switch`).catch(() => {});
   await popup.click('#site-switch');
-  await sleep(1200);
   await page.bringToFront(); // a background tab is not painted
-  const { levelsAt } = await import('./probe.mjs');
   const rects = await page.evaluate((ids) => Object.fromEntries(ids.map((id) => {
     const r = document.getElementById(id).getBoundingClientRect();
     return [id, { left: r.left, top: r.top }];
   })), Object.keys(run.initial));
-  results.switchedOff = levelsAt(await browser.screenshot(page), rects);
+  const levels = async () => levelsAt(await browser.screenshot(page), rects);
+  results.switchedOff = await until(levels, (seen) => Object.values(seen).every((l) => l === 'none'), 10000);
   await popup.bringToFront();
   results.popupAfterOff = await read();
   await popup.click('#site-switch');
-  await sleep(1500);
   await page.bringToFront();
-  results.switchedOn = levelsAt(await browser.screenshot(page), rects);
+  results.switchedOn = await until(levels, (seen) => Object.keys(run.initial).every((id) => seen[id] === run.initial[id]), 10000);
   await popup.close();
 
   // "Check this image with Credence" on an image the scan skipped (too small): checked now, badged.
   await fetch(`${config.proxy}/__mark/before-force`).catch(() => {});
   results.forceAnswer = await browser.forceCheck(run.pageUrl, run.forceImage);
-  await sleep(1500);
   const tiny = await page.evaluate(() => {
     const r = document.getElementById('tiny').getBoundingClientRect();
     return { left: r.left, top: r.top };
   });
-  results.forced = levelsAt(await browser.screenshot(page), { tiny }).tiny;
+  results.forced = await until(async () => levelsAt(await browser.screenshot(page), { tiny }).tiny, (l) => l !== 'none', 30000);
 }
 
 async function main() {

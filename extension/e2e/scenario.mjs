@@ -164,10 +164,11 @@ export async function videoRun(browser, run, config, out) {
     v.style.marginLeft = '60px';
     window.scrollBy(0, 40);
   });
-  await sleep(500);
   const after = (await rectsOf(page, ['vsrc'])).vsrc;
-  out.moved = { from: before, to: after, level: levelsAt(await browser.screenshot(page), { vsrc: after }).vsrc,
-    oldCorner: levelsAt(await browser.screenshot(page), { vsrc: before }).vsrc };
+  out.moved = await until(async () => {
+    const png = await browser.screenshot(page);
+    return { from: before, to: after, level: levelsAt(png, { vsrc: after }).vsrc, oldCorner: levelsAt(png, { vsrc: before }).vsrc };
+  }, (m) => !['none', 'offscreen'].includes(m.level) && m.oldCorner === 'none', 5000);
   await page.evaluate(() => window.scrollTo(0, 0));
 
   // A video added by a script.
@@ -212,7 +213,8 @@ async function waitForSpots(browser, page, expected, timeoutMs = WAIT_MS) {
   return { seen, ms: Date.now() - started };
 }
 
-async function until(fn, test, timeoutMs) {
+/** Read `fn` until `test` passes or time runs out; returns the last reading (the test judges it). */
+export async function until(fn, test, timeoutMs) {
   const started = Date.now();
   let value = await fn();
   while (!test(value) && Date.now() - started < timeoutMs) {
