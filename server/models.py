@@ -294,6 +294,9 @@ class ProvenanceManifest(Base):
     # None: read here from the asset, against this instance's trust lists. Else where the record came from
     # ("import by cli:ana"): its state and declarations are another instance's reading, not checked here.
     origin: Mapped[str | None] = mapped_column(String(300))
+    # An import's store re-validated here (worker/stages/manifest_check.py): {"at", "counts", and "state" and the
+    # proven "bindings", or "reason"}. None: read here (origin None), or an import not re-validated yet.
+    revalidation: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # lookups refresh from it
 

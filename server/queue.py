@@ -54,6 +54,7 @@ TASK_ROUTES = {
     "credence.detect": {"queue": "gpu"},
     "credence.evict_media": {"queue": "cpu"},
     "credence.forensics": {"queue": "cpu"},
+    "credence.revalidate_manifest": {"queue": "cpu"},
     "credence.pull_peers": {"queue": "fetch"},
     "credence.pull_peer": {"queue": "fetch"},
 }
@@ -145,3 +146,8 @@ def enqueue_detect(app: Celery, sha256: str, partial: dict[str, Any]) -> None:
 def enqueue_forensics(app: Celery, sha256: str) -> None:
     """Compute the forensic views of a stored image on demand (the desk's report page asks)."""
     app.send_task("credence.forensics", args=[sha256], **TASK_ROUTES["credence.forensics"])
+
+
+def enqueue_revalidate_manifest(app: Celery, manifest_id: str) -> None:
+    """Re-validate an imported manifest store against this instance's trust lists (a bounded worker task)."""
+    app.send_task("credence.revalidate_manifest", args=[manifest_id], **TASK_ROUTES["credence.revalidate_manifest"])

@@ -7,7 +7,7 @@ from celery.exceptions import TimeLimitExceeded
 from redis import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import context, forensics_jobs, jobs, media_jobs
+from worker import context, forensics_jobs, jobs, media_jobs, provenance_jobs
 from worker.banks import jobs as bank_jobs
 from worker.exchange import peer_pull
 from worker.celery_app import app
@@ -57,6 +57,13 @@ def analyze_media(self, sha256: str) -> str:
 def forensic_views(self, sha256: str) -> str:
     """On demand from the desk: bounded like an analysis (pixel cap, decode budget, its time limits)."""
     return forensics_jobs.compute_forensics(context.current(), sha256)
+
+
+@app.task(name="credence.revalidate_manifest", bind=True, soft_time_limit=_BATCH.analysis_soft_limit_s,
+          time_limit=_BATCH.analysis_hard_limit_s, **TRANSIENT)
+def revalidate_manifest(self, manifest_id: str) -> str:
+    """An imported manifest store read by c2pa natively: bounded like an analysis (its time limits kill the process)."""
+    return provenance_jobs.revalidate_manifest(context.current(), manifest_id)
 
 
 @app.task(name="credence.sweep")

@@ -9,6 +9,7 @@ import click
 
 from server.cli.common import Refusals, actor, echo, services
 from server.provenance import repository
+from server.queue import enqueue_revalidate_manifest
 
 
 @click.group("provenance", cls=Refusals)
@@ -47,4 +48,21 @@ def import_(source: Path) -> None:
         for problem in exc.problems[:50]:
             click.echo(problem, err=True)
         raise click.ClickException(f"nothing imported: {len(exc.problems)} problem(s)") from exc
-    echo({"created": result.created, "unchanged": result.unchanged})
+    # The stores are re-validated against this instance's trust lists by a worker (native code on hostile bytes,
+    # under a task's time limits), never in this process; until then a match on them decides nothing.
+    for manifest_id in result.ids:
+        svc.enqueue(enqueue_revalidate_manifest, manifest_id)
+    echo({"created": result.created, "unchanged": result.unchanged, "revalidating": len(result.ids)})
+
+
+@provenance_group.command("revalidate")
+@click.option("--all", "everything", is_flag=True,
+              help="Every imported record, not only those never re-validated (e.g. after `credence trust update`).")
+def revalidate(everything: bool) -> None:
+    """Re-validate imported manifest stores against this instance's trust lists (worker tasks)."""
+    svc = services()
+    with svc.db.session() as session:
+        ids = repository.imported_ids(session, pending_only=not everything)
+    for manifest_id in ids:
+        svc.enqueue(enqueue_revalidate_manifest, manifest_id)
+    echo({"revalidating": len(ids)})

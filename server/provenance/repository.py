@@ -50,7 +50,18 @@ class Recovery:
     binding: str
     distance: int
     bindings: list[dict[str, str]] = field(default_factory=list)
-    origin: str | None = None  # None: read here; else another instance's reading, unchecked (an import)
+    origin: str | None = None  # None: read here; else another instance's reading (an import)
+    # An import's re-validation here (``record_revalidation``): None when it never ran.
+    revalidation: dict[str, Any] | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Whether this instance's own reading stands behind the match: a manifest read here, or an import whose
+        store validated here and whose signed manifest proves the binding that matched."""
+        if self.origin is None:
+            return True
+        done = self.revalidation or {}
+        return bool(done.get("counts")) and self.binding in (done.get("bindings") or [])
 
     @property
     def signer_words(self) -> str:
@@ -63,7 +74,8 @@ class Recovery:
         return {"manifest_id": self.manifest_id, "original_sha256": self.sha256, "manifest": self.label,
                 "state": self.state, "signer": self.signer, "signing_time": self.signing_time,
                 "actions": self.actions, "ai_declarations": self.ai_declarations, "thumbnail": self.thumbnail,
-                "binding": self.binding, "distance": self.distance, "origin": self.origin}
+                "binding": self.binding, "distance": self.distance, "origin": self.origin,
+                "revalidation": self.revalidation}
 
 
 def _bits(hex_values: Sequence[str | None], width: int) -> np.ndarray:
@@ -115,22 +127,37 @@ def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Eviden
     bindings = kinds.get(Kind.SOFT_BINDINGS)
     if c2pa is None or bindings is None:
         return None
-    d, b = c2pa.details, bindings.details
+    b = bindings.details
     hashes = kinds.get(Kind.HASHES)
     h = hashes.details if hashes is not None else {}
     decoded = kinds.get(Kind.DECODED)
-    stamp = d.get("timestamp") if isinstance(d.get("timestamp"), dict) else {}
-    thumb = d.get("thumbnail") if isinstance(d.get("thumbnail"), dict) else {}
     store_ref = b.get("store") if isinstance(b.get("store"), dict) else {}
     store = read_store(store_ref["sha256"]) if store_ref.get("sha256") else None
-    signer = d.get("signer") if isinstance(d.get("signer"), dict) else {}
-    declarations = [decl for e in evidence if e.stage == Stage.C2PA and is_ai_declaration(e.kind)
-                    for decl in (e.details.get("declarations") or [])]
     row = session.scalar(select(models.ProvenanceManifest).where(models.ProvenanceManifest.sha256 == sha256))
     if row is None:
         row = models.ProvenanceManifest(sha256=sha256)
         session.add(row)
     row.mime = (decoded.details.get("mime") if decoded else None) or row.mime
+    _apply_reading(row, c2pa, evidence)
+    if store is not None:
+        row.store, row.store_size = store, len(store)
+    row.pdq, row.pdq_quality = h.get("pdq"), h.get("pdq_quality")
+    row.pdq_dihedral = ",".join(h["dihedral"]) if isinstance(h.get("dihedral"), list) else None
+    row.iscc = b.get("iscc")
+    row.last_seen = func.now()  # the database's clock: every host's writes order the same way
+    _replace_bindings(session, row, list(b.get("declared") or []))
+    return row
+
+
+def _apply_reading(row: models.ProvenanceManifest, c2pa: Evidence, evidence: Sequence[Evidence]) -> None:
+    """The fields a validation here decides (label, state, signer, time, actions, AI declarations, thumbnail), from
+    the pipeline's C2PA evidence: one rule for an asset read here and for an imported store re-validated here."""
+    d = c2pa.details
+    stamp = d.get("timestamp") if isinstance(d.get("timestamp"), dict) else {}
+    thumb = d.get("thumbnail") if isinstance(d.get("thumbnail"), dict) else {}
+    signer = d.get("signer") if isinstance(d.get("signer"), dict) else {}
+    declarations = [decl for e in evidence if e.stage == Stage.C2PA and is_ai_declaration(e.kind)
+                    for decl in (e.details.get("declarations") or [])]
     row.label = str(d.get("manifest") or "")
     row.state = STATES[Kind(c2pa.kind)]
     row.signer = {k: signer.get(k) for k in ("organisation", "common_name", "issuer", "algorithm", "serial")}
@@ -138,17 +165,38 @@ def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Eviden
     row.actions = list(d.get("actions") or [])[:24]
     row.ai_declarations = declarations[:16]
     row.thumbnail_sha256, row.thumbnail_format = thumb.get("sha256"), thumb.get("format")
-    if store is not None:
-        row.store, row.store_size = store, len(store)
-    row.pdq, row.pdq_quality = h.get("pdq"), h.get("pdq_quality")
-    row.pdq_dihedral = ",".join(h["dihedral"]) if isinstance(h.get("dihedral"), list) else None
-    row.iscc = b.get("iscc")
-    row.last_seen = func.now()  # the database's clock: every host's writes order the same way
+
+
+def _replace_bindings(session: Session, row: models.ProvenanceManifest, declared: list[dict[str, Any]]) -> None:
     session.flush()
     session.execute(delete(models.ProvenanceBinding).where(models.ProvenanceBinding.manifest_id == row.id))
-    for declared in list(b.get("declared") or [])[:16]:
-        session.add(models.ProvenanceBinding(manifest_id=row.id, alg=str(declared["alg"])[:100],
-                                             value=str(declared["value"])[:512]))
+    for item in declared[:16]:
+        session.add(models.ProvenanceBinding(manifest_id=row.id, alg=str(item["alg"])[:100],
+                                             value=str(item["value"])[:512]))
+
+
+def record_revalidation(session: Session, manifest_id: str, evidence: Sequence[Evidence], *, bindings: list[str],
+                        declared: list[dict[str, str]], reason: str | None) -> models.ProvenanceManifest | None:
+    """Keep the outcome of re-validating an imported record's store here (worker/stages/manifest_check.py).
+
+    When it counts (the store validated here and its signed manifest proves a soft binding), the row takes this
+    instance's reading, as ``record_from_verdict`` would from an asset: its state against these trust lists, the
+    signer, actions, AI declarations and signed thumbnail, and the soft-binding values the manifest signs; the
+    bindings it proves are kept, and only a match on one of them supports a level. Otherwise the row stays the
+    exporter's reading, informational, with the reason. ``origin`` stays: it is still not this instance's own
+    record, and is never exported as one."""
+    row = session.get(models.ProvenanceManifest, manifest_id)
+    if row is None or row.origin is None:
+        return None
+    c2pa = next((e for e in evidence if e.kind in STATES), None)
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if c2pa is not None and bindings and reason is None:
+        _apply_reading(row, c2pa, evidence)
+        _replace_bindings(session, row, declared)
+        row.revalidation = {"at": at, "counts": True, "state": row.state, "bindings": bindings[:16]}
+    else:
+        row.revalidation = {"at": at, "counts": False, "reason": (reason or "it did not validate here")[:500]}
+    row.last_seen = func.now()
     return row
 
 
@@ -173,7 +221,7 @@ def _recovery(session: Session, row: models.ProvenanceManifest, binding: str, di
         ai_declarations=list(row.ai_declarations or []),
         thumbnail={"sha256": row.thumbnail_sha256, "format": row.thumbnail_format} if row.thumbnail_sha256 else None,
         binding=binding, distance=int(distance), bindings=[{"alg": b.alg, "value": b.value} for b in declared],
-        origin=row.origin,
+        origin=row.origin, revalidation=dict(row.revalidation) if row.revalidation else None,
     )
 
 
@@ -400,7 +448,7 @@ def store_record(session: Session, record: dict[str, Any], put_blob: Callable[[b
     """Keep a checked record (``check_record``) of another instance or file; True when it was new. A content
     already kept here stays as this instance read it: its own reading of the asset outranks a copy's. ``origin``
     is kept with it: its state and declarations are the other instance's reading, which a recovery reports as
-    such and never as this instance's evidence."""
+    such and never as this instance's evidence, unless its store is re-validated here (``record_revalidation``)."""
     if session.scalar(select(models.ProvenanceManifest.id).where(
             models.ProvenanceManifest.sha256 == record["sha256"])) is not None:
         return False
@@ -432,6 +480,7 @@ def store_record(session: Session, record: dict[str, Any], put_blob: Callable[[b
 class Imported:
     created: int
     unchanged: int
+    ids: list[str] = field(default_factory=list)  # imported rows never re-validated: each one a worker task
 
 
 MAX_IMPORT_BYTES = 1024 * 1024 * 1024  # a file of stores and thumbnails: larger than a bank's
@@ -440,8 +489,8 @@ MAX_IMPORT_BYTES = 1024 * 1024 * 1024  # a file of stores and thumbnails: larger
 def import_lines(session: Session, data: bytes, put_blob: Callable[[bytes], str], *, actor: str) -> Imported:
     """A file ``export_lines`` wrote: all or nothing (every bad line is listed), idempotent (contents kept
     already are left as they are). The stores keep their own C2PA signatures, but the states and declarations
-    are the exporter's reading, not checked here: a recovery from an imported record says so and supports no
-    level."""
+    are the exporter's reading: until a worker re-validates a store here (``Imported.ids``, the caller queues
+    them), a recovery from it says so and supports no level."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -464,7 +513,18 @@ def import_lines(session: Session, data: bytes, put_blob: Callable[[bytes], str]
         records.append(record)
     if problems:
         raise ImportRejected(problems)
-    created = sum(store_record(session, record, put_blob, origin=f"import by {actor}") for record in records)
+    origin = f"import by {actor}"
+    created = sum(store_record(session, record, put_blob, origin=origin) for record in records)
     session.add(models.AuditLog(actor=actor, action="repository.import", target="provenance_manifests",
                                 details={"created": created, "unchanged": len(records) - created}))
-    return Imported(created=created, unchanged=len(records) - created)
+    session.flush()
+    return Imported(created=created, unchanged=len(records) - created, ids=imported_ids(session, pending_only=True))
+
+
+def imported_ids(session: Session, *, pending_only: bool) -> list[str]:
+    """Imported rows to re-validate: those never re-validated, or all of them (after a trust list change)."""
+    m = models.ProvenanceManifest
+    query = select(m.id).where(m.origin.is_not(None))
+    if pending_only:
+        query = query.where(m.revalidation.is_(None))
+    return list(session.scalars(query.order_by(m.first_seen, m.id)))

@@ -74,7 +74,7 @@ def results(max_results: str | int | None) -> int:
     return min(count, MAX_RESULTS)
 
 
-def _image_code(raw: bytes) -> str | None:
+def image_code(raw: bytes) -> str | None:
     """The Content-Code Image unit of an ISCC-SEQ (IEP-0020: units of header and body, concatenated) or of one
     ISCC written as text, as the ``ISCC:`` code of its first 64 bits (what the repository compares)."""
     import iscc_core
@@ -113,7 +113,7 @@ def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
     except (binascii.Error, ValueError):
         raise ResolutionError(400, "value is not base64") from None
     if alg == repository.ISCC_ALG:
-        code = _image_code(raw)
+        code = image_code(raw)
         if code is None:
             raise ResolutionError(400, "value holds no ISCC Content-Code Image unit")
         found = repository.find(session, pdq=[], iscc=code, pdq_threshold=settings.pdq_threshold)

@@ -37,6 +37,9 @@ _FORMATS = {
     "image/jpeg", "image/png", "image/webp", "image/avif", "image/heic", "image/heif", "image/gif",
     "image/tiff", "image/svg+xml", "video/mp4", "video/quicktime", "audio/mpeg", "audio/wav",
 }
+# A bare manifest store (JUMBF, no asset), as the repository keeps and exchanges them: the library validates its
+# signatures, certificates and assertion hashes, but cannot check the hard binding without the asset.
+MANIFEST_STORE = "application/c2pa"
 
 
 @dataclass
@@ -116,6 +119,8 @@ class C2paResult:
     # Failure codes of the active manifest's own validation results (crJSON), which can hold more than
     # the store's summary list (e.g. claimSignature.mismatch beside signingCredential.expired).
     active_failures: list[str] = field(default_factory=list)
+    # ... and its success codes (signingCredential.trusted among them), read the same way.
+    active_successes: list[str] = field(default_factory=list)
     # Only read after an assertion.dataHash.mismatch: whether the data-hash exclusions cover where the
     # manifest store actually sits in the file (see data_binding).
     binding: DataBinding | None = None
@@ -412,7 +417,7 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
         check_structure(data, limits or Limits())
     except OverBudget as exc:
         return C2paResult(status="unreadable", error=f"not read: {exc.reason}")
-    fmt = mime if mime in _FORMATS else None
+    fmt = mime if mime in _FORMATS or mime == MANIFEST_STORE else None
     # The library walks a known container faster than Python scans the bytes; other types are
     # only handed to it when they could hold a manifest at all.
     if manifest_data is None and fmt is None and not might_carry_credentials(data):
@@ -448,8 +453,11 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
             mime=mime,
         )
         _signer_certificates(reader, result)
-        own = ((certs.get(active_label) or {}).get("results") or {}).get("failure")
+        results = (certs.get(active_label) or {}).get("results") or {}
+        own, passed = results.get("failure"), results.get("success")
         result.active_failures = [str(i.get("code")) for i in own if isinstance(i, dict)] if isinstance(own, list) else []
+        result.active_successes = ([str(i.get("code")) for i in passed if isinstance(i, dict)]
+                                   if isinstance(passed, list) else [])
         if manifest_data is None:
             _data_binding(reader, result, data)
         if active is not None:
