@@ -127,20 +127,18 @@ def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
 
 
 def matches_by_content(session: Session, data: bytes, settings: Settings) -> dict[str, Any]:
-    """An uploaded image's own PDQ (8 orientations) and ISCC, looked up as a stripped copy is in the pipeline.
-    The nearest original only: the repository answers one best match per content."""
-    from worker.stages import hashes, soft_binding
-    from worker.stages.budget import Limits
-    from worker.stages.decode import DecodeError, decode
+    """An uploaded image fingerprinted by the one rule for uploads (PDQ in 8 orientations, ISCC), looked up as a
+    stripped copy is in the pipeline. The nearest original only: the repository answers one best match per content."""
+    from worker.stages.fingerprint import FingerprintError, fingerprint  # pure functions, loaded when asked
 
     try:
-        decoded = decode(data, settings.max_pixels, Limits.from_settings(settings))
-    except DecodeError as exc:
+        fp = fingerprint(data, settings)
+    except FingerprintError as exc:
         raise ResolutionError(415, f"not an image this service reads ({exc.reason})") from None
-    found_hashes, dihedral = hashes.compute_with_orientations(decoded.image)
-    pdq = dihedral if found_hashes.pdq_usable else []
-    found = repository.find(session, pdq=pdq, iscc=soft_binding.iscc_image_code(decoded.image),
-                            pdq_threshold=settings.pdq_threshold)
+    if fp.kind != "image":
+        raise ResolutionError(415, "not an image: send an image (image/*) as the request body")
+    pdq = fp.orientations if fp.pdq_usable else []
+    found = repository.find(session, pdq=pdq, iscc=fp.iscc, pdq_threshold=settings.pdq_threshold)
     if found is None:
         return {"matches": []}
     return {"matches": [_match(found, 256 if found.binding == repository.PDQ_BINDING else 64)]}

@@ -1,6 +1,6 @@
 """How an uploaded file is fingerprinted for a bank search or a submission: the one place.
 
-The API, the CLI and the desk all call ``fingerprint``. An image's PDQ comes with its 8 orientations
+The API, the CLI, the desk and the Soft Binding Resolution API's ``byContent`` all call ``fingerprint``. An image's PDQ comes with its 8 orientations
 (identity first), exactly as the pipeline hashes checked media, so a mirrored or rotated copy finds the
 banked original through every front end, as the matcher would find it. A video gets its file hashes and
 vPDQ frame hashes, as the pipeline computes them. Pure functions over bytes: nothing here touches a database.
@@ -13,7 +13,7 @@ from typing import Any
 
 from server.config import Settings
 from server.media_types import VIDEO_TYPES, sniff
-from worker.stages import hashes
+from worker.stages import hashes, soft_binding
 from worker.stages.decode import DecodeError, Limits, decode
 from worker.stages.keyframes import VideoError, VideoLimits, extract
 from worker.stages.video_hashes import FrameHash, video_hashes
@@ -35,8 +35,14 @@ class Fingerprint:
     pdq_quality: int | None = None
     phash: str | None = None
     orientations: list[str] = field(default_factory=list)  # PDQ in the 8 orientations, identity first
+    iscc: str | None = None  # the ISO 24138 Image-Code, the repository's second soft binding
     md5: str | None = None
     frames: tuple[FrameHash, ...] = ()
+
+    @property
+    def pdq_usable(self) -> bool:
+        """Whether the PDQ says anything (flat images hash to noise): as the pipeline's hashes judge it."""
+        return self.pdq_quality is not None and self.pdq_quality >= hashes.PDQ_MIN_QUALITY
 
     def query(self) -> dict[str, Any]:
         """The hashes as a search request or a JSON answer names them."""
@@ -48,7 +54,7 @@ class Fingerprint:
 
 
 def fingerprint(data: bytes, settings: Settings) -> Fingerprint:
-    """An image's sha256, PDQ (all orientations) and pHash, or a video's sha256, MD5 and vPDQ frames."""
+    """An image's sha256, PDQ (all orientations), pHash and ISCC, or a video's sha256, MD5 and vPDQ frames."""
     if sniff(data[:512]) in VIDEO_TYPES:
         try:
             info, keyframes = extract(data, VideoLimits.from_settings(settings))
@@ -57,8 +63,9 @@ def fingerprint(data: bytes, settings: Settings) -> Fingerprint:
             raise FingerprintError("video", exc.reason) from exc
         return Fingerprint(kind="video", sha256=vh.sha256, md5=vh.md5, frames=tuple(vh.frames))
     try:
-        h, orientations = hashes.compute_with_orientations(decode(data, settings.max_pixels, Limits.from_settings(settings)).image)
+        image = decode(data, settings.max_pixels, Limits.from_settings(settings)).image
     except DecodeError as exc:
         raise FingerprintError("image", exc.reason) from exc
+    h, orientations = hashes.compute_with_orientations(image)
     return Fingerprint(kind="image", sha256=hashlib.sha256(data).hexdigest(), pdq=h.pdq, pdq_quality=h.pdq_quality,
-                       phash=h.phash, orientations=orientations)
+                       phash=h.phash, orientations=orientations, iscc=soft_binding.iscc_image_code(image))
