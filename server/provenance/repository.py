@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -283,7 +284,7 @@ def _snapshot(session: Session) -> _Snapshot:
     return snap
 
 
-def _nearest(snap: _Snapshot, pdq: Sequence[str], iscc: str | None, pdq_threshold: int,
+def _nearest(snap: _Snapshot, pdq: Sequence[str], iscc: Callable[[], str | None], pdq_threshold: int,
              iscc_threshold: int) -> tuple[str, int, str] | None:
     """(binding, distance, manifest id) of the best candidate: any PDQ match before any ISCC one."""
     if not snap.ids:
@@ -296,7 +297,7 @@ def _nearest(snap: _Snapshot, pdq: Sequence[str], iscc: str | None, pdq_threshol
         i = int(dist.argmin())
         if dist[i] <= pdq_threshold:
             return PDQ_BINDING, int(dist[i]), snap.ids[i]
-    digest = iscc_digest(iscc)
+    digest = iscc_digest(iscc())
     if digest:
         dist = np.bitwise_count(snap.iscc ^ _bits([digest], 64)[0]).sum(axis=1)
         i = int(dist.argmin())
@@ -305,12 +306,15 @@ def _nearest(snap: _Snapshot, pdq: Sequence[str], iscc: str | None, pdq_threshol
     return None
 
 
-def find(session: Session, *, pdq: Sequence[str], iscc: str | None, pdq_threshold: int,
+def find(session: Session, *, pdq: Sequence[str], iscc: str | Callable[[], str | None] | None, pdq_threshold: int,
          iscc_threshold: int = ISCC_THRESHOLD, exclude_sha256: str | None = None) -> Recovery | None:
     """The stored original nearest a copy: PDQ (any of the copy's orientations, within the banks' threshold)
-    first, then the ISCC Image-Code (exact, then near). Only trusted or valid manifests are ever served."""
+    first, then the ISCC Image-Code (exact, then near). Only trusted or valid manifests are ever served.
+    ``iscc`` may be a function: then it is computed only when the lookup gets that far (an empty repository or
+    a PDQ match never does), which spares the pipeline most of this rule's cost."""
+    code = functools.cache(iscc) if callable(iscc) else (lambda: iscc)
     for _ in range(2):
-        best = _nearest(_snapshot(session), pdq, iscc, pdq_threshold, iscc_threshold)
+        best = _nearest(_snapshot(session), pdq, code, pdq_threshold, iscc_threshold)
         if best is None:
             return None
         row = session.get(models.ProvenanceManifest, best[2])

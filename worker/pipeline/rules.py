@@ -206,9 +206,10 @@ class RecoveryRule:
             put = MediaStore(item.settings.media_path).put
             item.evidence.append(soft_binding.record_bindings(item.data, item.mime, item.decoded.image, label, put))
         elif item.hashes.pdq_usable and any(e.kind == Kind.C2PA_ABSENT for e in item.evidence):
-            iscc = soft_binding.iscc_image_code(item.decoded.image)
+            image = item.decoded.image
             with item.matcher.db.session() as session:
-                found = repository.find(session, pdq=item.dihedral or [item.hashes.pdq], iscc=iscc,
+                found = repository.find(session, pdq=item.dihedral or [item.hashes.pdq],
+                                        iscc=lambda: soft_binding.iscc_image_code(image),
                                         pdq_threshold=item.settings.pdq_threshold, exclude_sha256=item.sha256)
             if found is not None:
                 item.evidence.append(soft_binding.recovery_evidence(found))
