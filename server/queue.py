@@ -55,6 +55,7 @@ TASK_ROUTES = {
     "credence.evict_media": {"queue": "cpu"},
     "credence.forensics": {"queue": "cpu"},
     "credence.revalidate_manifest": {"queue": "cpu"},
+    "credence.heatmap": {"queue": "gpu"},  # where the detectors are loaded
     "credence.pull_peers": {"queue": "fetch"},
     "credence.pull_peer": {"queue": "fetch"},
 }
@@ -67,6 +68,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,  # a task killed mid-run is redelivered, not lost
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # The worker's timer wakes at most this often (Celery's default: 1 s). It is what flushes a detection
+        # batch that did not fill: at 1 s a batch waited up to a second, not detect_batch_wait_s, and its
+        # messages held the worker's prefetch slots meanwhile, so every other task of the page waited too.
+        "worker_timer_precision": min(1.0, settings.detect_batch_wait_s),
         "task_routes": TASK_ROUTES,
         "task_default_queue": "cpu",
         "task_serializer": "json",
@@ -146,6 +151,11 @@ def enqueue_detect(app: Celery, sha256: str, partial: dict[str, Any]) -> None:
 def enqueue_forensics(app: Celery, sha256: str) -> None:
     """Compute the forensic views of a stored image on demand (the desk's report page asks)."""
     app.send_task("credence.forensics", args=[sha256], **TASK_ROUTES["credence.forensics"])
+
+
+def enqueue_heatmap(app: Celery, sha256: str) -> None:
+    """Make a detector's heat map of a stored image on demand (the desk's report page asks)."""
+    app.send_task("credence.heatmap", args=[sha256], **TASK_ROUTES["credence.heatmap"])
 
 
 def enqueue_revalidate_manifest(app: Celery, manifest_id: str) -> None:

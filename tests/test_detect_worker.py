@@ -57,3 +57,15 @@ def test_gpu_worker_gathers_pending_items_into_one_batch(data_dir: Path, redis_u
     argv = _celery_argv(["gpu"], 1, False)  # a gpu-only worker prefetches a whole batch; a mixed one does not
     assert argv[argv.index("--prefetch-multiplier") + 1] == str(get_settings().detect_batch_size)
     assert "--prefetch-multiplier" not in _celery_argv(["fetch", "cpu", "gpu"], 2, True)
+    served = _celery_argv(["fetch", "cpu", "gpu"], 2, True, hold_batches=True)  # `credence serve`'s only worker
+    assert served[served.index("--prefetch-multiplier") + 1] == str(get_settings().detect_batch_size)
+
+
+def test_the_worker_timer_wakes_in_time_to_flush_a_batch_that_did_not_fill() -> None:
+    """celery-batches flushes on the worker's timer, which at Celery's default precision (1 s) flushed a
+    half-empty batch once a second whatever CREDENCE_DETECT_BATCH_WAIT_S said (issue 17)."""
+    from server.config import Settings
+    from server.queue import celery_config
+
+    assert celery_config(Settings(detect_batch_wait_s=0.05))["worker_timer_precision"] <= 0.05
+    assert celery_config(Settings(detect_batch_wait_s=5))["worker_timer_precision"] <= 1.0

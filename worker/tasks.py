@@ -59,6 +59,13 @@ def forensic_views(self, sha256: str) -> str:
     return forensics_jobs.compute_forensics(context.current(), sha256)
 
 
+@app.task(name="credence.heatmap", bind=True, soft_time_limit=_BATCH.analysis_soft_limit_s,
+          time_limit=_BATCH.analysis_hard_limit_s, **TRANSIENT)
+def heatmap(self, sha256: str) -> str:
+    """On demand from the desk, on the gpu queue: bounded like the forensic views (worker/detection/jobs.py)."""
+    return detect_jobs.explain_stored(context.current(), sha256)
+
+
 @app.task(name="credence.revalidate_manifest", bind=True, soft_time_limit=_BATCH.analysis_soft_limit_s,
           time_limit=_BATCH.analysis_hard_limit_s, **TRANSIENT)
 def revalidate_manifest(self, manifest_id: str) -> str:

@@ -93,7 +93,7 @@ def serve(host: str | None, port: int | None, threads: int, no_worker: bool) -> 
         metrics_dir = fresh_dir(settings.resolved_data_dir / "worker-metrics")
         app.config["CREDENCE_WORKER_METRICS_DIR"] = str(metrics_dir)
         worker = _spawn_worker(["fetch", "cpu", "gpu"], settings.worker_concurrency, beat=True,
-                               env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+                               env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, hold_batches=True)
     _allow_connections(settings.http_connection_limit)
     # waitress reads requests in its event loop, not in the threads: an idle or slow socket costs a
     # connection slot only, and is closed after channel_timeout without a byte. poll(), not select():
@@ -157,20 +157,24 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     return arm
 
 
-def _celery_argv(queues: list[str], concurrency: int, beat: bool) -> list[str]:
+def _celery_argv(queues: list[str], concurrency: int, beat: bool, hold_batches: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
             "-Q", ",".join(queues), "--concurrency", str(concurrency), "--loglevel", "INFO",
             "--hostname", f"credence-{'-'.join(queues)}-{os.getpid()}@%h"]
-    if queues == ["gpu"]:
+    if queues == ["gpu"] or hold_batches:
         # celery-batches can only gather what the worker has prefetched: let a gpu-only worker hold a batch.
+        # `credence serve`'s worker, the only one, too: the detection requests it holds keep their prefetch
+        # slots until their batch runs, and with one slot per process every other task of a page waited.
         argv += ["--prefetch-multiplier", str(get_settings().detect_batch_size)]
     if beat:
         argv.append("--beat")
     return argv
 
 
-def _spawn_worker(queues: list[str], concurrency: int, beat: bool, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(_celery_argv(queues, concurrency, beat), cwd=Path(__file__).resolve().parents[2],
+def _spawn_worker(queues: list[str], concurrency: int, beat: bool, env: dict[str, str],
+                  hold_batches: bool = False) -> subprocess.Popen:
+    return subprocess.Popen(_celery_argv(queues, concurrency, beat, hold_batches),
+                            cwd=Path(__file__).resolve().parents[2],
                             env=env, preexec_fn=_die_with_parent(os.getpid()))
 
 

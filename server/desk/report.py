@@ -8,6 +8,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 from server.banks import service as banks
 from server.api.deps import enqueue
 from server.desk import service
+from server.detection import heatmaps
 from server.desk.auth import actor, current_user, may_view_anonymously, require, services
 from server.errors import ApiError
 from server.media_store import is_sha256
@@ -47,6 +48,10 @@ def media(sha256: str):
     if current_user() is not None:
         with services().db.session() as session:
             bank_names = banks.bank_names(session)
+        if report["heatmap"]["state"] == heatmaps.PENDING:  # a person is looking: the heat map is worth its cost
+            asked = heatmaps.request(services(), sha256)
+            if asked not in (heatmaps.READY, heatmaps.PENDING):
+                report["heatmap"] = {"state": heatmaps.FAILED, "reason": asked}
     return render_template("desk/report.html", r=report, permalink=_permalink(sha256), bank_names=bank_names)
 
 

@@ -21,6 +21,7 @@ from server.banks import service as banks
 from server.checks import progress, records
 from server.checks import service as checks
 from server.desk.video import frame_scores, video_view
+from server.detection import heatmaps
 from server.media_store import is_sha256
 from server.media_types import IMAGE_TYPES
 from server.services import Services
@@ -369,6 +370,8 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
         video["codec_words"] = wording.codec_words(video["facts"].get("codec"))
     if not any(e.get("score") is not None for e in detection):
         detection = []  # only notes (skipped, not configured): they go with the other findings
+    # An image's heat map is made on demand (server/detection/heatmaps.py); pictures are for the signed-in only.
+    heat_state = heatmaps.attach(svc, sha256, media.mime, detection) if signed_in else {"state": heatmaps.NONE}
     for item in detection:
         details = item.setdefault("details", {}) or {}
         heatmap = details.get("heatmap") or details.get("heat_map")
@@ -418,6 +421,7 @@ def build_report(session: Session, svc: Services, sha256: str, *, signed_in: boo
     return {
         "sha256": sha256,
         "viewable": bool(data) and media.mime in IMAGE_TYPES,
+        "heatmap": heat_state,
         "verdict": body,
         "why": strongest,
         "panels": {

@@ -352,7 +352,8 @@ def runtime(settings: Settings) -> Runtime:
     folder = models_path(settings)
     if folder is None:
         raise mf.ManifestError("no models directory is configured")
-    return runtime_for(folder, settings.detectors, settings.detect_device, settings.detect_heatmaps)
+    return runtime_for(folder, settings.detectors, settings.detect_device, settings.detect_heatmaps,
+                       settings.detect_threads)
 
 
 def _record_runtime(runtime: Runtime, evidence: list[Evidence], versions: dict[str, str]) -> None:

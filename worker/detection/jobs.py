@@ -5,9 +5,10 @@ The cpu analysis hands over ``(sha256, partial)``: the evidence, versions and ti
 extracted), every configured detector runs over all their pixels at once (the frames of several videos
 and the images of the batch in one forward pass per detector), and each content gets its verdict:
 fused, recorded, its waiting checks completed, cached. A video's score per detector is the 90th
-percentile of its keyframes' scores; only its worst frame gets a heat map. One unreadable content gets
-a detection error of its own and never fails the batch. Idempotent like every job: a content that
-already has a verdict is only completed.
+percentile of its keyframes' scores; only its worst frame gets a heat map. An image gets none here: its
+heat map is made on demand when a person opens its report (``explain_stored``, server/detection/heatmaps.py),
+as on CPU it costs several times the score. One unreadable content gets a detection error of its own and
+never fails the batch. Idempotent like every job: a content that already has a verdict is only completed.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image
 
 from server.checks import records
 from server.checks.progress import DONE, END, START
+from server.detection import heatmaps
 from server.detection import manifest as mf
 from server.config import Settings
 from server.media_store import MediaStore
@@ -29,7 +32,8 @@ from server.vocabulary import DetectionState, Kind
 from worker.detection import gate as detection
 from worker.context import Context
 from worker.settle import complete_from_record, detecting_key, partial_of, record_final
-from worker.stages.decode import decode
+from worker.stages.budget import Limits
+from worker.stages.decode import DecodeError, decode
 from worker.stages.thumbnails import store_keyframes
 
 if TYPE_CHECKING:
@@ -124,13 +128,13 @@ def run_detection(settings: Settings, contents: list[Pixels],
         state = {detection.STAGE: DetectionState.MISCONFIGURED, detection.VERSION_KEY: "misconfigured"}
         return [[ev] for _ in contents], [dict(state) for _ in contents], 0.0
     flat: list[Image.Image] = []
-    cams: list[bool] = []
     spans: list[tuple[int, int]] = []
     for content in contents:
         spans.append((len(flat), len(flat) + len(content.images)))
         flat.extend(content.images)
-        cams.extend([not content.video] * len(content.images))
-    results = rt.detect(flat, cams) if flat else []
+    # Scores only: an image's heat map is made when a person opens its report (explain_stored), a video's
+    # for its worst keyframe just below, while the keyframes are at hand.
+    results = rt.detect(flat, [False] * len(flat)) if flat else []
     worst: dict[int, int] = {}  # video index -> its worst keyframe, for the one heat map
     for i, content in enumerate(contents):
         if content.video and i not in problems:
@@ -218,3 +222,45 @@ def detect_in_process(data: bytes, verdict: Verdict, settings: Settings, store: 
     evidence, versions, ms = run_detection(settings, [read_pixels(data, settings)], store)
     return _finish(partial_of(verdict), verdict.sha256 or "", evidence[0], versions[0],
                    {detection.STAGE: round(ms, 3)})
+
+
+def explain_stored(ctx: Context, sha256: str) -> str:
+    """The ``credence.heatmap`` task: the heat map of a stored image, on demand (the desk's report page asks).
+
+    Bounded like the forensic views: the pixel cap and decode budget before any pixel is decoded, the
+    analysis's time limits on the task (worker/tasks.py). Any failure is written as the result, so the page
+    says why instead of asking again; idempotent (a current result is kept)."""
+    stamp = detection.configured_stamp(ctx.settings)
+
+    def failed(why: str, outcome: str) -> str:
+        heatmaps.write_result(ctx.store, sha256, stamp, {"error": why})
+        return outcome
+
+    try:
+        if heatmaps.read_result(ctx.store, sha256, stamp) is not None:
+            return "cached"
+        data = ctx.store.get(sha256)
+        if data is None:
+            return failed("the stored copy of this image is gone", "missing")
+        try:
+            image = decode(data, ctx.settings.max_pixels, Limits.from_settings(ctx.settings)).image
+        except DecodeError as exc:
+            return failed(f"the image could not be decoded: {exc.reason}", "refused")
+        try:
+            rt = detection.runtime(ctx.settings)
+        except (mf.ManifestError, ImportError) as exc:  # ImportError: a worker without torch
+            return failed(f"the detectors could not be loaded: {str(exc)[:300]}", "unavailable")
+        if not ctx.settings.detect_heatmaps or rt.cam_detector is None:
+            return failed("no detector on this server makes heat maps", "unavailable")
+        (result,) = rt.explain([image])
+        if result is None or result.error or not result.heatmap_png:
+            why = (result.error if result is not None else None) or "the detector gave no heat map"
+            return failed(f"the heat map could not be made: {why[:300]}", "error")
+        heatmap = {"sha256": ctx.store.put(result.heatmap_png), "format": "png", **result.heatmap}
+        heatmaps.write_result(ctx.store, sha256, stamp, {"detector": result.detector, "heatmap": heatmap})
+        return "done"
+    except SoftTimeLimitExceeded:
+        return failed(f"the heat map took longer than {ctx.settings.analysis_soft_limit_s} s and was stopped",
+                      "timeout")
+    finally:
+        ctx.cache.release(f"heatmap:{sha256}")
