@@ -59,6 +59,7 @@ class Settings(BaseSettings):
         "worker's metrics are part of the API's /metrics instead."))
     instance_name: str = Field("credence", description="This instance's name on the exchange feed (peers see it as the origin of entries).")
     peer_pull_s: int = Field(300, ge=10, description="How often the beat task pulls each peer's feed.")
+    share_manifests: bool = Field(False, description="Publish the manifest repository's own records (valid manifests this instance read itself, with their stores) on the exchange feed, and their withdrawal when forgotten (docs/exchange-feed.md). Privacy cost: peers learn which signed media this instance's users met (never who or where). Off: the feed carries banks only.")
     peer_feed_max_age_s: int = Field(900, ge=30, description="A peer's feed page signed longer ago than this (or this far in the future) is refused as stale: a captured page cannot be replayed to freeze a peer.")
     pdq_threshold: int = Field(31, ge=0, le=63, description="Largest PDQ Hamming distance (of 256 bits) that counts as a near duplicate.")
     phash_threshold: int = Field(6, ge=0, le=20, description="Largest pHash Hamming distance (of 64 bits) that counts as a near duplicate.")

@@ -174,13 +174,14 @@ class Opinion(Base):
 
 
 class FeedEvent(Base):
-    """The signed change log of shared banks; its id is the feed cursor."""
+    """The signed change log of shared banks (and of shared repository manifests, which belong to no bank);
+    its id is the feed cursor."""
 
     __tablename__ = "feed_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    bank_id: Mapped[str] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
-    entry_id: Mapped[str] = mapped_column(String(32), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # entry | retraction | opinion
+    bank_id: Mapped[str | None] = mapped_column(ForeignKey("banks.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[str] = mapped_column(String(32), index=True)  # a manifest event: the manifest's row id
+    kind: Mapped[str] = mapped_column(String(24))  # entry | retraction | opinion | manifest | manifest-withdrawal
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     signature: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)

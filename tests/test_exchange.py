@@ -51,8 +51,9 @@ class Instance:
             return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def make_instance(name: str, data_dir: Path, database_url: str | None = None, serve: bool = False) -> Instance:
-    overrides = {"instance_name": name, "rate_limit": "100000/minute"}
+def make_instance(name: str, data_dir: Path, database_url: str | None = None, serve: bool = False,
+                  **settings: str) -> Instance:
+    overrides = {"instance_name": name, "rate_limit": "100000/minute", **settings}
     if database_url:
         overrides["database_url"] = database_url
     settings = settings_from(env_for(data_dir, **overrides))

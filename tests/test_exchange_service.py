@@ -169,7 +169,8 @@ def test_a_readers_bank_filter_is_the_one_the_feed_reads() -> None:
     peer = models.Peer(name="beta", url="http://127.0.0.1:9/", public_key="k", banks=["debunked", "clips"], cursor=7)
     query = parse_qs(urlsplit(exchange.feed_url(peer, 50)).query)
     assert exchange.feed_url(peer, 50).startswith("http://127.0.0.1:9/api/v1/exchange/feed?")
-    assert {k: v[0] for k, v in query.items() if k != "banks"} == {"since": "7", "limit": "50", "v": "2"}
+    assert {k: v[0] for k, v in query.items() if k != "banks"} == {"since": "7", "limit": "50", "v": "2",
+                                                                   "manifests": "1"}
     assert exchange.bank_filter(query["banks"][0]) == ["debunked", "clips"]
     assert exchange.bank_filter("") is None and exchange.bank_filter(None) is None
 

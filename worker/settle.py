@@ -49,7 +49,8 @@ def record_final(ctx: Context, sha256: str, verdict: Verdict) -> list[str]:
         row = records.record_verdict(session, verdict)
         completed = records.complete_checks_for(session, sha256, row.id)
         # Valid credentials join the manifest repository; credentials that now fail leave it.
-        repository.record_from_verdict(session, sha256, verdict.evidence, ctx.store.get)
+        repository.record_from_verdict(session, sha256, verdict.evidence, ctx.store.get,
+                                       share=ctx.settings.share_manifests)
     metrics.verdict_recorded(verdict)
     ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
     return completed

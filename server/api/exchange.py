@@ -45,13 +45,15 @@ def exchange_identity():
 
 @bp.get(exchange.FEED_PATH)
 def exchange_feed():
-    """Public on purpose: it carries only banks an admin chose to share."""
+    """Public on purpose: it carries only banks an admin chose to share (and, with ``manifests=1``, the manifest
+    repository's own records when CREDENCE_SHARE_MANIFESTS publishes them)."""
     since = query_int("since", 0, 0, MAX_CURSOR)
     limit = query_int("limit", 200, 1, 2**31 - 1)  # over feed.MAX_PAGE: capped, as peers expect
     version = query_int("v", exchange.UNASKED_PAGE_VERSION, 1, 2**31 - 1)
+    manifests = query_int("manifests", 0, 0, 1)
     with services().db.session() as session:
         return jsonify(exchange.feed_page(session, since=since, limit=limit, banks_param=request.args.get("banks"),
-                                          version=version))
+                                          version=version, manifests=bool(manifests)))
 
 
 def _export(names: list[str] | None) -> Response:

@@ -196,6 +196,8 @@ def _exchange_paths() -> dict[str, Any]:
                            _int_query("limit", 1, description="Events per page; above 500 it is capped at 500."),
                            _int_query("v", 1, description="Page version to serve: 2 (signed head and time), "
                                       "1 when absent; above 2 gives 2."),
+                           _int_query("manifests", 0, 1, "1: a v2 page also carries the manifest repository's "
+                                      "shared records (manifest, manifest-withdrawal events)."),
                            {"name": "banks", "in": "query", "schema": {"type": "string"}}],
             "responses": {"200": obj, **_errors(400)}}},
         "/api/v1/banks/{name}/export": {"get": {"summary": "Export one bank (reader)", "security": key,

@@ -1,4 +1,5 @@
-"""The signed exchange feed: what this instance publishes about its shared banks.
+"""The signed exchange feed: what this instance publishes about its shared banks (and, when the setting
+shares them, its manifest repository's own records).
 
 Events are recorded in the same transaction as the change they describe (so the feed never misses
 one), each signed on its own (so an imported copy keeps a verifiable origin), and served in
@@ -74,6 +75,37 @@ def on_decision(session: Session, entry: models.BankEntry, bank: models.Bank, ac
         record(session, "retraction", entry, bank, note)
 
 
+MANIFEST_KINDS = ("manifest", "manifest-withdrawal")  # belong to no bank; served only to readers that ask
+MAX_PAGE_STORE_CHARS = 8 * 1024 * 1024  # base64 of manifest stores on one page (a 4 MiB store, ~5.6 MB, always fits)
+
+
+def record_manifest(session: Session, manifest_id: str, record: dict[str, Any]) -> models.FeedEvent:
+    """Publish one of the repository's own records (``repository.manifest_record`` without the thumbnail: the
+    signed one is inside the store), in the transaction that changed it; signed as every event."""
+    return _record_bankless(session, "manifest", manifest_id, record)
+
+
+def record_manifest_withdrawal(session: Session, manifest_id: str, sha256: str, label: str) -> models.FeedEvent:
+    """Publish that the repository forgot a record it had shared (its credentials no longer validate here)."""
+    return _record_bankless(session, "manifest-withdrawal", manifest_id, {"sha256": sha256, "label": label})
+
+
+def _record_bankless(session: Session, kind: str, manifest_id: str, manifest: dict[str, Any]) -> models.FeedEvent:
+    me = _identity(session)
+    payload: dict[str, Any] = {"v": EVENT_VERSION, "kind": kind, "instance": me.name, "note": "",
+                               "at": models.utcnow().isoformat(), "manifest": manifest}
+    event = models.FeedEvent(bank_id=None, entry_id=manifest_id, kind=kind, payload=payload,
+                             signature=identity.sign(me, identity.canonical(payload)))
+    session.add(event)
+    return event
+
+
+def _store_chars(event: models.FeedEvent) -> int:
+    manifest = event.payload.get("manifest") if isinstance(event.payload, dict) else None
+    store = manifest.get("store") if isinstance(manifest, dict) else None
+    return len(store) if isinstance(store, str) else 0
+
+
 def publish_existing(session: Session, bank: models.Bank) -> int:
     """When a bank becomes shared, its confirmed entries go on the feed."""
     entries = session.scalars(select(models.BankEntry).where(
@@ -85,22 +117,38 @@ def publish_existing(session: Session, bank: models.Bank) -> int:
 
 
 def page(session: Session, since: int, limit: int, bank_names: list[str] | None,
-         version: int = FEED_VERSION) -> dict[str, Any]:
+         version: int = FEED_VERSION, manifests: bool = False) -> dict[str, Any]:
     """``{"signed": <canonical JSON text>, "signature": <Ed25519 over its UTF-8 bytes>}``.
 
     A v2 page also signs the limit it answers, this feed's head (its highest cursor) and the time,
-    so a reader can refuse a captured page replayed later in place of the current one."""
+    so a reader can refuse a captured page replayed later in place of the current one. Manifest events
+    (no bank) are served only with ``manifests`` (readers written before them reject unknown kinds), whatever
+    the ``banks`` filter; the cursor moves past them either way. A page ends early (``more``) once its
+    manifest stores reach ``MAX_PAGE_STORE_CHARS``, so a page stays a few MiB whatever its limit."""
     limit = max(1, min(limit, MAX_PAGE))
-    query = select(models.FeedEvent, models.Bank.name).join(models.Bank, models.Bank.id == models.FeedEvent.bank_id) \
+    query = select(models.FeedEvent, models.Bank.name) \
+        .join(models.Bank, models.Bank.id == models.FeedEvent.bank_id, isouter=True) \
         .where(models.FeedEvent.id > since).order_by(models.FeedEvent.id).limit(limit + 1)
     rows = session.execute(query).all()
     more = len(rows) > limit
-    rows = rows[:limit]
-    events = [{"cursor": e.id, "payload": e.payload, "signature": e.signature} for e, bank_name in rows
-              if not bank_names or e.kind == "opinion" or bank_name in bank_names]
+    events: list[dict[str, Any]] = []
+    last, store_chars = since, 0
+    for e, bank_name in rows[:limit]:
+        if e.kind in MANIFEST_KINDS:
+            wanted = manifests
+        else:
+            wanted = not bank_names or e.kind == "opinion" or bank_name in bank_names
+        if wanted:
+            weight = _store_chars(e)
+            if events and weight and store_chars + weight > MAX_PAGE_STORE_CHARS:
+                more = True
+                break
+            store_chars += weight
+            events.append({"cursor": e.id, "payload": e.payload, "signature": e.signature})
+        last = e.id
     me = _identity(session)
     body = {"v": FEED_VERSION, "instance": me.name, "public_key": me.public_key, "since": since,
-            "next": rows[-1][0].id if rows else since, "more": more, "events": events}
+            "next": last, "more": more, "events": events}
     if version >= 2:
         head = session.scalar(select(func.coalesce(func.max(models.FeedEvent.id), 0)))
         body.update(v=FEED_VERSION, limit=limit, head=max(int(head), body["next"]),

@@ -64,14 +64,18 @@ def bank_filter(text: str | None) -> list[str] | None:
     return [name for name in (text or "").split(",") if name] or None
 
 
-def feed_page(session: Session, *, since: int, limit: int, banks_param: str | None, version: int) -> dict[str, Any]:
-    """A signed page. A version above ours gets ours: a newer reader still reads what we can sign."""
-    return feed.page(session, since, limit, bank_filter(banks_param), min(version, feed.FEED_VERSION))
+def feed_page(session: Session, *, since: int, limit: int, banks_param: str | None, version: int,
+              manifests: bool = False) -> dict[str, Any]:
+    """A signed page. A version above ours gets ours: a newer reader still reads what we can sign. Manifest
+    events only for a v2 reader that asks for them: older readers reject a page with a kind they do not know."""
+    version = min(version, feed.FEED_VERSION)
+    return feed.page(session, since, limit, bank_filter(banks_param), version,
+                     manifests=manifests and version >= feed.FEED_VERSION)
 
 
 def feed_url(peer: models.Peer, page_size: int) -> str:
     """The request for the peer's next page: from its cursor, in the version a reader here checks."""
-    query: dict[str, Any] = {"since": peer.cursor, "limit": page_size, "v": feed.FEED_VERSION}
+    query: dict[str, Any] = {"since": peer.cursor, "limit": page_size, "v": feed.FEED_VERSION, "manifests": 1}
     if peer.banks:
         query["banks"] = ",".join(peer.banks)
     return f"{peer.url.rstrip('/')}{FEED_PATH}?{urlencode(query)}"

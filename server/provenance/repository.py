@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from server import json_edge, models
+from server.exchange import feed
 from server.verdicts import Evidence
 from server.vocabulary import Kind, Stage, is_ai_declaration, is_c2pa
 
@@ -33,6 +34,7 @@ SERVED_STATES = ("trusted", "valid")
 ISCC_THRESHOLD = 6  # of 64 bits; flat images never reach a lookup (their PDQ quality is too low)
 PDQ_MIN_QUALITY = 50  # as the banks: below it PDQ is degenerate
 _SCAN_BATCH = 20_000
+PEER_ORIGIN = "peer "  # + the name a peer's key signs as: the origin of a record pulled from its feed
 
 
 @dataclass
@@ -63,6 +65,11 @@ class Recovery:
             return True
         done = self.revalidation or {}
         return bool(done.get("counts")) and self.binding in (done.get("bindings") or [])
+
+    @property
+    def from_peer(self) -> bool:
+        """Pulled from a peer's signed feed (else, when it has an origin, imported from a file)."""
+        return bool(self.origin and self.origin.startswith(PEER_ORIGIN))
 
     @property
     def signer_words(self) -> str:
@@ -117,13 +124,15 @@ def _by_kind(evidence: Iterable[Evidence]) -> dict[str, Evidence]:
 
 
 def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Evidence],
-                        read_store: Callable[[str], bytes | None]) -> models.ProvenanceManifest | None:
+                        read_store: Callable[[str], bytes | None], *,
+                        share: bool = False) -> models.ProvenanceManifest | None:
     """Keep (or refresh) the manifest of a final verdict's content when it validated; forget it when the
-    content's credentials now fail. ``read_store`` gives the media store's bytes for the stored JUMBF."""
+    content's credentials now fail. ``read_store`` gives the media store's bytes for the stored JUMBF. With
+    ``share`` (CREDENCE_SHARE_MANIFESTS) a change a peer would need goes on the feed in the same transaction."""
     kinds = _by_kind(evidence)
     c2pa = next((kinds[k] for k in STATES if k in kinds), None)
     if c2pa is None and any(e.stage == Stage.C2PA and is_c2pa(e.kind) for e in evidence):
-        forget(session, sha256)  # broken, expired, unchecked or unreadable now: never served again
+        forget(session, sha256, share=share)  # broken, expired, unchecked or unreadable now: never served again
         return None
     bindings = kinds.get(Kind.SOFT_BINDINGS)
     if c2pa is None or bindings is None:
@@ -135,6 +144,11 @@ def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Eviden
     store_ref = b.get("store") if isinstance(b.get("store"), dict) else {}
     store = read_store(store_ref["sha256"]) if store_ref.get("sha256") else None
     row = session.scalar(select(models.ProvenanceManifest).where(models.ProvenanceManifest.sha256 == sha256))
+    before = shared_record(session, row) if share and row is not None and row.origin is None else None
+    if row is not None and row.origin is not None:
+        # Read here now: this instance's own reading outranks the copy's (imported from a file or a peer), which
+        # it replaces whole; a peer's later withdrawal no longer touches it.
+        row.origin, row.revalidation, row.store, row.store_size = None, None, None, None
     if row is None:
         row = models.ProvenanceManifest(sha256=sha256)
         session.add(row)
@@ -147,7 +161,18 @@ def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Eviden
     row.iscc = b.get("iscc")
     row.last_seen = func.now()  # the database's clock: every host's writes order the same way
     _replace_bindings(session, row, list(b.get("declared") or []))
+    if share and row.origin is None and row.store:
+        session.flush()
+        after = shared_record(session, row)
+        if after != before:  # new, or a field a reader keeps changed: a re-read of the same asset says nothing
+            feed.record_manifest(session, row.id, after)
     return row
+
+
+def shared_record(session: Session, row: models.ProvenanceManifest) -> dict[str, Any]:
+    """What a feed event carries of one of this instance's own records: ``manifest_record`` with the store inline
+    and no thumbnail (the signed thumbnail is inside the store; a reader takes it from there when it re-validates)."""
+    return manifest_record(session, row, lambda sha: None)
 
 
 def _apply_reading(row: models.ProvenanceManifest, c2pa: Evidence, evidence: Sequence[Evidence]) -> None:
@@ -201,11 +226,14 @@ def record_revalidation(session: Session, manifest_id: str, evidence: Sequence[E
     return row
 
 
-def forget(session: Session, sha256: str) -> bool:
-    """Drop a content's manifest (its credentials no longer validate); True when there was one."""
+def forget(session: Session, sha256: str, *, share: bool = False) -> bool:
+    """Drop a content's manifest (its credentials no longer validate); True when there was one. With ``share``,
+    a record of this instance's own that it may have published is withdrawn on the feed in the same transaction."""
     row = session.scalar(select(models.ProvenanceManifest).where(models.ProvenanceManifest.sha256 == sha256))
     if row is None:
         return False
+    if share and row.origin is None:
+        feed.record_manifest_withdrawal(session, row.id, row.sha256, row.label)
     session.execute(delete(models.ProvenanceBinding).where(models.ProvenanceBinding.manifest_id == row.id))
     session.delete(row)
     return True
@@ -478,6 +506,37 @@ def store_record(session: Session, record: dict[str, Any], put_blob: Callable[[b
         session.add(models.ProvenanceBinding(manifest_id=row.id, alg=binding["alg"][:100],
                                              value=binding["value"][:512]))
     return True
+
+
+def peer_origin(instance: str) -> str:
+    """The ``origin`` of a record pulled from a peer's feed, by the name its pinned key signs as."""
+    return f"{PEER_ORIGIN}{instance}"
+
+
+def store_peer_record(session: Session, record: dict[str, Any], put_blob: Callable[[bytes], str], *,
+                      instance: str) -> str | None:
+    """Keep a record a peer published (checked with ``check_record`` when its page was verified); returns the row
+    to re-validate here, or None when nothing changed. The import rule (``store_record``) decides: a content this
+    instance keeps already, read here or from another source, stays as it is. The peer's earlier copy is replaced
+    (its reading changed), and with it the outcome of re-validating the old one."""
+    origin = peer_origin(instance)
+    record = {**record, "thumbnail": None}  # a publisher sends none; the signed one comes with re-validation
+    row = session.scalar(select(models.ProvenanceManifest).where(models.ProvenanceManifest.sha256 == record["sha256"]))
+    if row is not None and row.origin == origin:
+        forget(session, row.sha256)
+        session.flush()
+    if not store_record(session, record, put_blob, origin=origin):
+        return None
+    return session.scalar(select(models.ProvenanceManifest.id).where(
+        models.ProvenanceManifest.sha256 == record["sha256"]))
+
+
+def withdraw_peer_record(session: Session, sha256: str, *, instance: str) -> bool:
+    """A peer withdrew a record it had published: only the copy that came from that peer goes."""
+    row = session.scalar(select(models.ProvenanceManifest).where(models.ProvenanceManifest.sha256 == sha256))
+    if row is None or row.origin != peer_origin(instance):
+        return False
+    return forget(session, sha256)
 
 
 @dataclass

@@ -8,12 +8,17 @@ from the last applied page without duplicates.
 Everything on a page is attributed to the peer whose pinned key signed it: the name it signs as is
 bound to that peer on the first accepted page, every event must carry that name, and a peer can
 only change entries that came from it (and its own opinions), never another instance's.
+
+Manifest events (asked for with ``manifests=1``) fill the manifest repository through its import rule with the
+peer as origin; each stored record is queued for re-validation here once its page commits, and counts for nothing
+before that (docs/repository.md "Sharing in the exchange feed").
 """
 from __future__ import annotations
 
 import logging
 import re
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, \
@@ -26,6 +31,8 @@ from server.banks import service as banks
 from server.errors import ApiError
 from server.exchange import feed, identity
 from server.exchange import service as exchange
+from server.provenance import repository
+from server.queue import enqueue_revalidate_manifest
 from worker.context import Context
 from worker.fetch.common import FetchLimits, FetchRefused, Want
 from worker.fetch.documents import fetch_document
@@ -82,21 +89,41 @@ class About(_Lenient):
 
 
 class Payload(_Lenient):
-    kind: Literal["entry", "retraction", "opinion"]
+    kind: Literal["entry", "retraction", "opinion", "manifest", "manifest-withdrawal"]
     instance: str = Field(min_length=1, max_length=200)
-    bank: str = Field(min_length=1, max_length=100)
-    bank_kind: Literal["fake", "original"]
+    bank: str | None = Field(None, min_length=1, max_length=100)
+    bank_kind: Literal["fake", "original"] | None = None
     note: str = Field("", max_length=20_000)
     entry: EntryFields | None = None
     opinion: Literal["confirm", "dispute"] | None = None
     about: About | None = None
+    manifest: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> "Payload":
+        if self.kind in feed.MANIFEST_KINDS:
+            return self._manifest_shape()
+        if self.bank is None or self.bank_kind is None:
+            raise ValueError(f"a {self.kind} event needs bank and bank_kind")
         if self.kind != "opinion" and self.entry is None:
             raise ValueError(f"a {self.kind} event needs its entry")
         if self.kind == "opinion" and (self.opinion is None or self.about is None):
             raise ValueError("an opinion event needs opinion and about")
+        return self
+
+    def _manifest_shape(self) -> "Payload":
+        """A manifest event's record passes the repository's one import rule (``check_record``); a withdrawal
+        names the content by its sha256."""
+        if self.manifest is None:
+            raise ValueError(f"a {self.kind} event needs its manifest")
+        if self.kind == "manifest-withdrawal":
+            sha = self.manifest.get("sha256")
+            if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+                raise ValueError("a manifest-withdrawal names its content by sha256 (64 lower-case hex digits)")
+            return self
+        problems = repository.check_record(self.manifest)
+        if problems:
+            raise ValueError(f"the manifest record cannot be stored: {'; '.join(problems[:5])}")
         return self
 
 
@@ -266,6 +293,8 @@ def apply_event(session: Session, peer: models.Peer, event: dict[str, Any], me: 
     origin = peer.instance
     if not origin:
         raise FeedRejected("the peer's name is not bound: apply events only after bind_instance")
+    if p["kind"] in feed.MANIFEST_KINDS:
+        raise FeedRejected(f"event {event['cursor']}: a {p['kind']} event is applied by apply_manifest_event")
     if p["kind"] == "opinion":  # the peer's own view of someone's entry, kept under the peer's name
         about = p.get("about") or {}
         if about.get("instance") == me:
@@ -318,11 +347,31 @@ def apply_event(session: Session, peer: models.Peer, event: dict[str, Any], me: 
     return entry.id if status == "confirmed" else None
 
 
+def apply_manifest_event(session: Session, peer: models.Peer, event: dict[str, Any],
+                         put_blob: Callable[[bytes], str]) -> str | None:
+    """Apply one verified manifest event of ``peer`` to the repository, under the peer's bound name; returns the
+    row to re-validate here (the caller queues it once the page commits). The record never counts before that
+    re-validation (repository ``Recovery.counts``), and never replaces a row this instance read itself."""
+    p, origin = event["payload"], peer.instance
+    if not origin:
+        raise FeedRejected("the peer's name is not bound: apply events only after bind_instance")
+    record = p["manifest"]
+    if p["kind"] == "manifest-withdrawal":
+        if repository.withdraw_peer_record(session, record["sha256"], instance=origin):
+            banks.audit(session, f"peer:{peer.name}", "repository.peer-withdrawal", record["sha256"], origin=origin)
+        return None
+    manifest_id = repository.store_peer_record(session, record, put_blob, instance=origin)
+    if manifest_id is not None:
+        banks.audit(session, f"peer:{peer.name}", "repository.peer-manifest", manifest_id, origin=origin,
+                    sha256=record["sha256"])
+    return manifest_id
+
+
 def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size: int = PAGE_SIZE) -> dict[str, Any]:
     """Pull pages until the peer has no more (or ``max_pages``); returns what happened."""
     from worker.banks import jobs as bank_jobs
 
-    summary: dict[str, Any] = {"pages": 0, "events": 0, "changed": 0, "error": None}
+    summary: dict[str, Any] = {"pages": 0, "events": 0, "changed": 0, "manifests": 0, "error": None}
     limits = FetchLimits.from_settings(ctx.settings)
     for _ in range(max_pages):
         with ctx.db.session() as session:
@@ -333,6 +382,7 @@ def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size:
             me = exchange.own_name(session, ctx.settings.instance_name)
         url = exchange.feed_url(peer, page_size)
         changed: list[str] = []
+        revalidate: list[str] = []
         try:
             page = verify_page(fetch_document(url, limits, JSON_DOCUMENT).data, peer.public_key, peer.cursor, page_size)
             check_fresh(page, peer, models.utcnow(), ctx.settings.peer_feed_max_age_s)
@@ -342,6 +392,11 @@ def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size:
                     return {**summary, "error": "no such peer"}
                 bind_instance(session, row, page["instance"], me)
                 for event in page["events"]:
+                    if event["payload"]["kind"] in feed.MANIFEST_KINDS:
+                        manifest_id = apply_manifest_event(session, row, event, ctx.store.put)
+                        if manifest_id:
+                            revalidate.append(manifest_id)
+                        continue
                     entry_id = apply_event(session, row, event, me)
                     if entry_id:
                         changed.append(entry_id)
@@ -357,6 +412,9 @@ def pull_peer(ctx: Context, peer_id: str, max_pages: int = MAX_PAGES, page_size:
         for entry_id in changed:  # re-match stored media: verdicts and cache follow the peer
             bank_jobs.rematch_entry(ctx, entry_id)
         summary["changed"] += len(changed)
+        for manifest_id in revalidate:  # committed: the worker re-validates each store against our trust lists
+            ctx.enqueue(enqueue_revalidate_manifest, manifest_id)
+        summary["manifests"] += len(revalidate)
         if not page["more"]:
             break
     return summary

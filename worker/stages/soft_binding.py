@@ -127,22 +127,25 @@ def recovery_evidence(found: Recovery) -> Evidence:
     near = ("A near match shows the pictures look alike, not that this copy is unedited: crops and edits "
             "may still match.")
     details = {**found.details(), "caveat": near}
+    # Where another instance's reading came from: a file an admin imported, or a peer's signed exchange feed.
+    source, claimant = ("a peer's exchange feed", "peer") if found.from_peer else ("a file", "file")
     if not found.counts:  # another instance's reading (an import) not proven here: reported, never for a level
         done = found.revalidation or {}
         if done.get("counts"):
             checked = (f"Their signature validated here, but the signed manifest does not bind the {name} that "
-                       "matched: that is the file's claim.")
+                       f"matched: that is the {claimant}'s claim.")
         elif done.get("reason"):
             checked = f"They could not be re-validated here: {done['reason']}."
         else:
             checked = "This instance has not checked those credentials itself."
         return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
-                        summary=f"A matching original is in a file of Content Credentials imported here "
-                                f"({found.origin}): signed by {who}{when} according to that file ({how}). {checked} "
+                        summary=f"A matching original is in Content Credentials imported here from {source} "
+                                f"({found.origin}): signed by {who}{when} according to that {claimant} ({how}). "
+                                f"{checked} "
                                 "So they decide nothing. " + near)
     if found.origin is not None:
         # Re-validated here (worker/stages/manifest_check.py): it counts as a reading of this instance would.
-        near = (f"These credentials came in a file imported here ({found.origin}) and were validated here against "
+        near = (f"These credentials came from {source} ({found.origin}) and were validated here against "
                 f"your trust lists; the signed manifest binds the {name} that matched (its signed thumbnail or a "
                 "declared soft binding), but the original file itself was never seen here. " + near)
     if found.ai_declarations:
