@@ -1,6 +1,6 @@
 """Worst-case seconds and peak RSS of the whole analysis on the hostile corpus, per file type, against a floor.
 
-Run: .venv/bin/python bench/hostile_media.py [--scale 1.0] [--unbounded] [--timeout 300]
+Run: .venv/bin/python bench/hostile_media.py [--scale 1.0] [--unbounded] [--timeout 300] [--only TEXT ...]
 
 Why: the attack on a running instance (issue 15) pinned workers for minutes with an 803 KB MP4 of empty
 boxes, a progressive JPEG of repeated scans and a 143 KB PNG that decodes to gigabytes. Each file here is
@@ -8,7 +8,8 @@ made the same way (tests/hostile_media.py) and analysed as a worker does (the bu
 ``worker.jobs.over_budget``, then ``worker.pipeline.runner.analyze``) in a fresh child process, so its time and
 peak RSS are its own. The floor, measured in the same run, is decode-only of an ordinary file of the same type (PIL for images, PyAV for the MP4): what any reader of that type pays.
 ``--unbounded`` raises every budget out of reach, to show what the budgets save (children past
-``--timeout`` are killed and reported as such). ``--scale`` shrinks the counts (the test suite's smoke run).
+``--timeout`` are killed and reported as such). ``--scale`` shrinks the counts and ``--only`` picks files by a
+part of their names (the test suite's smoke run: one child process per file is most of the time).
 Not a test: it prints figures and asserts nothing about speed.
 """
 from __future__ import annotations
@@ -116,6 +117,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--unbounded", action="store_true", help="raise every budget out of reach")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="only the files whose name contains TEXT (repeatable)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -123,11 +126,13 @@ def main() -> None:
         child(what, name, float(scale), unbounded == "1")
         return
     flag = "1" if args.unbounded else "0"
-    floors = {kind: run_child(args.timeout, "floor", kind, "1", "0") for kind in ("mp4", "jpeg", "png")}
+    files = {name: kind for name, (kind, _) in corpus(args.scale).items()
+             if not args.only or any(part in name for part in args.only)}
+    floors = {kind: run_child(args.timeout, "floor", kind, "1", "0") for kind in dict.fromkeys(files.values())}
     print(f"budgets {'OFF (--unbounded)' if args.unbounded else 'on (defaults)'}, scale {args.scale:g}")
     print(f"{'file':34} {'bytes':>11} {'seconds':>8} {'x floor':>8} {'peak MB':>8}  verdict")
     worst: dict[str, tuple[float, float]] = {}
-    for name, (kind, _) in corpus(args.scale).items():
+    for name, kind in files.items():
         r = run_child(args.timeout, "file", name, str(args.scale), flag)
         ratio = r["seconds"] / max(floors[kind]["seconds"], 1e-6)
         print(f"{name:34} {r['bytes']:>11,} {r['seconds']:>8.2f} {ratio:>7.1f}x {r['rss_mb']:>8.0f}  "

@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from server.checks.urls import normalise
 from tests.conftest import env_for, settings_from
 from tests.images import jpeg_bytes, photo
-from tests.helpers import api_with_keys
+from tests.helpers import CliResult, api_with_keys, credence
 from tests.helpers import check_in_process as check_url
 from worker.banks import jobs as bank_jobs
 
@@ -226,17 +226,11 @@ def test_bank_admin_and_listing(env) -> None:
 
 def test_cli_banks_round_trip(tmp_path: Path) -> None:
     import json
-    import os
-    import subprocess
-    import sys
 
-    from tests.helpers import ROOT
+    env = {"CREDENCE_DATA_DIR": str(tmp_path / "d")}
 
-    env = {**os.environ, "CREDENCE_DATA_DIR": str(tmp_path / "d")}
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
+    def cli(*args: str) -> CliResult:
+        return credence(env, *args)
 
     assert cli("db", "upgrade").returncode == 0
     assert cli("banks", "create", "debunked", "--kind", "fake").returncode == 0
@@ -262,17 +256,13 @@ def test_cli_banks_round_trip(tmp_path: Path) -> None:
 
 def test_cli_check_uses_the_local_banks(tmp_path: Path) -> None:
     import json
-    import os
-    import subprocess
-    import sys
 
-    from tests.helpers import ROOT
-
-    env = {**os.environ, "CREDENCE_DATA_DIR": str(tmp_path / "d")}
+    env = {"CREDENCE_DATA_DIR": str(tmp_path / "d")}
 
     def cli(*args: str) -> str:
-        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=60, check=True).stdout
+        done = credence(env, *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     image = tmp_path / "fake.jpg"
     image.write_bytes(jpeg_bytes(photo(8)))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from server.app import create_app
 from server.users import create_user
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
-from tests.helpers import ROOT, api_with_keys
+from tests.helpers import CliResult, api_with_keys, credence
 from tests.helpers import check_in_process as check_url
 from tests.images import jpeg_bytes, photo
 from worker.banks import jobs as bank_jobs
@@ -229,9 +227,8 @@ def test_deleting_a_confirmed_entry_rematches_what_it_matched(env, media_server,
 def test_cli_delete_entry(tmp_path: Path) -> None:
     env = {**env_for(tmp_path / "d")}
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+    def cli(*args: str) -> CliResult:
+        return credence(env, *args)
 
     (tmp_path / "d").mkdir()
     assert cli("db", "upgrade").returncode == 0

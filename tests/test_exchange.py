@@ -21,7 +21,7 @@ from server.app import create_app
 from server.auth import create_key
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
-from tests.helpers import check_in_process, free_port
+from tests.helpers import CliResult, check_in_process, credence, free_port
 from tests.images import jpeg_bytes, photo
 from worker.exchange import peer_pull
 from worker.stages import hashes
@@ -324,16 +324,8 @@ def test_threatexchange_hashes_match_ours(tmp_path, media_server) -> None:
 
 
 def test_cli_export_import_and_identity(solo, tmp_path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
-    def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "CREDENCE_DATA_DIR": str(data_dir), "CREDENCE_INSTANCE_NAME": "gamma"}
-        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
+    def cli(data_dir: Path, *args: str) -> CliResult:
+        return credence({"CREDENCE_DATA_DIR": str(data_dir), "CREDENCE_INSTANCE_NAME": "gamma"}, *args)
 
     dump = tmp_path / "debunked.jsonl"
     dump.write_bytes(solo.call("GET", "/api/v1/banks/debunked/export", "reader").get_data())

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from server.services import Services
 from server.checks.urls import normalise, url_key
 from worker import jobs
 from tests.conftest import env_for, settings_from
-from tests.helpers import ROOT, make_jpeg
+from tests.helpers import CliResult, credence, make_jpeg
 
 
 @pytest.fixture
@@ -104,11 +101,9 @@ def test_sweeper_requeues_stale_checks_and_gives_up_eventually(ctx: Services, me
     assert jobs.sweep(ctx) == {"refetch": 0, "reanalyze": 0, "given_up": 0}  # touched: not re-sent at once
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str) -> CliResult:
     # The cpu verdict alone; `credence check` with the detectors is tested in test_detect_stage.py.
-    env = {**os.environ, "CREDENCE_DETECT": "false"}
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return credence({"CREDENCE_DETECT": "false"}, *args)
 
 
 def test_cli_check_file_json_and_text(tmp_path: Path) -> None:
@@ -132,11 +127,9 @@ def test_cli_check_url_goes_through_the_guard_and_bad_targets_are_usage_errors()
 
 def test_cli_db_upgrade_and_keys_create(tmp_path: Path) -> None:
     env_dir = tmp_path / "d"
-    env = {**os.environ, "CREDENCE_DATA_DIR": str(env_dir)}
-    up = subprocess.run([sys.executable, "-m", "server.cli", "db", "upgrade"], env=env, cwd=ROOT,
-                        capture_output=True, text=True, timeout=60)
+    env = {"CREDENCE_DATA_DIR": str(env_dir)}
+    up = credence(env, "db", "upgrade")
     assert up.returncode == 0, up.stderr
-    made = subprocess.run([sys.executable, "-m", "server.cli", "keys", "create", "--role", "reviewer"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    made = credence(env, "keys", "create", "--role", "reviewer")
     assert made.returncode == 0 and made.stdout.strip().startswith("cred_")
     assert "role reviewer" in made.stderr

@@ -20,7 +20,7 @@ from server.config import PIPELINE_VERSION
 from server.verdicts import Evidence, fuse
 from tests.clips import make_clip, reencode
 from tests.conftest import env_for, settings_from
-from tests.helpers import api_with_keys
+from tests.helpers import api_with_keys, credence
 from worker import jobs
 from worker.banks import jobs as bank_jobs
 from worker.stages import bank_match, video_match
@@ -329,17 +329,12 @@ def test_search_by_video_upload_and_by_values(env, clips) -> None:
 
 
 def test_cli_submits_and_searches_videos(tmp_path: Path, clips) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
-    env = {**os.environ, "CREDENCE_DATA_DIR": str(tmp_path / "d")}
+    env = {"CREDENCE_DATA_DIR": str(tmp_path / "d")}
 
     def cli(*args: str) -> str:
-        return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120, check=True).stdout
+        done = credence(env, *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     cli("db", "upgrade")
     cli("banks", "create", "debunked", "--kind", "fake")
