@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     trusted_proxies: int = Field(0, ge=0, le=5, description="Reverse-proxy hops in front of the API whose X-Forwarded-For / X-Forwarded-Proto are believed (werkzeug ProxyFix); the client address they give keys rate limits, upload quotas and audit. 0: the socket's peer (API exposed directly). 1: behind docker-compose.yml's nginx. Never more than the proxies really there, or clients choose their own address.")
     max_urls_per_request: int = Field(100, description="Most URLs in one POST /checks.")
     max_wait_s: float = Field(5.0, description="Longest long-poll `wait` a request may ask for.")
+    max_stream_s: float = Field(25.0, gt=0, le=300, description="Longest a `GET /api/v1/checks/events` stream stays open; then it says which checks are still pending and ends, and the client opens a new one. Each open stream holds one API thread, so keep it short.")
     cache_ttl_s: int = Field(86400, description="Lifetime of cached verdicts in Redis.")
     fetch_max_bytes: int = Field(25 * 1024 * 1024, description="Largest image (any non-video body) fetched or uploaded; videos have their own cap.")
     fetch_timeout_s: float = Field(15.0, description="Total time allowed for one fetch, redirects included.")

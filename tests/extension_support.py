@@ -85,6 +85,9 @@ class RecordingProxy:
                 try:
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     response = conn.getresponse()
+                    if (response.getheader("Content-Type") or "").startswith("text/event-stream"):
+                        self._stream(record, response)
+                        return
                     payload = response.read()
                     record.status, record.response = response.status, payload
                     self.send_response(response.status)
@@ -98,6 +101,24 @@ class RecordingProxy:
                     pass  # the browser closed the tab (a report page) before the answer
                 finally:
                     conn.close()
+
+            def _stream(self, record: Record, response: http.client.HTTPResponse) -> None:
+                """A server-sent-events stream goes on chunk by chunk as it arrives (buffered whole, no
+                event would reach the extension before the stream ends); recorded as it goes."""
+                record.status, record.response = response.status, b""
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                while chunk := response.read1(65536):
+                    with outer.lock:
+                        record.response += chunk
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
 
             do_GET = do_POST = do_OPTIONS = do_DELETE = do_PUT = do_HEAD = _forward
 

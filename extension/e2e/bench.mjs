@@ -75,10 +75,20 @@ const mediaBase = `http://127.0.0.1:${media.address().port}`;
 
 // A counting proxy in front of the server: what the extension asks, request by request.
 const requests = [];
+const timeline = []; // [ms since the extension's page began loading, request, ms it took, results pushed by second]
+let pageStart = 0;
 const proxy = await listen((req, res) => {
   const target = new URL(req.url, config.server);
   requests.push(`${req.method} ${target.pathname}`);
+  const entry = [Date.now() - pageStart, `${req.method} ${target.pathname}`, null, {}];
+  timeline.push(entry);
+  res.on('finish', () => { entry[2] = Date.now() - pageStart - entry[0]; });
   const up = http.request(target, { method: req.method, headers: req.headers }, (answer) => {
+    answer.on('data', (chunk) => { // a stream: how many results it pushed in each second
+      const results = String(chunk).split('event: result').length - 1;
+      const second = Math.floor((Date.now() - pageStart) / 1000);
+      if (results) entry[3][second] = (entry[3][second] ?? 0) + results;
+    });
     res.writeHead(answer.statusCode, answer.headers);
     answer.pipe(res);
   });
@@ -129,6 +139,8 @@ async function browse(withExtension, set) {
     const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
     const before = requests.length;
     const t0 = Date.now();
+    pageStart = t0;
+    timeline.length = 0;
     await page.goto(`${mediaBase}/page-${set}.html`);
     const m0 = await metrics();
     let allBadges = null;
@@ -176,10 +188,13 @@ const result = {
   without: { ...without, requests: without.requests.length },
   with: { ...withExt, requests: withExt.requests.length },
   posts: count('POST /api/v1/checks'),
-  polls: count('GET /api/v1/checks'),
+  polls: count('GET /api/v1/checks?'), // long polls (an older extension, or a server without streams)
+  streams: count('GET /api/v1/checks/events'),
   script_ms_per_100_images: +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
   images_per_request: +(N / Math.max(1, withExt.requests.length)).toFixed(1),
   badges_vs_server: withExt.all_badges_ms === null ? null : +(withExt.all_badges_ms / own).toFixed(2),
+  timeline: timeline.map(([at, what, took, pushed]) => `${at} ms: ${what} (${took} ms)${
+    Object.keys(pushed).length ? `, results by second: ${JSON.stringify(pushed)}` : ''}`),
 };
 console.log(JSON.stringify(result, null, 1));
 if (config.output) writeFileSync(config.output, JSON.stringify(result, null, 1));

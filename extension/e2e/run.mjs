@@ -256,7 +256,8 @@ async function popupRun(browser, page, run, results) {
   const levels = async () => levelsAt(await browser.screenshot(page), rects);
   results.switchedOff = await until(levels, (seen) => Object.values(seen).every((l) => l === 'none'), 10000);
   await popup.bringToFront();
-  results.popupAfterOff = await read();
+  // The popup refreshes 300 ms after the switch and every 1.5 s: read until it has (or give up and report).
+  results.popupAfterOff = await until(read, (r) => r.status.startsWith('Not checking'), 10000);
   await popup.click('#site-switch');
   await page.bringToFront();
   results.switchedOn = await until(levels, (seen) => Object.keys(run.initial).every((id) => seen[id] === run.initial[id]), 10000);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ApiError, CredenceApi, explainReportError } from '../src/lib/api.js';
+import { ApiError, CredenceApi, explainReportError, SseParser } from '../src/lib/api.js';
 
 function recorder(status = 200, body = { results: [] }) {
   const calls = [];
@@ -94,4 +94,68 @@ test('report errors are explained in words a reader can act on', async () => {
   }
   const other = new Error('boom');
   assert.equal(explainReportError(other), other);
+});
+
+test('server-sent events are parsed however the bytes are split: CRLF, comments, several data lines', () => {
+  const text = ': stream open\r\n\r\nevent: result\r\ndata: {"check_id":"c1",\r\ndata: "status":"done"}\r\n\r\n'
+    + ': heartbeat\n\ndata:plain\n\nevent: done\ndata: {"pending": []}\n\nevent: result\ndata: {"half"';
+  const whole = new SseParser().push(text);
+  const expected = [
+    { event: 'result', data: '{"check_id":"c1",\n"status":"done"}' },
+    { event: 'message', data: 'plain' },
+    { event: 'done', data: '{"pending": []}' },
+  ];
+  assert.deepEqual(whole, expected, 'an event without its blank line is not complete yet');
+  for (let size = 1; size <= 7; size += 1) { // every split, a \r\n cut in two included
+    const parser = new SseParser();
+    const got = [];
+    for (let i = 0; i < text.length; i += size) got.push(...parser.push(text.slice(i, i + size)));
+    assert.deepEqual(got, expected, `chunks of ${size}`);
+  }
+});
+
+function streaming(chunks, { status = 200, type = 'text/event-stream' } = {}) {
+  const calls = [];
+  const fetch = async (url, init) => {
+    calls.push({ url, init });
+    const body = new ReadableStream({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(new TextEncoder().encode(chunk));
+        controller.close();
+      },
+    });
+    return new Response(body, { status, headers: { 'Content-Type': type } });
+  };
+  return { calls, fetch };
+}
+
+test('events: results are handed over as they are read (those read together at once), then how the stream ended', async () => {
+  const { calls, fetch } = streaming([': stream open\n\nevent: result\ndata: {"check_id":"c1","status":"done","ver',
+    'dict":{"level":"no-evidence"}}\n\nevent: result\ndata: not json\n\n',
+    'event: result\ndata: {"check_id":"c2"}\n\nevent: result\ndata: {"check_id":"c3"}\n\n',
+    'event: timeout\ndata: {"pending":["c4"]}\n\n']);
+  const api = new CredenceApi({ server: 'http://s.test', apiKey: 'cred_x', fetch });
+  const results = [];
+  const end = await api.events(['c1', 'c2', 'c3', 'c4'], { onResults: (r) => results.push(r) });
+  assert.deepEqual(results, [[{ check_id: 'c1', status: 'done', verdict: { level: 'no-evidence' } }],
+    [{ check_id: 'c2' }, { check_id: 'c3' }]], 'as read: one call per chunk that completed any');
+  assert.deepEqual(end, { end: 'timeout', pending: ['c4'] });
+  assert.equal(calls[0].url, 'http://s.test/api/v1/checks/events?ids=c1,c2,c3,c4');
+  assert.equal(calls[0].init.credentials, 'omit');
+  assert.equal(calls[0].init.headers.Authorization, 'Bearer cred_x');
+  const cut = await new CredenceApi({ server: 'http://s.test', fetch: streaming([': open\n\n']).fetch })
+    .events(['c1'], { onResults: () => {} });
+  assert.deepEqual(cut, { end: 'cut' }, 'ended without a final event');
+  await assert.rejects(api.events(Array.from({ length: 301 }, (_, i) => `c${i}`), { onResults: () => {} }), RangeError);
+});
+
+test('events: an older server (404) or a proxy that answers something else is "no stream"; 400 is not', async () => {
+  const old = new CredenceApi({ server: 'http://s.test', fetch: recorder(404, { error: 'no such check' }).fetch });
+  await assert.rejects(old.events(['c1'], { onResults: () => {} }), (e) => e instanceof ApiError && e.noStream && e.status === 404);
+  const html = new CredenceApi({ server: 'http://s.test', fetch: streaming(['<html>'], { type: 'text/html' }).fetch });
+  await assert.rejects(html.events(['c1'], { onResults: () => {} }), (e) => e.noStream === true);
+  const bad = new CredenceApi({ server: 'http://s.test', fetch: recorder(400, { error: 'bad ids' }).fetch });
+  await assert.rejects(bad.events(['c1'], { onResults: () => {} }), (e) => e.status === 400 && !e.noStream && e.message === 'bad ids');
+  const down = new CredenceApi({ server: 'http://s.test', fetch: async () => { throw new TypeError('Failed to fetch'); } });
+  await assert.rejects(down.events(['c1'], { onResults: () => {} }), (e) => e.status === 0 && !e.noStream);
 });

@@ -79,9 +79,11 @@ export function serverVerdict(level, { sha256 = 'a'.repeat(64), evidence = [] } 
 
 /**
  * A scripted Credence server and image host. `verdicts` maps image URL -> level when done;
- * URLs listed in `slow` stay pending until `finish(url)`.
+ * URLs listed in `slow` stay pending until `finish(url)`. With `streams`, GET /checks/events pushes each
+ * check's result when it is finished and ends the stream when all are (`endStreams()`: the server's
+ * longest stream time is over); without, that path is a 404, as on a server older than streams.
  */
-export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts = {}, urlShas = {} } = {}) {
+export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts = {}, urlShas = {}, streams = false } = {}) {
   const requests = [];
   const pendingByCheck = new Map(); // check id -> url or sha
   const slowSet = new Set(slow);
@@ -92,6 +94,52 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
   });
   // The SHA-256 of what Credence's fetcher got at `url` (`urlShas`: say it, to match or not the bytes served).
   const verdictFor = (url) => serverVerdict(verdicts[url] ?? 'no-evidence', { sha256: urlShas[url] ?? shaOf(url) });
+  const open = new Set(); // streams: {ids (still pending), send, close}
+  const resultOf = (id) => {
+    const what = pendingByCheck.get(id);
+    if (what === undefined) return { url: null, status: 'unknown', check_id: id, verdict: null };
+    if (!finished.has(what)) return { url: what, status: 'pending', check_id: id, verdict: null };
+    const verdict = what.startsWith('sha:') ? serverVerdict('no-evidence', { sha256: what.slice(4) }) : verdictFor(what);
+    return { url: what, status: 'done', check_id: id, verdict };
+  };
+  const push = (stream) => { // what a stream's server loop does on each look at the database
+    for (const id of [...stream.ids]) {
+      const result = resultOf(id);
+      if (result.status === 'pending') continue;
+      stream.ids.delete(id);
+      stream.send(`event: result\ndata: ${JSON.stringify(result)}\n\n`);
+    }
+    if (!stream.ids.size) stream.close('done');
+  };
+  const openStream = (ids, signal) => {
+    const encoder = new TextEncoder();
+    let stream;
+    const body = new ReadableStream({
+      start(controller) {
+        stream = {
+          ids: new Set(ids),
+          send: (text) => controller.enqueue(encoder.encode(text)),
+          close(kind) {
+            open.delete(stream);
+            stream.send(`event: ${kind}\ndata: ${JSON.stringify({ pending: [...stream.ids] })}\n\n`);
+            controller.close();
+          },
+        };
+        open.add(stream);
+        signal?.addEventListener('abort', () => {
+          open.delete(stream);
+          try {
+            controller.error(new DOMException('The operation was aborted.', 'AbortError'));
+          } catch {
+            // already closed
+          }
+        });
+        stream.send(': stream open\n\n');
+        push(stream);
+      },
+    });
+    return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+  };
 
   async function fetch(input, init = {}) {
     const url = String(input);
@@ -105,6 +153,10 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
       return new Response(images[url], { status: 200, headers: { 'Content-Type': 'image/jpeg' } });
     }
     const path = url.replace(/^https?:\/\/[^/]+/, '');
+    if (method === 'GET' && path.startsWith('/api/v1/checks/events?')) {
+      if (!streams) return json({ error: 'no such check' }, 404);
+      return openStream(new URLSearchParams(path.split('?')[1]).get('ids').split(','), init.signal);
+    }
     if (method === 'POST' && path === '/api/v1/checks') {
       const { urls } = JSON.parse(body);
       return json({
@@ -121,15 +173,7 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
     if (method === 'GET' && path.startsWith('/api/v1/checks?ids=')) {
       const query = new URLSearchParams(path.split('?')[1]);
       const ids = query.get('ids').split(',');
-      return json({
-        results: ids.map((id) => {
-          const what = pendingByCheck.get(id);
-          if (what === undefined) return { url: null, status: 'unknown', check_id: id, verdict: null };
-          if (!finished.has(what)) return { url: what, status: 'pending', check_id: id, verdict: null };
-          const verdict = what.startsWith('sha:') ? serverVerdict('no-evidence', { sha256: what.slice(4) }) : verdictFor(what);
-          return { url: what, status: 'done', check_id: id, verdict };
-        }),
-      });
+      return json({ results: ids.map(resultOf) });
     }
     if (method === 'POST' && path === '/api/v1/lookup') {
       const { sha256 } = JSON.parse(body);
@@ -154,9 +198,19 @@ export function fakeServer({ verdicts = {}, slow = [], images = {}, shaVerdicts 
     requests,
     finish(what) {
       finished.add(what);
+      for (const stream of [...open]) push(stream);
     },
     finishAll() {
       for (const what of pendingByCheck.values()) finished.add(what);
+      for (const stream of [...open]) push(stream);
+    },
+    /** The longest stream time is over: each open stream says what is still pending and ends. */
+    endStreams() {
+      for (const stream of [...open]) stream.close('timeout');
+    },
+    /** Streams open now. */
+    get openStreams() {
+      return open.size;
     },
     posts(path) {
       return requests.filter((r) => r.method === 'POST' && r.url.endsWith(path));

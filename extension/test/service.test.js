@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 
-import { backoff, FOLLOW_GAP_MS, GIVE_UP_MS, MAX_FOLLOW_GAP_MS, Service } from '../src/lib/service.js';
+import {
+  backoff, FOLLOW_GAP_MS, GIVE_UP_MS, MAX_FOLLOW_GAP_MS, MAX_STREAM_GATHER_MS, Service, STREAM_DELIVER_MS,
+  STREAM_GATHER_MS,
+} from '../src/lib/service.js';
 import { fakeExt, fakeServer, manualTimers, serverVerdict } from './fakes.js';
 
 function setup({ settings, server } = {}) {
@@ -54,7 +57,11 @@ test('answers come from the session cache first; a forced check bypasses it', as
   assert.equal(srv.posts('/api/v1/checks').length, 2, 'forced check goes to the server');
 });
 
-test('pending checks are followed by one long-poll GET for all of them, then delivered and cached', async () => {
+// fakeServer() without `streams` is a server older than GET /checks/events: it answers 404, and the
+// extension follows with long polls (the tests below up to the stream ones).
+const longPolls = (srv) => srv.requests.filter((r) => r.method === 'GET' && r.url.includes('/api/v1/checks?ids='));
+
+test('older server: pending checks are followed by one long-poll GET for all of them, then delivered and cached', async () => {
   const slow = ['https://news.test/s1.jpg', 'https://news.test/s2.jpg'];
   const server = fakeServer({ slow, verdicts: { [slow[0]]: 'known-fake' } });
   const { ext, srv, service, timers } = setup({ server });
@@ -63,11 +70,13 @@ test('pending checks are followed by one long-poll GET for all of them, then del
   assert.equal(delivered(ext, 7).length, 0);
   const pending = (await ext.storage.session.get('pending')).pending;
   assert.equal(Object.keys(pending).length, 2, 'pending checks live in storage');
-  assert.ok([...timers.pending.values()].some((t) => t.ms === 0), 'followed at once: the server holds the request');
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [STREAM_GATHER_MS],
+    'followed after a short gather for other batches (none here)');
 
   await Promise.all([service.poll(), service.poll()]); // a second call while one is out joins it
-  const gets = srv.requests.filter((r) => r.method === 'GET');
+  const gets = longPolls(srv);
   assert.equal(gets.length, 1, 'both ids in one request, one request outstanding');
+  assert.equal(srv.requests.filter((r) => r.url.includes('/checks/events')).length, 1, 'a stream was tried once');
   assert.match(gets[0].url, /ids=chk1(%2C|,)chk2&wait=5$/, 'a long poll');
   assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [FOLLOW_GAP_MS],
     'the next one starts a gap after this one started, so verdicts gather');
@@ -282,7 +291,7 @@ test('checks started at different times are followed together: one request', asy
   await service.check(3, [{ url: slow[1] }]);
   await service.urlBatcher.idle();
   await service.poll();
-  const gets = srv.requests.filter((r) => r.method === 'GET');
+  const gets = longPolls(srv);
   assert.equal(gets.length, 1);
   assert.match(gets[0].url, /ids=chk1(%2C|,)chk2&wait=5$/, 'the later one is asked about too');
 });
@@ -337,7 +346,7 @@ test('more than 100 pending checks: each round asks those not asked last time fi
   await service.urlBatcher.idle();
   await service.poll(); // the 100 oldest
   await service.poll(); // the 50 others go now, not the 100 again
-  const gets = srv.requests.filter((r) => r.method === 'GET').map((r) => new URL(r.url).searchParams.get('ids').split(','));
+  const gets = longPolls(srv).map((r) => new URL(r.url).searchParams.get('ids').split(','));
   assert.equal(gets.length, 2);
   assert.equal(new Set([...gets[0], ...gets[1]]).size, 150, 'every pending check asked once');
 });
@@ -415,4 +424,195 @@ test('URL mode: different bytes and uploads of them switched off: flagged "?", n
   assert.equal(last.level, 'unknown');
   assert.equal(last.mismatch.checkedLevel, 'no-evidence');
   assert.equal(srv.posts('/api/v1/checks/upload').length, 0);
+});
+
+// ---- streams: GET /checks/events pushes each verdict as it is done ----------------------------------
+
+/** Let the service's promises run until `ready()` holds (a generous wall-clock deadline, no fixed sleep). */
+async function until(ready, what) {
+  const deadline = Date.now() + 5000;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Run (and remove) the manual timers set for `ms`. */
+function fire(timers, ms) {
+  const due = [...timers.pending].filter(([, t]) => t.ms === ms);
+  assert.ok(due.length, `a timer of ${ms} ms is set`);
+  for (const [id, t] of due) {
+    timers.pending.delete(id);
+    t.fn();
+  }
+}
+
+const streamsOf = (srv) => srv.requests.filter((r) => r.url.includes('/api/v1/checks/events?'));
+const idsOf = (request) => new URL(request.url).searchParams.get('ids').split(',');
+
+test('pending checks are followed by one stream: each verdict delivered as it is done, then the stream ends', async () => {
+  const slow = ['https://news.test/s1.jpg', 'https://news.test/s2.jpg'];
+  const server = fakeServer({ slow, verdicts: { [slow[0]]: 'known-fake' }, streams: true });
+  const { ext, srv, service, timers } = setup({ server });
+  await service.check(7, slow.map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  fire(timers, STREAM_GATHER_MS); // a short gather for other batches (none here) ...
+  await until(() => timers.pending.size === 1, 'the stream is scheduled');
+  fire(timers, 0); // ... then followed at once
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  srv.finish(slow[0]);
+  await until(() => delivered(ext, 7).length === 1, 'the first verdict');
+  assert.equal(delivered(ext, 7)[0].verdict.level, 'known-fake');
+  assert.equal(srv.openStreams, 1, 'delivered while the other check is still pending');
+  assert.ok(ext.storage.session.data.has(`v:${slow[0]}`), 'and cached');
+  srv.finish(slow[1]);
+  await service.poll(); // the one out: it returns when the stream ends
+  assert.deepEqual(delivered(ext, 7).map((r) => r.key), slow);
+  assert.deepEqual((await ext.storage.session.get('pending')).pending, {});
+  assert.equal(streamsOf(srv).length, 1);
+  assert.deepEqual(idsOf(streamsOf(srv)[0]), ['chk1', 'chk2']);
+  assert.equal(srv.requests.filter((r) => r.url.includes('/api/v1/checks?')).length, 0, 'no long polls');
+  assert.equal(timers.pending.size, 0, 'nothing more to follow');
+  assert.ok(ext.created.alarms.some((a) => a.cleared), 'backstop alarm cleared when nothing is pending');
+});
+
+test('verdicts pushed soon after a delivery wait for the next one: at most one message per second', async () => {
+  const slow = ['https://news.test/d0.jpg', 'https://news.test/d1.jpg', 'https://news.test/d2.jpg', 'https://news.test/d3.jpg'];
+  const server = fakeServer({ slow, streams: true });
+  const { ext, srv, service, timers, tick } = setup({ server });
+  await service.check(1, slow.map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  const done = service.poll();
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  srv.finish(slow[0]);
+  await until(() => delivered(ext, 1).length === 1, 'the first verdict, at once');
+  srv.finish(slow[1]);
+  srv.finish(slow[2]);
+  await until(() => timers.pending.size === 1, 'the next delivery is due');
+  assert.equal(delivered(ext, 1).length, 1, 'held meanwhile');
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [STREAM_DELIVER_MS]);
+  tick(STREAM_DELIVER_MS);
+  fire(timers, STREAM_DELIVER_MS);
+  await until(() => delivered(ext, 1).length === 3, 'both held verdicts');
+  assert.equal(ext.tabs.sent.filter((s) => s.message.type === 'verdicts').length, 2, 'in one message');
+  tick(STREAM_DELIVER_MS);
+  srv.finish(slow[3]);
+  await done; // the stream ended: nothing is held back
+  assert.equal(delivered(ext, 1).length, 4);
+});
+
+test('a page\'s first batches share one stream: none opens while another batch is on its way', async () => {
+  const slow = ['https://news.test/f0.jpg', 'https://news.test/f1.jpg'];
+  const server = fakeServer({ slow, streams: true });
+  const { srv, service, timers } = setup({ server });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  await service.check(1, [{ url: slow[1] }]); // queued in the batch window
+  fire(timers, STREAM_GATHER_MS);
+  await until(() => [...timers.pending.values()].filter((t) => t.ms === STREAM_GATHER_MS).length === 1, 'gathering on');
+  await service.urlBatcher.idle();
+  fire(timers, STREAM_GATHER_MS);
+  await until(() => timers.pending.size === 1, 'the stream is scheduled');
+  fire(timers, 0);
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  assert.equal(streamsOf(srv).length, 1);
+  assert.deepEqual(idsOf(streamsOf(srv)[0]), ['chk1', 'chk2']);
+  srv.finishAll();
+  await service.poll();
+});
+
+test('the longest stream time is over: the next stream opens at once with what is still pending', async () => {
+  const slow = ['https://news.test/t1.jpg', 'https://news.test/t2.jpg'];
+  const server = fakeServer({ slow, streams: true });
+  const { ext, srv, service, timers } = setup({ server });
+  await service.check(1, slow.map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  const first = service.poll();
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  srv.finish(slow[0]);
+  await until(() => delivered(ext, 1).length === 1, 'the first verdict');
+  srv.endStreams();
+  await first;
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [0]);
+  fire(timers, 0);
+  await until(() => srv.openStreams === 1, 'the next stream is open');
+  assert.deepEqual(idsOf(streamsOf(srv)[1]), ['chk2'], 'only what is still pending');
+  srv.finishAll();
+  await service.poll();
+  assert.deepEqual(delivered(ext, 1).map((r) => r.key), slow);
+  assert.equal(streamsOf(srv).length, 2);
+});
+
+test('checks added while a stream is open are gathered, then one new stream follows all of them', async () => {
+  const slow = Array.from({ length: 4 }, (_, i) => `https://news.test/g${i}.jpg`);
+  const server = fakeServer({ slow, streams: true });
+  const { ext, srv, service, timers } = setup({ server });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  const first = service.poll();
+  await until(() => srv.openStreams === 1, 'the first stream is open');
+  await service.check(1, [{ url: slow[1] }]);
+  await service.urlBatcher.idle();
+  await service.check(2, [{ url: slow[2] }]);
+  await service.urlBatcher.idle();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [STREAM_GATHER_MS], 'one gather for both batches');
+  await service.check(2, [{ url: slow[3] }]); // queued in the batch window, not sent yet: more is on its way
+  fire(timers, STREAM_GATHER_MS);
+  await until(() => timers.pending.size === 2, 'gathering goes on while a batch is coming');
+  assert.equal(srv.openStreams, 1, 'the stream stays open meanwhile');
+  await service.urlBatcher.idle();
+  fire(timers, STREAM_GATHER_MS);
+  await first; // the first stream closed, to open one with all four
+  fire(timers, 0);
+  await until(() => srv.openStreams === 1, 'the next stream is open');
+  assert.equal(streamsOf(srv).length, 2);
+  assert.deepEqual(idsOf(streamsOf(srv)[1]).sort(), ['chk1', 'chk2', 'chk3', 'chk4']);
+  srv.finishAll();
+  await service.poll();
+  assert.deepEqual(delivered(ext, 1).map((r) => r.key).sort(), slow.slice(0, 2));
+  assert.deepEqual(delivered(ext, 2).map((r) => r.key).sort(), slow.slice(2));
+  assert.equal(streamsOf(srv).length, 2);
+});
+
+test('gathering ends after at most MAX_STREAM_GATHER_MS even while batches keep coming', async () => {
+  const slow = ['https://news.test/m0.jpg', 'https://news.test/m1.jpg', 'https://news.test/m2.jpg'];
+  const server = fakeServer({ slow, streams: true });
+  const { srv, service, timers, tick } = setup({ server });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  const first = service.poll();
+  await until(() => srv.openStreams === 1, 'the first stream is open');
+  await service.check(1, [{ url: slow[1] }]);
+  await service.urlBatcher.idle();
+  await service.check(1, [{ url: slow[2] }]); // stays queued: the batcher is busy throughout
+  tick(MAX_STREAM_GATHER_MS);
+  fire(timers, STREAM_GATHER_MS);
+  await first;
+  assert.equal(srv.openStreams, 0, 'reopened with what is pending now, not held back for the batch');
+});
+
+test('a stream that breaks backs off as long polls do; a server without streams is asked with long polls', async () => {
+  const slow = ['https://news.test/b.jpg'];
+  const server = fakeServer({ slow, streams: true });
+  let down = true;
+  const fetch = async (input, init) => {
+    if (down && String(input).includes('/checks/events')) throw new TypeError('Failed to fetch');
+    return server.fetch(input, init);
+  };
+  const ext = fakeExt();
+  const timers = manualTimers();
+  const service = new Service({ ext, fetch, now: () => 1_000, ...timers });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  await service.poll();
+  await service.poll();
+  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [backoff(1)]);
+  assert.equal(server.requests.filter((r) => r.url.includes('/api/v1/checks?')).length, 0, 'a failure is not a 404');
+  down = false;
+  const done = service.poll();
+  await until(() => server.openStreams === 1, 'the stream is open');
+  server.finishAll();
+  await done;
+  assert.equal(delivered(ext, 1)[0].verdict.level, 'no-evidence');
+  assert.equal(timers.pending.size, 0);
 });

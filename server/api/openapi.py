@@ -70,6 +70,23 @@ def _paths() -> dict[str, Any]:
                                         "wait": {"type": "number", "minimum": 0, "maximum": 3600}}}}}},
                      "responses": {"200": _json("ChecksResponse"), **_errors(400, 401, 413, 429)}},
         },
+        "/api/v1/checks/events": {
+            "get": {"summary": "Verdicts pushed as each check is done (server-sent events)", "security": key,
+                    "parameters": [{"name": "ids", "in": "query", "required": True,
+                                    "schema": {"type": "string", "pattern": "^[0-9A-Za-z_,-]+$"},
+                                    "description": "Comma-separated check ids (max 300)"}],
+                    "responses": {"200": {"description": (
+                        "text/event-stream: an event `result` per check as it is done (data: a CheckResult; an "
+                        "unknown id at once, status `unknown`), then `done` when all are, or `timeout` after "
+                        "CREDENCE_MAX_STREAM_S with the ids still pending (data: {\"pending\": [...]}); the "
+                        "stream then ends. Comment lines are heartbeats."),
+                        "content": {"text/event-stream": {"schema": {  # one event (OpenAPI 3.1: schema per event)
+                            "type": "object", "required": ["event", "data"],
+                            "properties": {"event": {"type": "string", "enum": ["result", "done", "timeout"]},
+                                           "data": {"type": "string",
+                                                    "description": "JSON: a CheckResult, or {\"pending\": [ids]}"}}}}}},
+                        **_errors(400, 401)}},
+        },
         "/api/v1/checks/{check_id}": {
             "get": {"summary": "Status of one check", "security": key, "parameters": [check_id],
                     "responses": {"200": _json("CheckResult"), **_errors(401, 404)}},

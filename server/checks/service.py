@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from server import models
@@ -22,6 +22,10 @@ from server.services import Services
 from server.verdicts import detection_pending
 
 POLL_INTERVAL_S = 0.1
+STREAM_POLL_S = 0.5  # a stream looks at the database this often: open streams stay cheap, and verdicts
+# finishing within it go out together (each push is a message and a redraw in every tab that waits)
+HEARTBEAT_S = 10.0  # a stream with nothing to say sends a comment this often, so proxies keep it open
+MAX_STREAM_IDS = 300  # one page's worth (three full POST /checks) in one stream
 
 
 def result(url: str | None, status: str, check_id: str | None, verdict: dict[str, Any] | str | None) -> dict[str, Any]:
@@ -142,6 +146,45 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
         if (until_any and finished) or time.monotonic() + POLL_INTERVAL_S > deadline:
             return
         time.sleep(POLL_INTERVAL_S)
+
+
+def events(svc: Services, ids: list[str], max_s: float | None = None) -> Iterator[tuple[str, Any]]:
+    """Push, not poll: ``("result", result)`` for each check as it is done (an id nobody made at once, as
+    ``unknown``), then ``("done", [])`` once all are, or ``("timeout", still_pending_ids)`` after ``max_s``
+    (capped by ``max_stream_s``: each open stream holds a server thread). ``("heartbeat", None)`` after each
+    ``HEARTBEAT_S`` without news. A done check whose verdict row is missing counts as pending, as in ``wait``.
+    Repeated ids are answered once; the front end bounds the count (``MAX_STREAM_IDS``)."""
+    cap = svc.settings.max_stream_s
+    deadline = time.monotonic() + (cap if max_s is None else min(max_s, cap))
+    waiting = list(dict.fromkeys(ids))
+    quiet_since = time.monotonic()
+    first = True
+    while True:
+        with svc.db.session() as session:
+            found = records.checks_by_id(session, waiting)
+        still = []
+        for check_id in waiting:
+            if check_id not in found:
+                if first:
+                    yield "result", result(None, "unknown", check_id, None)
+                continue
+            check, body = found[check_id]
+            if check.status == "done" and body is not None:
+                quiet_since = time.monotonic()
+                yield "result", result(check.url, "done", check_id, body)
+            else:
+                still.append(check_id)
+        waiting, first = still, False
+        if not waiting:
+            yield "done", []
+            return
+        if time.monotonic() + STREAM_POLL_S > deadline:
+            yield "timeout", waiting
+            return
+        if time.monotonic() - quiet_since >= HEARTBEAT_S:
+            quiet_since = time.monotonic()
+            yield "heartbeat", None
+        time.sleep(STREAM_POLL_S)
 
 
 def lookup(svc: Services, digests: list[str]) -> list[dict[str, Any]]:

@@ -11,7 +11,53 @@ export class ApiError extends Error {
 }
 
 export const MAX_BATCH = 100; // server's CREDENCE_MAX_URLS_PER_REQUEST default and GET ?ids= limit
+export const MAX_STREAM_IDS = 300; // the server's limit on ids in one GET /checks/events
+export const STREAM_IDLE_MS = 30000; // the server sends a heartbeat every 10 s: this long without a byte is a dead stream
 const TIMEOUT_MS = 20000;
+
+/**
+ * Server-sent events from text chunks as they arrive (EventSource does not exist in MV3 service workers,
+ * and cannot send an Authorization header): `push` returns the events each chunk completed.
+ */
+export class SseParser {
+  constructor() {
+    this.buffer = '';
+    this.event = '';
+    this.data = [];
+  }
+
+  push(chunk) {
+    this.buffer += chunk;
+    const out = [];
+    for (;;) {
+      const at = this.buffer.search(/[\r\n]/);
+      if (at < 0) break;
+      if (this.buffer[at] === '\r' && at === this.buffer.length - 1) break; // a \r\n may be split across chunks
+      const line = this.buffer.slice(0, at);
+      this.buffer = this.buffer.slice(at + (this.buffer.startsWith('\r\n', at) ? 2 : 1));
+      const event = this.line(line);
+      if (event) out.push(event);
+    }
+    return out;
+  }
+
+  line(line) {
+    if (line === '') {
+      const event = this.data.length ? { event: this.event || 'message', data: this.data.join('\n') } : null;
+      this.event = '';
+      this.data = [];
+      return event;
+    }
+    if (line.startsWith(':')) return null; // a comment: the server's heartbeat
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') this.event = value;
+    else if (field === 'data') this.data.push(value);
+    return null;
+  }
+}
 
 export class CredenceApi {
   constructor({ server, apiKey = '', fetch = globalThis.fetch.bind(globalThis), timeoutMs = TIMEOUT_MS }) {
@@ -76,6 +122,91 @@ export class CredenceApi {
     const query = ids.map(encodeURIComponent).join(',');
     const body = await this.request('GET', `/api/v1/checks?ids=${query}${wait > 0 ? `&wait=${wait}` : ''}`);
     return body.results;
+  }
+
+  /**
+   * GET /checks/events?ids=...: the server pushes each check's result as it is done; `onResults` gets
+   * (and is awaited for) those read together, so checks finishing in one moment make one delivery, not one
+   * each (every delivery is a message to each tab and a redraw). The server ends the stream once all are done (`{end: 'done'}`) or after its longest stream time
+   * (`{end: 'timeout', pending}`). `{end: 'cut'}`: it ended without saying why; `{end: 'closed'}`: `signal`
+   * closed it. A server without streams answers 404: ApiError with `noStream`.
+   */
+  async events(ids, { onResults, signal = null, idleMs = STREAM_IDLE_MS } = {}) {
+    if (ids.length > MAX_STREAM_IDS) throw new RangeError(`at most ${MAX_STREAM_IDS} ids per stream`);
+    const controller = new AbortController();
+    const closed = () => Boolean(signal?.aborted);
+    signal?.addEventListener('abort', () => controller.abort(), { once: true });
+    let timer = null;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(), idleMs);
+    };
+    arm();
+    try {
+      let response;
+      try {
+        response = await this.fetch(`${this.server}/api/v1/checks/events?ids=${ids.map(encodeURIComponent).join(',')}`, {
+          method: 'GET',
+          credentials: 'omit',
+          cache: 'no-store',
+          referrerPolicy: 'no-referrer',
+          headers: this.headers({ Accept: 'text/event-stream' }),
+          signal: controller.signal,
+        });
+      } catch (error) {
+        if (closed()) return { end: 'closed' };
+        throw new ApiError(0, `Credence server unreachable at ${this.server} (${error?.message ?? error})`);
+      }
+      const type = response.headers.get('Content-Type') ?? '';
+      if (!response.ok || !type.startsWith('text/event-stream')) {
+        let payload = null;
+        try {
+          payload = JSON.parse(await response.text());
+        } catch {
+          payload = null;
+        }
+        const error = new ApiError(response.status, payload?.error ?? `HTTP ${response.status}`, payload?.details ?? null);
+        // An older server (no such path: its GET /checks/<id> says 404) or a proxy that does not pass streams.
+        error.noStream = response.status === 404 || response.status === 405 || response.ok;
+        throw error;
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      const parser = new SseParser();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return { end: 'cut' };
+          arm();
+          const results = [];
+          let end = null;
+          for (const { event, data } of parser.push(decoder.decode(value, { stream: true }))) {
+            let body;
+            try {
+              body = JSON.parse(data);
+            } catch {
+              continue; // not ours to understand; the next event or the stream's end says more
+            }
+            if (event === 'result' && body?.check_id) results.push(body);
+            else if (event === 'done' || event === 'timeout') {
+              end = { end: event, pending: Array.isArray(body?.pending) ? body.pending : [] };
+              break;
+            }
+          }
+          if (results.length) await onResults(results);
+          if (end) {
+            reader.cancel().catch(() => {});
+            return end;
+          }
+        }
+      } catch (error) {
+        if (closed()) return { end: 'closed' };
+        if (error instanceof ApiError) throw error;
+        throw new ApiError(0, `Credence stream broke (${error?.message ?? error})`);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** POST /lookup: verdicts by SHA-256 only (privacy mode). */

@@ -78,6 +78,11 @@ export class Batcher {
     }
   }
 
+  /** Keys queued or a batch out: more answers are on their way. */
+  get busy() {
+    return this.queue.size > 0 || this.running.length > 0;
+  }
+
   /** Resolves when every batch started so far has finished (tests, shutdown). */
   async idle() {
     while (this.running.length || this.timer !== null) {

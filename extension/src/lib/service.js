@@ -3,7 +3,7 @@
 // (cache, pending checks and which tabs wait for them) is in extension storage and read on each
 // event. Only the coalescing window lives in memory; content scripts re-ask after a while, which
 // covers a worker stopped inside that window.
-import { CredenceApi, ApiError } from './api.js';
+import { CredenceApi, ApiError, MAX_STREAM_IDS } from './api.js';
 import { Batcher } from './batcher.js';
 import { compact, reportUrl } from './describe.js';
 import { readBytes, sha256Hex } from './privacy.js';
@@ -15,6 +15,9 @@ export const LONG_POLL_S = 2; // a POST /checks (or upload) may wait this long o
 export const FOLLOW_WAIT_S = 5; // a follow-up GET /checks?ids= waits until any is done (server caps it, 5 s by default)
 export const FOLLOW_GAP_MS = 2500; // between the starts of two follow-ups: verdicts gather, requests stay few ...
 export const MAX_FOLLOW_GAP_MS = 8000; // ... half the oldest pending check's age, up to this
+export const STREAM_DELIVER_MS = 1000; // verdicts pushed within this of the last delivery go out together
+export const STREAM_GATHER_MS = 500; // new pending checks: gather this long before a stream (re)opens with them ...
+export const MAX_STREAM_GATHER_MS = 5000; // ... and until the batches out are answered, but no longer than this
 export const CACHE_TTL_MS = 60 * 60 * 1000;
 export const GIVE_UP_MS = 5 * 60 * 1000;
 export const POLL_ALARM = 'credence-poll';
@@ -45,8 +48,12 @@ export class Service {
     this.bytes = new Map(); // sha -> {bytes, type}: privacy mode, kept only until the lookup answers
     this.lock = Promise.resolve();
     this.pollTimer = null;
-    this.following = null; // the one outstanding long-poll, if any
+    this.following = null; // the one outstanding stream (or long-poll), if any
     this.followAgain = false; // checks were added while it was out: follow them as soon as it returns
+    this.stream = null; // {ids, controller} of the open stream
+    this.gatherTimer = null;
+    this.gatherSince = 0;
+    this.streamless = null; // the server that answered 404 for streams (older): long polls for it
     this.failures = 0;
     this.lastAsked = new Set();
     this.verifying = new Map(); // url -> {verdict, tabs}: URL mode, bytes the reader sees vs those checked
@@ -283,8 +290,42 @@ export class Service {
 
   /** Make sure pending checks are followed: now, or with the follow-up already out or scheduled. */
   follow() {
-    if (this.following) this.followAgain = true;
-    else if (this.pollTimer === null) this.schedulePoll(0);
+    if (this.stream) this.gather();
+    else if (this.following) this.followAgain = true;
+    else if (this.pollTimer === null) this.gather();
+  }
+
+  /**
+   * New pending checks: follow them, but not batch by batch. Wait STREAM_GATHER_MS, and while batches
+   * are still out or queued (their own `wait` answers what finishes meanwhile) until they are answered, at
+   * most MAX_STREAM_GATHER_MS; then open a stream, or close the open one to open one with them all (ids it
+   * already follows change nothing). A page's first batches then share one stream instead of one each.
+   */
+  gather() {
+    if (this.gatherTimer !== null) return;
+    if (!this.gatherSince) this.gatherSince = this.now();
+    this.gatherTimer = this.setTimer(() => {
+      this.gatherTimer = null;
+      this.regather().catch((error) => console.warn('Credence: could not reopen the stream', error));
+    }, STREAM_GATHER_MS);
+  }
+
+  async regather() {
+    const busy = this.urlBatcher.busy || this.shaBatcher.busy;
+    if (busy && this.now() - this.gatherSince < MAX_STREAM_GATHER_MS) {
+      this.gather();
+      return;
+    }
+    const stream = this.stream;
+    if (!stream) {
+      this.gatherSince = 0;
+      if (!this.following && this.pollTimer === null) this.schedulePoll(0);
+      return;
+    }
+    const pending = await this.readPending();
+    const unfollowed = Object.keys(pending).some((id) => !stream.ids.has(id));
+    this.gatherSince = 0;
+    if (unfollowed && this.stream === stream) stream.controller.abort(); // its end opens the next one with all
   }
 
   schedulePoll(delayMs) {
@@ -300,16 +341,20 @@ export class Service {
   }
 
   /**
-   * Follow pending checks: one long-poll at a time (`GET /checks?ids=...&wait=`) about the oldest 100,
-   * answered by the server as soon as any is done. The next one starts FOLLOW_GAP_MS after this one
-   * started (at once if it took longer), so verdicts that finish close together come in one answer.
-   * Calls while one is out return it (tests, the alarm, a restarted worker).
+   * Follow pending checks: one stream at a time (`GET /checks/events`, see followStream), or with a server
+   * that has none, one long-poll (followLong). Calls while one is out return it (tests, the alarm, a
+   * restarted worker).
    */
   poll() {
     if (this.following) return this.following;
     if (this.pollTimer !== null) {
       this.clearTimer(this.pollTimer);
       this.pollTimer = null;
+    }
+    if (this.gatherTimer !== null) { // this one follows what was being gathered
+      this.clearTimer(this.gatherTimer);
+      this.gatherTimer = null;
+      this.gatherSince = 0;
     }
     this.followAgain = false;
     this.following = this.followOnce().finally(() => {
@@ -319,30 +364,142 @@ export class Service {
   }
 
   async followOnce() {
-    const started = this.now();
+    const api = await this.api();
+    if (this.streamless !== api.server) return this.followStream(api);
+    return this.followLong(api);
+  }
+
+  /** The pending check ids to ask about next, at most `max`. */
+  async nextIds(max) {
     const entries = Object.entries(await this.readPending());
     // Oldest first (they finish first), but those not asked about last time go before those that were:
-    // with more than 100 pending, none waits behind others for ever.
+    // with more than `max` pending, none waits behind others for ever.
     const asked = (id) => (this.lastAsked.has(id) ? 1 : 0);
     const ids = entries.sort(([x, a], [y, b]) => asked(x) - asked(y) || a.since - b.since)
-      .slice(0, 100).map(([id]) => id);
+      .slice(0, max).map(([id]) => id);
     this.lastAsked = new Set(ids);
+    return ids;
+  }
+
+  /**
+   * One stream (`GET /checks/events?ids=...`, at most MAX_STREAM_IDS): the server pushes each verdict as
+   * it is done (delivered as below), and ends the stream when all are done or after its longest stream
+   * time; then the next one opens with what is still pending (and what was added meanwhile, see
+   * `gather`). A page's checks then cost a stream or two, not a long poll per finished check.
+   */
+  async followStream(api) {
+    const ids = await this.nextIds(MAX_STREAM_IDS);
+    if (!ids.length) {
+      this.ext.alarms?.clear(POLL_ALARM);
+      return;
+    }
+    const stream = { ids: new Set(ids), controller: new AbortController() };
+    this.stream = stream;
+    if (this.followAgain) this.gather(); // added between reading the pending ones and opening the stream
+    this.followAgain = false;
+    // Backstop: if the worker is stopped with the stream open, the alarm wakes it to carry on.
+    this.ext.alarms?.create(POLL_ALARM, { periodInMinutes: 0.5 });
+    // Each delivery is a message to every waiting tab and a redraw there; the server pushes every 0.5 s. The
+    // first verdicts go at once, later ones at most once per STREAM_DELIVER_MS (a badge waits at most that).
+    let held = [];
+    let lastAt = -Infinity;
+    let timer = null;
+    let delivering = Promise.resolve();
+    const deliver = () => {
+      if (timer !== null) this.clearTimer(timer);
+      timer = null;
+      const answers = held;
+      held = [];
+      if (answers.length) {
+        lastAt = this.now();
+        delivering = delivering.then(() => this.settle(answers.map((a) => a.check_id), answers));
+      }
+      return delivering;
+    };
+    let outcome = null;
+    try {
+      outcome = await api.events(ids, {
+        signal: stream.controller.signal,
+        onResults: async (answers) => {
+          held.push(...answers);
+          const wait = lastAt + STREAM_DELIVER_MS - this.now();
+          if (wait <= 0) await deliver();
+          else if (timer === null) {
+            timer = this.setTimer(() => deliver().catch((e) => console.warn('Credence: delivery failed', e)), wait);
+          }
+        },
+      });
+    } catch (error) {
+      if (error?.noStream) {
+        this.streamless = api.server; // an older server: long polls for it from now on
+        this.stream = null;
+        return this.followLong(api);
+      }
+      this.failures += 1;
+      console.warn('Credence: stream failed; backing off', error?.message ?? error);
+    } finally {
+      if (this.stream === stream) this.stream = null;
+      await deliver().catch((e) => console.warn('Credence: delivery failed', e));
+    }
+    const settled = outcome && outcome.end !== 'cut';
+    if (settled) this.failures = 0;
+    else if (outcome) this.failures += 1; // ended without a word (a proxy cut it): as a failure, or it could spin
+    const { remaining } = await this.settle(ids, []); // checks that never finish give up
+    if (Object.keys(remaining).length) {
+      this.following = null;
+      this.schedulePoll(settled ? 0 : backoff(this.failures - 1));
+    } else {
+      this.ext.alarms?.clear(POLL_ALARM);
+    }
+  }
+
+  /**
+   * One long-poll (`GET /checks?ids=...&wait=`) about the oldest 100, answered by the server as soon as
+   * any is done. The next one starts FOLLOW_GAP_MS after this one started (at once if it took longer),
+   * so verdicts that finish close together come in one answer.
+   */
+  async followLong(api) {
+    const started = this.now();
+    const ids = await this.nextIds(100);
     let answers = null;
     if (ids.length) {
       try {
-        answers = await (await this.api()).status(ids, { wait: FOLLOW_WAIT_S });
+        answers = await api.status(ids, { wait: FOLLOW_WAIT_S });
         this.failures = 0;
       } catch (error) {
         this.failures += 1;
         console.warn('Credence: follow-up failed; backing off', error?.message ?? error);
       }
     }
+    const { remaining, delivered } = await this.settle(ids, answers ?? []);
+    if (Object.keys(remaining).length) {
+      // A slow server (checks long pending) is asked less often; a reader waits at most half again as long.
+      const oldest = Math.min(...Object.values(remaining).map((e) => e.since));
+      const gap = answers === null ? backoff(this.failures - 1)
+        : Math.min(MAX_FOLLOW_GAP_MS, Math.max(FOLLOW_GAP_MS, (this.now() - oldest) / 2));
+      // Checks added while this one was out, and nothing came back: no reason to wait for them.
+      const delay = this.followAgain && !delivered && answers !== null ? 0 : started + gap - this.now();
+      this.following = null;
+      this.schedulePoll(delay);
+      // Backstop: if the worker is stopped, the alarm wakes it to carry on.
+      this.ext.alarms?.create(POLL_ALARM, { periodInMinutes: 0.5 });
+    } else {
+      this.ext.alarms?.clear(POLL_ALARM);
+    }
+  }
+
+  /**
+   * Answers about `ids` (each `{check_id, status, verdict}`): a done one is delivered to its tabs and
+   * cached, an unknown one or one pending longer than GIVE_UP_MS is "could not check"; both leave the
+   * pending record. Returns what is still pending and how many tabs got something.
+   */
+  async settle(ids, answers) {
     const settings = await this.settings();
     const out = new Map();
     const seen = [];
     const remaining = await this.exclusive(async () => {
       const pending = await this.readPending();
-      const byId = new Map((answers ?? []).map((r) => [r.check_id, r]));
+      const byId = new Map(answers.map((r) => [r.check_id, r]));
       const t = this.now();
       for (const id of ids) {
         const entry = pending[id];
@@ -372,20 +529,7 @@ export class Service {
     });
     await this.deliver(out, settings);
     this.verifySeen(seen, settings);
-    if (Object.keys(remaining).length) {
-      // A slow server (checks long pending) is asked less often; a reader waits at most half again as long.
-      const oldest = Math.min(...Object.values(remaining).map((e) => e.since));
-      const gap = answers === null ? backoff(this.failures - 1)
-        : Math.min(MAX_FOLLOW_GAP_MS, Math.max(FOLLOW_GAP_MS, (this.now() - oldest) / 2));
-      // Checks added while this one was out, and nothing came back: no reason to wait for them.
-      const delay = this.followAgain && !out.size && answers !== null ? 0 : started + gap - this.now();
-      this.following = null;
-      this.schedulePoll(delay);
-      // Backstop: if the worker is stopped, the alarm wakes it to carry on.
-      this.ext.alarms?.create(POLL_ALARM, { periodInMinutes: 0.5 });
-    } else {
-      this.ext.alarms?.clear(POLL_ALARM);
-    }
+    return { remaining, delivered: out.size };
   }
 
   // ---- what the reader sees (URL mode) -------------------------------------------------------
