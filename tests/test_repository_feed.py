@@ -21,6 +21,7 @@ from server.checks import records
 from server.exchange import feed, identity
 from server.provenance import repository
 from server.verdicts import Level, Verdict, fuse
+from tests.helpers import credence
 from tests.test_exchange import Instance, make_instance, peer_id
 from tests.test_recovery import Repository, Signed, check, signed, stored, stripped_copy  # noqa: F401 (fixture)
 from worker import provenance_jobs
@@ -73,6 +74,16 @@ def test_the_feed_carries_no_manifest_unless_sharing_is_on(signed: Signed, tmp_p
     assert len(stored(alpha.svc.db)) == 1  # kept in the repository...
     assert alpha.count(models.FeedEvent) == 0  # ...but never published
     assert feed_events(alpha)["events"] == []
+    # Turned on later: `credence provenance publish` puts what was kept before on the feed, once.
+    env = {"CREDENCE_DATA_DIR": str(tmp_path / "a"), "CREDENCE_INSTANCE_NAME": "alpha"}
+    refused = credence(env, "provenance", "publish")
+    assert refused.returncode == 1 and "CREDENCE_SHARE_MANIFESTS is off" in refused.stderr
+    env["CREDENCE_SHARE_MANIFESTS"] = "true"
+    assert json.loads(credence(env, "provenance", "publish").stdout) == {"published": 1}
+    [event] = feed_events(alpha)["events"]
+    assert event["payload"]["kind"] == "manifest" and event["payload"]["manifest"]["sha256"] == \
+        hashlib.sha256(signed.photo).hexdigest()
+    assert json.loads(credence(env, "provenance", "publish").stdout) == {"published": 0}
 
 
 def test_a_peer_pulls_shared_manifests_revalidates_them_and_follows_withdrawals(

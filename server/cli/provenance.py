@@ -66,3 +66,14 @@ def revalidate(everything: bool) -> None:
     for manifest_id in ids:
         svc.enqueue(enqueue_revalidate_manifest, manifest_id)
     echo({"revalidating": len(ids)})
+
+
+@provenance_group.command("publish")
+def publish() -> None:
+    """Put on the exchange feed the manifests kept before CREDENCE_SHARE_MANIFESTS was turned on (peers pull them)."""
+    svc = services()
+    if not svc.settings.share_manifests:
+        raise click.ClickException("CREDENCE_SHARE_MANIFESTS is off: turn it on first (docs/exchange-feed.md)")
+    with svc.db.session() as session:
+        count = repository.publish_existing(session)
+    echo({"published": count})

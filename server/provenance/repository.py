@@ -169,6 +169,19 @@ def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Eviden
     return row
 
 
+def publish_existing(session: Session) -> int:
+    """Put on the feed this instance's own served records that never went there (kept before
+    CREDENCE_SHARE_MANIFESTS was turned on, or while it was off), as ``record_from_verdict`` would have; returns
+    how many. Idempotent: a record with a manifest event is left alone (its later changes publish themselves)."""
+    m, e = models.ProvenanceManifest, models.FeedEvent
+    published = select(e.entry_id).where(e.kind == "manifest")
+    rows = session.scalars(select(m).where(m.origin.is_(None), m.state.in_(SERVED_STATES), m.store.is_not(None),
+                                           m.id.not_in(published)).order_by(m.first_seen, m.id)).all()
+    for row in rows:
+        feed.record_manifest(session, row.id, shared_record(session, row))
+    return len(rows)
+
+
 def shared_record(session: Session, row: models.ProvenanceManifest) -> dict[str, Any]:
     """What a feed event carries of one of this instance's own records: ``manifest_record`` with the store inline
     and no thumbnail (the signed thumbnail is inside the store; a reader takes it from there when it re-validates)."""
