@@ -14,6 +14,7 @@ from server.migrate import upgrade
 from server.services import Services
 from server.checks.urls import normalise, url_key
 from worker import jobs
+from worker.lease import Heartbeat
 from tests.conftest import env_for, settings_from
 from tests.helpers import CliResult, credence, make_jpeg
 
@@ -99,6 +100,25 @@ def test_sweeper_requeues_stale_checks_and_gives_up_eventually(ctx: Services, me
         assert session.get(models.Check, fresh).status == "pending"
         assert records.checks_by_id(session, [hopeless])[hopeless][1]["summary"].startswith("Could not check: gave up")
     assert jobs.sweep(ctx) == {"refetch": 0, "reanalyze": 0, "given_up": 0}  # touched: not re-sent at once
+
+
+def test_a_heartbeat_renews_at_once_only_a_lease_that_has_aged(ctx: Services) -> None:
+    """A task starting right after its check was touched leaves the lease as it is (no write); one whose check
+    waited in the queue for part of a term has it renewed at once, before the first periodic beat."""
+    with ctx.db.session() as session:
+        fresh = records.create_check(session, source="upload", sha256="ab" * 32).id
+        aged = records.create_check(session, source="upload", sha256="cd" * 32).id
+        session.execute(update(models.Check).where(models.Check.id == aged)
+                        .values(updated_at=models.utcnow() - timedelta(seconds=ctx.settings.stale_check_s / 2)))
+    with ctx.db.session() as session:
+        before = {c.id: c.updated_at for c in session.scalars(select(models.Check))}
+    for sha in ("ab" * 32, "cd" * 32):
+        with Heartbeat(ctx, sha256=sha):
+            pass
+    with ctx.db.session() as session:
+        after = {c.id: c.updated_at for c in session.scalars(select(models.Check))}
+    assert after[fresh] == before[fresh]
+    assert after[aged] > before[aged] + timedelta(seconds=ctx.settings.stale_check_s / 4)
 
 
 def run_cli(*args: str) -> CliResult:

@@ -69,8 +69,12 @@ class ProgressLog:
                 pipe.expire(f"{PREFIX}progress:{name}", self.ttl_s)
                 pipe.execute()
             elif self.folder is not None:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                with open(self.folder / f"{name}.jsonl", "a", encoding="utf-8") as fh:
+                try:
+                    fh = open(self.folder / f"{name}.jsonl", "a", encoding="utf-8")
+                except FileNotFoundError:  # the first event of this folder's life
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    fh = open(self.folder / f"{name}.jsonl", "a", encoding="utf-8")
+                with fh:
                     fh.write(line + "\n")  # one short append: whole lines even with two writers
         except (redis.RedisError, OSError) as exc:
             log.warning("progress event %s/%s not recorded: %s", name, event, exc)
