@@ -152,6 +152,18 @@ def _at(events: list[dict], stage: str, event: str, last: bool = False) -> float
     return (hits[-1] if last else hits[0])["at"] if hits else None
 
 
+def settled(plog: ProgressLog, results: dict[str, dict], timeout_s: float) -> None:
+    """Wait until every content's last progress event is written: a worker records the verdict (which the client
+    may already have seen) and then says so in the progress log, so a profile read at once can miss the end."""
+    pairs = [("media", sha) for sha in {(r.get("verdict") or {}).get("sha256") for r in results.values()} if sha]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        events = plog.read_many(pairs)
+        if all(any(e.get("stage") == "analysis" and e.get("event") == DONE for e in events[p]) for p in pairs):
+            return
+        time.sleep(0.1)
+
+
 def profile(t0: float, seen: dict[str, float], results: dict[str, dict], plog: ProgressLog) -> dict[str, list[float]]:
     """Per image, ms spent in each stage of the served path and in the gaps between them."""
     sha = {cid: (r.get("verdict") or {}).get("sha256") for cid, r in results.items()}
@@ -221,6 +233,7 @@ def run_one(shape: str, detect: bool, blobs: list[bytes], warm_blob: bytes, medi
             post_page(base, [warm], args.post_wait, args.poll, args.timeout)
             t0, seen, results = post_page(base, urls, args.post_wait, args.poll, args.timeout)
             plog = ProgressLog(client, None if client is not None else folder / "data" / "progress")
+            settled(plog, results, args.timeout)
             rows = profile(t0, seen, results, plog)
             recorded = [e["at"] for (scope, _), ev in plog.read_many(
                 [("media", (r.get("verdict") or {}).get("sha256") or "") for r in results.values()]).items()
