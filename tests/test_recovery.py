@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import json
+import time
 from pathlib import Path
 
 import c2pa
@@ -24,7 +25,7 @@ from server.provenance import repository
 from server.verdicts import Level, Verdict, fuse
 from tests.c2pa_kit import CAPTURE, make_ca, sign
 from tests.conftest import IN_CI
-from tests.helpers import SHARED_TRUST, WorkerProcess, wait_done
+from tests.helpers import SHARED_TRUST, MediaServer, WorkerProcess, wait_done
 from tests.images import jpeg_bytes, photo
 from tests.test_integration import make_stack
 from worker.pipeline.item import Item
@@ -379,6 +380,59 @@ def test_lookups_by_binding_with_an_iscc_sequence_and_a_declared_watermark(resol
     assert bad.status_code == 400
     too_long = client.get("/c2pa/v1/matches/byBinding", query_string={"alg": "io.iscc.v0", "value": "A" * 3000})
     assert too_long.status_code == 414
+
+
+def by_reference(client, url: str, deadline_s: float = 120, **extra: object):
+    """POST byReference until the check is done: each call itself waits up to ``max_wait_s``; a 503 says ask again."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        response = client.post("/c2pa/v1/matches/byReference",
+                               json={"referenceUrl": url, "assetLength": 10_000_000, **extra})
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        assert int(response.headers["Retry-After"]) > 0
+
+
+def test_references_are_refused_before_anything_is_queued(resolver) -> None:
+    client, _, _ = resolver
+    path = "/c2pa/v1/matches/byReference"
+    bad = {"not json": client.post(path, data="{", content_type="application/json"),
+           "no length": client.post(path, json={"referenceUrl": "https://example.com/a.jpg"}),
+           "bad length": client.post(path, json={"referenceUrl": "https://example.com/a.jpg", "assetLength": "9"}),
+           "scheme": client.post(path, json={"referenceUrl": "ftp://example.com/a.jpg", "assetLength": 9}),
+           "region": client.post(path, json={"referenceUrl": "https://example.com/a.jpg", "assetLength": 9,
+                                             "region": [{"type": "spatial"}]})}
+    assert {name: r.status_code for name, r in bad.items()} == dict.fromkeys(bad, 400)
+    assert "only http and https" in bad["scheme"].get_json()["error"]
+    with client.application.extensions["credence"].db.session() as session:
+        assert session.scalars(select(models.Check)).first() is None
+
+
+@pytest.mark.integration
+def test_a_stripped_copy_by_reference_is_fetched_by_the_worker_and_finds_its_original(
+        signed: Signed, data_dir, pg_url, redis_url, media_server: MediaServer, tmp_path) -> None:
+    env, app, client = make_stack(data_dir, pg_url, redis_url, **signed.trust())
+    original = media_server.add("/original.jpg", signed.photo)
+    copy = media_server.add("/copy.jpg", stripped_copy(signed.photo))
+    unrelated = media_server.add("/unrelated.jpg", signed.unrelated)
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        own = conforms(by_reference(client, original, assetType="image/jpeg"), "c2pa.softBindingQueryResult")
+        found = conforms(by_reference(client, copy), "c2pa.softBindingQueryResult")
+        nothing = conforms(by_reference(client, unrelated), "c2pa.softBindingQueryResult")
+        refused = by_reference(client, "http://10.0.0.1/x.jpg")
+    finally:
+        worker.stop()
+    [row] = stored(app.extensions["credence"].db)
+    assert row.store == signed.store and media_server.hits["/copy.jpg"] == 1  # fetched once, by the worker
+    assert own == {"matches": [{"manifestId": row.label, "similarityScore": 100}]}  # the asset's own manifest
+    assert [m["manifestId"] for m in found["matches"]] == [row.label] and found["matches"][0]["similarityScore"] > 80
+    assert nothing == {"matches": []}
+    assert refused.status_code == 400 and "private" in refused.get_json()["error"]
+    # Answered from the finished check: the spec's limits on what was fetched are enforced on it.
+    assert by_reference(client, copy, assetLength=10).status_code == 400
+    assert by_reference(client, copy, assetType="video/mp4").status_code == 400
 
 
 # --------------------------------------------------------------------------- the desk

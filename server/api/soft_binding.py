@@ -93,6 +93,22 @@ def by_content() -> Response:
     return jsonify(_answer(resolution.matches_by_content, request.get_data(cache=False), services().settings))
 
 
+@bp.post(f"{API_PATH}/matches/byReference")
+@limit_anonymous
+@require_role(None)
+def by_reference() -> Response:
+    count = _count()
+    try:
+        ref = resolution.reference(request.get_json(silent=True))
+        return jsonify(resolution.matches_by_reference(services(), ref, count, services().settings.max_wait_s))
+    except ResolutionError as exc:
+        if exc.retry_after is None:
+            raise ApiError(exc.status, exc.message) from exc
+        response = jsonify({"error": exc.message})
+        response.status_code, response.headers["Retry-After"] = exc.status, str(exc.retry_after)
+        return response
+
+
 @bp.get(f"{API_PATH}/manifests/<path:manifest_id>")
 @limit_anonymous
 @require_role(None)

@@ -1,13 +1,16 @@
 """The C2PA Soft Binding Resolution API (specification 2.4.0) over the manifest repository: the shapes and
 status codes of the specification's OpenAPI description, so other C2PA tools can query Credence.
 
-Queries go through ``repository`` (its rules stay there); this module only reads the API's inputs and writes
-its outputs. Manifest identifiers are the active manifests' labels, as the specification asks.
+Queries go through ``repository`` (its rules stay there), and a query by reference through the checks service
+(server/checks/service.py), so the worker's guarded fetcher is the only thing that fetches; this module only
+reads the API's inputs and writes its outputs. Manifest identifiers are the active manifests' labels, as the
+specification asks.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,24 +18,40 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server import models
+from server.checks import service as checks
+from server.checks.urls import BadUrl, normalise
 from server.provenance import repository
+from server.verdicts import Level
+from server.vocabulary import Kind
 
 if TYPE_CHECKING:
     from server.config import Settings
+    from server.services import Services
 
 SPEC_VERSION = "2.4.0"
 API_PATH = "/c2pa/v1"  # where the API's paths are served (its "servers" base)
 DEFAULT_RESULTS, MAX_RESULTS = 10, 100
 MAX_VALUE_CHARS = 2048  # longer GET values answer 414 (use POST)
 _CONTENT, _IMAGE = 2, 1  # ISCC MainType CONTENT, SubType IMAGE
+REFERENCE_RETRY_S = 2  # byReference's Retry-After when the fetch outlasts the wait (the spec has no "not yet")
 
 
 class ResolutionError(Exception):
-    """A request the specification answers with ``status`` (400, 404, 414, 415)."""
+    """A request the specification answers with ``status`` (400, 404, 414, 415); 503 with ``retry_after``
+    when a referenced asset is still being fetched (the specification's byReference has no answer for that)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+@dataclass
+class Reference:
+    """A byReference request body, checked: the normalised URL, the most bytes the asset may have, its type."""
+
+    url: str
+    length: int
+    media_type: str | None
 
 
 @dataclass
@@ -98,8 +117,13 @@ def image_code(raw: bytes) -> str | None:
     return None
 
 
+def _score(distance: int, bits: int) -> int:
+    """100 less the distance's share of the binding's bits."""
+    return max(0, round(100 * (1 - distance / bits)))
+
+
 def _match(found: repository.Recovery, bits: int) -> dict[str, Any]:
-    return {"manifestId": found.label, "similarityScore": max(0, round(100 * (1 - found.distance / bits)))}
+    return {"manifestId": found.label, "similarityScore": _score(found.distance, bits)}
 
 
 def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
@@ -142,6 +166,70 @@ def matches_by_content(session: Session, data: bytes, settings: Settings) -> dic
     if found is None:
         return {"matches": []}
     return {"matches": [_match(found, 256 if found.binding == repository.PDQ_BINDING else 64)]}
+
+
+def reference(body: Any) -> Reference:
+    """The specification's ``referenceUrl`` (normalised by the one URL rule, so refused before anything is
+    queued) and ``assetLength`` are required; ``assetType`` is optional. A ``region`` cannot be honoured (the
+    specification says only soft bindings within it shall match, and this service hashes whole images), so it is
+    refused rather than ignored."""
+    if not isinstance(body, dict):
+        raise ResolutionError(400, "the body must be a JSON object with referenceUrl and assetLength")
+    url, length, media_type = body.get("referenceUrl"), body.get("assetLength"), body.get("assetType")
+    if not isinstance(url, str) or not url:
+        raise ResolutionError(400, "referenceUrl (a string) is required")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ResolutionError(400, "assetLength (a positive integer, in bytes) is required")
+    if media_type is not None and (not isinstance(media_type, str) or not 0 < len(media_type) <= 100):
+        raise ResolutionError(400, "assetType must be a media type such as image/jpeg")
+    if body.get("region"):
+        raise ResolutionError(400, "region is not supported: this service matches whole images only")
+    try:
+        normalised = normalise(url)
+    except BadUrl as exc:
+        raise ResolutionError(400, f"referenceUrl cannot be fetched: {exc}") from None
+    return Reference(url=normalised, length=length,
+                     media_type=media_type.split(";")[0].strip().lower() if media_type else None)
+
+
+def matches_by_reference(svc: Services, ref: Reference, max_results: int, wait_s: float) -> dict[str, Any]:
+    """The asset at ``ref.url`` checked as any URL is (server/checks/service.py): fetched by the worker's guarded
+    fetcher, never by this process, and analysed by the pipeline, whose recovery rule looks a copy without
+    credentials up in the repository. Its verdict is read here: a recovered original's manifest, or the asset's
+    own manifest when the repository keeps it. A check that is not done within ``wait_s`` (capped by the
+    settings) is a 503 with Retry-After: asking again joins the same check or reads its cached verdict."""
+    [result] = checks.check_urls(svc, [ref.url])
+    checks.wait(svc, [result], wait_s)
+    if result["status"] != "done":
+        raise ResolutionError(503, "the referenced asset is still being fetched and checked; ask again",
+                              retry_after=REFERENCE_RETRY_S)
+    verdict = json.loads(result["verdict"]) if isinstance(result["verdict"], str) else result["verdict"]
+    evidence = [e for e in verdict.get("evidence") or [] if isinstance(e, dict)]
+    if verdict.get("level") == Level.UNAVAILABLE.value:  # the fetcher's refusal or unreadable bytes, as worded
+        reason = next((e.get("summary") for e in evidence if e.get("summary")), None) or "could not be checked"
+        raise ResolutionError(400, f"referenceUrl: {reason}")
+    with svc.db.session() as session:
+        media = session.get(models.Media, verdict.get("sha256") or "")
+        if media is not None:
+            size = media.source_size or media.size
+            if size > ref.length:
+                raise ResolutionError(400, f"the asset has {size} bytes, more than assetLength ({ref.length})")
+            if ref.media_type and media.mime != ref.media_type:
+                raise ResolutionError(400, f"the asset is {media.mime}, not the assetType {ref.media_type}")
+        own = session.scalars(select(models.ProvenanceManifest.label).where(
+            models.ProvenanceManifest.sha256 == (verdict.get("sha256") or ""),
+            models.ProvenanceManifest.state.in_(repository.SERVED_STATES))).first()
+    if own is not None:
+        return {"matches": [{"manifestId": own, "similarityScore": 100}]}
+    matches = []
+    for item in evidence:
+        details = item.get("details") or {}
+        if item.get("kind") != Kind.CREDENTIALS_RECOVERED or not isinstance(details.get("manifest"), str):
+            continue
+        bits = 256 if details.get("binding") == repository.PDQ_BINDING else 64
+        distance = details.get("distance") if isinstance(details.get("distance"), int) else bits
+        matches.append({"manifestId": details["manifest"], "similarityScore": _score(distance, bits)})
+    return {"matches": matches[:max_results]}
 
 
 def manifest(session: Session, manifest_id: str) -> Store:
