@@ -13,6 +13,10 @@ import { crc32, deflateSync } from 'node:zlib';
 import { levelsAt } from './probe.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+// CREDENCE_EXT_BENCH_PROFILE=1: also a profiled run; =FILE.cpuprofile: and its raw profile there.
+const profileEnv = process.env.CREDENCE_EXT_BENCH_PROFILE;
+config.profile ??= Boolean(profileEnv);
+if (profileEnv && profileEnv !== '1') config.profileOutput ??= profileEnv;
 const N = config.images ?? 300;
 const VIEWPORT = { width: 1280, height: 800 };
 const W = 56;
@@ -120,7 +124,37 @@ async function serverTime(set) {
   return Date.now() - t0;
 }
 
-async function browse(withExtension, set) {
+/**
+ * Where the script time goes (CREDENCE_EXT_BENCH_PROFILE=1): self time of a V8 CPU profile taken from
+ * load to the last metrics, by script and by function (top 25), so a change can aim at the biggest cost.
+ */
+function summarise(profile) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map(); // node id -> ms
+  for (let i = 0; i < profile.samples.length; i += 1) {
+    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000);
+  }
+  const byScript = {};
+  const byFunction = {};
+  for (const [id, ms] of self) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame;
+    if (functionName === '(idle)') continue;
+    const script = url ? url.replace(/^chrome-extension:\/\/[^/]+\//, 'ext:') : functionName || '(anonymous)';
+    const name = `${functionName || '(anonymous)'} ${script}:${lineNumber + 1}`;
+    byScript[script] = (byScript[script] ?? 0) + ms;
+    byFunction[name] = (byFunction[name] ?? 0) + ms;
+  }
+  const top = (table, n) => Object.fromEntries(Object.entries(table).sort((a, b) => b[1] - a[1]).slice(0, n)
+    .map(([k, v]) => [k, +v.toFixed(1)]));
+  return { by_script: top(byScript, 25), by_function: top(byFunction, 25) };
+}
+
+/**
+ * One page load, with or without the extension. With it, screenshots every 250 ms until all badges
+ * show; without it, `shots` screenshots at the same pace, so Playwright's own in-page work for them
+ * (it runs script in the page) counts on both sides and the difference is the extension's.
+ */
+async function browse(withExtension, set, { profiling = false, shots = 0 } = {}) {
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'credence-bench-'));
   const args = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--headless=new', '--disable-background-networking'];
@@ -136,6 +170,11 @@ async function browse(withExtension, set) {
     const page = context.pages()[0] ?? await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send('Performance.enable');
+    if (profiling) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+      await cdp.send('Profiler.start');
+    }
     const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
     const before = requests.length;
     const t0 = Date.now();
@@ -144,6 +183,7 @@ async function browse(withExtension, set) {
     await page.goto(`${mediaBase}/page-${set}.html`);
     const m0 = await metrics();
     let allBadges = null;
+    let taken = 0;
     const rects = await page.evaluate(() => Object.fromEntries([...document.images].map((img) => {
       const r = img.getBoundingClientRect();
       return [img.id, { left: r.left, top: r.top }];
@@ -152,13 +192,23 @@ async function browse(withExtension, set) {
     while (Date.now() < deadline) {
       if (withExtension && allBadges === null) {
         const seen = levelsAt(await page.screenshot({ type: 'png' }), rects);
+        taken += 1;
         if (Object.values(seen).every((level) => level !== 'none' && level !== 'offscreen')) allBadges = Date.now() - t0;
+      } else if (!withExtension && taken < shots) {
+        await page.screenshot({ type: 'png' });
+        taken += 1;
       }
-      if (allBadges !== null || !withExtension) break;
+      if (allBadges !== null || (!withExtension && taken >= shots)) break;
       await sleep(250);
     }
     await sleep(Math.max(0, t0 + 5000 - Date.now())); // at least 5 s after loading, both ways
     const m1 = await metrics();
+    let cpu;
+    if (profiling) {
+      const { profile: raw } = await cdp.send('Profiler.stop');
+      cpu = summarise(raw);
+      if (config.profileOutput) writeFileSync(config.profileOutput, JSON.stringify(raw)); // for DevTools
+    }
     // Scrolling: 120 wheel steps down and up.
     for (let i = 0; i < 120; i += 1) {
       await page.mouse.wheel(0, i < 60 ? 100 : -100);
@@ -170,7 +220,8 @@ async function browse(withExtension, set) {
       script_ms: Math.round((m1.ScriptDuration - 0) * 1000), layouts: m1.LayoutCount, layout_ms: Math.round(m1.LayoutDuration * 1000),
       heap_mb: +(m1.JSHeapUsedSize / 1048576).toFixed(2),
       scroll_script_ms: Math.round((m2.ScriptDuration - m1.ScriptDuration) * 1000), scroll_layouts: m2.LayoutCount - m1.LayoutCount,
-      all_badges_ms: allBadges, requests: requests.slice(before), load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) },
+      all_badges_ms: allBadges, screenshots: taken, timeline: timeline.slice(), requests: requests.slice(before), load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) },
+      ...(cpu ? { profile: cpu } : {}),
     };
   } finally {
     await context.close();
@@ -179,21 +230,24 @@ async function browse(withExtension, set) {
 }
 
 const own = await serverTime('own');
-const without = await browse(false, 'plain');
 const withExt = await browse(true, 'ext');
+const without = await browse(false, 'plain', { shots: withExt.screenshots });
+// A third run, profiled (the profiler's own cost stays out of the figures above).
+const profiled = config.profile ? await browse(true, 'prof', { profiling: true }) : null;
 const count = (prefix) => withExt.requests.filter((r) => r.startsWith(prefix)).length;
 const result = {
   images: N,
   server_own_ms: own,
-  without: { ...without, requests: without.requests.length },
-  with: { ...withExt, requests: withExt.requests.length },
+  without: { ...without, requests: without.requests.length, timeline: undefined },
+  with: { ...withExt, requests: withExt.requests.length, timeline: undefined },
   posts: count('POST /api/v1/checks'),
   polls: count('GET /api/v1/checks?'), // long polls (an older extension, or a server without streams)
   streams: count('GET /api/v1/checks/events'),
   script_ms_per_100_images: +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
   images_per_request: +(N / Math.max(1, withExt.requests.length)).toFixed(1),
+  ...(profiled ? { profiled: { script_ms: profiled.script_ms, layouts: profiled.layouts, profile: profiled.profile } } : {}),
   badges_vs_server: withExt.all_badges_ms === null ? null : +(withExt.all_badges_ms / own).toFixed(2),
-  timeline: timeline.map(([at, what, took, pushed]) => `${at} ms: ${what} (${took} ms)${
+  timeline: withExt.timeline.map(([at, what, took, pushed]) => `${at} ms: ${what} (${took} ms)${
     Object.keys(pushed).length ? `, results by second: ${JSON.stringify(pushed)}` : ''}`),
 };
 console.log(JSON.stringify(result, null, 1));

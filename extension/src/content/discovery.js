@@ -109,8 +109,14 @@ export class Discovery {
     this.near = new Set(); // images in or near the viewport
     this.watched = new WeakSet();
     this.reported = new WeakMap(); // img -> url last reported
+    // Media events come one task each (300 image loads, 300 tasks): evaluated together in the next
+    // task, the geometry reads of a burst share one style and layout update instead of one each.
+    this.queued = new Set();
+    this.queueTimer = 0;
     this.onEvent = (event) => {
-      if (isImg(event.target) || isVideo(event.target)) this.evaluate(event.target);
+      if (!isImg(event.target) && !isVideo(event.target)) return;
+      this.queued.add(event.target);
+      if (!this.queueTimer) this.queueTimer = setTimeout(() => this.evaluateQueued(), 0);
     };
   }
 
@@ -190,7 +196,17 @@ export class Discovery {
     }
   }
 
+  evaluateQueued() {
+    this.queueTimer = 0;
+    const queued = [...this.queued];
+    this.queued.clear();
+    for (const el of queued) this.evaluate(el);
+  }
+
   stop() {
+    clearTimeout(this.queueTimer);
+    this.queueTimer = 0;
+    this.queued.clear();
     this.io?.disconnect();
     this.mo?.disconnect();
     for (const root of this.roots) for (const type of MEDIA_EVENTS) root.removeEventListener(type, this.onEvent, true);

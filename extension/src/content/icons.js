@@ -15,8 +15,17 @@ export const ICONS = Object.freeze({
   question: [{ d: 'M9 9.3a3 3 0 1 1 4.6 2.5c-1 .6-1.6 1.2-1.6 2.4M12 17.2v.3' }], // unknown (privacy mode)
 });
 
-/** An <svg> drawing `name` in currentColor. */
+const drawn = new WeakMap(); // document -> Map(name -> <svg>): built once, cloned for each badge
+
+/** An <svg> drawing `name` in currentColor (a copy: a page of badges builds each icon once). */
 export function icon(doc, name) {
+  let icons = drawn.get(doc);
+  if (!icons) drawn.set(doc, (icons = new Map()));
+  if (!icons.has(name)) icons.set(name, build(doc, name));
+  return icons.get(name).cloneNode(true);
+}
+
+function build(doc, name) {
   const svg = doc.createElementNS(SVG, 'svg');
   svg.setAttribute('viewBox', '0 0 24 24');
   svg.setAttribute('aria-hidden', 'true');

@@ -55,6 +55,7 @@ export class Overlay {
     this.onOpen = onOpen;
     this.onTrouble = onTrouble;
     this.badges = new Map(); // img -> badge element
+    this.shown = new Map(); // img -> the verdict its badge shows (JSON)
     this.clips = new Map(); // img -> [ancestors that clip it] (cached; cleared when the DOM changes)
     this.pinned = new Set(); // images that are, or are inside, something fixed or sticky
     this.turns = new Map(); // img -> its rotation/skew (read with its clippers, cached alike)
@@ -68,8 +69,22 @@ export class Overlay {
     this.removals = [];
     this.repairTimer = 0;
     this.coverCheckAt = 0;
-    this.schedule = () => {
+    // Only new badges to place (a delivery of verdicts): the next frame places those alone. Anything
+    // that may move images (scrolls, resizes, DOM changes, transitions) places every badge.
+    this.pending = new Set(); // images whose new badge the next frame places
+    this.fresh = new Set(); // images just observed: their first resize notification is no resize
+    this.full = false;
+    this.requestFrame = () => {
       if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.layout(); });
+    };
+    this.schedule = () => {
+      this.full = true;
+      this.requestFrame();
+    };
+    this.resized = (entries) => {
+      let moved = false;
+      for (const entry of entries) if (!this.fresh.delete(entry.target)) moved = true;
+      if (moved) this.schedule();
     };
     // The host scrolls with the document, and so do badged images, unless fixed or sticky: a scroll
     // of the document itself moves no badge relative to the host, except those.
@@ -105,7 +120,7 @@ export class Overlay {
     for (const type of LAYOUT_EVENTS) this.doc.addEventListener(type, this.schedule, { capture: true, passive: true });
     this.onFullscreen = () => this.repair();
     this.doc.addEventListener('fullscreenchange', this.onFullscreen);
-    this.resizes = new ResizeObserver(this.schedule);
+    this.resizes = new ResizeObserver(this.resized);
     this.resizes.observe(this.doc.documentElement); // the page grew or shrank: content above may have moved
     this.doc.fonts?.addEventListener('loadingdone', this.schedule);
     this.layoutChanges = new MutationObserver(this.domChanged);
@@ -125,13 +140,20 @@ export class Overlay {
   /** Show (or replace) the badge of `img`; drawn with the others in the next frame. */
   show(img, verdict) {
     this.mount();
+    // The same verdict again (a re-delivery, the same file found twice): the badge stays as it is,
+    // not rebuilt, re-observed and re-placed.
+    const shown = JSON.stringify(verdict);
+    if (this.badges.has(img) && this.shown.get(img) === shown) return;
     this.remove(img);
+    this.shown.set(img, shown);
     const badge = createBadge(this.doc, verdict, this.onOpen);
     badge.hidden = true; // until the next layout has placed it
     this.badges.set(img, badge);
     this.root.append(badge);
+    this.fresh.add(img);
     this.resizes.observe(img);
-    this.schedule();
+    this.pending.add(img);
+    this.requestFrame();
   }
 
   remove(img) {
@@ -139,6 +161,9 @@ export class Overlay {
     if (!badge) return;
     badge.remove();
     this.badges.delete(img);
+    this.shown.delete(img);
+    this.pending.delete(img);
+    this.fresh.delete(img);
     this.spots.delete(img);
     this.clips.delete(img);
     this.turns.delete(img);
@@ -163,10 +188,14 @@ export class Overlay {
     this.doc.removeEventListener('fullscreenchange', this.onFullscreen);
     clearTimeout(this.repairTimer);
     clearTimeout(this.coverTimer);
+    this.coverTimer = 0;
     if (this.frame) cancelAnimationFrame(this.frame);
     this.host.remove();
     this.host = null;
     this.badges.clear();
+    this.shown.clear();
+    this.pending.clear();
+    this.fresh.clear();
     this.spots.clear();
     this.clips.clear();
     this.turns.clear();
@@ -200,14 +229,21 @@ export class Overlay {
   }
 
   /**
-   * One pass for all badges: read every geometry first, then write every position, so a batch
-   * costs one layout (plus one for the cover check, at most once a second).
+   * One pass for all badges (only the new ones when nothing else asked for a pass): read every
+   * geometry first, then write every position, so a batch costs one layout (plus one for the cover
+   * check, at most once a second).
    */
   layout() {
     if (!this.host) return;
     const origin = this.host.getBoundingClientRect();
+    // Read once, here: innerWidth may force a style and layout update, so reading it between the writes
+    // below would cost one per badge.
+    const viewportWidth = innerWidth;
     const plan = [];
-    for (const [img, badge] of this.badges) {
+    const targets = this.full ? this.badges : [...this.pending].map((img) => [img, this.badges.get(img)]);
+    this.full = false;
+    this.pending.clear();
+    for (const [img, badge] of targets) {
       if (!img.isConnected) {
         plan.push([img, badge, null]);
         continue;
@@ -239,7 +275,7 @@ export class Overlay {
       if (last && (last.x !== x || last.y !== y)) moved = true;
       if (!last || last.x !== x || last.y !== y) badge.style.transform = `translate(${x}px, ${y}px)`;
       if (badge.hidden === spot.visible) badge.hidden = !spot.visible;
-      badge.classList.toggle('flip', spot.rect.left + 300 > innerWidth);
+      badge.classList.toggle('flip', spot.rect.left + 300 > viewportWidth);
       // The badge's centre, from the rect's corner: the cover check looks there.
       const centre = {
         dx: spot.at.left + BADGE_SIZE / 2 - spot.rect.left, dy: spot.at.top + BADGE_SIZE / 2 - spot.rect.top,
@@ -249,7 +285,15 @@ export class Overlay {
     // Still moving (a transition, a smooth scroll, an animated slider): follow it frame by frame.
     this.moving = moved ? this.moving + 1 : 0;
     if (moved && this.moving < MOVING_FRAMES) this.schedule();
-    else this.checkCovered();
+    else this.coverSoon();
+  }
+
+  /**
+   * The cover check, in a task of its own after this frame is drawn: hit tests right after the writes
+   * above would force the browser to bring the whole page up to date first, on the script's clock.
+   */
+  coverSoon() {
+    if (!this.coverTimer) this.coverTimer = setTimeout(() => { this.coverTimer = 0; this.checkCovered(); }, 0);
   }
 
   /**
@@ -283,13 +327,14 @@ export class Overlay {
       const rect = { left: r.left + dx, top: r.top + dy, right: r.right + dx, bottom: r.bottom + dy };
       return [img, { ...spot, rect }];
     });
+    const viewport = { width: innerWidth, height: innerHeight };
     const start = (this.coverTurn ?? 0) % Math.max(1, spots.length);
     for (let i = 0; i < spots.length && sampled < COVER_SAMPLES; i += 1) {
       const [img, spot] = spots[(start + i) % spots.length];
       this.coverTurn = start + i + 1;
       const cx = spot.rect.left + spot.centre.dx;
       const cy = spot.rect.top + spot.centre.dy;
-      if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) continue;
+      if (cx < 0 || cy < 0 || cx >= viewport.width || cy >= viewport.height) continue;
       if (!spot.visible && !this.occluded.has(img)) continue;
       sampled += 1;
       const top = this.doc.elementFromPoint(cx, cy); // the topmost only: cheaper than elementsFromPoint
