@@ -188,6 +188,7 @@ export class Overlay {
     this.doc.removeEventListener('fullscreenchange', this.onFullscreen);
     clearTimeout(this.repairTimer);
     clearTimeout(this.coverTimer);
+    this.repairTimer = 0; // a stale id would stop every repair after a restart
     this.coverTimer = 0;
     if (this.frame) cancelAnimationFrame(this.frame);
     this.host.remove();
