@@ -224,7 +224,8 @@ def _calibration(entry: mf.Entry) -> dict[str, Any]:
     return {k: entry.calibration[k] for k in ("threshold", "max_fpr", "calibration_reals") if k in entry.calibration}
 
 
-def _heatmap(result: Result | None, store: MediaStore | None) -> dict[str, Any] | None:
+def heatmap_ref(result: Result | None, store: MediaStore | None) -> dict[str, Any] | None:
+    """A heat map as evidence names it: its PNG put in the media store, by sha256, with where it lies."""
     if result is None or not result.heatmap_png or store is None:
         return None
     return {"sha256": store.put(result.heatmap_png), "format": "png", **result.heatmap}
@@ -253,7 +254,7 @@ def evidence_for(result: Result, entry: mf.Entry, store: MediaStore | None, batc
                      "face_detector": "mtcnn (facenet-pytorch weights)"})
     band = _band(result.score, entry)
     details: dict[str, Any] = {**base, "band": band, "calibration": calibration, "crop": list(result.crop_box or [])}
-    heatmap = _heatmap(result, store)
+    heatmap = heatmap_ref(result, store)
     if heatmap:
         details["heatmap"] = heatmap
     return Evidence(
@@ -323,7 +324,7 @@ def video_evidence(entry: mf.Entry, frames: list[tuple[float, Result]], thumbs: 
         details["face_detector"] = "mtcnn (facenet-pytorch weights)"
     else:
         details["crop"] = crops[worst[0]["t"]]
-    heatmap = _heatmap(heat[1], store) if heat else None
+    heatmap = heatmap_ref(heat[1], store) if heat else None
     if heat and heatmap:
         details["heatmap"] = {**heatmap, "t": round(float(heat[0]), 3)}
     return Evidence(

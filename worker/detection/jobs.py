@@ -256,7 +256,7 @@ def explain_stored(ctx: Context, sha256: str) -> str:
         if result is None or result.error or not result.heatmap_png:
             why = (result.error if result is not None else None) or "the detector gave no heat map"
             return failed(f"the heat map could not be made: {why[:300]}", "error")
-        heatmap = {"sha256": ctx.store.put(result.heatmap_png), "format": "png", **result.heatmap}
+        heatmap = detection.heatmap_ref(result, ctx.store)
         heatmaps.write_result(ctx.store, sha256, stamp, {"detector": result.detector, "heatmap": heatmap})
         return "done"
     except SoftTimeLimitExceeded:
