@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 
+# The longest request line gunicorn accepts (its maximum; default 4094): a stream of 200 check ids
+# (GET /api/v1/checks/events, about 6.7 KB) must fit, as it fits nginx's 8 KB header buffer in front.
+limit_request_line = 8190
+
 
 def on_starting(server) -> None:
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -74,7 +74,7 @@ def _paths() -> dict[str, Any]:
             "get": {"summary": "Verdicts pushed as each check is done (server-sent events)", "security": key,
                     "parameters": [{"name": "ids", "in": "query", "required": True,
                                     "schema": {"type": "string", "pattern": "^[0-9A-Za-z_,-]+$"},
-                                    "description": "Comma-separated check ids (max 300)"}],
+                                    "description": "Comma-separated check ids (max 200)"}],
                     "responses": {"200": {"description": (
                         "text/event-stream: an event `result` per check as it is done (data: a CheckResult; an "
                         "unknown id at once, status `unknown`), then `done` when all are, or `timeout` after "

@@ -25,7 +25,7 @@ POLL_INTERVAL_S = 0.1
 STREAM_POLL_S = 0.5  # a stream looks at the database this often: open streams stay cheap, and verdicts
 # finishing within it go out together (each push is a message and a redraw in every tab that waits)
 HEARTBEAT_S = 10.0  # a stream with nothing to say sends a comment this often, so proxies keep it open
-MAX_STREAM_IDS = 300  # one page's worth (three full POST /checks) in one stream
+MAX_STREAM_IDS = 200  # at our ids' 32 characters, the request line fits nginx's 8 KB buffer and gunicorn's 8190
 
 
 def result(url: str | None, status: str, check_id: str | None, verdict: dict[str, Any] | str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ export class ApiError extends Error {
 }
 
 export const MAX_BATCH = 100; // server's CREDENCE_MAX_URLS_PER_REQUEST default and GET ?ids= limit
-export const MAX_STREAM_IDS = 300; // the server's limit on ids in one GET /checks/events
+export const MAX_STREAM_IDS = 200; // the server's limit on ids in one GET /checks/events
 export const STREAM_IDLE_MS = 30000; // the server sends a heartbeat every 10 s: this long without a byte is a dead stream
 const TIMEOUT_MS = 20000;
 
