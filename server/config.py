@@ -115,6 +115,7 @@ class Settings(BaseSettings):
     upload_quota_anonymous_bytes: int = Field(64 * 1024 * 1024, ge=0, description="Bytes one anonymous client (by address) may upload per quota window; over it uploads get 429. 0: anonymous uploads refused.")
     upload_quota_keyed_bytes: int = Field(4 * 1024 * 1024 * 1024, ge=0, description="Bytes one API key or desk user may upload per quota window; over it uploads get 429.")
     upload_quota_window_s: int = Field(3600, ge=1, description="Length of the rolling window the upload quotas count in (Redis when configured, else this process's memory).")
+    repository_retention_days: int = Field(0, ge=0, description="Forget a manifest repository record (docs/repository.md) that no check, import or re-validation has touched for this many days: an hourly beat task, or `credence provenance expire`. Its thumbnail becomes evictable with it. Peers that pulled it keep their copy (no withdrawal is published: expiry says nothing about its credentials). 0: kept until its credentials fail here.")
     media_store_max_bytes: int = Field(50 * 1024 * 1024 * 1024, ge=0, description="Size budget of the media store: the beat task evicts unreferenced bytes, oldest first, when it is exceeded, and /readyz warns from 90%. 0: no budget.")
     media_evict_interval_s: int = Field(300, ge=10, description="How often the beat task measures the media store and evicts over its budget.")
     http_connection_limit: int = Field(1000, ge=10, description="`credence serve`: most open client connections (waitress); more wait in the listen backlog.")

@@ -55,6 +55,7 @@ TASK_ROUTES = {
     "credence.evict_media": {"queue": "cpu"},
     "credence.forensics": {"queue": "cpu"},
     "credence.revalidate_manifest": {"queue": "cpu"},
+    "credence.expire_manifests": {"queue": "cpu"},
     "credence.heatmap": {"queue": "gpu"},  # where the detectors are loaded
     "credence.pull_peers": {"queue": "fetch"},
     "credence.pull_peer": {"queue": "fetch"},
@@ -86,6 +87,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "sweep-stale-checks": {"task": "credence.sweep", "schedule": 30.0},
             "pull-peers": {"task": "credence.pull_peers", "schedule": float(settings.peer_pull_s)},
             "evict-media": {"task": "credence.evict_media", "schedule": float(settings.media_evict_interval_s)},
+            **({"expire-manifests": {"task": "credence.expire_manifests", "schedule": 3600.0}}
+               if settings.repository_retention_days else {}),
         },
         "beat_schedule_filename": str(settings.resolved_data_dir / "celerybeat-schedule"),
     }

@@ -1,4 +1,5 @@
-"""Re-validating imported manifest stores, as a worker task (``credence.revalidate_manifest``).
+"""The manifest repository's worker tasks: re-validating imported stores (``credence.revalidate_manifest``) and
+its retention (``credence.expire_manifests``, hourly from the beat when CREDENCE_REPOSITORY_RETENTION_DAYS is set).
 
 The import itself (``credence provenance import``) only parses and stores a file's records; the stores are hostile
 bytes handed to native code (c2pa-rs), so they are read here, in a worker process under the analysis's time limits
@@ -6,6 +7,8 @@ bytes handed to native code (c2pa-rs), so they are read here, in a worker proces
 decided in worker/stages/manifest_check.py and kept by server/provenance/repository.py ``record_revalidation``.
 """
 from __future__ import annotations
+
+import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -15,6 +18,8 @@ from worker.context import Context
 from worker.stages import manifest_check, soft_binding
 from worker.stages.budget import Limits
 from worker.trust import reading_context
+
+log = logging.getLogger(__name__)
 
 
 def revalidate_manifest(ctx: Context, manifest_id: str) -> str:
@@ -45,3 +50,15 @@ def revalidate_manifest(ctx: Context, manifest_id: str) -> str:
     if kept is None:
         return "skipped"
     return "counts" if outcome.reason is None else "informational"
+
+
+def expire_manifests(ctx: Context) -> int:
+    """The beat task's pass over the repository's retention (CREDENCE_REPOSITORY_RETENTION_DAYS; 0: nothing)."""
+    days = ctx.settings.repository_retention_days
+    if not days:
+        return 0
+    with ctx.db.session() as session:
+        gone = repository.expire(session, days)
+    if gone:
+        log.info("manifest repository: %d records untouched for %d days forgotten", gone, days)
+    return gone

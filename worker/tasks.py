@@ -93,6 +93,11 @@ def rematch_removed(self, hashes: dict) -> int:
     return bank_jobs.rematch_removed(context.current(), hashes)
 
 
+@app.task(name="credence.expire_manifests")
+def expire_manifests() -> int:
+    return provenance_jobs.expire_manifests(context.current())
+
+
 @app.task(name="credence.evict_media")
 def evict_media() -> dict:
     return media_jobs.evict_media(context.current())

@@ -77,3 +77,17 @@ def publish() -> None:
     with svc.db.session() as session:
         count = repository.publish_existing(session)
     echo({"published": count})
+
+
+@provenance_group.command("expire")
+@click.option("--days", type=click.IntRange(min=1), default=None,
+              help="Forget records untouched for this many days (default: CREDENCE_REPOSITORY_RETENTION_DAYS).")
+def expire(days: int | None) -> None:
+    """Forget repository records no check, import or re-validation has touched for a while (the retention)."""
+    svc = services()
+    days = days or svc.settings.repository_retention_days
+    if not days:
+        raise click.ClickException("no retention set: pass --days or set CREDENCE_REPOSITORY_RETENTION_DAYS")
+    with svc.db.session() as session:
+        gone = repository.expire(session, days)
+    echo({"expired": gone, "days": days})

@@ -252,6 +252,24 @@ def forget(session: Session, sha256: str, *, share: bool = False) -> bool:
     return True
 
 
+def expire(session: Session, days: int, *, batch: int = 1000) -> int:
+    """Forget every record untouched for ``days`` (CREDENCE_REPOSITORY_RETENTION_DAYS): what this instance keeps
+    about the signed media its users met has an end. ``last_seen`` is what a check, an import or a re-validation
+    stamps; a lookup that recovers a record does not (it would turn every read into a write). No withdrawal goes
+    on the feed: expiry is this instance's housekeeping, not news about the credentials. Returns how many went."""
+    if days <= 0:
+        raise ValueError("a retention of at least one day")
+    m = models.ProvenanceManifest
+    cutoff = models.utcnow() - timedelta(days=days)  # a day's resolution: the hosts' clocks need not agree
+    gone = 0
+    while ids := list(session.scalars(select(m.id).where(m.last_seen < cutoff).order_by(m.id).limit(batch))):
+        session.execute(delete(models.ProvenanceBinding).where(models.ProvenanceBinding.manifest_id.in_(ids)))
+        session.execute(delete(m).where(m.id.in_(ids)))
+        session.flush()
+        gone += len(ids)
+    return gone
+
+
 # --------------------------------------------------------------------------- recovery
 
 def _recovery(session: Session, row: models.ProvenanceManifest, binding: str, distance: int) -> Recovery:
