@@ -24,7 +24,7 @@ from server.verdicts import Level
 from tests.test_recovery import Repository, Signed, check, signed, stored, stripped_copy  # noqa: F401 (fixture)
 from tests.test_repository_sharing import cli, instance
 from worker import provenance_jobs
-from worker.stages import hashes, manifest_check
+from worker.stages import hashes, manifest_check, soft_binding
 from worker.stages.budget import Limits
 from worker.trust import reading_context
 
@@ -80,8 +80,9 @@ def test_a_store_that_validates_here_lets_a_stripped_copy_recover(signed: Signed
     photo = rows[records[0]["sha256"] if records[0]["store"] == base64.b64encode(signed.store).decode()
                  else records[1]["sha256"]]
     assert photo.state == "trusted" and photo.origin.startswith("import by ")
-    # Its own thumbnail gives the PDQ; the watermark is declared in the signed manifest.
-    assert photo.revalidation["counts"] and set(photo.revalidation["bindings"]) == {"pdq", "com.example.watermark"}
+    # Its own thumbnail gives the PDQ and the ISCC; the watermark is declared in the signed manifest.
+    assert photo.revalidation["counts"]
+    assert set(photo.revalidation["bindings"]) == {"pdq", "io.iscc.v0", "com.example.watermark"}
     assert photo.signer["organisation"] == "Acme Photo"
 
     copy = check(stripped_copy(signed.photo), settings, b)
@@ -124,6 +125,25 @@ def test_an_altered_store_or_a_pdq_its_thumbnail_does_not_match_stays_informatio
     assert other.level == Level.NO_EVIDENCE and recovered(other).supports is None
     assert recovered(other).details["original_sha256"] == "a" * 64
     assert "does not bind the PDQ fingerprint that matched" in recovered(other).summary
+
+
+def test_an_iscc_counts_when_the_signed_thumbnail_reproduces_it(signed: Signed, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AI-declared image's manifest declares no soft binding: only its thumbnail can bind an exported ISCC."""
+    header, [record] = export_from_alpha(signed, tmp_path, monkeypatch, signed.ai)
+    other_iscc = soft_binding.iscc_image_code(Image.open(io.BytesIO(signed.unrelated)))
+    only_iscc = {**record, "pdq": None, "pdq_quality": None, "pdq_dihedral": None}
+    elsewhere = {**only_iscc, "sha256": "b" * 64, "iscc": other_iscc}
+    settings, b = beta(signed, tmp_path, trusted=True)
+    outcomes = import_into(tmp_path / "beta", settings, header, [only_iscc, elsewhere], tmp_path, monkeypatch)
+    assert outcomes == {record["sha256"]: "counts", "b" * 64: "informational"}
+    rows = {r.sha256: r for r in stored(b.db)}
+    assert rows[record["sha256"]].revalidation["bindings"] == ["io.iscc.v0"]
+    assert "no soft binding of the record is proven" in rows["b" * 64].revalidation["reason"]
+
+    copy = check(stripped_copy(signed.ai), settings, b)  # found by its ISCC alone: the record has no PDQ
+    assert recovered(copy).details["binding"] == "io.iscc.v0"
+    assert copy.level == Level.AI_DECLARED and "recovered from a matching original" in copy.summary
 
 
 def test_a_signer_not_trusted_here_only_informs_as_an_own_record_would(signed: Signed, tmp_path: Path,

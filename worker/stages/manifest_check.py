@@ -10,8 +10,8 @@ so the library always reports it as a mismatch and only that failure is set asid
 
 Which content the manifest belongs to is then a separate question. The exporter's PDQ and ISCC are claims; a
 binding counts only when the signed manifest proves it: a ``c2pa.soft-binding`` assertion that declares it, or
-the PDQ recomputed here from the manifest's own thumbnail (``c2pa.thumbnail.claim``, hash-bound by the claim)
-within the PDQ threshold of the exported one. The reading and its words are the pipeline's own
+the PDQ or ISCC recomputed here from the manifest's own thumbnail (``c2pa.thumbnail.claim``, hash-bound by the
+claim) within the threshold of the exported one. The reading and its words are the pipeline's own
 (c2pa_read, c2pa_explain, ai_metadata); nothing here decides a level.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from server.provenance.repository import ISCC_ALG, PDQ_BINDING, STATES, iscc_digest
+from server.provenance.repository import ISCC_ALG, ISCC_THRESHOLD, PDQ_BINDING, STATES, iscc_digest
 from server.provenance.resolution import image_code
 from server.verdicts import Evidence
 from server.vocabulary import Stage
@@ -75,18 +75,32 @@ def _declared_iscc(value: str) -> str | None:
     return found
 
 
-def _thumbnail_pdq(result: c2pa_read.C2paResult, max_pixels: int, limits: Limits) -> str | None:
-    """PDQ of the active manifest's own thumbnail (its claim hashes it), decoded within the usual budgets."""
+def _thumbnail_image(result: c2pa_read.C2paResult, max_pixels: int, limits: Limits) -> Image.Image | None:
+    """The active manifest's own thumbnail (its claim hashes it), decoded within the usual budgets."""
     active = result.active
     found = result.thumbnails.get(active.thumbnail) if active is not None and active.thumbnail else None
     if found is None:
         return None
     try:
-        image: Image.Image = decode(found[1], max_pixels, limits).image
+        return decode(found[1], max_pixels, limits).image
     except DecodeError:
         return None
-    value, quality = hashes.pdq(image)
-    return value if quality >= hashes.PDQ_MIN_QUALITY else None
+
+
+def _thumbnail_bindings(image: Image.Image, record: dict[str, Any], pdq_threshold: int) -> list[str]:
+    """The exported fingerprints the signed thumbnail reproduces here: its PDQ within the PDQ threshold, its ISCC
+    Image-Code within the repository's ISCC threshold (a thumbnail is the picture made small; both are computed on
+    a smaller picture still, so a near value is expected, an exact one is not)."""
+    proven = []
+    if record.get("pdq"):
+        value, quality = hashes.pdq(image)
+        if quality >= hashes.PDQ_MIN_QUALITY and hashes.hamming_hex(value, record["pdq"]) <= pdq_threshold:
+            proven.append(PDQ_BINDING)
+    exported = iscc_digest(record.get("iscc"))
+    here = iscc_digest(soft_binding.iscc_image_code(image)) if exported else None
+    if here is not None and bin(int(here, 16) ^ int(exported, 16)).count("1") <= ISCC_THRESHOLD:
+        proven.append(ISCC_ALG)
+    return proven
 
 
 def revalidate(store: bytes, record: dict[str, Any], context: Any, *, trust: dict[str, Any],
@@ -109,11 +123,8 @@ def revalidate(store: bytes, record: dict[str, Any], context: Any, *, trust: dic
     if verdict is None:
         said = next((e.summary for e in evidence if e.stage == Stage.C2PA), "it did not validate")
         return Revalidation(evidence=evidence, reason=f"the manifest store does not validate here: {said}")
-    proven: list[str] = []
-    exported_pdq = record.get("pdq")
-    thumb_pdq = _thumbnail_pdq(reading, max_pixels, limits) if exported_pdq else None
-    if thumb_pdq is not None and hashes.hamming_hex(thumb_pdq, exported_pdq) <= pdq_threshold:
-        proven.append(PDQ_BINDING)
+    thumbnail = _thumbnail_image(reading, max_pixels, limits) if record.get("pdq") or record.get("iscc") else None
+    proven = _thumbnail_bindings(thumbnail, record, pdq_threshold) if thumbnail is not None else []
     exported_iscc = iscc_digest(record.get("iscc"))
     for declared in soft_binding.declared_bindings(store, result.active.label):
         if declared["alg"] != ISCC_ALG:
@@ -125,5 +136,6 @@ def revalidate(store: bytes, record: dict[str, Any], context: Any, *, trust: dic
     if not proven:
         return Revalidation(evidence=evidence, state=state,
                             reason="no soft binding of the record is proven by the signed manifest (its thumbnail's "
-                                   "PDQ is not within the threshold of the exported PDQ, and it declares none)")
+                                   "PDQ and ISCC are not within the thresholds of the exported ones, and it declares "
+                                   "none)")
     return Revalidation(evidence=evidence, bindings=proven, state=state)
