@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from tests.test_recovery import Repository, Signed, check, signed, stored, strip
 from tests.test_repository_sharing import cli, instance
 from worker import provenance_jobs
 from worker.stages import hashes, manifest_check, soft_binding
-from worker.stages.budget import Limits
+from worker.stages.budget import MAX_BOX_DEPTH, Limits, OverBudget, check_structure
 from worker.trust import reading_context
 
 
@@ -163,16 +164,46 @@ def test_a_signer_not_trusted_here_only_informs_as_an_own_record_would(signed: S
     assert json.loads(cli(monkeypatch, tmp_path / "beta", "revalidate", "--all").output) == {"revalidating": 1}
 
 
-@pytest.mark.parametrize("store", [b"not a manifest store", b"\x00\x00\x00\x08jumb", "truncated"])
+def box(kind: bytes, payload: bytes = b"") -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def many_boxes(count: int) -> bytes:
+    """A superbox of ``count`` empty superboxes: 8 bytes each, so 4,097 of them fit in 33 KB."""
+    return box(b"jumb", b"".join(box(b"jumb") for _ in range(count)))
+
+
+def deep_boxes(depth: int) -> bytes:
+    data = box(b"jumb")
+    for _ in range(depth):
+        data = box(b"jumb", data)
+    return data
+
+
+@pytest.mark.parametrize("store", [b"not a manifest store", b"\x00\x00\x00\x08jumb", "truncated", "many", "deep"])
 def test_hostile_or_broken_stores_are_refused_with_a_reason(signed: Signed, tmp_path: Path, store) -> None:
     settings, _ = beta(signed, tmp_path, trusted=True)
-    data = signed.store[:len(signed.store) // 3] if store == "truncated" else store
+    data = {"truncated": signed.store[:len(signed.store) // 3], "many": many_boxes(Limits().max_boxes),
+            "deep": deep_boxes(MAX_BOX_DEPTH)}.get(store, store)
     context, files = reading_context(settings)
     outcome = manifest_check.revalidate(data, {"label": "urn:c2pa:x", "pdq": None, "iscc": None}, context,
                                         trust=files.describe(), pdq_threshold=settings.pdq_threshold,
                                         max_pixels=settings.max_pixels, limits=Limits(), put_thumbnail=lambda b: "")
     assert (outcome.state, outcome.bindings) == (None, [])
     assert outcome.reason and outcome.reason.startswith("the manifest store could not be read here")
+    if store in ("many", "deep"):  # refused by the walk before c2pa reads a byte
+        assert ("more than 4,096 boxes" if store == "many" else "more than 16 deep") in outcome.reason
+
+
+@pytest.mark.parametrize("count, refused", [(Limits().max_boxes - 1, False), (Limits().max_boxes, True)])
+def test_the_box_budget_counts_a_stores_boxes_at_every_level(count: int, refused: bool) -> None:
+    """The outer superbox counts too: 4,095 inside it are 4,096 boxes, the budget; one more is over it."""
+    data = many_boxes(count)
+    if refused:
+        with pytest.raises(OverBudget, match="4,096 boxes"):
+            check_structure(data, Limits())
+    else:
+        check_structure(data, Limits())
 
 
 def test_the_record_must_name_the_stores_active_manifest(signed: Signed, tmp_path: Path) -> None:

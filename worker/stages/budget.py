@@ -21,6 +21,7 @@ from worker.fetch.isobmff import BoxError, read_header
 # Boxes whose payload is more boxes, as c2pa and the decoders walk them (ISO-BMFF, QuickTime, HEIF).
 CONTAINERS = frozenset({b"moov", b"trak", b"edts", b"mdia", b"minf", b"dinf", b"stbl", b"mvex", b"moof", b"traf",
                         b"mfra", b"udta", b"iprp", b"ipco", b"sinf", b"schi", b"tref", b"meta"})
+JUMBF_CONTAINERS = frozenset({b"jumb"})  # a C2PA manifest store: superboxes of superboxes (ISO 19566-5)
 _FULL_BOXES = frozenset({b"meta"})  # ISO meta has 4 bytes of version and flags before its children
 MAX_BOX_DEPTH = 16  # real files nest five or six deep; a parser recursing per level must not be driven deeper
 MAX_JPEG_SEGMENTS = 10_000  # a progressive JPEG has a few hundred at most (tables and a header per scan)
@@ -75,7 +76,7 @@ def is_isobmff(data: bytes) -> bool:
     return len(data) >= 8 and data[4:8] in _FIRST_BOXES
 
 
-def count_boxes(data: bytes, stop_after: int) -> int:
+def count_boxes(data: bytes, stop_after: int, containers: frozenset[bytes] = CONTAINERS) -> int:
     """Boxes at the top level and inside the containers c2pa descends into; stops once past ``stop_after``.
 
     A malformed box ends the walk of its level (the parsers report the damage themselves); nesting deeper
@@ -95,7 +96,7 @@ def count_boxes(data: bytes, stop_after: int) -> int:
             count += 1
             if count > stop_after:
                 return count
-            if box.kind in CONTAINERS and box.end <= end:
+            if box.kind in containers and box.end <= end:
                 if depth + 1 > MAX_BOX_DEPTH:
                     raise OverBudget(f"the file nests boxes more than {MAX_BOX_DEPTH} deep", "too-deeply-nested")
                 skip = 4 if box.kind in _FULL_BOXES else 0
@@ -193,6 +194,11 @@ def check_structure(data: bytes, limits: Limits) -> None:
         if boxes > limits.max_boxes:
             raise OverBudget(f"the file has more than {limits.max_boxes:,} boxes (ordinary files have far fewer); "
                              "it was not read, to keep the analysis bounded", "too-many-boxes")
+    elif data[4:8] == b"jumb":  # a bare manifest store: an import's, or one fetched from a remote reference
+        boxes = count_boxes(data, limits.max_boxes, JUMBF_CONTAINERS)
+        if boxes > limits.max_boxes:
+            raise OverBudget(f"the manifest store has more than {limits.max_boxes:,} boxes (ordinary stores have a "
+                             "few dozen); it was not read, to keep the analysis bounded", "too-many-boxes")
     elif data.startswith(b"\xff\xd8"):
         scans = count_jpeg_scans(data, limits.max_jpeg_scans)
         if scans > limits.max_jpeg_scans:

@@ -415,6 +415,8 @@ def read_c2pa(data: bytes, mime: str | None, context: Any, *, manifest_data: byt
 
     try:
         check_structure(data, limits or Limits())
+        if manifest_data is not None:
+            check_structure(manifest_data, limits or Limits())
     except OverBudget as exc:
         return C2paResult(status="unreadable", error=f"not read: {exc.reason}")
     fmt = mime if mime in _FORMATS or mime == MANIFEST_STORE else None
