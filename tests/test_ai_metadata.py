@@ -18,6 +18,8 @@ from server.config import Settings
 from server.verdicts import Level, Verdict
 from worker.pipeline.runner import analyze
 from worker.stages import ai_metadata
+from tests.images import photo as sample_photo
+from worker.stages import watermark
 from worker.stages.watermark import block_scores, decode_bits, find_sd_watermark, haar_approximation
 
 SETTINGS = Settings(data_dir="/nonexistent-credence-test")
@@ -172,9 +174,10 @@ def imwatermark():
 SDXL_BITS = [int(b) for b in bin(0b101100111110110010010000011110111011000110011110)[2:]]
 
 
-def marked(imwatermark, payload_type: str, payload: object, *, bgr: bool) -> Image.Image:
+def marked(imwatermark, payload_type: str, payload: object, *, bgr: bool,
+           base: Image.Image | None = None) -> Image.Image:
     """Watermark as the SD scripts do: CompVis/Stability hand OpenCV BGR, diffusers hands RGB."""
-    rgb = np.asarray(photo(512, 512, seed=7))
+    rgb = np.asarray(photo(512, 512, seed=7) if base is None else base)
     encoder = imwatermark.WatermarkEncoder()
     encoder.set_watermark(payload_type, payload)
     array = rgb[:, :, ::-1].copy() if bgr else rgb.copy()
@@ -234,3 +237,64 @@ def test_no_watermark_no_finding_and_size_limits() -> None:
     assert find_sd_watermark(photo(200, 200), 10**8) is None            # below the package's minimum
     off = Settings(data_dir="/nonexistent-credence-test", watermark_max_pixels=0)
     assert "watermark" not in analyze(encode(clean, "PNG"), off).verdict.timings
+
+
+def test_the_screen_reads_the_full_decoders_own_votes() -> None:
+    """The screen's votes are the full decoder's votes of the same blocks, at their place in the payload."""
+    rng = np.random.default_rng(5)
+    for rgb in (np.asarray(photo(1030, 777, seed=2)), rng.integers(0, 256, size=(517, 300, 3), dtype=np.uint8)):
+        for order in ("bgr", "rgb"):
+            votes, index = watermark.screen_votes(rgb, order)
+            assert index.size >= block_scores(rgb, order).size // 4
+            assert np.array_equal(votes, block_scores(rgb, order)[index]), order
+
+
+def noisy(image: Image.Image, sigma: float) -> Image.Image:
+    rng = np.random.default_rng(int(sigma))
+    pixels = np.asarray(image, dtype=np.float64) + rng.normal(0, sigma, (image.height, image.width, 3))
+    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+
+
+def reencoded(image: Image.Image, quality: int) -> Image.Image:
+    return Image.open(io.BytesIO(encode(image, "JPEG", quality=quality))).convert("RGB")
+
+
+DEGRADED = {
+    "as made": lambda im: im,
+    "JPEG q95": lambda im: reencoded(im, 95), "JPEG q90": lambda im: reencoded(im, 90),
+    "JPEG q80": lambda im: reencoded(im, 80),
+    "resized 99%": lambda im: im.resize((round(im.width * .99), round(im.height * .99)), Image.Resampling.LANCZOS),
+    "resized 101%": lambda im: im.resize((round(im.width * 1.01), round(im.height * 1.01)), Image.Resampling.BICUBIC),
+    "8 rows cut": lambda im: im.crop((0, 8, im.width, im.height)),
+    **{f"noise {sigma}": (lambda im, sigma=sigma: noisy(im, sigma)) for sigma in (10, 12, 13, 14, 16)},
+}
+
+
+def test_the_screen_drops_no_hit_of_the_full_decoder(imwatermark) -> None:
+    """Full decoder hit => the same hit, same agreement, through the screen: on marks as made, re-encoded,
+    resized, cropped and noisy (noise brings the full decoder's agreement down towards its thresholds)."""
+    bases = (photo(512, 512, seed=7), sample_photo(3, (1024, 768)))
+    hits, weakest = 0, 1.0
+    for base in bases:
+        for payload_type, payload, bgr in (("bytes", b"StableDiffusionV1", True), ("bytes", b"SDV2", False),
+                                           ("bits", SDXL_BITS, True), ("bits", SDXL_BITS, False)):
+            mark = marked(imwatermark, payload_type, payload, bgr=bgr, base=base)
+            for name, degrade in DEGRADED.items():
+                image = degrade(mark)
+                full = watermark.read_watermark(np.asarray(image))
+                assert find_sd_watermark(image, 10**8) == full, (name, payload, bgr)
+                if full is not None:
+                    hits, weakest = hits + 1, min(weakest, full.agreement)
+                    # with a wide margin, not just past the cut-off
+                    score = watermark.screen_scores(np.asarray(image), full.channel_order)[full.model]
+                    assert score >= 2 * watermark.SCREEN_CUTOFF, (name, payload, bgr, score)
+    assert hits >= 16 and weakest < 0.98     # hits, and some weak ones, were put through the screen
+
+
+def test_the_screen_stops_on_unmarked_photos() -> None:
+    """Without a mark the full decode is skipped for nearly every photo (the cost this screen saves)."""
+    photos = [sample_photo(k, (1024, 768)) for k in range(0, 80, 10)] + [photo(800, 600, seed=s) for s in range(4)]
+    screened_out = [all(max(watermark.screen_scores(np.asarray(im), order).values()) < watermark.SCREEN_CUTOFF
+                        for order in ("bgr", "rgb")) for im in photos]
+    assert sum(screened_out) >= len(photos) - 2
+    assert all(find_sd_watermark(im, 10**8) is None for im in photos)
