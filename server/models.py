@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -216,6 +216,8 @@ class Peer(Base):
     instance: Mapped[str | None] = mapped_column(String(200))
     head: Mapped[int | None] = mapped_column(BigInteger)  # highest signed head seen: older pages are replays
     page_issued_at: Mapped[datetime | None] = mapped_column()  # signed time of the newest accepted page
+    # Whether its feed's manifest events are asked for (the manifest repository; migration 0012).
+    manifests: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     __table_args__ = (Index("ix_peers_instance", "instance", unique=True),)
 
@@ -292,6 +294,9 @@ class ProvenanceManifest(Base):
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
     pdq_dihedral: Mapped[str | None] = mapped_column(Text)
     iscc: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Videos: their vPDQ frame PDQs (see encode_frames), what a stripped re-encode's frames are looked up by
+    # (migration 0011). None for images.
+    frame_pdqs: Mapped[str | None] = mapped_column(Text)
     # None: read here from the asset, against this instance's trust lists. Else where the record came from
     # ("import by cli:ana"): its state and declarations are another instance's reading, not checked here.
     origin: Mapped[str | None] = mapped_column(String(300))

@@ -28,6 +28,19 @@ def test_bank_snapshot_bench_loads_from_postgresql(pg_url) -> None:  # pg_url: f
     assert line.split()[-4].endswith("x") and all(float(v) >= 0 for v in line.split()[-3:])
 
 
+def test_repository_bench_looks_up_through_the_index_and_sizes_the_tables(pg_url) -> None:
+    # 3,000 manifests: past the size from which lookups use the index. The bench asserts every planted hit is found.
+    out = _bench("bench/repository.py", "--rows", "3000", "--queries", "20", "--brute-queries", "3", "--stores", "20",
+                 "--store-bytes", "5000")
+    assert "manifests: 3,000 (COPY" in out
+    rows = {line[:54].strip(): line[54:].split() for line in out.splitlines() if line.startswith("  ")}
+    for name in ("repository.find (one session each)", "HammingIndex alone, same PDQs (floor)"):
+        hits_p50, _, hits_p99, misses_p50, _, misses_p99 = rows[name]
+        assert all(float(v) > 0 for v in (hits_p50, hits_p99, misses_p50, misses_p99)), (name, out)
+    sizes = [int(word.replace(",", "")) for word in out.splitlines()[-1].split() if word.replace(",", "").isdigit()]
+    assert sizes[0] < sizes[1] and sizes[2] == 5000, out  # bytes per manifest without, with a 5,000-byte store
+
+
 def test_rematch_scan_bench_finds_the_planted_copy(pg_url) -> None:  # the bench asserts exactly one match
     out = _bench("bench/rematch_scan.py", "--sizes", "3000")
     line = next(line for line in out.splitlines() if line.strip().startswith("3,000"))

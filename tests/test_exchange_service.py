@@ -95,6 +95,14 @@ def test_the_cli_and_the_api_show_the_same_peers_and_the_same_identity(alpha) ->
     assert [p["name"] for p in listed] == ["beta", "zeta"]  # by name, in both
     assert listed == peers_by_api(inst)
     assert (listed[0]["trust"], listed[1]["banks"]) == ("trusted", ["debunked"])
+    # The manifest switch, by the CLI and the API alike.
+    off = json.loads(cli(data_dir, "peers", "manifests", "beta", "off").output)
+    assert (off["name"], off["manifests"], off["trust"]) == ("beta", False, "trusted")
+    assert inst.call("PATCH", "/api/v1/peers/zeta", "admin", json={"manifests": False}).get_json()["manifests"] is False
+    assert [p["manifests"] for p in peers_by_api(inst)] == [False, False]
+    assert cli(data_dir, "peers", "manifests", "beta", "maybe").exit_code == 2
+    assert cli(data_dir, "peers", "add", "eta", URL, inst.public_key, "--no-manifests").exit_code == 0
+    assert [p["manifests"] for p in json.loads(cli(data_dir, "peers", "list").output)] == [False, False, False]
     card = json.loads(cli(data_dir, "identity").output)
     assert card == inst.call("GET", "/api/v1/exchange/identity").get_json()
     assert card == {"name": "alpha", "public_key": inst.public_key, "algorithm": "ed25519", "feed_version": 2,
@@ -172,6 +180,8 @@ def test_a_readers_bank_filter_is_the_one_the_feed_reads() -> None:
     assert {k: v[0] for k, v in query.items() if k != "banks"} == {"since": "7", "limit": "50", "v": "2",
                                                                    "manifests": "1"}
     assert exchange.bank_filter(query["banks"][0]) == ["debunked", "clips"]
+    peer.manifests = False  # its switch off: manifest events are not asked for
+    assert "manifests" not in parse_qs(urlsplit(exchange.feed_url(peer, 50)).query)
     assert exchange.bank_filter("") is None and exchange.bank_filter(None) is None
 
 

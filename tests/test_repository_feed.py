@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from server import models
 from server.checks import records
@@ -211,3 +212,36 @@ def test_reading_the_asset_itself_takes_over_a_peers_copy(signed: Signed, tmp_pa
     with beta.svc.db.session() as session:
         assert repository.withdraw_peer_record(session, own.sha256, instance="alpha") is False
     assert len(stored(beta.svc.db)) == 1
+
+
+def test_a_peers_manifest_switch_decides_whether_its_records_are_pulled(signed: Signed, tmp_path: Path,
+                                                                       pg_factory) -> None:
+    alpha = node("alpha", tmp_path / "a", signed, pg_factory(), share=True)
+    beta = node("beta", tmp_path / "b", signed, pg_factory(), share=False)
+    try:
+        read_here(alpha, signed.photo)
+        added = beta.call("POST", "/api/v1/peers", "admin", json={
+            "name": "alpha", "url": alpha.base, "public_key": alpha.public_key, "manifests": False})
+        assert added.status_code == 201 and added.get_json()["manifests"] is False
+        off = peer_pull.pull_peer(beta.svc, peer_id(beta, "alpha"))
+        assert off["error"] is None and (off["events"], off["manifests"]) == (0, 0)
+        assert stored(beta.svc.db) == []
+
+        for bad in ({"manifests": "yes"}, {"trust": "everyone"}, {"banks": ["x"]}):
+            assert beta.call("PATCH", "/api/v1/peers/alpha", "admin", json=bad).status_code == 400
+        assert beta.call("PATCH", "/api/v1/peers/nobody", "admin", json={"manifests": True}).status_code == 404
+        assert beta.call("PATCH", "/api/v1/peers/alpha", "reader", json={"manifests": True}).status_code == 403
+        on = beta.call("PATCH", "/api/v1/peers/alpha", "admin", json={"manifests": True})
+        assert on.status_code == 200 and (on.get_json()["manifests"], on.get_json()["trust"]) == (True, "review")
+        # What alpha published while the switch was off is behind the cursor; what it publishes next arrives.
+        read_here(alpha, signed.ai)
+        pulled = peer_pull.pull_peer(beta.svc, peer_id(beta, "alpha"))
+        assert pulled["error"] is None and pulled["manifests"] == 1
+        assert [r.sha256 for r in stored(beta.svc.db)] == [hashlib.sha256(signed.ai).hexdigest()]
+        with beta.svc.db.session() as session:
+            audits = list(session.scalars(select(models.AuditLog.action).where(
+                models.AuditLog.action.like("peer.%")).order_by(models.AuditLog.id)))
+        assert audits == ["peer.add", "peer.manifests"]
+    finally:
+        for inst in (alpha, beta):
+            inst.server.close()

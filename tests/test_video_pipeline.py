@@ -20,7 +20,9 @@ import pytest
 from PIL import Image
 
 from server.config import Settings
+from server.db import Database
 from server.media_store import MediaStore
+from server.migrate import upgrade
 from server.verdicts import Evidence, Level, Verdict
 from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
@@ -195,12 +197,14 @@ def test_a_fetched_part_ending_early_is_not_called_damage(tmp_path: Path) -> Non
 
 
 class RecordingMatcher:
-    """A bank matcher with no banks that records how it was asked: the rules' wiring, not matching, is under test."""
+    """A bank matcher with no banks that records how it was asked: the rules' wiring, not matching, is under test.
+    Its database (an empty manifest repository) is what the recovery rule looks a video without credentials up in."""
 
     generation = (7,)
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
         self.video_calls: list[tuple] = []
+        self.db = db
 
     def match(self, *args: object) -> list:
         raise AssertionError("the image matcher must not see a video")
@@ -212,7 +216,9 @@ class RecordingMatcher:
 
 def test_video_bank_match_gets_file_hashes_only_for_the_whole_file(tmp_path: Path) -> None:
     clip = make_clip(seed=4, seconds=1, fps=10, size=(160, 120))
-    whole, part = RecordingMatcher(), RecordingMatcher()
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    whole, part = RecordingMatcher(Database(url)), RecordingMatcher(Database(url))
     verdict = analyze(clip, settings_for(tmp_path), matcher=whole).verdict
     analyze(clip, settings_for(tmp_path), matcher=part, source_size=len(clip) * 2).verdict
     assert_no_stage_error(verdict)

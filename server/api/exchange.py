@@ -26,6 +26,15 @@ class PeerCreate(BaseModel):
     public_key: str = Field(min_length=40, max_length=100, description="The peer's Ed25519 key (base64, 32 bytes).")
     banks: list[str] = Field(default_factory=list, description="Bank names to pull; empty pulls every shared bank.")
     trust: str = Field("review", pattern=f"^({'|'.join(exchange.TRUST_LEVELS)})$")
+    manifests: bool = Field(True, strict=True,
+                            description="Pull the peer's shared manifest records into the manifest repository.")
+
+
+class PeerUpdate(BaseModel):
+    """What an admin changes of a peer; both apply to what it sends next (server/exchange/service.py)."""
+    model_config = ConfigDict(extra="forbid")
+    trust: str | None = Field(None, pattern=f"^({'|'.join(exchange.TRUST_LEVELS)})$")
+    manifests: bool | None = Field(None, strict=True, description="Pull the peer's shared manifest records from now on.")
 
 
 def _identity_card():
@@ -109,8 +118,17 @@ def add_peer():
     body = parse_json(PeerCreate)
     with services().db.session() as session:
         peer = exchange.add_peer(session, name=body.name, url=body.url, public_key=body.public_key,
-                                 bank_names=body.banks, trust=body.trust, actor=actor())
+                                 bank_names=body.banks, trust=body.trust, actor=actor(), manifests=body.manifests)
         return jsonify(exchange.peer_dict(peer)), 201
+
+
+@bp.patch("/api/v1/peers/<name>")
+@require_role("admin")
+def update_peer(name: str):
+    body = parse_json(PeerUpdate)
+    with services().db.session() as session:
+        peer = exchange.update_peer(session, name, trust=body.trust, manifests=body.manifests, actor=actor())
+        return jsonify(exchange.peer_dict(peer))
 
 
 @bp.delete("/api/v1/peers/<name>")

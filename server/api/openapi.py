@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify
 from pydantic.json_schema import models_json_schema
 
 from server import schemas
-from server.api.exchange import MAX_CURSOR, PeerCreate
+from server.api.exchange import MAX_CURSOR, PeerCreate, PeerUpdate
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 REF = "#/components/schemas/{model}"
@@ -17,7 +17,7 @@ _MODELS = (schemas.ChecksRequest, schemas.ChecksResponse, schemas.LookupRequest,
            schemas.SearchRequest, schemas.ReportRequest, schemas.CheckResult, schemas.MediaReport,
            schemas.KeyCreateRequest, schemas.KeyInfo, schemas.KeyCreated, schemas.Error, schemas.BankInfo,
            schemas.BankList, schemas.EntryInfo, schemas.EntryPage, schemas.EntryDetail, schemas.EntryDelete,
-           schemas.Deleted, PeerCreate)
+           schemas.Deleted, PeerCreate, PeerUpdate)
 MAX_INT = 2**31 - 1  # query integers above this are a 400 (the database's offset), as are those under the minimum
 
 
@@ -233,8 +233,12 @@ def _exchange_paths() -> dict[str, Any]:
                      "requestBody": _body("PeerCreate"),
                      "responses": {"201": obj, **_errors(400, 401, 403, 409, 415)}},
         },
-        "/api/v1/peers/{name}": {"delete": {"summary": "Remove a peer (admin)", "security": key, "parameters": [name],
-                                            "responses": {"200": _json("Deleted"), **_errors(401, 403, 404)}}},
+        "/api/v1/peers/{name}": {
+            "delete": {"summary": "Remove a peer (admin)", "security": key, "parameters": [name],
+                       "responses": {"200": _json("Deleted"), **_errors(401, 403, 404)}},
+            "patch": {"summary": "Change a peer's trust or its manifest switch (admin)", "security": key,
+                      "parameters": [name], "requestBody": _body("PeerUpdate"),
+                      "responses": {"200": obj, **_errors(400, 401, 403, 404, 415)}}},
         "/api/v1/peers/{name}/pull": {"post": {"summary": "Pull a peer now (admin)", "security": key, "parameters": [name],
                                                "responses": {"202": obj, **_errors(401, 403, 404)}}},
     }

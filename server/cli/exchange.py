@@ -73,10 +73,13 @@ def peers_group() -> None:
 @click.argument("public_key")
 @click.option("--trust", type=click.Choice(exchange.TRUST_LEVELS), default="review", show_default=True)
 @click.option("--bank", "bank_names", multiple=True, help="Only pull these banks (repeatable).")
-def add(name: str, url: str, public_key: str, trust: str, bank_names: tuple[str, ...]) -> None:
+@click.option("--manifests/--no-manifests", default=True, show_default=True,
+              help="Pull the peer's shared manifest records into the manifest repository.")
+def add(name: str, url: str, public_key: str, trust: str, bank_names: tuple[str, ...], manifests: bool) -> None:
     with services().db.session() as session:
         echo(exchange.peer_dict(exchange.add_peer(session, name=name, url=url, public_key=public_key,
-                                                  bank_names=list(bank_names), trust=trust, actor=actor())))
+                                                  bank_names=list(bank_names), trust=trust, actor=actor(),
+                                                  manifests=manifests)))
 
 
 @peers_group.command("list")
@@ -100,7 +103,16 @@ def remove(name: str) -> None:
 def trust(name: str, level: str) -> None:
     """Whether what the peer sends next arrives confirmed (trusted) or pending (review)."""
     with services().db.session() as session:
-        echo(exchange.peer_dict(exchange.set_trust(session, name, level, actor=actor())))
+        echo(exchange.peer_dict(exchange.update_peer(session, name, trust=level, actor=actor())))
+
+
+@peers_group.command("manifests")
+@click.argument("name")
+@click.argument("switch", type=click.Choice(["on", "off"]))
+def manifests(name: str, switch: str) -> None:
+    """Whether the peer's shared manifest records are pulled from now on (those already pulled stay)."""
+    with services().db.session() as session:
+        echo(exchange.peer_dict(exchange.update_peer(session, name, manifests=switch == "on", actor=actor())))
 
 
 @peers_group.command("pull")

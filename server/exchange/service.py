@@ -75,7 +75,9 @@ def feed_page(session: Session, *, since: int, limit: int, banks_param: str | No
 
 def feed_url(peer: models.Peer, page_size: int) -> str:
     """The request for the peer's next page: from its cursor, in the version a reader here checks."""
-    query: dict[str, Any] = {"since": peer.cursor, "limit": page_size, "v": feed.FEED_VERSION, "manifests": 1}
+    query: dict[str, Any] = {"since": peer.cursor, "limit": page_size, "v": feed.FEED_VERSION}
+    if peer.manifests is not False:  # a row not flushed yet has no default: on, as the column's
+        query["manifests"] = 1
     if peer.banks:
         query["banks"] = ",".join(peer.banks)
     return f"{peer.url.rstrip('/')}{FEED_PATH}?{urlencode(query)}"
@@ -119,14 +121,16 @@ def check_peer(*, name: str, url: str, public_key: str, bank_names: list[str], t
 
 
 def add_peer(session: Session, *, name: str, url: str, public_key: str, bank_names: list[str], trust: str,
-             actor: str) -> models.Peer:
+             actor: str, manifests: bool = True) -> models.Peer:
+    """``manifests``: whether the peer's shared manifest records are pulled into the manifest repository."""
     check_peer(name=name, url=url, public_key=public_key, bank_names=bank_names, trust=trust)
     if session.scalars(select(models.Peer.id).where(models.Peer.name == name)).first():
         raise ApiError(409, f"a peer named {name!r} exists")
-    peer = models.Peer(name=name, url=url, public_key=public_key, banks=list(bank_names), trust=trust)
+    peer = models.Peer(name=name, url=url, public_key=public_key, banks=list(bank_names), trust=trust,
+                       manifests=bool(manifests))
     session.add(peer)
     session.flush()
-    banks.audit(session, actor, "peer.add", peer.id, name=name, url=url, trust=trust)
+    banks.audit(session, actor, "peer.add", peer.id, name=name, url=url, trust=trust, manifests=bool(manifests))
     return peer
 
 
@@ -152,20 +156,26 @@ def remove_peer(session: Session, name: str, *, actor: str) -> None:
     session.delete(peer)
 
 
-def set_trust(session: Session, name: str, trust: str, *, actor: str) -> models.Peer:
-    """Applies to what the peer sends next: copies already pulled keep their status."""
-    if trust not in TRUST_LEVELS:
+def update_peer(session: Session, name: str, *, actor: str, trust: str | None = None,
+                manifests: bool | None = None) -> models.Peer:
+    """Both apply to what the peer sends next: copies already pulled keep their status, and manifest records
+    already pulled stay (expiry or a withdrawal removes them). A switch turned on again gets the manifest events
+    published after the pull it reaches: those its feed sent while it was off are not asked for again."""
+    if trust is not None and trust not in TRUST_LEVELS:
         raise ApiError(400, f"trust must be one of {', '.join(TRUST_LEVELS)}")
     peer = get_peer(session, name)
-    if peer.trust != trust:
+    if trust is not None and peer.trust != trust:
         banks.audit(session, actor, "peer.trust", peer.id, name=name, before=peer.trust, trust=trust)
         peer.trust = trust
+    if manifests is not None and peer.manifests != manifests:
+        banks.audit(session, actor, "peer.manifests", peer.id, name=name, manifests=manifests)
+        peer.manifests = manifests
     return peer
 
 
 def peer_dict(peer: models.Peer) -> dict[str, Any]:
     return {"id": peer.id, "name": peer.name, "url": peer.url, "public_key": peer.public_key, "banks": peer.banks,
-            "trust": peer.trust, "cursor": peer.cursor, "last_error": peer.last_error,
+            "trust": peer.trust, "manifests": peer.manifests, "cursor": peer.cursor, "last_error": peer.last_error,
             "instance": peer.instance, "head": peer.head, "last_pull_at": iso(peer.last_pull_at)}
 
 

@@ -3,8 +3,10 @@ again once a platform strips them from a copy (docs/repository.md).
 
 The one home of its rules and queries. Only manifests whose validation was trusted or valid-but-untrusted
 are recorded (read from a final verdict's evidence, where the worker records verdicts); a content whose
-credentials later read otherwise (tampered, expired, unchecked) loses its row, and nothing else is ever served. Lookups are exact scans at the
-configured thresholds over a per-process copy of the hashes (numpy popcount), refreshed from what changed.
+credentials later read otherwise (tampered, expired, unchecked) loses its row, and nothing else is ever served.
+Lookups are exact at the configured thresholds over a per-process copy of the hashes, refreshed from what
+changed: the banks' multi-index (worker/banks/index/hamming.py) over the bulk, a popcount scan over the rows
+changed since it was built.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import base64
 import binascii
 import functools
 import json
+import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +32,7 @@ from server.vocabulary import Kind, Stage, is_ai_declaration, is_c2pa
 
 ISCC_ALG = "io.iscc.v0"  # ISO 24138, on C2PA's soft-binding algorithm list
 PDQ_BINDING = "pdq"
+VPDQ_BINDING = "vpdq"  # a video's frame PDQs (ThreatExchange's signal name): a copy's frames matched a signed video's
 ISCC_BINDING = ISCC_ALG
 STATES = {Kind.C2PA_TRUSTED: "trusted", Kind.C2PA_UNTRUSTED: "valid"}
 SERVED_STATES = ("trusted", "valid")
@@ -87,7 +92,8 @@ class Recovery:
 
 
 def _bits(hex_values: Sequence[str | None], width: int) -> np.ndarray:
-    """Hex hashes as rows of uint64 words; missing or malformed ones become all-ones (near nothing real)."""
+    """Hex hashes as rows of bytes in the hex's bit order (as the banks' index reads them); missing or malformed
+    ones become all-ones (near nothing real)."""
     chars = width // 4
     blank = "f" * chars
     text = "".join(v if isinstance(v, str) and len(v) == chars else blank for v in hex_values)
@@ -95,7 +101,7 @@ def _bits(hex_values: Sequence[str | None], width: int) -> np.ndarray:
         raw = bytes.fromhex(text)
     except ValueError:
         return np.vstack([_bits([v], width) for v in hex_values]) if len(hex_values) > 1 else _bits([None], width)
-    return np.frombuffer(raw, dtype=">u8").reshape(-1, width // 64).astype(np.uint64)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, width // 8)
 
 
 # RFC 4648 base32 -> the digits int(..., 32) reads, so a code decodes without a bytes round trip.
@@ -159,6 +165,7 @@ def record_from_verdict(session: Session, sha256: str, evidence: Sequence[Eviden
     row.pdq, row.pdq_quality = h.get("pdq"), h.get("pdq_quality")
     row.pdq_dihedral = ",".join(h["dihedral"]) if isinstance(h.get("dihedral"), list) else None
     row.iscc = b.get("iscc")
+    row.frame_pdqs = _video_frames(kinds.get(Kind.VIDEO_HASHES))
     row.last_seen = func.now()  # the database's clock: every host's writes order the same way
     _replace_bindings(session, row, list(b.get("declared") or []))
     if share and row.origin is None and row.store:
@@ -285,25 +292,45 @@ def _recovery(session: Session, row: models.ProvenanceManifest, binding: str, di
     )
 
 
+_INDEX_MIN_ROWS = 2_048  # below, a scan of every row costs about what the index does: none is built
+_DELTA_SHARE = 16  # rows added or changed since the index was built, past 1/16 of it, make it be built again
+_MAX_PROBE_RADIUS = 2  # a wider threshold than the index can serve at this radius is scanned (never seen in use)
+
+
 @dataclass
 class _Snapshot:
-    """One process's copy of the searchable columns, refreshed by what changed since (``last_seen``)."""
+    """One process's copy of the searchable columns, refreshed by what changed since (``last_seen``).
+
+    Rows keep their place (``pos``) for the snapshot's life. Above ``_INDEX_MIN_ROWS`` the banks' exact
+    multi-index (``HammingIndex``) answers for the rows ``[0, built)`` as they were at its build; the rows added
+    since and the rows changed since (``stale``: their index entries hold the old value, so they are masked out of
+    its answers) are scanned, until they grow past a share of it and it is built again."""
 
     ids: list[str] = field(default_factory=list)
     pos: dict[str, int] = field(default_factory=dict)
-    pdq: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), dtype=np.uint64))
+    pdq: np.ndarray = field(default_factory=lambda: np.zeros((0, 32), dtype=np.uint8))
     usable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    iscc: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.uint64))
+    iscc: np.ndarray = field(default_factory=lambda: np.zeros((0, 8), dtype=np.uint8))
     seen: datetime | None = None
+    indexes: dict[str, Any] = field(default_factory=dict)  # column -> HammingIndex over rows [0, built)
+    built: int = 0
+    stale: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # False: found forgotten (``drop``)
+    counted: float = -math.inf  # when the served rows were last counted (monotonic seconds)
 
     def apply(self, rows: Sequence[Any]) -> None:
         fresh = [r for r in rows if r[0] not in self.pos]
         known = [r for r in rows if r[0] in self.pos]
         if known:
             at = np.array([self.pos[r[0]] for r in known])
-            self.pdq[at] = _bits([r[1] for r in known], 256)
-            self.usable[at] = [(r[2] or 0) >= PDQ_MIN_QUALITY for r in known]
-            self.iscc[at] = _bits([iscc_digest(r[3]) for r in known], 64)
+            pdq, iscc = _bits([r[1] for r in known], 256), _bits([iscc_digest(r[3]) for r in known], 64)
+            usable = np.array([(r[2] or 0) >= PDQ_MIN_QUALITY for r in known])
+            # Most are the overlap's rows read again unchanged; one that changed is no longer the index's to answer.
+            moved = ((self.pdq[at] != pdq).any(axis=1) | (self.iscc[at] != iscc).any(axis=1)
+                     | (self.usable[at] != usable))
+            self.pdq[at], self.iscc[at], self.usable[at] = pdq, iscc, usable
+            self.stale[at[moved & (at < self.built)]] = True
+            self.live[at] = True
         if fresh:
             for r in fresh:
                 self.pos[r[0]] = len(self.ids)
@@ -311,13 +338,57 @@ class _Snapshot:
             self.pdq = np.concatenate([self.pdq, _bits([r[1] for r in fresh], 256)])
             self.usable = np.concatenate([self.usable, np.array([(r[2] or 0) >= PDQ_MIN_QUALITY for r in fresh])])
             self.iscc = np.concatenate([self.iscc, _bits([iscc_digest(r[3]) for r in fresh], 64)])
+            self.stale = np.concatenate([self.stale, np.zeros(len(fresh), dtype=bool)])
+            self.live = np.concatenate([self.live, np.ones(len(fresh), dtype=bool)])
         newest = max((r[4] for r in rows if r[4] is not None), default=None)
         if newest is not None and (self.seen is None or _aware(newest) > self.seen):
             self.seen = _aware(newest)
 
+    def drop(self, row_id: str) -> None:
+        """A row the database no longer has (forgotten since the last count): never a candidate again."""
+        self.live[self.pos[row_id]] = False
+
+    def delta(self) -> np.ndarray:
+        """The rows a lookup scans beside the index: changed since its build, or added after it."""
+        return np.concatenate([np.flatnonzero(self.stale[:self.built]), np.arange(self.built, len(self.ids))])
+
+    def index_for(self, thresholds: dict[str, int]) -> None:
+        """Build the indexes (again) when none covers enough of the rows, or a lookup asks a wider threshold
+        (within what the index serves) than they were built for; each is built for the widest asked so far."""
+        if len(self.ids) < _INDEX_MIN_ROWS:
+            return
+        built_for = {column: getattr(self.indexes.get(column), "max_distance", -1) for column in thresholds}
+        wanted = {column: max(limit if _indexable(limit, getattr(self, column).shape[1]) else -1, built_for[column])
+                  for column, limit in thresholds.items()}
+        wanted = {column: limit for column, limit in wanted.items() if limit >= 0}
+        wider = any(limit > built_for[column] for column, limit in wanted.items())
+        if self.indexes and not wider and len(self.delta()) * _DELTA_SHARE <= self.built:
+            return
+        # Pure numpy; imported here so the API process loads the worker package only when a repository is large
+        # enough to index (tests/test_detect_stage.py: the API process starts without the worker).
+        from worker.banks.index.hamming import HammingIndex
+
+        # The index keeps a view of the column as it is: rows changed in place later are masked by ``stale``.
+        self.indexes = {column: HammingIndex(getattr(self, column), limit) for column, limit in wanted.items()}
+        self.built, self.stale = len(self.ids), np.zeros(len(self.ids), dtype=bool)
+
+
+def _indexable(threshold: int, nbytes: int) -> bool:
+    """Whether the multi-index serves this threshold at a small probe radius (16-bit substrings)."""
+    return 0 <= threshold and math.ceil((threshold + 1) / (nbytes * 8 // 16)) - 1 <= _MAX_PROBE_RADIUS
+
+
+def _distances(hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Hamming distance of every row of bytes to one query, popcount 64 bits at a time."""
+    return np.bitwise_count(hashes.view(np.uint64) ^ query.view(np.uint64)).sum(axis=1, dtype=np.int32)
+
 
 _SNAPSHOTS: dict[str, _Snapshot] = {}
 _CLOCK_SKEW = timedelta(seconds=30)  # a transaction stamped at its start may commit this much later
+# A count of the served rows scans the table (0.5 s at 1M manifests: bench/repository.py), so it runs at most this
+# often; in between, ``find`` re-reads the row it picked, and one forgotten meanwhile is dropped and never served.
+_RECOUNT_S = 60.0
+_FORGOTTEN_RETRIES = 8  # rows found forgotten in one lookup before the whole copy is read again
 
 
 def _aware(moment: datetime) -> datetime:
@@ -326,21 +397,60 @@ def _aware(moment: datetime) -> datetime:
 
 def _snapshot(session: Session) -> _Snapshot:
     """The searchable columns of every served manifest. Each lookup asks the database what changed since the
-    last one (an indexed ``last_seen`` range); a count that no longer agrees (a manifest forgotten) rebuilds."""
+    last one (an indexed ``last_seen`` range); a count (at most every ``_RECOUNT_S``) that no longer agrees with
+    the rows still live here (manifests forgotten) reads every row again."""
     m = models.ProvenanceManifest
     key = str(session.get_bind().url)
     snap = _SNAPSHOTS.get(key) or _Snapshot()
     served = m.state.in_(SERVED_STATES)
     columns = select(m.id, m.pdq, m.pdq_quality, m.iscc, m.last_seen).where(served)
-    count = session.scalar(select(func.count()).select_from(m).where(served)) or 0
-    if snap.seen is not None:
-        snap.apply(session.execute(columns.where(m.last_seen >= snap.seen - _CLOCK_SKEW)).all())
-    if len(snap.ids) != count:
-        snap = _Snapshot()
+    if snap.seen is None:  # nothing read yet (a new copy, or the repository was empty): every row
         for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
             snap.apply(batch)
+    else:
+        snap.apply(session.execute(columns.where(m.last_seen >= snap.seen - _CLOCK_SKEW)).all())
+    now = time.monotonic()
+    if now - snap.counted >= _RECOUNT_S:
+        count = session.scalar(select(func.count()).select_from(m).where(served)) or 0
+        snap.counted = now
+        if int(snap.live.sum()) != count:
+            snap = _Snapshot(counted=now)
+            for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
+                snap.apply(batch)
     _SNAPSHOTS[key] = snap
     return snap
+
+
+def _closest(snap: _Snapshot, column: str, queries: np.ndarray, threshold: int,
+             delta: np.ndarray) -> tuple[int, int] | None:
+    """(distance, row) of the row nearest any of the queries within the threshold, the first row of equals (as
+    a scan of every row picks); PDQs of low quality never count. Exact either way: the index finds every row
+    within its radius (tests/test_hamming_index.py), and what it does not answer for is scanned."""
+    hashes = getattr(snap, column)
+    index = snap.indexes.get(column)
+    rows, dists = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int32)]
+    if index is not None and threshold <= index.max_distance:
+        recent = hashes[delta]
+        for query in queries:
+            found, dist = index.search(query, threshold)
+            current = ~snap.stale[found]
+            scanned = _distances(recent, query)
+            near = scanned <= threshold
+            rows += [found[current], delta[near]]
+            dists += [dist[current], scanned[near]]
+    else:
+        for query in queries:
+            dist = _distances(hashes, query)
+            near = np.flatnonzero(dist <= threshold)
+            rows.append(near)
+            dists.append(dist[near])
+    row, dist = np.concatenate(rows), np.concatenate(dists)
+    keep = snap.live[row] & snap.usable[row] if column == "pdq" else snap.live[row]
+    row, dist = row[keep], dist[keep]
+    if not len(row):
+        return None
+    best = np.lexsort((row, dist))[0]
+    return int(dist[best]), int(row[best])
 
 
 def _nearest(snap: _Snapshot, pdq: Sequence[str], iscc: Callable[[], str | None], pdq_threshold: int,
@@ -348,20 +458,17 @@ def _nearest(snap: _Snapshot, pdq: Sequence[str], iscc: Callable[[], str | None]
     """(binding, distance, manifest id) of the best candidate: any PDQ match before any ISCC one."""
     if not snap.ids:
         return None
+    snap.index_for({"pdq": pdq_threshold, "iscc": iscc_threshold})
+    delta = snap.delta()
     if pdq:
-        dist = np.full(len(snap.ids), 257)
-        for variant in _bits(list(pdq), 256):
-            dist = np.minimum(dist, np.bitwise_count(snap.pdq ^ variant).sum(axis=1))
-        dist = np.where(snap.usable, dist, 257)
-        i = int(dist.argmin())
-        if dist[i] <= pdq_threshold:
-            return PDQ_BINDING, int(dist[i]), snap.ids[i]
+        best = _closest(snap, "pdq", _bits(list(pdq), 256), pdq_threshold, delta)
+        if best is not None:
+            return PDQ_BINDING, best[0], snap.ids[best[1]]
     digest = iscc_digest(iscc())
     if digest:
-        dist = np.bitwise_count(snap.iscc ^ _bits([digest], 64)[0]).sum(axis=1)
-        i = int(dist.argmin())
-        if dist[i] <= iscc_threshold:
-            return ISCC_BINDING, int(dist[i]), snap.ids[i]
+        best = _closest(snap, "iscc", _bits([digest], 64), iscc_threshold, delta)
+        if best is not None:
+            return ISCC_BINDING, best[0], snap.ids[best[1]]
     return None
 
 
@@ -372,15 +479,17 @@ def find(session: Session, *, pdq: Sequence[str], iscc: str | Callable[[], str |
     ``iscc`` may be a function: then it is computed only when the lookup gets that far (an empty repository or
     a PDQ match never does), which spares the pipeline most of this rule's cost."""
     code = functools.cache(iscc) if callable(iscc) else (lambda: iscc)
-    for _ in range(2):
-        best = _nearest(_snapshot(session), pdq, code, pdq_threshold, iscc_threshold)
+    for attempt in range(_FORGOTTEN_RETRIES + 1):
+        if attempt == _FORGOTTEN_RETRIES:
+            _SNAPSHOTS.pop(str(session.get_bind().url), None)  # many forgotten at once: read every row again
+        snap = _snapshot(session)
+        best = _nearest(snap, pdq, code, pdq_threshold, iscc_threshold)
         if best is None:
             return None
         row = session.get(models.ProvenanceManifest, best[2])
         if row is not None:
             break
-        # Forgotten while another was added (the count agreed): rebuild once.
-        _SNAPSHOTS.pop(str(session.get_bind().url), None)
+        snap.drop(best[2])  # forgotten since the last count: the next nearest is the candidate
     if row is None or row.state not in SERVED_STATES or row.sha256 == exclude_sha256:
         return None
     return _recovery(session, row, best[0], best[1])
@@ -394,6 +503,228 @@ def find_by_binding(session: Session, alg: str, value: str) -> list[Recovery]:
         .where(models.ProvenanceBinding.alg == alg, models.ProvenanceBinding.value == value,
                models.ProvenanceManifest.state.in_(SERVED_STATES)).limit(100)).all()
     return [_recovery(session, row, alg, 0) for row in dict.fromkeys(rows)]
+
+
+# --------------------------------------------------------------------------- video frames
+
+@dataclass
+class FrameRecovery(Recovery):
+    """A stored original that frames of a video without credentials look like: a signed video (its vPDQ frames
+    matched the copy's) or a signed picture (its PDQ matched some of the copy's frames). What it proves depends
+    on how much of the copy matched (``share``): a frame that looks like a signed picture says nothing about
+    the rest of the video, nor who made it."""
+
+    t: float = 0.0  # the copy's frame of the nearest pair, in seconds
+    original_t: float | None = None  # the original video's frame of that pair; None when the original is a picture
+    frames_matched: int = 0  # the copy's usable frames within the threshold of some frame of the original
+    frames: int = 0  # the copy's usable frames (quality >= 50, repeated hashes once)
+    original_frames: int = 0  # the original's usable frames (1 for a picture)
+
+    @property
+    def share(self) -> float:
+        return self.frames_matched / self.frames if self.frames else 0.0
+
+    @property
+    def original_is_video(self) -> bool:
+        return self.original_t is not None
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(),
+                "frames": {"t": self.t, "original_t": self.original_t, "matched": self.frames_matched,
+                           "of": self.frames, "share": round(self.share, 4), "original_frames": self.original_frames,
+                           "original": "video" if self.original_is_video else "image"}}
+
+
+def _video_frames(hashes: Evidence | None) -> str | None:
+    """A video verdict's vPDQ frames (the ``video-hashes`` evidence) in the column's form (models.encode_frames)."""
+    raw = hashes.details.get("frames") if hashes is not None else None
+    try:
+        return _encoded_frames(raw) if isinstance(raw, list) else None
+    except ValueError:
+        return None  # never from the pipeline; a malformed verdict keeps no frames rather than failing the record
+
+
+def _encoded_frames(frames: Any) -> str | None:
+    """A record's ``frames`` ([{t, pdq, quality}], at most models.MAX_FRAMES) in the column's form; ValueError says
+    what is wrong (the file import lists it)."""
+    if frames is None:
+        return None
+    if not isinstance(frames, list) or len(frames) > models.MAX_FRAMES:
+        raise ValueError(f"frames must be a list of at most {models.MAX_FRAMES} {{t, pdq, quality}} objects")
+    out = []
+    for f in frames:
+        t, quality = f.get("t") if isinstance(f, dict) else None, f.get("quality") if isinstance(f, dict) else None
+        if not (isinstance(f, dict) and _is_hex(f.get("pdq"), 64) and isinstance(quality, int)
+                and not isinstance(quality, bool) and 0 <= quality <= 100 and isinstance(t, (int, float))
+                and not isinstance(t, bool) and 0 <= t < 1e7):
+            raise ValueError("each frame needs t (seconds >= 0), pdq (64 hex digits) and quality (0-100)")
+        out.append(models.StoredFrame(t=float(t), pdq=f["pdq"], quality=quality))
+    return models.encode_frames(out)
+
+
+def _stored_frames(text: str | None) -> list[dict[str, Any]]:
+    try:
+        return [f._asdict() for f in models.decode_frames(text)]
+    except ValueError:
+        return []
+
+
+def _usable_frames(frames: Iterable[Any]) -> list[Any]:
+    """Frames of quality >= 50 (flat frames match each other), each hash once, in order (vPDQ's rule)."""
+    seen: set[str] = set()
+    out = []
+    for f in frames:
+        if (f.quality or 0) >= PDQ_MIN_QUALITY and _is_hex(f.pdq, 64) and f.pdq not in seen:
+            seen.add(f.pdq)
+            out.append(f)
+    return out
+
+
+_NO_FRAMES = (np.zeros((0, 4), dtype=np.uint64), np.zeros(0))
+
+
+def _pdq_words(hex_values: Sequence[str]) -> np.ndarray:
+    """PDQ hex hashes as rows of four uint64 words (the frames' own packing, apart from the rows' snapshot's);
+    ValueError on a malformed one."""
+    if any(len(v) != 64 for v in hex_values):
+        raise ValueError("a PDQ is 64 hex digits")
+    return np.frombuffer(bytes.fromhex("".join(hex_values)), dtype=">u8").reshape(-1, 4).astype(np.uint64)
+
+
+def _frame_entries(pdq: str | None, quality: int | None, frame_pdqs: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """One row's searchable PDQs and their times: a video's usable frames, or a picture's one PDQ (time NaN)."""
+    if frame_pdqs:
+        try:
+            frames = _usable_frames(models.decode_frames(frame_pdqs))
+        except ValueError:
+            return _NO_FRAMES
+        if not frames:
+            return _NO_FRAMES
+        return _pdq_words([f.pdq for f in frames]), np.array([f.t for f in frames], dtype=float)
+    if pdq and (quality or 0) >= PDQ_MIN_QUALITY:
+        try:
+            return _pdq_words([pdq]), np.array([np.nan])
+        except ValueError:
+            return _NO_FRAMES
+    return _NO_FRAMES
+
+
+@dataclass
+class _FrameSnapshot:
+    """One process's copy of every served row's PDQs as frames: a video's frames, a picture's PDQ. Searched by
+    brute force (numpy popcount over all of them); refreshed by ``last_seen`` as the rows' snapshot is."""
+
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    seen: datetime | None = None
+    _packed: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def apply(self, rows: Sequence[Any]) -> None:
+        for r in rows:
+            self.rows[r[0]] = _frame_entries(r[1], r[2], r[3])
+        if rows:
+            self._packed = None
+        newest = max((r[4] for r in rows if r[4] is not None), default=None)
+        if newest is not None and (self.seen is None or _aware(newest) > self.seen):
+            self.seen = _aware(newest)
+
+    def packed(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """(row ids, each frame's row index, frames' PDQ bits, frames' times), rebuilt after a change."""
+        if self._packed is None:
+            ids = list(self.rows)
+            parts = [self.rows[i] for i in ids]
+            owner = np.repeat(np.arange(len(ids)), [len(p[1]) for p in parts]) if ids else np.zeros(0, dtype=int)
+            bits = np.concatenate([p[0] for p in parts]) if ids else _NO_FRAMES[0]
+            times = np.concatenate([p[1] for p in parts]) if ids else _NO_FRAMES[1]
+            self._packed = (ids, owner, bits, times)
+        return self._packed
+
+
+_FRAME_SNAPSHOTS: dict[str, _FrameSnapshot] = {}
+
+
+def _frame_snapshot(session: Session) -> _FrameSnapshot:
+    m = models.ProvenanceManifest
+    key = str(session.get_bind().url)
+    snap = _FRAME_SNAPSHOTS.get(key) or _FrameSnapshot()
+    served = m.state.in_(SERVED_STATES)
+    columns = select(m.id, m.pdq, m.pdq_quality, m.frame_pdqs, m.last_seen).where(served)
+    count = session.scalar(select(func.count()).select_from(m).where(served)) or 0
+    if snap.seen is not None:
+        snap.apply(session.execute(columns.where(m.last_seen >= snap.seen - _CLOCK_SKEW)).all())
+    if len(snap.rows) != count:  # a row forgotten (or the first lookup): read them all again
+        snap = _FrameSnapshot()
+        for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
+            snap.apply(batch)
+    _FRAME_SNAPSHOTS[key] = snap
+    return snap
+
+
+@dataclass(frozen=True)
+class _FrameHit:
+    manifest_id: str
+    distance: int
+    t: float
+    original_t: float | None
+    matched: int
+    original_frames: int
+
+
+def _nearest_frames(snap: _FrameSnapshot, query: Sequence[Any], pdq_threshold: int,
+                    frame_threshold: int) -> _FrameHit | None:
+    """The row most of the copy's frames match (a video's frames within ``frame_threshold``, a picture's PDQ within
+    ``pdq_threshold``), then the nearest; with the copy's and the original's frame of its nearest pair."""
+    ids, owner, bits, times = snap.packed()
+    if not ids or not len(bits):
+        return None
+    limit = np.where(np.isnan(times), pdq_threshold, frame_threshold)
+    matched = np.zeros(len(ids), dtype=np.int64)
+    best = np.full(len(ids), 257, dtype=np.int64)
+    best_query = np.full(len(ids), -1, dtype=np.int64)
+    best_entry = np.full(len(ids), -1, dtype=np.int64)
+    for qi, q in enumerate(_pdq_words([f.pdq for f in query])):
+        dist = np.bitwise_count(bits ^ q).sum(axis=1).astype(np.int64)
+        hit = np.nonzero(dist <= limit)[0]
+        if not hit.size:
+            continue
+        order = hit[np.lexsort((dist[hit], owner[hit]))]  # by row, nearest first
+        rows, first = np.unique(owner[order], return_index=True)
+        nearest = order[first]
+        matched[rows] += 1
+        closer = dist[nearest] < best[rows]
+        best[rows[closer]] = dist[nearest[closer]]
+        best_query[rows[closer]] = qi
+        best_entry[rows[closer]] = nearest[closer]
+    if not matched.any():
+        return None
+    i = int(np.lexsort((best, -matched))[0])  # most frames matched, then the smallest distance
+    entry_t = float(times[best_entry[i]])
+    return _FrameHit(manifest_id=ids[i], distance=int(best[i]), t=float(query[best_query[i]].t),
+                     original_t=None if np.isnan(entry_t) else entry_t, matched=int(matched[i]),
+                     original_frames=int((owner == i).sum()))
+
+
+def find_frames(session: Session, frames: Sequence[Any], *, pdq_threshold: int, frame_threshold: int,
+                exclude_sha256: str | None = None) -> FrameRecovery | None:
+    """The stored original a video without credentials looks most like, by its vPDQ frames (anything with ``t``,
+    ``pdq`` and ``quality``): stored videos' frames (a stripped re-encode) and stored pictures' PDQs (a signed
+    photo shown in the video). Only the copy's usable frames count. Only trusted or valid manifests are served."""
+    query = _usable_frames(frames)
+    if not query:
+        return None
+    hit, row = None, None
+    for _ in range(2):
+        hit = _nearest_frames(_frame_snapshot(session), query, pdq_threshold, frame_threshold)
+        if hit is None:
+            return None
+        row = session.get(models.ProvenanceManifest, hit.manifest_id)
+        if row is not None:
+            break
+        _FRAME_SNAPSHOTS.pop(str(session.get_bind().url), None)  # forgotten while another was added: rebuild once
+    if hit is None or row is None or row.state not in SERVED_STATES or row.sha256 == exclude_sha256:
+        return None
+    base = _recovery(session, row, VPDQ_BINDING if hit.original_t is not None else PDQ_BINDING, hit.distance)
+    return FrameRecovery(**vars(base), t=hit.t, original_t=hit.original_t, frames_matched=hit.matched,
+                         frames=len(query), original_frames=hit.original_frames)
 
 
 # --------------------------------------------------------------------------- export and import as files
@@ -428,6 +759,7 @@ def manifest_record(session: Session, row: models.ProvenanceManifest,
             "thumbnail": {"format": row.thumbnail_format, "data": _b64(thumb)} if thumb else None,
             "store": _b64(row.store), "pdq": row.pdq, "pdq_quality": row.pdq_quality,
             "pdq_dihedral": row.pdq_dihedral.split(",") if row.pdq_dihedral else None, "iscc": row.iscc,
+            "frames": _stored_frames(row.frame_pdqs) or None,
             "bindings": [{"alg": b.alg, "value": b.value} for b in declared]}
 
 
@@ -485,8 +817,14 @@ def check_record(record: Any) -> list[str]:
         problems.append("pdq_dihedral must be at most 8 PDQ hashes")
     if record.get("iscc") is not None and iscc_digest(record.get("iscc")) is None:
         problems.append("iscc must be a 64-bit ISCC Image-Code (ISCC:EE...)")
-    if record.get("pdq") is None and record.get("iscc") is None and not record.get("bindings"):
-        problems.append("a manifest needs a soft binding (pdq, iscc or bindings) to be found again")
+    frames = record.get("frames")
+    if frames is not None:
+        try:
+            _encoded_frames(frames)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if record.get("pdq") is None and record.get("iscc") is None and not record.get("bindings") and not frames:
+        problems.append("a manifest needs a soft binding (pdq, iscc, frames or bindings) to be found again")
     for key, kind in (("actions", list), ("ai_declarations", list), ("bindings", list)):
         if record.get(key) is not None and not isinstance(record[key], kind):
             problems.append(f"{key} must be a list")
@@ -530,7 +868,8 @@ def store_record(session: Session, record: dict[str, Any], put_blob: Callable[[b
         store=store, store_size=len(store) if store else None, pdq=record.get("pdq"),
         pdq_quality=record.get("pdq_quality"),
         pdq_dihedral=",".join(record["pdq_dihedral"]) if record.get("pdq_dihedral") else None,
-        iscc=record.get("iscc"), origin=origin[:300], last_seen=func.now())
+        iscc=record.get("iscc"), frame_pdqs=_encoded_frames(record.get("frames")), origin=origin[:300],
+        last_seen=func.now())
     session.add(row)
     session.flush()
     for binding in list(record.get("bindings") or [])[:16]:

@@ -8,7 +8,7 @@ from server.verdicts import Evidence, Level
 from server.vocabulary import Kind, Stage
 from worker.detection import gate as detection
 from worker.pipeline.item import Item, Rule
-from worker.pipeline.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule
+from worker.pipeline.video_rules import VideoBankMatchRule, VideoHashRule, VideoKeyframesRule, VideoRecoveryRule
 from worker.stages import ai_metadata, bank_match, c2pa_explain, c2pa_read, hashes, soft_binding, watermark
 from worker.stages.budget import Limits
 from worker.stages.decode import DecodeError, decode
@@ -231,4 +231,4 @@ class DetectionGateRule:
 # video-bank-match. Each applies() keeps the two paths apart.
 RULES: tuple[Rule, ...] = (MediaTypeRule(), DecodeRule(), VideoKeyframesRule(), ProvenanceRule(), AiMetadataRule(),
                            WatermarkRule(), HashRule(), VideoHashRule(), BankMatchRule(), VideoBankMatchRule(),
-                           RecoveryRule(), DetectionGateRule())
+                           RecoveryRule(), VideoRecoveryRule(), DetectionGateRule())

@@ -1,18 +1,21 @@
-"""The video rules: keyframes and vPDQ's frames, their hashes, and bank matching by file hash and vPDQ.
+"""The video rules: keyframes and vPDQ's frames, their hashes, bank matching by file hash and vPDQ, and the
+manifest repository's recovery by vPDQ frames.
 
 A video never reaches the image rules (decode, hashes, bank match, watermark): everything after the
 keyframes rule works from ``item.keyframes``, so its cost is bounded by ``VideoLimits`` however long the
-upload. Provenance (C2PA) runs for videos in the shared ProvenanceRule. Nothing here decides a level.
+upload. Provenance (C2PA) runs for videos in the shared ProvenanceRule. Only a recovered original's
+credentials (soft_binding.frame_recovery_evidence) may support a level here, as an image's do.
 """
 from __future__ import annotations
 
 
 from server.media_store import MediaStore
 from server.media_types import VIDEO_TYPES
+from server.provenance import repository
 from server.verdicts import Evidence, Level
 from server.vocabulary import Kind, Stage
 from worker.pipeline.item import Item
-from worker.stages import bank_match
+from worker.stages import bank_match, soft_binding
 from worker.stages.keyframes import VideoError, VideoInfo, VideoLimits, extract
 from worker.stages.thumbnails import store_keyframes
 from worker.stages.video_hashes import video_hashes
@@ -141,3 +144,28 @@ class VideoBankMatchRule:
         )
         item.versions["banks"] = "generation-%d" % item.matcher.generation[0]
         item.evidence.extend(bank_match.evidence(hits))
+
+
+class VideoRecoveryRule:
+    """The manifest repository for videos (docs/repository.md): a validly signed video leaves its store and declared
+    bindings for the verdict's recording (its vPDQ frames are in ``video-hashes``); a video without credentials is
+    looked up by its frames, against signed videos' frames and signed pictures' PDQs."""
+
+    name, version = Stage.RECOVERY, "1"
+
+    def applies(self, item: Item) -> bool:
+        return item.matcher is not None and item.mime in VIDEO_TYPES and item.video_hashes is not None
+
+    def act(self, item: Item) -> None:
+        label = soft_binding.valid_manifest(item.evidence)
+        if label is not None:
+            put = MediaStore(item.settings.media_path).put
+            item.evidence.append(soft_binding.record_video_bindings(item.data, item.mime, label, put))
+        elif any(e.kind == Kind.C2PA_ABSENT for e in item.evidence):
+            settings = item.settings
+            with item.matcher.db.session() as session:
+                found = repository.find_frames(session, item.video_hashes.frames, pdq_threshold=settings.pdq_threshold,
+                                               frame_threshold=settings.vpdq_frame_threshold,
+                                               exclude_sha256=item.sha256)
+            if found is not None:
+                item.evidence.append(soft_binding.frame_recovery_evidence(found, settings.vpdq_match_share))

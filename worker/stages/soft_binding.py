@@ -14,10 +14,11 @@ from typing import Any
 
 from PIL import Image
 
-from server.provenance.repository import ISCC_BINDING, PDQ_BINDING, STATES, Recovery
+from server.provenance.repository import ISCC_BINDING, PDQ_BINDING, STATES, VPDQ_BINDING, FrameRecovery, Recovery
 from server.verdicts import Evidence, Level
 from server.vocabulary import Kind, Stage
 from worker.stages import c2pa_signer
+from worker.fetch import isobmff
 from worker.stages.budget import jpeg_segments
 
 STAGE = Stage.RECOVERY
@@ -25,7 +26,11 @@ MAX_STORE_BYTES = 4 * 1024 * 1024  # larger stores are recorded without their by
 _MAX_DECLARED = 16
 _MAX_VALUE = 512
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-BINDING_WORDS = {PDQ_BINDING: "PDQ fingerprint", ISCC_BINDING: "ISCC image code"}
+BINDING_WORDS = {PDQ_BINDING: "PDQ fingerprint", ISCC_BINDING: "ISCC image code", VPDQ_BINDING: "vPDQ frames"}
+# ISO-BMFF (MP4, MOV): C2PA's top-level ``uuid`` box (C2PA 2.x, "Embedding manifests into BMFF-based assets").
+_C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+_MAX_TOP_BOXES = 64  # the manifest box comes near the start, after ftyp; a real file has a handful of boxes
+_BMFF_TYPES = ("video/mp4", "video/quicktime")
 
 
 def iscc_image_code(image: Image.Image) -> str:
@@ -76,12 +81,37 @@ def _png_jumbf(data: bytes, limit: int) -> bytes | None:
     return None
 
 
+def _bmff_jumbf(data: bytes, limit: int) -> bytes | None:
+    """The store in C2PA's top-level ``uuid`` box: after the UUID, a FullBox header (4 bytes), the purpose
+    ``manifest`` (NUL-terminated) and a 64-bit offset to a Merkle box (0 when none), the JUMBF runs to the
+    box's end. Other purposes (``merkle``, ``original``) hold no store."""
+    pos = 0
+    for _ in range(_MAX_TOP_BOXES):
+        try:
+            box = isobmff.read_header(data, pos, 0, len(data))
+        except isobmff.BoxError:
+            return None
+        if box is None or box.end > len(data):
+            return None
+        body = data[box.start + box.header:box.end]
+        if box.kind == b"uuid" and body[:16] == _C2PA_UUID:
+            purpose, nul, rest = body[20:].partition(b"\0")
+            if nul and purpose == b"manifest" and len(rest) > 8:
+                store = rest[8:]
+                return store if len(store) <= limit else None
+        pos = box.end
+    return None
+
+
 def manifest_store(data: bytes, mime: str | None, limit: int = MAX_STORE_BYTES) -> bytes | None:
-    """The manifest store as embedded (JPEG APP11, PNG caBX), bounded; None for other containers."""
+    """The manifest store as embedded (JPEG APP11, PNG caBX, MP4/MOV ``uuid`` box), bounded; None for other
+    containers."""
     if mime == "image/jpeg":
         return _jpeg_jumbf(data, limit)
     if mime == "image/png" and data.startswith(_PNG_SIGNATURE):
         return _png_jumbf(data, limit)
+    if mime in _BMFF_TYPES:
+        return _bmff_jumbf(data, limit)
     return None
 
 
@@ -108,7 +138,7 @@ def declared_bindings(store: bytes | None, manifest_label: str | None) -> list[d
     return out
 
 
-def bindings_evidence(iscc: str, store_ref: dict[str, Any] | None, declared: list[dict[str, str]]) -> Evidence:
+def bindings_evidence(iscc: str | None, store_ref: dict[str, Any] | None, declared: list[dict[str, str]]) -> Evidence:
     """What the repository records for a validly signed file, carried in the verdict to where it is recorded."""
     return Evidence(
         stage=STAGE, kind=Kind.SOFT_BINDINGS,
@@ -176,3 +206,59 @@ def record_bindings(data: bytes, mime: str | None, image: Image.Image, label: st
     store = manifest_store(data, mime)
     ref = {"sha256": put(store), "bytes": len(store)} if store else None
     return bindings_evidence(iscc_image_code(image), ref, declared_bindings(store, label))
+
+
+def record_video_bindings(data: bytes, mime: str | None, label: str, put: Callable[[bytes], str]) -> Evidence:
+    """A validly signed video's part of the record: the store and its declared bindings. Its frames' PDQs are in
+    the verdict already (``video-hashes``); ISCC has no image code for a video."""
+    store = manifest_store(data, mime)
+    ref = {"sha256": put(store), "bytes": len(store)} if store else None
+    return bindings_evidence(None, ref, declared_bindings(store, label))
+
+
+def frame_recovery_evidence(found: FrameRecovery, match_share: float) -> Evidence:
+    """A video without credentials whose frames look like a stored original's. When the copy's matching share
+    reaches ``match_share`` (CREDENCE_VPDQ_MATCH_SHARE, the banks' rule for "this video is that one") it reads as
+    an image's recovery: AI declared gives ai-declared, a trusted original ``recovered``. Fewer frames (a signed
+    photo shown for a moment, a clip inside other footage) only inform: the original's credentials speak for
+    the frames that look like it, never for the rest of the video or who made it. Never verified."""
+    who = found.signer_words
+    when = f" on {found.signing_time}" if found.signing_time else ""
+    at = f"{found.t:g} s"
+    like = (f"frames of a video signed by {who}{when} (the copy's frame at {at} is nearest the original's at "
+            f"{found.original_t:g} s, distance {found.distance})" if found.original_is_video else
+            f"a picture signed by {who}{when} (nearest at {at}, PDQ distance {found.distance})")
+    counted = f"{found.frames_matched} of this video's {found.frames} usable frames"
+    near = ("Frames that look alike show the pictures match, not that this video is unedited or who made it: "
+            "cuts, edits, overlays and a different soundtrack may still match.")
+    details = {**found.details(), "caveat": near}
+    mostly = found.share >= match_share
+    if found.counts and found.origin is not None:  # an import re-validated here, which proves the PDQ that matched
+        source = "a peer's exchange feed" if found.from_peer else "a file"
+        near = (f"These credentials came from {source} ({found.origin}) and were validated here; the original file "
+                "itself was never seen here. " + near)
+    if not found.counts:
+        source = "a peer's exchange feed" if found.from_peer else "a file"
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
+                        summary=f"{counted.capitalize()} look like {like}, according to Content Credentials imported "
+                                f"here from {source} ({found.origin}) that this instance has not proven for them. "
+                                "So they decide nothing. " + near)
+    if not mostly:
+        what = "declared AI-made" if found.ai_declarations else (
+            "a signer on your trust list" if found.state == "trusted" else "not on your trust list")
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
+                        summary=f"Part of this video looks like signed content: {counted} look like {like}; "
+                                f"those credentials ({what}) speak for that content, not for the rest of this video, "
+                                "so they decide nothing. " + near)
+    if found.ai_declarations:
+        says = found.ai_declarations[0].get("says") or "generative AI"
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, supports=Level.AI_DECLARED, details=details,
+                        summary=f"Declared AI-made ({says}), recovered from a matching original: {counted} look "
+                                f"like {like}. " + near)
+    if found.state == "trusted":
+        return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, supports=Level.RECOVERED, details=details,
+                        summary=f"Credentials found for a matching original: {counted} look like {like}, a signer "
+                                "on your trust list. This video itself carries no credentials. " + near)
+    return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
+                    summary=f"Credentials found for a matching original, not on your trust list: {counted} look "
+                            f"like {like}. This video itself carries no credentials. " + near)
