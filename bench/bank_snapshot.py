@@ -62,7 +62,7 @@ def measure(url: str) -> dict[str, float]:
     """In this (child) process: load and build the snapshot as a worker does."""
     from server.db import Database
     from worker.banks.index.bank_snapshot import build
-    from worker.banks.index.hamming import HammingIndex
+    from server.banks.hamming import HammingIndex
 
     db = Database(url)
     before = _rss_mb()

@@ -14,7 +14,7 @@ import time
 import numpy as np
 from common import percentile
 
-from worker.banks.index.hamming import HammingIndex, brute_force, to_columns
+from server.banks.hamming import HammingIndex, brute_force, to_columns
 
 
 def rss_mb() -> float:

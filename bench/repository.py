@@ -33,7 +33,7 @@ from server import models
 from server.db import Database, dispose_all
 from server.migrate import upgrade
 from server.provenance import repository
-from worker.banks.index.hamming import HammingIndex
+from server.banks.hamming import HammingIndex
 
 PDQ_THRESHOLD = 31  # CREDENCE_PDQ_THRESHOLD's default
 SIGNER = json.dumps({"organisation": "Example News Agency Ltd", "common_name": "Example News Agency Signing 2026",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.banks.index.hamming import HammingIndex, brute_force, pack_hex
+from server.banks.hamming import HammingIndex, brute_force, pack_hex
 
 
 def planted(rng: np.random.Generator, base: np.ndarray, nbits: int, distance: int) -> np.ndarray:

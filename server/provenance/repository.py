@@ -5,7 +5,7 @@ The one home of its rules and queries. Only manifests whose validation was trust
 are recorded (read from a final verdict's evidence, where the worker records verdicts); a content whose
 credentials later read otherwise (tampered, expired, unchecked) loses its row, and nothing else is ever served.
 Lookups are exact at the configured thresholds over a per-process copy of the hashes, refreshed from what
-changed: the banks' multi-index (worker/banks/index/hamming.py) over the bulk, a popcount scan over the rows
+changed: the banks' multi-index (server/banks/hamming.py) over the bulk, a popcount scan over the rows
 changed since it was built.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from server import json_edge, models
+from server.banks.hamming import HammingIndex
 from server.exchange import feed
 from server.verdicts import Evidence
 from server.vocabulary import Kind, Stage, is_ai_declaration, is_c2pa
@@ -364,10 +365,6 @@ class _Snapshot:
         wider = any(limit > built_for[column] for column, limit in wanted.items())
         if self.indexes and not wider and len(self.delta()) * _DELTA_SHARE <= self.built:
             return
-        # Pure numpy; imported here so the API process loads the worker package only when a repository is large
-        # enough to index (tests/test_detect_stage.py: the API process starts without the worker).
-        from worker.banks.index.hamming import HammingIndex
-
         # The index keeps a view of the column as it is: rows changed in place later are masked by ``stale``.
         self.indexes = {column: HammingIndex(getattr(self, column), limit) for column, limit in wanted.items()}
         self.built, self.stale = len(self.ids), np.zeros(len(self.ids), dtype=bool)

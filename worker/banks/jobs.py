@@ -28,7 +28,7 @@ from worker.detection import gate as detection
 from worker.context import Context
 from worker.fetch.common import FetchLimits, FetchRefused
 from worker.fetch.media import fetch
-from worker.banks.index.hamming import brute_force, pack_hex
+from server.banks.hamming import brute_force, pack_hex
 from worker.jobs import bank_matcher
 from worker.pipeline.runner import analyze
 from worker.settle import hand_off, record_final

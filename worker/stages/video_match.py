@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from worker.banks.index.hamming import brute_force, pack_hex
+from server.banks.hamming import brute_force, pack_hex
 from worker.stages.hashes import PDQ_MIN_QUALITY
 
 MAX_PAIRS_SHOWN = 64  # matched moments kept in evidence details

@@ -25,7 +25,7 @@ from server.banks import service as banks
 from server.db import Database, stream_rows
 from worker import metrics
 from worker.banks.index import snapshot_files
-from worker.banks.index.hamming import HammingIndex, pack_hex
+from server.banks.hamming import HammingIndex, pack_hex
 from worker.stages import video_match
 
 DEFAULT_FRAME_THRESHOLD = 31  # Settings.vpdq_frame_threshold's default
