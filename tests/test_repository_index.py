@@ -156,3 +156,21 @@ def test_rows_added_changed_and_deleted_after_the_build_are_found_as_they_are_no
     for row in rng.sample(sorted(store.rows), 30):
         assert store.agrees([flip(store.rows[row]["pdq"], rng.randrange(PDQ_T + 1), rng)]) is not None
     assert store.snapshot().built > len(store.rows) - ROWS // 8  # built again, over the rows added since
+
+
+def test_a_videos_frames_find_pictures_through_the_rows_index(tmp_path: Path) -> None:
+    """Frames are asked of the same index as images' PDQs: each frame counts for the picture nearest it."""
+    store = Store(tmp_path)
+    store.add(ROWS)
+    [photo] = store.add(1)
+    [other] = store.add(1)
+    rows = store.rows
+    frames = [models.StoredFrame(t=0.0, pdq=flip(rows[photo]["pdq"], PDQ_T, store.rng), quality=90),
+              models.StoredFrame(t=1.0, pdq=flip(rows[photo]["pdq"], 3, store.rng), quality=90),
+              models.StoredFrame(t=2.0, pdq=flip(rows[other]["pdq"], 1, store.rng), quality=90),
+              models.StoredFrame(t=3.0, pdq=flip(rows[photo]["pdq"], PDQ_T + 1, store.rng), quality=90)]
+    with store.db.session() as session:
+        found = repository.find_frames(session, frames, pdq_threshold=PDQ_T, frame_threshold=PDQ_T)
+    # Two frames are within the threshold of the photo, one of the other picture: the photo, at its nearest pair.
+    assert (found.manifest_id, found.binding, found.frames_matched, found.frames) == (photo, "pdq", 2, 4)
+    assert (found.distance, found.t, found.original_t) == (3, 1.0, None)

@@ -588,39 +588,34 @@ def _pdq_words(hex_values: Sequence[str]) -> np.ndarray:
     return np.frombuffer(bytes.fromhex("".join(hex_values)), dtype=">u8").reshape(-1, 4).astype(np.uint64)
 
 
-def _frame_entries(pdq: str | None, quality: int | None, frame_pdqs: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """One row's searchable PDQs and their times: a video's usable frames, or a picture's one PDQ (time NaN)."""
-    if frame_pdqs:
-        try:
-            frames = _usable_frames(models.decode_frames(frame_pdqs))
-        except ValueError:
-            return _NO_FRAMES
-        if not frames:
-            return _NO_FRAMES
-        return _pdq_words([f.pdq for f in frames]), np.array([f.t for f in frames], dtype=float)
-    if pdq and (quality or 0) >= PDQ_MIN_QUALITY:
-        try:
-            return _pdq_words([pdq]), np.array([np.nan])
-        except ValueError:
-            return _NO_FRAMES
-    return _NO_FRAMES
+def _frame_entries(frame_pdqs: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """One video row's searchable frames (the usable ones) and their times."""
+    try:
+        frames = _usable_frames(models.decode_frames(frame_pdqs))
+    except ValueError:
+        return _NO_FRAMES
+    if not frames:
+        return _NO_FRAMES
+    return _pdq_words([f.pdq for f in frames]), np.array([f.t for f in frames], dtype=float)
 
 
 @dataclass
 class _FrameSnapshot:
-    """One process's copy of every served row's PDQs as frames: a video's frames, a picture's PDQ. Searched by
-    brute force (numpy popcount over all of them); refreshed by ``last_seen`` as the rows' snapshot is."""
+    """One process's copy of every served video's frames. Searched by brute force (numpy popcount over all of them;
+    signed videos are few beside signed pictures, whose PDQs the rows' index answers for); refreshed by
+    ``last_seen`` as the rows' snapshot is."""
 
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     seen: datetime | None = None
+    counted: float = -math.inf  # when the served videos were last counted (monotonic seconds)
     _packed: tuple[list[str], np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def apply(self, rows: Sequence[Any]) -> None:
         for r in rows:
-            self.rows[r[0]] = _frame_entries(r[1], r[2], r[3])
+            self.rows[r[0]] = _frame_entries(r[1])
         if rows:
             self._packed = None
-        newest = max((r[4] for r in rows if r[4] is not None), default=None)
+        newest = max((r[2] for r in rows if r[2] is not None), default=None)
         if newest is not None and (self.seen is None or _aware(newest) > self.seen):
             self.seen = _aware(newest)
 
@@ -640,16 +635,23 @@ _FRAME_SNAPSHOTS: dict[str, _FrameSnapshot] = {}
 
 
 def _frame_snapshot(session: Session) -> _FrameSnapshot:
+    """Every served video's frames, refreshed as the rows' snapshot is: what changed since the last lookup (the
+    indexed ``last_seen``), and a count (at most every ``_RECOUNT_S``: it scans the table) that no longer agrees
+    reads them all again. A repository without videos is read once, not at every lookup."""
     m = models.ProvenanceManifest
     key = str(session.get_bind().url)
-    snap = _FRAME_SNAPSHOTS.get(key) or _FrameSnapshot()
-    served = m.state.in_(SERVED_STATES)
-    columns = select(m.id, m.pdq, m.pdq_quality, m.frame_pdqs, m.last_seen).where(served)
-    count = session.scalar(select(func.count()).select_from(m).where(served)) or 0
-    if snap.seen is not None:
+    snap = _FRAME_SNAPSHOTS.get(key)
+    served = m.state.in_(SERVED_STATES) & m.frame_pdqs.is_not(None)
+    columns = select(m.id, m.frame_pdqs, m.last_seen).where(served)
+    now = time.monotonic()
+    if snap is not None:
         snap.apply(session.execute(columns.where(m.last_seen >= snap.seen - _CLOCK_SKEW)).all())
-    if len(snap.rows) != count:  # a row forgotten (or the first lookup): read them all again
-        snap = _FrameSnapshot()
+        if now - snap.counted >= _RECOUNT_S:
+            snap.counted = now
+            if session.scalar(select(func.count()).select_from(m).where(served)) != len(snap.rows):
+                snap = None  # a video forgotten: read them all again
+    if snap is None:
+        snap = _FrameSnapshot(seen=_aware(session.scalar(select(func.now()))), counted=now)
         for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
             snap.apply(batch)
     _FRAME_SNAPSHOTS[key] = snap
@@ -666,21 +668,19 @@ class _FrameHit:
     original_frames: int
 
 
-def _nearest_frames(snap: _FrameSnapshot, query: Sequence[Any], pdq_threshold: int,
-                    frame_threshold: int) -> _FrameHit | None:
-    """The row most of the copy's frames match (a video's frames within ``frame_threshold``, a picture's PDQ within
-    ``pdq_threshold``), then the nearest; with the copy's and the original's frame of its nearest pair."""
+def _nearest_video(snap: _FrameSnapshot, query: Sequence[Any], frame_threshold: int) -> _FrameHit | None:
+    """The stored video most of the copy's frames match within ``frame_threshold``, then the nearest; with the
+    copy's and the original's frame of its nearest pair."""
     ids, owner, bits, times = snap.packed()
     if not ids or not len(bits):
         return None
-    limit = np.where(np.isnan(times), pdq_threshold, frame_threshold)
     matched = np.zeros(len(ids), dtype=np.int64)
     best = np.full(len(ids), 257, dtype=np.int64)
     best_query = np.full(len(ids), -1, dtype=np.int64)
     best_entry = np.full(len(ids), -1, dtype=np.int64)
     for qi, q in enumerate(_pdq_words([f.pdq for f in query])):
         dist = np.bitwise_count(bits ^ q).sum(axis=1).astype(np.int64)
-        hit = np.nonzero(dist <= limit)[0]
+        hit = np.nonzero(dist <= frame_threshold)[0]
         if not hit.size:
             continue
         order = hit[np.lexsort((dist[hit], owner[hit]))]  # by row, nearest first
@@ -694,10 +694,33 @@ def _nearest_frames(snap: _FrameSnapshot, query: Sequence[Any], pdq_threshold: i
     if not matched.any():
         return None
     i = int(np.lexsort((best, -matched))[0])  # most frames matched, then the smallest distance
-    entry_t = float(times[best_entry[i]])
     return _FrameHit(manifest_id=ids[i], distance=int(best[i]), t=float(query[best_query[i]].t),
-                     original_t=None if np.isnan(entry_t) else entry_t, matched=int(matched[i]),
+                     original_t=float(times[best_entry[i]]), matched=int(matched[i]),
                      original_frames=int((owner == i).sum()))
+
+
+def _nearest_picture(snap: _Snapshot, query: Sequence[Any], pdq_threshold: int) -> _FrameHit | None:
+    """The stored picture that most of the copy's frames have as their nearest within ``pdq_threshold`` (each frame
+    asked of the rows' index as an image's PDQ is, as it is, not turned), then the nearest."""
+    if not snap.ids:
+        return None
+    snap.index_for({"pdq": pdq_threshold, "iscc": ISCC_THRESHOLD})
+    delta = snap.delta()
+    matched: dict[int, int] = {}
+    best: dict[int, tuple[int, int]] = {}  # row -> (distance, the copy's frame)
+    for qi, frame in enumerate(query):
+        found = _closest(snap, "pdq", _bits([frame.pdq], 256), pdq_threshold, delta)
+        if found is None:
+            continue
+        dist, row = found
+        matched[row] = matched.get(row, 0) + 1
+        if row not in best or dist < best[row][0]:
+            best[row] = (dist, qi)
+    if not matched:
+        return None
+    row = min(matched, key=lambda r: (-matched[r], best[r][0], r))
+    return _FrameHit(manifest_id=snap.ids[row], distance=best[row][0], t=float(query[best[row][1]].t),
+                     original_t=None, matched=matched[row], original_frames=1)
 
 
 def find_frames(session: Session, frames: Sequence[Any], *, pdq_threshold: int, frame_threshold: int,
@@ -708,16 +731,26 @@ def find_frames(session: Session, frames: Sequence[Any], *, pdq_threshold: int, 
     query = _usable_frames(frames)
     if not query:
         return None
-    hit, row = None, None
-    for _ in range(2):
-        hit = _nearest_frames(_frame_snapshot(session), query, pdq_threshold, frame_threshold)
-        if hit is None:
+    key = str(session.get_bind().url)
+    for attempt in range(_FORGOTTEN_RETRIES + 1):
+        if attempt == _FORGOTTEN_RETRIES:  # many forgotten at once: read every row again
+            _SNAPSHOTS.pop(key, None)
+            _FRAME_SNAPSHOTS.pop(key, None)
+        pictures = _snapshot(session)
+        hits = [h for h in (_nearest_video(_frame_snapshot(session), query, frame_threshold),
+                            _nearest_picture(pictures, query, pdq_threshold)) if h is not None]
+        if not hits:
             return None
+        hit = min(hits, key=lambda h: (-h.matched, h.distance))
         row = session.get(models.ProvenanceManifest, hit.manifest_id)
         if row is not None:
             break
-        _FRAME_SNAPSHOTS.pop(str(session.get_bind().url), None)  # forgotten while another was added: rebuild once
-    if hit is None or row is None or row.state not in SERVED_STATES or row.sha256 == exclude_sha256:
+        # Forgotten since the copies were read: never a candidate again; the next nearest is.
+        if hit.original_t is None:
+            pictures.drop(hit.manifest_id)
+        else:
+            _FRAME_SNAPSHOTS.pop(key, None)
+    if row is None or row.state not in SERVED_STATES or row.sha256 == exclude_sha256:
         return None
     base = _recovery(session, row, VPDQ_BINDING if hit.original_t is not None else PDQ_BINDING, hit.distance)
     return FrameRecovery(**vars(base), t=hit.t, original_t=hit.original_t, frames_matched=hit.matched,
