@@ -37,6 +37,8 @@ def test_repository_bench_looks_up_through_the_index_and_sizes_the_tables(pg_url
     for name in ("repository.find (one session each)", "HammingIndex alone, same PDQs (floor)"):
         hits_p50, _, hits_p99, misses_p50, _, misses_p99 = rows[name]
         assert all(float(v) > 0 for v in (hits_p50, hits_p99, misses_p50, misses_p99)), (name, out)
+    video = next(words for name, words in rows.items() if name.startswith("a video of 30 frames"))
+    assert len(video) == 3 and float(video[0]) > 0, out  # the bench asserts the planted frame is found
     sizes = [int(word.replace(",", "")) for word in out.splitlines()[-1].split() if word.replace(",", "").isdigit()]
     assert sizes[0] < sizes[1] and sizes[2] == 5000, out  # bytes per manifest without, with a 5,000-byte store
 
