@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from server import models
+from server.app import create_app
 from server.config import Settings
 from server.db import Database
 from server.media_store import MediaStore
@@ -27,6 +28,7 @@ from tests.clips import make_clip, reencode, scene_frames
 from tests.conftest import IN_CI
 from tests.helpers import SHARED_TRUST
 from tests.images import jpeg_bytes, photo
+from tests.test_recovery import conforms
 from worker.pipeline.item import Item
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import run_rules
@@ -186,6 +188,29 @@ def test_a_video_showing_a_signed_photo_finds_the_photo(kit: Kit, local: tuple[S
     verdict = check(clip_of([still] * 20), settings, matcher)
     assert verdict.level == Level.RECOVERED, verdict.summary
     assert one(verdict, "credentials-recovered").details["binding"] == "pdq"
+
+
+def test_the_resolution_api_finds_a_stripped_video_by_content_only_when_most_of_it_matches(
+        kit: Kit, local: tuple[Settings, Repository]) -> None:
+    settings, matcher = local
+    check(kit.video, settings, matcher)
+    check(kit.photo, settings, matcher)
+    client = create_app(settings.model_copy(update={"database_url": matcher.db.url})).test_client()
+    labels = {r.mime: r.label for r in stored(matcher.db)}
+
+    def by_content(data: bytes) -> dict:
+        return conforms(client.post("/c2pa/v1/matches/byContent", data=data, content_type="video/mp4"),
+                        "c2pa.softBindingQueryResult")
+
+    [match] = by_content(reencode(kit.video, size=(128, 96), crf=32))["matches"]
+    assert match["manifestId"] == labels["video/mp4"] and 80 < match["similarityScore"] <= 100
+    still = np.asarray(kit.picture.convert("RGB"))
+    assert by_content(clip_of([still] * 20))["matches"][0]["manifestId"] == labels["image/jpeg"]
+    # The signed photo for one second of four: a frame of it, not this video's manifest.
+    assert by_content(clip_of([still] * 10 + panning(41, 3))) == {"matches": []}
+    assert by_content(make_clip(seed=77, seconds=4, fps=10, size=SIZE, scenes=2, block=8)) == {"matches": []}
+    assert client.post("/c2pa/v1/matches/byContent", data=b"not a video",
+                       content_type="video/mp4").status_code == 415
 
 
 def test_an_unrelated_video_recovers_nothing(kit: Kit, local: tuple[Settings, Repository]) -> None:

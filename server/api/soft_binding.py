@@ -87,8 +87,8 @@ def by_large_binding() -> Response:
 @limit_anonymous
 @require_role(None)
 def by_content() -> Response:
-    if not (request.mimetype or "").startswith("image/"):
-        raise ApiError(415, "send an image (image/*) as the request body")
+    if not (request.mimetype or "").startswith(("image/", "video/")):
+        raise ApiError(415, "send an image (image/*) or a video (video/*) as the request body")
     _count()
     return jsonify(_answer(resolution.matches_by_content, request.get_data(cache=False), services().settings))
 

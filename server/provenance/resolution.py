@@ -151,16 +151,24 @@ def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
 
 
 def matches_by_content(session: Session, data: bytes, settings: Settings) -> dict[str, Any]:
-    """An uploaded image fingerprinted by the one rule for uploads (PDQ in 8 orientations, ISCC), looked up as a
-    stripped copy is in the pipeline. The nearest original only: the repository answers one best match per content."""
+    """An uploaded image or video fingerprinted by the one rule for uploads, looked up as a stripped copy is in the
+    pipeline: an image by PDQ in 8 orientations, then ISCC; a video by its vPDQ frames, answered only when the
+    share of its frames that match reaches CREDENCE_VPDQ_MATCH_SHARE (the rule by which the pipeline lets a
+    recovered original speak for a video: a signed photo shown for a moment is not this video's manifest). The
+    nearest original only: the repository answers one best match per content."""
     from worker.stages.fingerprint import FingerprintError, fingerprint  # pure functions, loaded when asked
 
     try:
         fp = fingerprint(data, settings)
     except FingerprintError as exc:
-        raise ResolutionError(415, f"not an image this service reads ({exc.reason})") from None
-    if fp.kind != "image":
-        raise ResolutionError(415, "not an image: send an image (image/*) as the request body")
+        raise ResolutionError(415, f"not an image or a video this service reads ({exc.reason})") from None
+    if fp.kind == "video":
+        frames = repository.find_frames(session, fp.frames, pdq_threshold=settings.pdq_threshold,
+                                         frame_threshold=settings.vpdq_frame_threshold)
+        if frames is None or frames.share < settings.vpdq_match_share:
+            return {"matches": []}
+        return {"matches": [{"manifestId": frames.label,
+                             "similarityScore": round(frames.share * _score(frames.distance, 256))}]}
     pdq = fp.orientations if fp.pdq_usable else []
     found = repository.find(session, pdq=pdq, iscc=fp.iscc, pdq_threshold=settings.pdq_threshold)
     if found is None:
@@ -226,9 +234,16 @@ def matches_by_reference(svc: Services, ref: Reference, max_results: int, wait_s
         details = item.get("details") or {}
         if item.get("kind") != Kind.CREDENTIALS_RECOVERED or not isinstance(details.get("manifest"), str):
             continue
-        bits = 256 if details.get("binding") == repository.PDQ_BINDING else 64
+        bits = 256 if details.get("binding") in (repository.PDQ_BINDING, repository.VPDQ_BINDING) else 64
         distance = details.get("distance") if isinstance(details.get("distance"), int) else bits
-        matches.append({"manifestId": details["manifest"], "similarityScore": _score(distance, bits)})
+        score = _score(distance, bits)
+        frames = details.get("frames")
+        if isinstance(frames, dict):  # a video: answered as byContent answers one (matches_by_content)
+            share = frames.get("share") if isinstance(frames.get("share"), (int, float)) else 0.0
+            if share < svc.settings.vpdq_match_share:
+                continue
+            score = round(share * score)
+        matches.append({"manifestId": details["manifest"], "similarityScore": score})
     return {"matches": matches[:max_results]}
 
 
