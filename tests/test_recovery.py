@@ -31,7 +31,7 @@ from tests.test_integration import make_stack
 from worker.pipeline.item import Item
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import run_rules
-from worker.stages import soft_binding
+from worker.stages import hashes, soft_binding
 
 AI_INTENT = (c2pa.C2paBuilderIntent.CREATE, c2pa.C2paDigitalSourceType.TRAINED_ALGORITHMIC_MEDIA)
 WATERMARK = {"label": "c2pa.soft-binding",
@@ -329,7 +329,8 @@ def resolver(signed: Signed, local):
 def test_the_resolution_api_describes_itself_per_the_specification(resolver) -> None:
     client, _, _ = resolver
     found = conforms(client.get("/c2pa/v1/services/supportedAlgorithms"), "c2pa.softBindingAlgList")
-    assert found == {"watermarks": [{"alg": "com.example.watermark"}], "fingerprints": [{"alg": "io.iscc.v0"}]}
+    assert found == {"watermarks": [{"alg": "com.example.watermark"}],
+                     "fingerprints": [{"alg": "io.iscc.v0"}, {"alg": "pdq"}]}
     caps = conforms(client.get("/c2pa/v1/services/capabilities"), "c2pa.serviceCapabilities")
     assert caps == {"c2paSpecificationVersion": "2.4.0", "supportedCapabilities": ["queryByContent"]}
     assert conforms(client.get("/c2pa/v1/services/status"), "c2pa.serviceStatus")["status"] == "ok"
@@ -376,6 +377,18 @@ def test_lookups_by_binding_with_an_iscc_sequence_and_a_declared_watermark(resol
                                query_string={"alg": "com.example.watermark", "value": watermark}),
                     "c2pa.softBindingQueryResult")
     assert body == {"matches": [{"manifestId": label, "similarityScore": 100}]}
+    # PDQ (this service's own alg name, Meta's): the stripped copy's hash, as its 32 bytes or its hex digits.
+    copy_pdq, _ = hashes.pdq(Image.open(io.BytesIO(stripped_copy(signed.photo))))
+    for raw in (bytes.fromhex(copy_pdq), copy_pdq.encode()):
+        body = conforms(client.post("/c2pa/v1/matches/byBinding",
+                                    json={"alg": "pdq", "value": base64.b64encode(raw).decode()}),
+                        "c2pa.softBindingQueryResult")
+        assert [m["manifestId"] for m in body["matches"]] == [label] and body["matches"][0]["similarityScore"] > 80
+    far_pdq, _ = hashes.pdq(Image.open(io.BytesIO(signed.unrelated)))
+    assert client.post("/c2pa/v1/matches/byBinding", json={"alg": "pdq", "value": base64.b64encode(
+        bytes.fromhex(far_pdq)).decode()}).get_json() == {"matches": []}
+    assert client.post("/c2pa/v1/matches/byBinding",
+                       json={"alg": "pdq", "value": base64.b64encode(b"short").decode()}).status_code == 400
     bad = client.get("/c2pa/v1/matches/byBinding", query_string={"alg": "io.iscc.v0", "value": "not base64!"})
     assert bad.status_code == 400
     too_long = client.get("/c2pa/v1/matches/byBinding", query_string={"alg": "io.iscc.v0", "value": "A" * 3000})

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 SPEC_VERSION = "2.4.0"
 API_PATH = "/c2pa/v1"  # where the API's paths are served (its "servers" base)
+# PDQ is not on C2PA's soft-binding algorithm list: this is Meta's name for the signal type (ThreatExchange, HMA),
+# this service's own identifier for it (docs/repository.md).
+PDQ_ALG = "pdq"
 DEFAULT_RESULTS, MAX_RESULTS = 10, 100
 MAX_VALUE_CHARS = 2048  # longer GET values answer 414 (use POST)
 _CONTENT, _IMAGE = 2, 1  # ISCC MainType CONTENT, SubType IMAGE
@@ -63,11 +66,11 @@ class Store:
 
 
 def supported_algorithms(session: Session) -> dict[str, Any]:
-    """ISCC is computed for every stored manifest; declared watermark values are found by exact lookup."""
+    """ISCC and PDQ are computed for every stored picture; declared watermark values are found by exact lookup."""
     declared = session.scalars(select(models.ProvenanceBinding.alg).distinct().order_by(models.ProvenanceBinding.alg)
                                .limit(100)).all()
-    return {"watermarks": [{"alg": alg} for alg in declared if alg != repository.ISCC_ALG],
-            "fingerprints": [{"alg": repository.ISCC_ALG}]}
+    return {"watermarks": [{"alg": alg} for alg in declared if alg not in (repository.ISCC_ALG, PDQ_ALG)],
+            "fingerprints": [{"alg": repository.ISCC_ALG}, {"alg": PDQ_ALG}]}
 
 
 def capabilities() -> dict[str, Any]:
@@ -136,6 +139,12 @@ def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise ResolutionError(400, "value is not base64") from None
+    if alg == PDQ_ALG:
+        pdq = raw.hex() if len(raw) == 32 else raw.decode("ascii", "replace").strip().lower()
+        if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
+            raise ResolutionError(400, "a pdq value is the base64 of the hash's 32 bytes or of its 64 hex digits")
+        found = repository.find(session, pdq=[pdq], iscc=None, pdq_threshold=settings.pdq_threshold)
+        return {"matches": [_match(found, 256)] if found else []}
     if alg == repository.ISCC_ALG:
         code = image_code(raw)
         if code is None:
