@@ -148,17 +148,17 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         except SoftTimeLimitExceeded:
             return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)
         verdict, facts = analysis.verdict, analysis.facts
-        with ctx.db.session() as session:
-            records.record_media(session, sha256=sha256, mime=facts.mime or "application/octet-stream",
-                                 size=len(data), width=facts.width, height=facts.height,
-                                 hashes=facts.hashes, source_size=source_size)
+        media = {"sha256": sha256, "mime": facts.mime or "application/octet-stream", "size": len(data),
+                 "width": facts.width, "height": facts.height, "hashes": facts.hashes, "source_size": source_size}
         if detection.is_pending(verdict.versions):
             # Not decisive and detectors are configured: the gpu queue adds detection, then records the
             # verdict and completes every check waiting on this sha256.
+            with ctx.db.session() as session:
+                records.record_media(session, **media)
             hand_off(ctx, sha256, verdict, owner)
             plog.add("media", sha256, Stage.DETECT, QUEUED)
             return DETECTING
-        record_final(ctx, sha256, verdict)
+        record_final(ctx, sha256, verdict, media=media)
         plog.add("media", sha256, "analysis", DONE, level=verdict.level.value)
         if verdict.level == Level.UNAVAILABLE:
             drop_unusable(ctx, sha256)  # nothing could be read from them: not kept (issue 15)

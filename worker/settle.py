@@ -43,9 +43,13 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
     return body
 
 
-def record_final(ctx: Context, sha256: str, verdict: Verdict) -> list[str]:
-    """Record a final verdict and complete the checks waiting on its content; returns their ids."""
+def record_final(ctx: Context, sha256: str, verdict: Verdict, *, media: dict[str, Any] | None = None) -> list[str]:
+    """Record a final verdict and complete the checks waiting on its content; returns their ids. ``media``: what
+    the analysis learnt of the content (``records.record_media``'s arguments), kept in the same transaction: one
+    commit per analysed file, not two (each is an fsync on the embedded SQLite)."""
     with ctx.db.session() as session:
+        if media is not None:
+            records.record_media(session, **media)
         row = records.record_verdict(session, verdict)
         completed = records.complete_checks_for(session, sha256, row.id)
         # Valid credentials join the manifest repository; credentials that now fail leave it.
