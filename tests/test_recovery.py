@@ -96,6 +96,9 @@ class Repository:
     def match(self, *args: object, **kwargs: object) -> list:
         return []
 
+    def match_video(self, *args: object, **kwargs: object) -> list:
+        return []
+
 
 @pytest.fixture
 def local(signed: Signed, tmp_path: Path) -> tuple[Settings, Repository]:

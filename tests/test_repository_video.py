@@ -28,7 +28,7 @@ from tests.clips import make_clip, reencode, scene_frames
 from tests.conftest import IN_CI
 from tests.helpers import SHARED_TRUST
 from tests.images import jpeg_bytes, photo
-from tests.test_recovery import conforms
+from tests.test_recovery import Repository, conforms
 from worker.pipeline.item import Item
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import run_rules
@@ -84,21 +84,6 @@ class Kit:
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     return Kit(tmp_path_factory.mktemp("video-recovery"))
-
-
-class Repository:
-    """What the rules need of a bank matcher here: a database, and no bank hits."""
-
-    generation = (0, 0)
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def match(self, *args: object, **kwargs: object) -> list:
-        return []
-
-    def match_video(self, *args: object, **kwargs: object) -> list:
-        return []
 
 
 @pytest.fixture
