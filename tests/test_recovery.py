@@ -56,17 +56,23 @@ def tampered(signed: bytes) -> bytes:
     return signed[:at] + bytes([signed[at] ^ 0x55]) + signed[at + 1:]
 
 
+def trusted_ca(folder: Path, name: str):
+    """A test CA whose root (written to ``folder``) the tests trust beside the shelf's lists, which must be there."""
+    if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").exists():
+        message = f"the shared trust lists are missing ({SHARED_TRUST})"
+        pytest.fail(message) if IN_CI else pytest.skip(message)
+    ca = make_ca(name)
+    root = folder / "root.pem"
+    root.write_bytes(ca.root_pem)
+    return ca, root
+
+
 class Signed:
     """Everything signed once for the module: a trusted camera photo (declaring a watermark), an AI-declared
     image, and a photo whose file is tampered with after signing."""
 
     def __init__(self, folder: Path) -> None:
-        if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").exists():
-            message = f"the shared trust lists are missing ({SHARED_TRUST})"
-            pytest.fail(message) if IN_CI else pytest.skip(message)
-        ca = make_ca("Recovery Test")
-        self.root = folder / "root.pem"
-        self.root.write_bytes(ca.root_pem)
+        ca, self.root = trusted_ca(folder, "Recovery Test")
         camera = ca.leaf("Test Camera 7", "Acme Photo")
         self.photo, self.store = sign(jpeg_bytes(photo(1)), camera, manifest(WATERMARK))
         self.ai, _ = sign(jpeg_bytes(photo(2)), camera, {"title": "generated.jpg", "claim_generator_info": [

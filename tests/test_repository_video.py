@@ -23,12 +23,11 @@ from server.media_store import MediaStore
 from server.migrate import upgrade
 from server.provenance import repository
 from server.verdicts import Evidence, Level, Verdict, fuse
-from tests.c2pa_kit import capture_manifest, make_ca, sign
+from tests.c2pa_kit import capture_manifest, sign
 from tests.clips import make_clip, reencode, scene_frames
-from tests.conftest import IN_CI
 from tests.helpers import SHARED_TRUST
 from tests.images import jpeg_bytes, photo
-from tests.test_recovery import Repository, conforms
+from tests.test_recovery import Repository, conforms, trusted_ca
 from worker.pipeline.item import Item
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import run_rules
@@ -60,12 +59,7 @@ class Kit:
     """Signed once for the module: a camera's clip (MP4 and MOV) and a camera's photo, with a trusted test root."""
 
     def __init__(self, folder: Path) -> None:
-        if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").exists():
-            message = f"the shared trust lists are missing ({SHARED_TRUST})"
-            pytest.fail(message) if IN_CI else pytest.skip(message)
-        ca = make_ca("Video Recovery Test")
-        self.root = folder / "root.pem"
-        self.root.write_bytes(ca.root_pem)
+        ca, self.root = trusted_ca(folder, "Video Recovery Test")
         camera = ca.leaf("Test Camera 7", "Acme Photo")
         self.clip = make_clip(seed=31, seconds=4, fps=10, size=SIZE, scenes=2, block=8)
         self.video, self.store = sign(self.clip, camera, capture_manifest("clip.mp4"), mime="video/mp4")
