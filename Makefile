@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test bench clean
 
-# The extension's test tools (web-ext, playwright-core, puppeteer-core); browsers come from Debian (.ci/run).
+# The extension's build and test tools (esbuild, web-ext, playwright-core, puppeteer-core); browsers come from Debian (.ci/run).
 NODE_STAMP := extension/node_modules/.installed-stamp
 $(NODE_STAMP): extension/package.json extension/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix extension --no-audit --no-fund --loglevel=error && touch $@; \

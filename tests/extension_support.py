@@ -399,7 +399,11 @@ def bank_fakes(base: str, keys: dict[str, str], fixtures: list[Fixture]) -> None
 
 
 def prepare_extension(dest: Path, source: Path = EXTENSION / "src", **settings: object) -> Path:
-    """A copy of ``source`` (extension/src) whose built-in defaults are ``settings`` (e.g. the proxy as server)."""
+    """A copy of ``source`` (extension/src) whose built-in defaults are ``settings`` (e.g. the proxy as server).
+
+    The content script is built from the modules (extension/build.mjs), so it is built again for the
+    copy: its bundle holds its own copy of the defaults. A copy from before the bundle is left as it is.
+    """
     shutil.copytree(source, dest)
     original = (source / "lib" / "defaults.js").read_text()
     keys = re.findall(r"^\s+(\w+):", original, re.M)
@@ -411,6 +415,7 @@ def prepare_extension(dest: Path, source: Path = EXTENSION / "src", **settings: 
     (dest / "lib" / "defaults.js").write_text(
         "// Written by tests/extension_support.py for one e2e run.\n"
         f"export const DEFAULTS = Object.freeze({json.dumps(defaults)});\n")
+    subprocess.run([shutil.which("node") or "node", "build.mjs", str(dest)], cwd=EXTENSION, check=True, timeout=60)
     return dest
 
 

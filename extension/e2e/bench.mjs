@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 
+import { writeContent } from '../build.mjs';
 import { levelsAt } from './probe.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -100,6 +101,7 @@ const proxy = await listen((req, res) => {
 });
 writeFileSync(join(config.extensionDir, 'lib', 'defaults.js'), readFileSync(join(config.extensionDir, 'lib', 'defaults.js'), 'utf8')
   .replace(/"server": ?"[^"]*"|server: '[^']*'/, `"server": "http://127.0.0.1:${proxy.address().port}"`));
+await writeContent(config.extensionDir); // its bundle holds the defaults too (a copy without one keeps its loader)
 
 /** The server's own time for N fresh checks: POST them (100 a request), poll until all are done. */
 async function serverTime(set) {

@@ -9,6 +9,9 @@
 export const MIN_SIDE = 40; // CSS pixels and natural pixels; below this it is an icon or a tracker
 const NEAR_VIEWPORT = '200px';
 const SWEEP_MS = 2000;
+// Image loads come one task each: they are looked at together this long after the first (a page's
+// burst of loads costs a few passes, timers and messages instead of one each; issue 18).
+const GATHER_MS = 100;
 const MEDIA_EVENTS = ['load', 'error', 'emptied', 'loadstart', 'loadedmetadata'];
 
 // Tag test rather than instanceof: page and content script see different constructors.
@@ -109,14 +112,14 @@ export class Discovery {
     this.near = new Set(); // images in or near the viewport
     this.watched = new WeakSet();
     this.reported = new WeakMap(); // img -> url last reported
-    // Media events come one task each (300 image loads, 300 tasks): evaluated together in the next
-    // task, the geometry reads of a burst share one style and layout update instead of one each.
+    // Media events come one task each (300 image loads, 300 tasks): evaluated together GATHER_MS
+    // later, the geometry reads of a burst share one style and layout update instead of one each.
     this.queued = new Set();
     this.queueTimer = 0;
     this.onEvent = (event) => {
       if (!isImg(event.target) && !isVideo(event.target)) return;
       this.queued.add(event.target);
-      if (!this.queueTimer) this.queueTimer = setTimeout(() => this.evaluateQueued(), 0);
+      if (!this.queueTimer) this.queueTimer = setTimeout(() => this.evaluateQueued(), GATHER_MS);
     };
   }
 

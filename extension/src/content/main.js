@@ -9,7 +9,10 @@ import { notCheckable } from '../lib/describe.js';
 import { checkableUrl, checkableVideoUrl, Discovery, imageUrl, isVideo } from './discovery.js';
 import { Overlay } from './overlay.js';
 
-const SEND_DELAY_MS = 50; // gather what one layout pass finds into one message
+// Gather what several passes find into one message: each costs the frame about 1 ms of script
+// (docs/extension.md, benchmark). The service worker gathers further for the server anyway (its
+// batch window, and its hold while a POST is out).
+const SEND_DELAY_MS = 200;
 const RETRY_MS = 15000; // no answer by then: the worker may have been stopped; ask again
 const MAX_TRIES = 5;
 const MAX_DATA_URL = 8 * 1024 * 1024;

@@ -6,7 +6,7 @@
 // an image with no room visible, or wholly covered by another element, has none.
 // In fullscreen only the fullscreen element is drawn, so the host moves into it (a video player's
 // box) and back out after; a bare <video> in fullscreen draws nothing over itself, badges included.
-import { BADGE_CSS, BADGE_INSET, BADGE_SIZE, createBadge } from './badge.js';
+import { BADGE_CSS, BADGE_INSET, BADGE_SIZE, createBadge, handleBadges } from './badge.js';
 import { turnedSpot, turnOf } from './geometry.js';
 
 export const HOST_TAG = 'credence-badges';
@@ -108,6 +108,7 @@ export class Overlay {
     const style = this.doc.createElement('style');
     style.textContent = BADGE_CSS;
     this.root.append(style);
+    handleBadges(this.root, this.onOpen);
     this.home().append(this.host);
 
     this.guard = new MutationObserver(() => this.repairSoon());
@@ -146,7 +147,7 @@ export class Overlay {
     if (this.badges.has(img) && this.shown.get(img) === shown) return;
     this.remove(img);
     this.shown.set(img, shown);
-    const badge = createBadge(this.doc, verdict, this.onOpen);
+    const badge = createBadge(this.doc, verdict);
     badge.hidden = true; // until the next layout has placed it
     this.badges.set(img, badge);
     this.root.append(badge);
@@ -188,6 +189,7 @@ export class Overlay {
     this.doc.removeEventListener('fullscreenchange', this.onFullscreen);
     clearTimeout(this.repairTimer);
     clearTimeout(this.coverTimer);
+    cancelAnimationFrame(this.coverFrame);
     this.repairTimer = 0; // a stale id would stop every repair after a restart
     this.coverTimer = 0;
     if (this.frame) cancelAnimationFrame(this.frame);
@@ -297,6 +299,13 @@ export class Overlay {
     if (!this.coverTimer) this.coverTimer = setTimeout(() => { this.coverTimer = 0; this.checkCovered(); }, 0);
   }
 
+  /** The cover check once the next frame is drawn (rAF, then coverSoon's task). */
+  coverAfterFrame() {
+    if (this.coverTimer) return;
+    this.coverTimer = -1; // waiting for the frame: no second request meanwhile
+    this.coverFrame = requestAnimationFrame(() => { this.coverTimer = 0; this.coverSoon(); });
+  }
+
   /**
    * Is something drawn over the badges? At visible badges' centres (COVER_SAMPLES per check, taking
    * turns) the topmost element must be the host (hit tests see the closed root as its host).
@@ -308,9 +317,10 @@ export class Overlay {
     const now = performance.now();
     if (!this.host?.isConnected) return;
     if (now - this.coverCheckAt < COVER_CHECK_MS) {
-      // Throttled: look once more when the interval is over (one timer for the whole page).
+      // Throttled: look once more when the interval is over (one timer for the whole page), after
+      // the frame then (whatever the page changed meanwhile is laid out by the frame, not by the hit test).
       if (!this.coverTimer) {
-        this.coverTimer = setTimeout(() => { this.coverTimer = 0; this.checkCovered(); },
+        this.coverTimer = setTimeout(() => { this.coverTimer = 0; this.coverAfterFrame(); },
           COVER_CHECK_MS - (now - this.coverCheckAt));
       }
       return;
