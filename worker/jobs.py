@@ -111,14 +111,15 @@ def bank_matcher(ctx: Context) -> BankMatcher:
 
 
 def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
-    """Analyse one content once, however many checks wait on it."""
-    if complete_from_record(ctx, sha256):
-        return "cached"
+    """Analyse one content once, however many checks wait on it. The claim comes before the look at the record
+    (a Redis SET, cheaper than the query; without Redis it claims nothing), so a fresh content costs one look."""
     holder = ctx.cache.claim(f"analyzing:{sha256}", owner, ttl_s=ctx.settings.stale_check_s)
     if holder is not None and holder != owner:
+        if complete_from_record(ctx, sha256):
+            return "cached"
         return IN_FLIGHT  # the caller retries shortly and then finds the holder's verdict
     try:
-        if complete_from_record(ctx, sha256):  # finished between our first look and the claim
+        if complete_from_record(ctx, sha256):  # analysed before, or by the holder just before the claim
             return "cached"
         data = ctx.store.get(sha256)
         if data is None:
