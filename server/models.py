@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, true
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, text,
+                        true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -305,6 +306,11 @@ class ProvenanceManifest(Base):
     revalidation: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # lookups refresh from it
+
+    # The videos alone: the frame lookup reads and counts them without scanning every picture's row.
+    __table_args__ = (Index("ix_provenance_manifests_videos", "last_seen",
+                            postgresql_where=text("frame_pdqs IS NOT NULL"),
+                            sqlite_where=text("frame_pdqs IS NOT NULL")),)
 
 
 class ProvenanceBinding(Base):
