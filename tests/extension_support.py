@@ -167,6 +167,24 @@ def dark_jpeg(index: int, size: tuple[int, int] = (320, 240)) -> bytes:
     return buf.getvalue()
 
 
+def textured_jpeg(index: int, size: tuple[int, int] = (320, 240)) -> bytes:
+    """dark_jpeg's colours in finer blobs: enough texture for a usable PDQ (quality >= 50), so that a copy can be
+    found by its perceptual hash (the manifest repository skips flat images)."""
+    rng = random.Random(index)
+    small = Image.new("RGB", (48, 36))
+    small.putdata([(rng.randint(10, 55), rng.randint(20, 60), rng.randint(60, 120)) for _ in range(48 * 36)])
+    buf = io.BytesIO()
+    small.resize(size, Image.BILINEAR).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def stripped(data: bytes) -> bytes:
+    """What a platform serves of an upload: the pixels re-encoded, no metadata (no Content Credentials)."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
 BROKEN = b"<!doctype html><title>not an image</title><p>This is a web page, not a picture.</p>"
 
 
@@ -205,14 +223,15 @@ def make_signing(folder: Path) -> Signing:
 
 
 def level_fixtures(prefix: str, signing: Signing, seed: int) -> list[Fixture]:
-    """One image per level the pipeline can decide today: real C2PA signatures, a banked fake."""
+    """One image per level the pipeline can decide today: real C2PA signatures, a banked fake, a stripped copy
+    of a signed photo (its credentials recovered from the repository)."""
     import c2pa
 
     from tests.c2pa_kit import sign
 
     newsroom = signing.trusted.leaf("Wire Camera 3", "Trusted Wire")
     stranger = signing.untrusted.leaf("Somebody's Camera", "Unknown Org")
-    verified, _ = sign(dark_jpeg(seed + 50), newsroom)
+    verified, _ = sign(textured_jpeg(seed + 50), newsroom)
     signed, _ = sign(dark_jpeg(seed + 51), stranger)
     generated, _ = sign(dark_jpeg(seed + 52), stranger,
                         {"title": "generated.jpg", "claim_generator_info": [{"name": "ImageGen", "version": "3"}]},
@@ -228,6 +247,9 @@ def level_fixtures(prefix: str, signing: Signing, seed: int) -> list[Fixture]:
         Fixture("ai", f"/{prefix}/ai.jpg", generated, "image/jpeg", "ai-declared", "initial"),
         Fixture("verified", f"/{prefix}/verified.jpg", verified, "image/jpeg", "verified", "initial"),
         Fixture("signed", f"/{prefix}/signed.jpg", signed, "image/jpeg", "signed-untrusted", "initial"),
+        # The verified photo as a platform serves it, stripped of its credentials; added after the first
+        # badges, when the original's (checked above) are in the manifest repository.
+        Fixture("recovered", f"/{prefix}/recovered.jpg", stripped(verified), "image/jpeg", "recovered", "dynamic"),
     ]
 
 
