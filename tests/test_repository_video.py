@@ -27,7 +27,7 @@ from tests.c2pa_kit import capture_manifest, sign
 from tests.clips import make_clip, reencode, scene_frames
 from tests.helpers import SHARED_TRUST
 from tests.images import jpeg_bytes, photo
-from tests.test_recovery import Repository, conforms, trusted_ca
+from tests.test_recovery import Repository, check, conforms, trusted_ca
 from worker.pipeline.item import Item
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import run_rules
@@ -85,15 +85,6 @@ def local(kit: Kit, tmp_path: Path) -> tuple[Settings, Repository]:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     upgrade(url)
     return kit.settings(tmp_path), Repository(Database(url))
-
-
-def check(data: bytes, settings: Settings, matcher: Repository) -> Verdict:
-    """Analyse and, as worker/settle.py does for a final verdict, record into the repository."""
-    item = run_rules(Item(data=data, settings=settings, matcher=matcher), RULES)
-    verdict = fuse(item.evidence, sha256=item.sha256, versions=item.versions)
-    with matcher.db.session() as session:
-        repository.record_from_verdict(session, item.sha256, verdict.evidence, MediaStore(settings.media_path).get)
-    return verdict
 
 
 def one(verdict: Verdict, kind: str) -> Evidence:
