@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 SPEC_VERSION = "2.4.0"
 API_PATH = "/c2pa/v1"  # where the API's paths are served (its "servers" base)
-# PDQ is not on C2PA's soft-binding algorithm list: this is Meta's name for the signal type (ThreatExchange, HMA),
-# this service's own identifier for it (docs/repository.md).
-PDQ_ALG = "pdq"
+# PDQ is not on C2PA's soft-binding algorithm list: the repository's name for the binding, Meta's for the signal
+# type (ThreatExchange, HMA), is this service's identifier for it (docs/repository.md).
+PDQ_ALG = repository.PDQ_BINDING
 DEFAULT_RESULTS, MAX_RESULTS = 10, 100
 MAX_VALUE_CHARS = 2048  # longer GET values answer 414 (use POST)
 _CONTENT, _IMAGE = 2, 1  # ISCC MainType CONTENT, SubType IMAGE
@@ -125,8 +125,22 @@ def _score(distance: int, bits: int) -> int:
     return max(0, round(100 * (1 - distance / bits)))
 
 
-def _match(found: repository.Recovery, bits: int) -> dict[str, Any]:
-    return {"manifestId": found.label, "similarityScore": _score(found.distance, bits)}
+def _bits(binding: str | None) -> int:
+    """How many bits the binding that matched has: PDQ and a video's frame PDQs 256, the ISCC Image-Code 64."""
+    return 256 if binding in (repository.PDQ_BINDING, repository.VPDQ_BINDING) else 64
+
+
+def _match(found: repository.Recovery) -> dict[str, Any]:
+    return {"manifestId": found.label, "similarityScore": _score(found.distance, _bits(found.binding))}
+
+
+def _video_score(share: float, distance: int, settings: Settings) -> int | None:
+    """A video's match, when the share of its frames that match reaches CREDENCE_VPDQ_MATCH_SHARE (the rule by which
+    the pipeline lets a recovered original speak for a video: a signed photo shown for a moment is not this video's
+    manifest): that share of the nearest pair's score. None below it."""
+    if share < settings.vpdq_match_share:
+        return None
+    return round(share * _score(distance, 256))
 
 
 def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
@@ -144,26 +158,24 @@ def matches_by_binding(session: Session, alg: str, value: str, max_results: int,
         if len(pdq) != 64 or any(c not in "0123456789abcdef" for c in pdq):
             raise ResolutionError(400, "a pdq value is the base64 of the hash's 32 bytes or of its 64 hex digits")
         found = repository.find(session, pdq=[pdq], iscc=None, pdq_threshold=settings.pdq_threshold)
-        return {"matches": [_match(found, 256)] if found else []}
+        return {"matches": [_match(found)] if found else []}
     if alg == repository.ISCC_ALG:
         code = image_code(raw)
         if code is None:
             raise ResolutionError(400, "value holds no ISCC Content-Code Image unit")
         found = repository.find(session, pdq=[], iscc=code, pdq_threshold=settings.pdq_threshold)
-        return {"matches": [_match(found, 64)] if found else []}
+        return {"matches": [_match(found)] if found else []}
     texts = [value] + ([raw.decode("utf-8")] if raw.isascii() else [])
     found_all: dict[str, repository.Recovery] = {}
     for text in texts:
         for found in repository.find_by_binding(session, alg, text):
             found_all.setdefault(found.label, found)
-    return {"matches": [_match(f, 1) for f in list(found_all.values())[:max_results]]}
+    return {"matches": [_match(f) for f in list(found_all.values())[:max_results]]}  # exact: distance 0
 
 
 def matches_by_content(session: Session, data: bytes, settings: Settings) -> dict[str, Any]:
     """An uploaded image or video fingerprinted by the one rule for uploads, looked up as a stripped copy is in the
-    pipeline: an image by PDQ in 8 orientations, then ISCC; a video by its vPDQ frames, answered only when the
-    share of its frames that match reaches CREDENCE_VPDQ_MATCH_SHARE (the rule by which the pipeline lets a
-    recovered original speak for a video: a signed photo shown for a moment is not this video's manifest). The
+    pipeline: an image by PDQ in 8 orientations, then ISCC; a video by its vPDQ frames (``_video_score``). The
     nearest original only: the repository answers one best match per content."""
     from worker.stages.fingerprint import FingerprintError, fingerprint  # pure functions, loaded when asked
 
@@ -174,15 +186,11 @@ def matches_by_content(session: Session, data: bytes, settings: Settings) -> dic
     if fp.kind == "video":
         frames = repository.find_frames(session, fp.frames, pdq_threshold=settings.pdq_threshold,
                                          frame_threshold=settings.vpdq_frame_threshold)
-        if frames is None or frames.share < settings.vpdq_match_share:
-            return {"matches": []}
-        return {"matches": [{"manifestId": frames.label,
-                             "similarityScore": round(frames.share * _score(frames.distance, 256))}]}
+        score = _video_score(frames.share, frames.distance, settings) if frames is not None else None
+        return {"matches": [] if score is None else [{"manifestId": frames.label, "similarityScore": score}]}
     pdq = fp.orientations if fp.pdq_usable else []
     found = repository.find(session, pdq=pdq, iscc=fp.iscc, pdq_threshold=settings.pdq_threshold)
-    if found is None:
-        return {"matches": []}
-    return {"matches": [_match(found, 256 if found.binding == repository.PDQ_BINDING else 64)]}
+    return {"matches": [_match(found)] if found else []}
 
 
 def reference(body: Any) -> Reference:
@@ -243,16 +251,16 @@ def matches_by_reference(svc: Services, ref: Reference, max_results: int, wait_s
         details = item.get("details") or {}
         if item.get("kind") != Kind.CREDENTIALS_RECOVERED or not isinstance(details.get("manifest"), str):
             continue
-        bits = 256 if details.get("binding") in (repository.PDQ_BINDING, repository.VPDQ_BINDING) else 64
+        bits = _bits(details.get("binding"))
         distance = details.get("distance") if isinstance(details.get("distance"), int) else bits
-        score = _score(distance, bits)
         frames = details.get("frames")
-        if isinstance(frames, dict):  # a video: answered as byContent answers one (matches_by_content)
+        if isinstance(frames, dict):  # a video: answered as byContent answers one
             share = frames.get("share") if isinstance(frames.get("share"), (int, float)) else 0.0
-            if share < svc.settings.vpdq_match_share:
-                continue
-            score = round(share * score)
-        matches.append({"manifestId": details["manifest"], "similarityScore": score})
+            score = _video_score(share, distance, svc.settings)
+        else:
+            score = _score(distance, bits)
+        if score is not None:
+            matches.append({"manifestId": details["manifest"], "similarityScore": score})
     return {"matches": matches[:max_results]}
 
 
