@@ -580,14 +580,6 @@ def _usable_frames(frames: Iterable[Any]) -> list[Any]:
 _NO_FRAMES = (np.zeros((0, 4), dtype=np.uint64), np.zeros(0))
 
 
-def _pdq_words(hex_values: Sequence[str]) -> np.ndarray:
-    """PDQ hex hashes as rows of four uint64 words (the frames' own packing, apart from the rows' snapshot's);
-    ValueError on a malformed one."""
-    if any(len(v) != 64 for v in hex_values):
-        raise ValueError("a PDQ is 64 hex digits")
-    return np.frombuffer(bytes.fromhex("".join(hex_values)), dtype=">u8").reshape(-1, 4).astype(np.uint64)
-
-
 def _frame_entries(frame_pdqs: str | None) -> tuple[np.ndarray, np.ndarray]:
     """One video row's searchable frames (the usable ones) and their times."""
     try:
@@ -596,7 +588,7 @@ def _frame_entries(frame_pdqs: str | None) -> tuple[np.ndarray, np.ndarray]:
         return _NO_FRAMES
     if not frames:
         return _NO_FRAMES
-    return _pdq_words([f.pdq for f in frames]), np.array([f.t for f in frames], dtype=float)
+    return _bits([f.pdq for f in frames], 256).view(np.uint64), np.array([f.t for f in frames], dtype=float)
 
 
 @dataclass
@@ -678,7 +670,7 @@ def _nearest_video(snap: _FrameSnapshot, query: Sequence[Any], frame_threshold: 
     best = np.full(len(ids), 257, dtype=np.int64)
     best_query = np.full(len(ids), -1, dtype=np.int64)
     best_entry = np.full(len(ids), -1, dtype=np.int64)
-    for qi, q in enumerate(_pdq_words([f.pdq for f in query])):
+    for qi, q in enumerate(_bits([f.pdq for f in query], 256).view(np.uint64)):  # usable: well-formed
         dist = np.bitwise_count(bits ^ q).sum(axis=1).astype(np.int64)
         hit = np.nonzero(dist <= frame_threshold)[0]
         if not hit.size:
