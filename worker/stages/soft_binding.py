@@ -233,12 +233,11 @@ def frame_recovery_evidence(found: FrameRecovery, match_share: float) -> Evidenc
             "cuts, edits, overlays and a different soundtrack may still match.")
     details = {**found.details(), "caveat": near}
     mostly = found.share >= match_share
+    source = "a peer's exchange feed" if found.from_peer else "a file"  # where an import's reading came from
     if found.counts and found.origin is not None:  # an import re-validated here, which proves the PDQ that matched
-        source = "a peer's exchange feed" if found.from_peer else "a file"
         near = (f"These credentials came from {source} ({found.origin}) and were validated here; the original file "
                 "itself was never seen here. " + near)
     if not found.counts:
-        source = "a peer's exchange feed" if found.from_peer else "a file"
         return Evidence(stage=STAGE, kind=Kind.CREDENTIALS_RECOVERED, details=details,
                         summary=f"{counted.capitalize()} look like {like}, according to Content Credentials imported "
                                 f"here from {source} ({found.origin}) that this instance has not proven for them. "
