@@ -32,6 +32,7 @@ from typing import Any
 
 from common import ROOT, percentile, throwaway_postgres
 
+import psutil
 import redis
 import requests
 
@@ -78,8 +79,9 @@ def _fresh(k: int) -> bytes:
 # ---------------------------------------------------------------------------- the server
 
 @contextmanager
-def serve(data_dir: Path, detect: bool, database_url: str, redis_url: str, log_path: Path) -> Iterator[str]:
-    """`credence serve` as a user runs it, its worker included; yields its base URL once the worker is ready."""
+def serve(data_dir: Path, detect: bool, database_url: str, redis_url: str,
+          log_path: Path) -> Iterator[tuple[str, int]]:
+    """`credence serve` as a user runs it, its worker included; yields its base URL and pid once the worker is ready."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDENCE_")}
     env.update({"CREDENCE_DATA_DIR": str(data_dir), "CREDENCE_PORT": str(port),
@@ -102,7 +104,7 @@ def serve(data_dir: Path, detect: bool, database_url: str, redis_url: str, log_p
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"credence serve did not start:\n{text[-3000:]}")
                 time.sleep(0.1)
-            yield base
+            yield base, proc.pid
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -146,6 +148,37 @@ def post_page(base: str, urls: list[str], post_wait_s: float, poll_s: float,
 
 
 # ---------------------------------------------------------------------------- the profile
+
+def cpu_seconds(serve_pid: int) -> dict[str, float]:
+    """Core-seconds used so far: the API process, the worker's main process, its pool, this bench (the media
+    server and the client), and the whole machine (/proc/stat), so the rest (databases, broker, others) shows."""
+    def used(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return t.user + t.system
+
+    api = psutil.Process(serve_pid)
+    out = {"API (credence serve)": used(api), "worker main": 0.0, "worker pool": 0.0}
+    for child in api.children():
+        out["worker main"] += used(child)
+        out["worker pool"] += sum(used(c) for c in child.children(recursive=True))
+    out["bench (media server, client)"] = used(psutil.Process())
+    total = psutil.cpu_times()
+    out["machine"] = total.user + total.system + total.nice + getattr(total, "irq", 0) + getattr(total, "softirq", 0)
+    return out
+
+
+def print_cpu(before: dict[str, float], after: dict[str, float], wall_s: float) -> None:
+    spent = {k: after[k] - before[k] for k in after}
+    ours = sum(v for k, v in spent.items() if k != "machine")
+    cores = os.cpu_count() or 1
+    print(f"  core-seconds from the POST to the last verdict seen ({cores} cores x {wall_s:.2f} s = "
+          f"{cores * wall_s:.2f} available):")
+    for name, value in spent.items():
+        if name != "machine":
+            print(f"    {name:34s} {value:6.2f}")
+    print(f"    {'everything else on the machine':34s} {max(0.0, spent['machine'] - ours):6.2f}")
+    print(f"    {'idle':34s} {max(0.0, cores * wall_s - spent['machine']):6.2f}")
+
 
 def _at(events: list[dict], stage: str, event: str, last: bool = False) -> float | None:
     hits = [e for e in events if e.get("stage") == stage and e.get("event") == event]
@@ -227,11 +260,13 @@ def run_one(shape: str, detect: bool, blobs: list[bytes], warm_blob: bytes, medi
     database = throwaway_postgres() if shape == "production" else nullcontext("")
     try:
         with database as database_url, serve(folder / "data", detect, database_url, redis_url,
-                                             folder / "serve.log") as base:
+                                             folder / "serve.log") as (base, pid):
             urls = [media.add(f"/{tag}/{i}.jpg", blob) for i, blob in enumerate(blobs)]
             warm = media.add(f"/{tag}/warm.jpg", warm_blob)  # a warm server: first-call imports and models
             post_page(base, [warm], args.post_wait, args.poll, args.timeout)
+            cpu_before = cpu_seconds(pid)
             t0, seen, results = post_page(base, urls, args.post_wait, args.poll, args.timeout)
+            cpu_after = cpu_seconds(pid)
             plog = ProgressLog(client, None if client is not None else folder / "data" / "progress")
             settled(plog, results, args.timeout)
             rows = profile(t0, seen, results, plog)
@@ -247,6 +282,7 @@ def run_one(shape: str, detect: bool, blobs: list[bytes], warm_blob: bytes, medi
         print(f"  all verdicts {last:.2f} s, {n / last:.1f} images/s; {last / floors['hash']:.1f}x the decode + hash "
               f"floor (decode + SHA-256 + PDQ x8 + pHash: {floors['hash']:.2f} s, {n / floors['hash']:.0f} images/s), "
               f"{last / floors['decode']:.1f}x decode-only ({floors['decode']:.2f} s)")
+        print_cpu(cpu_before, cpu_after, last)
         print_profile(rows)
     finally:
         if client is not None:

@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 
 from server.checks.cache import VerdictCache, redis_client
+from server.checks.clock import VerdictClock
 from server.checks.progress import ProgressLog
 from server.detection.manifest import configured_stamp
 from server.config import Settings
@@ -46,6 +47,12 @@ class Services:
         files in the data folder."""
         client = self.cache.client
         return ProgressLog(client, None if client is not None else self.settings.resolved_data_dir / "progress")
+
+    @cached_property
+    def clock(self) -> VerdictClock:
+        """Moves when checks are completed (server/checks/clock.py): beside the cache in Redis, else a file."""
+        client = self.cache.client
+        return VerdictClock(client, None if client is not None else self.settings.resolved_data_dir / "verdict-clock")
 
     @cached_property
     def store(self) -> MediaStore:

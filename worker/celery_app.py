@@ -9,7 +9,7 @@ from celery.signals import task_postrun, task_prerun, worker_process_init, worke
 from server.config import get_settings
 from server.db import dispose_all
 from server.queue import make_celery
-from worker import metrics
+from worker import allocator, metrics
 
 app = make_celery(get_settings(), name="credence-worker")
 app.conf.include = ["worker.tasks"]
@@ -19,6 +19,7 @@ app.conf.include = ["worker.tasks"]
 def _fresh_connections(**_: object) -> None:
     # Pooled connections and sockets must not be shared across fork.
     dispose_all()
+    allocator.keep_freed_buffers()
     from worker import context
 
     context.reset()

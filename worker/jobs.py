@@ -42,6 +42,7 @@ def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
     with ctx.db.session() as session:
         row = records.record_verdict(session, verdict)
         records.complete_check(session, check.id, row.id)
+    ctx.clock.tick()
     metrics.verdict_recorded(verdict)
     body = verdict.model_dump(mode="json")
     ctx.cache.remember(url_hash=check.url_hash, body=body)
@@ -129,6 +130,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
                 row = records.record_verdict(session, verdict)
                 for check_id in records.complete_checks_for(session, sha256, row.id):
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
+            ctx.clock.tick()
             metrics.verdict_recorded(verdict)
             return "missing"
         refused = over_budget(data, ctx.settings)

@@ -37,8 +37,10 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
         row = records.current_verdict(session, sha256, ctx.detectors_stamp())
         if row is None or detection.is_pending(row.body.get("versions") or {}):
             return None
-        records.complete_checks_for(session, sha256, row.id)
+        completed = records.complete_checks_for(session, sha256, row.id)
         body = row.body
+    if completed:
+        ctx.clock.tick()
     ctx.cache.remember(url_hash=None, body=body)
     return body
 
@@ -55,6 +57,8 @@ def record_final(ctx: Context, sha256: str, verdict: Verdict, *, media: dict[str
         # Valid credentials join the manifest repository; credentials that now fail leave it.
         repository.record_from_verdict(session, sha256, verdict.evidence, ctx.store.get,
                                        share=ctx.settings.share_manifests)
+    if completed:
+        ctx.clock.tick()
     metrics.verdict_recorded(verdict)
     ctx.cache.remember(url_hash=None, body=verdict.model_dump(mode="json"))
     return completed

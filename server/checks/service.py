@@ -21,7 +21,8 @@ from server.queue import enqueue_analyze, enqueue_fetch
 from server.services import Services
 from server.verdicts import detection_pending
 
-POLL_INTERVAL_S = 0.1
+CLOCK_POLL_S = 0.01  # a waiter reads the verdict clock this often (a stat or a Redis GET: microseconds)
+POLL_INTERVAL_S = 0.5  # and the database this often without news (the database is the truth, the clock a hint)
 STREAM_POLL_S = 0.5  # a stream looks at the database this often: open streams stay cheap, and verdicts
 # finishing within it go out together (each push is a message and a redraw in every tab that waits)
 HEARTBEAT_S = 10.0  # a stream with nothing to say sends a comment this often, so proxies keep it open
@@ -136,6 +137,7 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
         waiting = {r["check_id"]: r for r in results if r["status"] == "pending"}
         if not waiting:
             return
+        seen = svc.clock.read()  # before the query: a completion committed after it moves the clock
         with svc.db.session() as session:
             found = records.checks_by_id(session, list(waiting))
         finished = 0
@@ -143,9 +145,17 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
             if check.status == "done" and body is not None:
                 waiting[check_id].update(status="done", verdict=body)
                 finished += 1
-        if (until_any and finished) or time.monotonic() + POLL_INTERVAL_S > deadline:
+        if finished == len(waiting) or (until_any and finished) or time.monotonic() + CLOCK_POLL_S > deadline:
             return
-        time.sleep(POLL_INTERVAL_S)
+        _until_news(svc, seen, min(deadline, time.monotonic() + POLL_INTERVAL_S))
+
+
+def _until_news(svc: Services, seen: Any, until: float) -> None:
+    """Sleep until the verdict clock moves from ``seen`` or ``until`` (monotonic) passes."""
+    while True:
+        time.sleep(max(0.0, min(CLOCK_POLL_S, until - time.monotonic())))
+        if time.monotonic() >= until or svc.clock.read() != seen:
+            return
 
 
 def events(svc: Services, ids: list[str], max_s: float | None = None) -> Iterator[tuple[str, Any]]:
