@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,6 +120,30 @@ def test_a_heartbeat_renews_at_once_only_a_lease_that_has_aged(ctx: Services) ->
         after = {c.id: c.updated_at for c in session.scalars(select(models.Check))}
     assert after[fresh] == before[fresh]
     assert after[aged] > before[aged] + timedelta(seconds=ctx.settings.stale_check_s / 4)
+
+
+def test_the_lease_thread_renews_every_running_block_and_none_after_it_ends(data_dir: Path) -> None:
+    """One thread per process keeps every open Heartbeat's lease (two blocks at once here), at each quarter of
+    the lease, and forgets a block once it ends."""
+    settings = settings_from(env_for(data_dir, stale_check_s="2", detect="false"))  # a beat every 0.5 s
+    upgrade(settings.sqlalchemy_url)
+    ctx = Services(settings)
+    with ctx.db.session() as session:
+        ids = [records.create_check(session, source="upload", sha256=c * 64).id for c in "ab"]
+
+    def stamps() -> dict[str, object]:
+        with ctx.db.session() as session:
+            return {c.id: c.updated_at for c in session.scalars(select(models.Check).where(models.Check.id.in_(ids)))}
+
+    before = stamps()
+    with Heartbeat(ctx, sha256="a" * 64, renewed=True), Heartbeat(ctx, check_id=ids[1], renewed=True):
+        deadline = time.monotonic() + 30
+        while any(stamps()[i] == before[i] for i in ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(stamps()[i] > before[i] for i in ids), "a running block's lease was not renewed"
+    ended = stamps()
+    time.sleep(1.6)  # three beats' time
+    assert stamps() == ended, "a lease was renewed after its block ended"
 
 
 def run_cli(*args: str) -> CliResult:

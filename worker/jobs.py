@@ -71,7 +71,8 @@ def fetch_check(ctx: Context, check_id: str) -> str:
     plog.add("check", check_id, Stage.FETCH, START)
     started = time.perf_counter()
     try:
-        with Heartbeat(ctx, check_id=check_id):  # a video's fetch may outlast one lease
+        # A video's fetch may outlast one lease; counting the attempt just renewed it.
+        with Heartbeat(ctx, check_id=check_id, renewed=True):
             fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
     except FetchRefused as exc:
         plog.add("check", check_id, Stage.FETCH, END, ms=round((time.perf_counter() - started) * 1000, 1),
@@ -89,7 +90,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
                              source_size=fetched.source_size)
         records.record_url(session, url=check.url or "", url_hash=check.url_hash or "", sha256=sha256,
                            final_url=fetched.final_url, etag=fetched.etag)
-        session.get(models.Check, check_id).sha256 = sha256
+        records.set_check_content(session, check_id, sha256)
     # The check now waits on its content: whichever analysis of these bytes finishes completes it.
     recorded = complete_from_record(ctx, sha256)
     if recorded is None:

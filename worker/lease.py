@@ -9,7 +9,9 @@ worker claims the same bytes while the first still holds them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from datetime import timedelta
 from types import TracebackType
 
@@ -46,21 +48,73 @@ def renew(ctx: Context, *, sha256: str | None = None, check_id: str | None = Non
     return touched
 
 
+class _Keeper:
+    """One thread per process renews every running Heartbeat's lease when it is due.
+
+    A thread per task cost a thread start and a join on every fetch and analysis, each a wait for the
+    scheduler on a busy machine (issue 17's profile); one long-lived thread costs neither. It is made on first
+    use in each process, and again in a forked child, where the parent's thread does not exist.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, Heartbeat]] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, beat: Heartbeat) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="credence-lease", daemon=True)
+                self._thread.start()
+            self._due[id(beat)] = (time.monotonic() + beat.every_s, beat)
+            self._cond.notify()
+
+    def remove(self, beat: Heartbeat) -> None:
+        with self._cond:
+            self._due.pop(id(beat), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                ready = [beat for due, beat in self._due.values() if due <= now]
+                if not ready:
+                    soonest = min((due for due, _ in self._due.values()), default=now + 60.0)
+                    self._cond.wait(timeout=max(0.01, soonest - now))
+                    continue
+                for beat in ready:
+                    self._due[id(beat)] = (now + beat.every_s, beat)
+            for beat in ready:  # outside the lock: a block may end meanwhile (one more renewal is harmless)
+                beat._beat()
+
+
+_keeper = _Keeper()
+
+
+def _fresh_keeper() -> None:
+    global _keeper
+    _keeper = _Keeper()  # the parent's lock may have been held at the fork, and its thread is not here
+
+
+os.register_at_fork(after_in_child=_fresh_keeper)
+
+
 class Heartbeat:
-    """Renews a lease every quarter of ``stale_check_s`` from a daemon thread, for as long as the block runs.
+    """Renews a lease every quarter of ``stale_check_s`` (from the process's one lease thread), for as long as
+    the block runs.
 
     The thread keeps beating while native code (c2pa, a decoder) holds the task's thread: the work is alive
     then, and the task's hard time limit, not the sweeper, is what bounds it. A renewal that fails is logged
     and tried again at the next beat; the lease then simply runs out if the database stays away.
+    ``renewed``: the caller has just renewed the lease itself, so the first beat waits a full term.
     """
 
     def __init__(self, ctx: Context, *, sha256: str | None = None, check_id: str | None = None,
-                 lock_key: str | None = None) -> None:
+                 lock_key: str | None = None, renewed: bool = False) -> None:
         self.ctx = ctx
         self.target = {"sha256": sha256, "check_id": check_id, "lock_key": lock_key}
         self.every_s = max(0.2, ctx.settings.stale_check_s / 4)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="credence-lease", daemon=True)
+        self.renewed = renewed
 
     def _beat(self, older_than_s: float = 0.0) -> None:
         try:
@@ -68,18 +122,14 @@ class Heartbeat:
         except (SQLAlchemyError, OSError) as exc:
             log.warning("lease renewal failed (%s); retrying at the next beat", exc)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self._beat()
-
     def __enter__(self) -> Heartbeat:
-        # The work usually starts right after its lease was renewed (the check made, fetched, its bytes recorded):
-        # only a lease older than half a beat is renewed now, which spares a write per task on the fresh path.
-        self._beat(older_than_s=self.every_s / 2)
-        self._thread.start()
+        if not self.renewed:
+            # The work usually starts right after its lease was renewed (the check made, fetched, its bytes
+            # recorded): only a lease older than half a beat is renewed now, sparing a write on the fresh path.
+            self._beat(older_than_s=self.every_s / 2)
+        _keeper.add(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self.every_s + 5)
+        _keeper.remove(self)

@@ -111,6 +111,12 @@ def record_verdict(session: Session, verdict: Verdict) -> models.Verdict:
     return row
 
 
+def set_check_content(session: Session, check_id: str, sha256: str) -> None:
+    """The check's bytes are known: it now waits on that content (its lease renewed with it)."""
+    session.execute(update(models.Check).where(models.Check.id == check_id)
+                    .values(sha256=sha256, updated_at=models.utcnow()))
+
+
 def complete_check(session: Session, check_id: str, verdict_id: str, sha256: str | None = None) -> None:
     values: dict[str, Any] = {"status": "done", "verdict_id": verdict_id, "updated_at": models.utcnow()}
     if sha256:

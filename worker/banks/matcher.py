@@ -33,17 +33,16 @@ class BankMatcher:
         self.db = db
         self.vpdq_match_share = vpdq_match_share
         self.holder = SnapshotHolder(db, pdq_threshold, phash_threshold, vpdq_frame_threshold, folder=index_dir)
-
-    @property
-    def generation(self) -> tuple[int, int]:
-        return self.holder.current().state
+        # The banks' generation the last match was made against: the verdict's stamp is the state it saw.
+        self.generation: tuple[int, int] = (0, 0)
 
     def match(self, sha256: str, hashes: PerceptualHashes | None, dihedral: list[str] | None = None) -> list[BankHit]:
         found: Found = {}
-        snap = self.holder.current()
         with self.db.session() as session:
+            snap = self.holder.current(session)
             exact = session.scalars(select(models.BankEntry.id).where(
                 models.BankEntry.sha256 == sha256, models.BankEntry.status == "confirmed")).all()
+        self.generation = snap.state
         for entry_id in exact:
             found[entry_id] = ("sha256", 0, 0, None)
         if hashes is not None and hashes.pdq_usable:
@@ -93,15 +92,15 @@ class BankMatcher:
         found: Found = {}
         exact = [c for c in (models.BankEntry.sha256 == sha256 if sha256 else None,
                              models.BankEntry.md5 == md5 if md5 else None) if c is not None]
-        if exact:
-            with self.db.session() as session:
-                rows = session.execute(select(models.BankEntry.id, models.BankEntry.sha256).where(
-                    or_(*exact), models.BankEntry.status == "confirmed")).all()
-            for row in rows:
-                found[row.id] = ("sha256" if sha256 and row.sha256 == sha256 else "md5", 0, 0, None)
+        with self.db.session() as session:
+            snap = self.holder.current(session)
+            rows = session.execute(select(models.BankEntry.id, models.BankEntry.sha256).where(
+                or_(*exact), models.BankEntry.status == "confirmed")).all() if exact else []
+        self.generation = snap.state
+        for row in rows:
+            found[row.id] = ("sha256" if sha256 and row.sha256 == sha256 else "md5", 0, 0, None)
         query = video_match.usable(frames)
         if query:
-            snap = self.holder.current()
             pairs: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # video number -> pairs
             for qi, frame in enumerate(query):
                 for video, pos, dist in snap.search_frame(frame.pdq):

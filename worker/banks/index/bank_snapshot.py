@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from server import models
 from server.banks import service as banks
@@ -265,8 +266,12 @@ class SnapshotHolder:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 
-    def current(self) -> Snapshot:
-        with self.db.session() as session:
+    def current(self, session: Session | None = None) -> Snapshot:
+        """The snapshot of the banks' current generation; ``session``: read the generation in the caller's."""
+        if session is None:
+            with self.db.session() as own:
+                state = banks.generation_state(own)
+        else:
             state = banks.generation_state(session)
         with self._lock:
             if self._snapshot is None or self._snapshot.state != state:
