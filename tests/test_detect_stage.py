@@ -184,6 +184,23 @@ def test_detector_threads_follow_the_setting(tmp_path) -> None:
         torch.set_num_threads(before)
 
 
+def test_a_gpu_worker_process_loads_its_detectors_before_its_first_batch(tmp_path, caplog) -> None:
+    """worker_process_init preloads (issue 17): afterwards the first batch finds the runtime built; with detection
+    off nothing loads, and a broken setup is a warning, never a worker that cannot start."""
+    settings = Settings(models_dir=random_models(tmp_path / "m"))
+    runtime_module = sys.modules[Runtime.__module__]
+    runtime_module._RUNTIMES.clear()
+    assert detect_jobs.preload(settings)
+    loaded = list(runtime_module._RUNTIMES.values())
+    assert len(loaded) == 1 and detection.runtime(settings) is loaded[0]
+    runtime_module._RUNTIMES.clear()
+    assert not detect_jobs.preload(Settings(models_dir=tmp_path / "m", detect=False))
+    assert not runtime_module._RUNTIMES
+    with caplog.at_level(logging.WARNING):
+        assert not detect_jobs.preload(Settings(models_dir=tmp_path))  # no manifest there
+    assert "detectors not preloaded" in caplog.text
+
+
 # ---------------------------------------------------------------- batching, per-item errors, heat maps
 
 

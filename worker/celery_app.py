@@ -10,6 +10,7 @@ from server.config import get_settings
 from server.db import dispose_all
 from server.queue import make_celery
 from worker import allocator, metrics
+from worker.detection import jobs as detect_jobs
 
 app = make_celery(get_settings(), name="credence-worker")
 app.conf.include = ["worker.tasks"]
@@ -23,6 +24,8 @@ def _fresh_connections(**_: object) -> None:
     from worker import context
 
     context.reset()
+    if "gpu" in app.amqp.queues.consume_from:  # this worker's -Q, selected before the pool forked
+        detect_jobs.preload(get_settings())
 
 
 @task_prerun.connect
