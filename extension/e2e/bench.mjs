@@ -18,6 +18,11 @@ const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const profileEnv = process.env.CREDENCE_EXT_BENCH_PROFILE;
 config.profile ??= Boolean(profileEnv);
 if (profileEnv && profileEnv !== '1') config.profileOutput ??= profileEnv;
+// CREDENCE_EXT_BENCH_TRACE=FILE.json: the profiled run also records a DevTools trace there (what the
+// script's time holds besides script: style, layout and hit tests it forced).
+config.traceOutput ??= process.env.CREDENCE_EXT_BENCH_TRACE || undefined;
+const sampling = config.profile; // the CPU profile; a trace alone (below) leaves it out, and its cost
+if (config.traceOutput) config.profile = true;
 const N = config.images ?? 300;
 const VIEWPORT = { width: 1280, height: 800 };
 const W = 56;
@@ -152,6 +157,75 @@ function summarise(profile) {
 }
 
 /**
+ * What a DevTools trace says of the extension's script (CREDENCE_EXT_BENCH_TRACE): thread CPU time and
+ * wall time of the page's main thread's top-level script calls into the extension (its own functions,
+ * and the messages delivered to it through the browser's bindings, which the trace shows without a
+ * script address), by function. CPU time does not count the time the thread waited for a core, which
+ * on a loaded machine is most of the wall time the performance metrics report.
+ */
+function summariseTrace(buffer) {
+  const raw = JSON.parse(buffer);
+  const events = Array.isArray(raw) ? raw : raw.traceEvents;
+  const mains = new Set(events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain')
+    .map((e) => `${e.pid}:${e.tid}`));
+  const url = (e) => e.args?.data?.url ?? '';
+  const byThread = new Map();
+  for (const e of events) {
+    const key = `${e.pid}:${e.tid}`;
+    if (e.ph !== 'X' || !mains.has(key) || (e.name !== 'FunctionCall' && e.name !== 'EvaluateScript')) continue;
+    if (!byThread.has(key)) byThread.set(key, []);
+    byThread.get(key).push(e);
+  }
+  // The page's thread: the one running the extension's script.
+  const calls = [...byThread.values()].sort((a, b) => b.filter((e) => url(e).startsWith('chrome-extension:')).length
+    - a.filter((e) => url(e).startsWith('chrome-extension:')).length)[0] ?? [];
+  calls.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  const table = {};
+  let end = -1;
+  let cpu = 0;
+  let wall = 0;
+  for (const e of calls) {
+    if (e.ts < end) continue; // nested in the last top-level call
+    end = e.ts + e.dur;
+    const d = e.args?.data ?? {};
+    const own = url(e).startsWith('chrome-extension:');
+    // Not the extension's: skipped, but for calls with no script at all (scriptId 0), which are the
+    // browser's bindings delivering messages to the extension's listeners (the bench page has no script).
+    if (!own && (url(e) || d.scriptId !== '0')) continue;
+    const name = own ? `${d.functionName || '(anonymous)'} content.js:${(d.lineNumber ?? 0) + 1}` : '(messages from the extension)';
+    table[name] ??= { cpu_ms: 0, wall_ms: 0, calls: 0 };
+    table[name].cpu_ms += (e.tdur ?? 0) / 1000;
+    table[name].wall_ms += e.dur / 1000;
+    table[name].calls += 1;
+    cpu += (e.tdur ?? 0) / 1000;
+    wall += e.dur / 1000;
+  }
+  const round = (n) => +n.toFixed(1);
+  return {
+    script_cpu_ms: round(cpu), script_wall_ms: round(wall),
+    by_function: Object.fromEntries(Object.entries(table).sort((a, b) => b[1].cpu_ms - a[1].cpu_ms).slice(0, 15)
+      .map(([k, v]) => [k, { cpu_ms: round(v.cpu_ms), wall_ms: round(v.wall_ms), calls: v.calls }])),
+  };
+}
+
+/** Stop the trace started with the profiled run, write it (for DevTools) and summarise it. */
+async function saveTrace(cdp, file) {
+  const complete = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+  await cdp.send('Tracing.end');
+  const { stream } = await complete;
+  const chunks = [];
+  for (;;) {
+    const { data, eof, base64Encoded } = await cdp.send('IO.read', { handle: stream });
+    chunks.push(base64Encoded ? Buffer.from(data, 'base64') : Buffer.from(data));
+    if (eof) break;
+  }
+  await cdp.send('IO.close', { handle: stream });
+  const trace = Buffer.concat(chunks);
+  writeFileSync(file, trace);
+  return summariseTrace(trace);
+}
+
+/**
  * One page load, with or without the extension. With it, screenshots every 250 ms until all badges
  * show; without it, `shots` screenshots at the same pace, so Playwright's own in-page work for them
  * (it runs script in the page) counts on both sides and the difference is the extension's.
@@ -172,7 +246,11 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     const page = context.pages()[0] ?? await context.newPage();
     const cdp = await context.newCDPSession(page);
     await cdp.send('Performance.enable');
-    if (profiling) {
+    if (profiling && config.traceOutput) {
+      await cdp.send('Tracing.start', { transferMode: 'ReturnAsStream', traceConfig: {
+        includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'blink'] } });
+    }
+    if (profiling && sampling) {
       await cdp.send('Profiler.enable');
       await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
       await cdp.send('Profiler.start');
@@ -206,11 +284,12 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     await sleep(Math.max(0, t0 + 5000 - Date.now())); // at least 5 s after loading, both ways
     const m1 = await metrics();
     let cpu;
-    if (profiling) {
+    if (profiling && sampling) {
       const { profile: raw } = await cdp.send('Profiler.stop');
       cpu = summarise(raw);
       if (config.profileOutput) writeFileSync(config.profileOutput, JSON.stringify(raw)); // for DevTools
     }
+    const traced = profiling && config.traceOutput ? await saveTrace(cdp, config.traceOutput) : null;
     // Scrolling: 120 wheel steps down and up.
     for (let i = 0; i < 120; i += 1) {
       await page.mouse.wheel(0, i < 60 ? 100 : -100);
@@ -224,6 +303,7 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
       scroll_script_ms: Math.round((m2.ScriptDuration - m1.ScriptDuration) * 1000), scroll_layouts: m2.LayoutCount - m1.LayoutCount,
       all_badges_ms: allBadges, screenshots: taken, timeline: timeline.slice(), requests: requests.slice(before), load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) },
       ...(cpu ? { profile: cpu } : {}),
+      ...(traced ? { trace: traced } : {}),
     };
   } finally {
     await context.close();
@@ -247,7 +327,8 @@ const result = {
   streams: count('GET /api/v1/checks/events'),
   script_ms_per_100_images: +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
   images_per_request: +(N / Math.max(1, withExt.requests.length)).toFixed(1),
-  ...(profiled ? { profiled: { script_ms: profiled.script_ms, layouts: profiled.layouts, profile: profiled.profile } } : {}),
+  ...(profiled ? { profiled: { script_ms: profiled.script_ms, layouts: profiled.layouts, profile: profiled.profile,
+    trace: profiled.trace } } : {}),
   badges_vs_server: withExt.all_badges_ms === null ? null : +(withExt.all_badges_ms / own).toFixed(2),
   timeline: withExt.timeline.map(([at, what, took, pushed]) => `${at} ms: ${what} (${took} ms)${
     Object.keys(pushed).length ? `, results by second: ${JSON.stringify(pushed)}` : ''}`),

@@ -4,7 +4,7 @@ import { ext } from './lib/browser.js';
 import { createMenus, onMenuClick } from './lib/menus.js';
 import { POLL_ALARM, Service } from './lib/service.js';
 import { loadSettings } from './lib/settings.js';
-import { actionLook, mergeFrames } from './lib/tabstate.js';
+import { actionLook, mergeFrames, nextFrameState } from './lib/tabstate.js';
 
 const service = new Service({ ext });
 
@@ -67,8 +67,15 @@ async function handle(message, sender) {
       // sender.tab and sender.frameId come from the browser, not from the message.
       const tabId = sender.tab?.id;
       if (tabId === undefined || typeof message.state !== 'object') return { ok: false };
-      await updateTab(tabId, (frames) => ({ ...frames, [sender.frameId ?? 0]: message.state }));
-      return { ok: true };
+      // All of the frame's rows, or those changed since its last report (nextFrameState).
+      const frameId = sender.frameId ?? 0;
+      let stale = false;
+      await updateTab(tabId, (frames) => {
+        const next = nextFrameState(frames[frameId], message);
+        stale = next === null;
+        return stale ? frames : { ...frames, [frameId]: next };
+      });
+      return stale ? { ok: false, resend: true } : { ok: true };
     }
     case 'tab-state': {
       // Only the extension's own pages (the popup) may ask; content scripts run on web pages.

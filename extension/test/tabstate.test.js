@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { actionLook, levelCounts, mergeFrames, WARNING } from '../src/lib/tabstate.js';
+import { actionLook, levelCounts, mergeFrames, nextFrameState, WARNING } from '../src/lib/tabstate.js';
 
 const img = (url, level, count = 1) => ({ url, level, count });
 
@@ -35,4 +35,27 @@ test('a page that hides or covers badges turns the action into a warning', () =>
 test('nothing checked yet: no badge text', () => {
   assert.deepEqual(actionLook({ images: [], warnings: [], pending: 0 }),
     { text: '', color: '#616161', title: 'Credence: no images checked on this page yet.' });
+});
+
+test('a frame reports every row once, then only the rows that changed', () => {
+  const row = (id, url, level, count = 1) => ({ id, url, level, count });
+  const first = nextFrameState(undefined, {
+    state: { images: [row(1, 'a', 'no-evidence'), row(2, 'b', 'verified')], pending: 3, warning: null, seq: 1 },
+  });
+  assert.deepEqual(first.images.map((r) => r.url), ['a', 'b']);
+  // Row 2 changed (a second image shows it), row 1 went (its verdict was dropped), row 3 is new.
+  const next = nextFrameState(first, {
+    base: 1, removed: [1],
+    state: { images: [row(2, 'b', 'verified', 2), row(3, 'c', 'known-fake')], pending: 0, warning: 'w', seq: 2 },
+  });
+  assert.deepEqual(next.images.map((r) => [r.url, r.count]), [['b', 2], ['c', 1]]);
+  assert.equal(next.pending, 0);
+  assert.equal(next.warning, 'w');
+  assert.equal(next.seq, 2);
+  assert.deepEqual(mergeFrames({ 0: next }).images.map((r) => r.url), ['b', 'c']);
+  // A change that does not follow the held report (one was lost, or a navigation cleared the tab): none.
+  assert.equal(nextFrameState(next, { base: 1, removed: [], state: { images: [], seq: 3 } }), null);
+  assert.equal(nextFrameState(undefined, { base: 2, removed: [], state: { images: [], seq: 3 } }), null);
+  // Every row again replaces what was held.
+  assert.deepEqual(nextFrameState(next, { state: { images: [row(4, 'd', 'tampered')], seq: 9 } }).images.map((r) => r.url), ['d']);
 });

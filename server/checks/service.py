@@ -22,6 +22,7 @@ from server.services import Services
 from server.verdicts import detection_pending
 
 CLOCK_POLL_S = 0.01  # a waiter reads the verdict clock this often (a stat or a Redis GET: microseconds)
+MIN_LOOK_S = 0.03  # and looks at the database at most this often: a page's verdicts arrive a few ms apart
 POLL_INTERVAL_S = 0.5  # and the database this often without news (the database is the truth, the clock a hint)
 STREAM_POLL_S = 0.5  # a stream looks at the database this often: open streams stay cheap, and verdicts
 # finishing within it go out together (each push is a message and a redraw in every tab that waits)
@@ -147,14 +148,16 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
                 finished += 1
         if finished == len(waiting) or (until_any and finished) or time.monotonic() + CLOCK_POLL_S > deadline:
             return
-        _until_news(svc, seen, min(deadline, time.monotonic() + POLL_INTERVAL_S))
+        _until_news(svc, seen, time.monotonic() + MIN_LOOK_S, min(deadline, time.monotonic() + POLL_INTERVAL_S))
 
 
-def _until_news(svc: Services, seen: Any, until: float) -> None:
-    """Sleep until the verdict clock moves from ``seen`` or ``until`` (monotonic) passes."""
+def _until_news(svc: Services, seen: Any, not_before: float, until: float) -> None:
+    """Sleep until the verdict clock has moved from ``seen`` and ``not_before`` has passed, or ``until`` passes
+    (monotonic times): completions within ``MIN_LOOK_S`` of each other cost the waiter one query, not one each."""
     while True:
         time.sleep(max(0.0, min(CLOCK_POLL_S, until - time.monotonic())))
-        if time.monotonic() >= until or svc.clock.read() != seen:
+        now = time.monotonic()
+        if now >= until or (now >= not_before and svc.clock.read() != seen):
             return
 
 

@@ -18,7 +18,7 @@ export const BADGE_CSS = `
   border: 1.5px solid #fff; border-radius: 6px; background: var(--fill); color: var(--ink); cursor: pointer;
   box-shadow: 0 1px 3px rgba(0, 0, 0, .55); }
 .badge.hollow { border: 1.5px dashed var(--ink); }
-.badge svg { display: block; width: 100%; height: 100%; }
+.badge svg { display: block; width: 100%; height: 100%; pointer-events: none; } /* the button is the target */
 .badge:focus-visible { outline: 3px solid #ffd54f; outline-offset: 2px; }
 .tip { display: none; position: absolute; top: ${BADGE_SIZE + 6}px; left: 0; width: max-content; max-width: 280px;
   padding: 8px 10px; border-radius: 6px; background: #1d1f21; color: #f5f5f5; box-shadow: 0 2px 10px rgba(0, 0, 0, .5); }
@@ -37,8 +37,41 @@ export const BADGE_CSS = `
 `;
 
 let counter = 0;
-const reports = new WeakMap(); // badge button -> the report it opens (none for a verdict without one)
+const verdicts = new WeakMap(); // badge button -> the verdict it shows (its report, its tooltip's lines)
 const keyedAt = new WeakMap(); // badge button -> when Enter or Space last opened it
+const templates = new WeakMap(); // document -> Map(level|mismatch -> a badge to clone)
+
+/**
+ * The tooltip of a badge, built the first time a pointer or the focus reaches it: a page of 300
+ * badges needs none of the 300 until then (issue 18). The button's accessible label already says
+ * all it says, so screen readers lose nothing before it exists.
+ */
+function ensureTip(wrap) {
+  if (!wrap || wrap.querySelector('.tip')) return;
+  const button = wrap.firstChild;
+  const verdict = verdicts.get(button);
+  if (!verdict) return;
+  const doc = wrap.ownerDocument;
+  const tip = doc.createElement('div');
+  tip.className = 'tip';
+  tip.id = `credence-tip-${(counter += 1)}`;
+  tip.setAttribute('role', 'tooltip');
+  const { title, evidence, score, mismatch } = describe(verdict);
+  const add = (cls, text) => {
+    if (!text) return;
+    const p = doc.createElement('p');
+    p.className = cls;
+    p.textContent = text;
+    tip.append(p);
+  };
+  add('mismatch', mismatch);
+  add('title', title);
+  add('line', evidence);
+  add('line', score);
+  add('hint', verdict.reportUrl ? 'Click for the full report.' : null);
+  wrap.append(tip);
+  button.setAttribute('aria-describedby', tip.id);
+}
 
 /**
  * One set of listeners on the badges' shadow root for all its badges, rather than four per badge
@@ -49,7 +82,7 @@ export function handleBadges(root, onOpen) {
   const open = (event, button) => {
     event.preventDefault();
     event.stopPropagation(); // the page's own handlers (links around images) stay out of it
-    const url = reports.get(button);
+    const url = verdicts.get(button)?.reportUrl;
     if (url) onOpen(url);
   };
   root.addEventListener('click', (event) => {
@@ -76,61 +109,64 @@ export function handleBadges(root, onOpen) {
       button.blur();
     }
   });
+  // The tooltip is built as the pointer comes over its badge (before :hover shows it).
+  root.addEventListener('pointerover', (event) => ensureTip(event.target.closest?.('.wrap')));
   // pointerleave and focus do not bubble: their bubbling twins, for the badge they concern.
   root.addEventListener('pointerout', (event) => {
     const wrap = event.target.closest?.('.wrap');
     if (wrap && !wrap.contains(event.relatedTarget)) wrap.classList.remove('dismissed');
   });
   root.addEventListener('focusin', (event) => {
-    if (buttonOf(event)) event.target.closest('.wrap')?.classList.remove('dismissed');
+    if (!buttonOf(event)) return;
+    const wrap = event.target.closest('.wrap');
+    ensureTip(wrap);
+    wrap?.classList.remove('dismissed');
   });
 }
 
-/** A badge for `verdict` (compact, with reportUrl); its root's handleBadges makes it open the report. */
-export function createBadge(doc, verdict) {
-  const info = levelInfo(verdict.level);
-  const wrap = doc.createElement('div');
+/** The badge of a level, its tooltip left out: what every badge of that level starts as. */
+function template(doc, level, mismatch) {
+  let byKey = templates.get(doc);
+  if (!byKey) templates.set(doc, (byKey = new Map()));
+  const key = `${level}|${mismatch}`;
+  let wrap = byKey.get(key);
+  if (wrap) return wrap;
+  const info = levelInfo(level);
+  wrap = doc.createElement('div');
   wrap.className = 'wrap';
-  wrap.dataset.level = verdict.level;
-  if (verdict.mismatch) {
+  wrap.dataset.level = level;
+  if (mismatch) {
     // The bytes this browser shows are not those Credence checked at the address (cloaking).
     wrap.classList.add('mismatch');
     wrap.dataset.mismatch = 'true';
   }
-
   const button = doc.createElement('button');
   button.type = 'button';
   button.className = info.hollow ? 'badge hollow' : 'badge';
   button.style.setProperty('--fill', info.fill);
   button.style.setProperty('--ink', info.ink);
-  button.setAttribute('aria-label', accessibleLabel(verdict));
-  const tipId = `credence-tip-${(counter += 1)}`;
-  button.setAttribute('aria-describedby', tipId);
   button.append(icon(doc, info.icon));
-  reports.set(button, verdict.reportUrl ?? null);
+  wrap.append(button);
+  if (mismatch) {
+    const mark = doc.createElement('span');
+    mark.className = 'mark';
+    mark.textContent = '≠';
+    mark.setAttribute('aria-hidden', 'true');
+    wrap.append(mark);
+  }
+  byKey.set(key, wrap);
+  return wrap;
+}
 
-  const tip = doc.createElement('div');
-  tip.className = 'tip';
-  tip.id = tipId;
-  tip.setAttribute('role', 'tooltip');
-  const { title, evidence, score, mismatch } = describe(verdict);
-  const add = (cls, text) => {
-    if (!text) return;
-    const p = doc.createElement('p');
-    p.className = cls;
-    p.textContent = text;
-    tip.append(p);
-  };
-  add('mismatch', mismatch);
-  add('title', title);
-  add('line', evidence);
-  add('line', score);
-  add('hint', verdict.reportUrl ? 'Click for the full report.' : null);
-
-  const mark = doc.createElement('span');
-  mark.className = 'mark';
-  mark.textContent = '≠';
-  mark.setAttribute('aria-hidden', 'true');
-  wrap.append(button, mark, tip);
+/**
+ * A badge for `verdict` (compact, with reportUrl); its root's handleBadges makes it open the report.
+ * A copy of its level's template (one call instead of a dozen per badge) with its own label; its
+ * tooltip comes when it is first hovered or focused.
+ */
+export function createBadge(doc, verdict) {
+  const wrap = template(doc, verdict.level, Boolean(verdict.mismatch)).cloneNode(true);
+  const button = wrap.firstChild;
+  button.setAttribute('aria-label', accessibleLabel(verdict));
+  verdicts.set(button, verdict);
   return wrap;
 }

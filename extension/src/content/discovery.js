@@ -9,10 +9,14 @@
 export const MIN_SIDE = 40; // CSS pixels and natural pixels; below this it is an icon or a tracker
 const NEAR_VIEWPORT = '200px';
 const SWEEP_MS = 2000;
-// Image loads come one task each: they are looked at together this long after the first (a page's
-// burst of loads costs a few passes, timers and messages instead of one each; issue 18).
+// Images near the viewport still loading are looked at together this often until they are complete,
+// rather than on their `load` events: each event is a call into the content script (about 25 µs of
+// CPU), 300 of them on a page of 300 images, where a look at the loading ones every 100 ms reads a
+// property of each (issue 18). The same interval gathers the media events of videos.
 const GATHER_MS = 100;
-const MEDIA_EVENTS = ['load', 'error', 'emptied', 'loadstart', 'loadedmetadata'];
+const MAX_POLL_MS = 1000; // an image that never completes (a stream in an <img>) is looked at ever less often
+// Not `load` (above). `error` stays: a broken image is rare, and it is complete then.
+const MEDIA_EVENTS = ['error', 'emptied', 'loadstart', 'loadedmetadata'];
 
 // Tag test rather than instanceof: page and content script see different constructors.
 export function isImg(node) {
@@ -69,10 +73,10 @@ export function checkableVideoUrl(url) {
   return /^https?:\/\//i.test(url);
 }
 
-/** What an element shows: the image's file, the video's, or its CSS background image. */
-export function mediaUrl(el) {
-  if (isVideo(el)) return videoUrl(el);
-  if (isImg(el)) return imageUrl(el);
+/** What an element shows: the image's file, the video's, or its CSS background image (`name`: its localName). */
+export function mediaUrl(el, name = el.localName) {
+  if (name === 'video') return videoUrl(el);
+  if (name === 'img') return imageUrl(el);
   return backgrounds.get(el) ?? '';
 }
 
@@ -112,14 +116,22 @@ export class Discovery {
     this.near = new Set(); // images in or near the viewport
     this.watched = new WeakSet();
     this.reported = new WeakMap(); // img -> url last reported
-    // Media events come one task each (300 image loads, 300 tasks): evaluated together GATHER_MS
-    // later, the geometry reads of a burst share one style and layout update instead of one each.
-    this.queued = new Set();
+    // Looked at together GATHER_MS later: images near the viewport that were still loading (until
+    // they are complete) and elements that had a media event; the geometry reads of a burst share one
+    // style and layout update instead of one each.
+    this.queued = new Set(); // media events' elements
+    this.loading = new Set(); // near images not complete yet
     this.queueTimer = 0;
     this.onEvent = (event) => {
       if (!isImg(event.target) && !isVideo(event.target)) return;
       this.queued.add(event.target);
-      if (!this.queueTimer) this.queueTimer = setTimeout(() => this.evaluateQueued(), GATHER_MS);
+      this.soon();
+    };
+    // A new viewport size may make an <img srcset> or <picture> load another file, without any
+    // attribute changing: look at the near images again (those switching are loading by then).
+    this.onResize = () => {
+      for (const el of this.near) if (isImg(el)) this.loading.add(el);
+      this.soon();
     };
   }
 
@@ -131,10 +143,12 @@ export class Discovery {
           this.evaluate(entry.target, entry.boundingClientRect); // no layout of its own
         } else {
           this.near.delete(entry.target);
+          this.loading.delete(entry.target); // looked at again when it comes near
         }
       }
     }, { rootMargin: NEAR_VIEWPORT });
     this.mo = new MutationObserver((records) => this.mutated(records));
+    addEventListener('resize', this.onResize, { passive: true });
     this.observeRoot(this.doc);
     // Visibility changes through CSS alone fire no observer; look again at near, unreported ones
     // (one timer for the page), and read the CSS backgrounds of what was added meanwhile.
@@ -155,9 +169,9 @@ export class Discovery {
     this.mo.observe(root === this.doc ? this.doc.documentElement : root, {
       childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset'],
     });
-    // load/error and the media events do not bubble (nor leave a shadow root); capture sees every
-    // image finishing (lazy ones, srcset switches) and every video (re)loading: a new source fires
-    // emptied/loadstart, then loadedmetadata once currentSrc is known.
+    // error and the media events do not bubble (nor leave a shadow root); capture sees every image
+    // failing and every video (re)loading: a new source fires emptied/loadstart, then loadedmetadata
+    // once currentSrc is known. Images finishing are looked for instead (evaluateQueued).
     for (const type of MEDIA_EVENTS) root.addEventListener(type, this.onEvent, true);
     if (root !== this.doc) this.onRoot(root);
     this.scan(root);
@@ -168,13 +182,15 @@ export class Discovery {
     if (isImg(node) || isVideo(node)) this.watch(node);
     if (node.shadowRoot) this.observeRoot(node.shadowRoot);
     if (!node.querySelectorAll) return;
-    for (const el of node.querySelectorAll('img, video')) this.watch(el);
     if (node.nodeType === 1) this.styleQueue.add(node);
     else if (node.nodeType === 11) for (const child of node.children) this.styleQueue.add(child);
-    // Shadow hosts cannot be selected; walk the elements once (cheap: no styles, no layout).
+    // Shadow hosts cannot be selected: one walk over the elements (cheap: no styles, no layout) finds
+    // them and the images and videos. <img> and <video> cannot host a shadow root: not asked.
     const walker = this.doc.createTreeWalker(node, NodeFilter.SHOW_ELEMENT);
     for (let el = walker.nextNode(); el; el = walker.nextNode()) {
-      if (el.shadowRoot && !this.roots.has(el.shadowRoot)) this.observeRoot(el.shadowRoot);
+      const name = el.localName;
+      if (name === 'img' || name === 'video') this.watch(el);
+      else if (el.shadowRoot && !this.roots.has(el.shadowRoot)) this.observeRoot(el.shadowRoot);
     }
   }
 
@@ -188,7 +204,9 @@ export class Discovery {
     }
     for (const top of queue) {
       if (!top.isConnected) continue;
-      const all = [top, ...top.querySelectorAll('*')];
+      // Images and videos are left out by the selector rather than one by one (a page's images are
+      // most of its elements, often).
+      const all = [top, ...top.querySelectorAll(':not(img):not(video)')];
       for (const el of all) {
         if (isImg(el) || isVideo(el) || this.watched.has(el)) continue;
         const url = backgroundUrl(getComputedStyle(el).backgroundImage);
@@ -199,17 +217,36 @@ export class Discovery {
     }
   }
 
+  soon(delay = GATHER_MS) {
+    if (this.queueTimer) return;
+    this.pollDelay = delay;
+    this.queueTimer = setTimeout(() => this.evaluateQueued(), delay);
+  }
+
   evaluateQueued() {
     this.queueTimer = 0;
     const queued = [...this.queued];
     this.queued.clear();
     for (const el of queued) this.evaluate(el);
+    let done = 0;
+    for (const img of this.loading) {
+      if (!img.isConnected || !this.near.has(img)) this.loading.delete(img);
+      else if (img.complete) {
+        this.loading.delete(img);
+        done += 1;
+        this.evaluate(img);
+      }
+    }
+    // The rest, next time: soon while images keep finishing, ever later while none does.
+    if (this.loading.size) this.soon(done || queued.length ? GATHER_MS : Math.min(MAX_POLL_MS, this.pollDelay * 2));
   }
 
   stop() {
     clearTimeout(this.queueTimer);
     this.queueTimer = 0;
     this.queued.clear();
+    this.loading.clear();
+    removeEventListener('resize', this.onResize);
     this.io?.disconnect();
     this.mo?.disconnect();
     for (const root of this.roots) for (const type of MEDIA_EVENTS) root.removeEventListener(type, this.onEvent, true);
@@ -242,10 +279,16 @@ export class Discovery {
 
   /** Report the element if it is near the viewport, loaded (images), big and visible enough, and new or changed. */
   evaluate(el, rect = null) {
-    if (!this.near.has(el)) return;
-    const video = isVideo(el);
-    if (isImg(el) && !el.complete) return; // lazy / loading: the load event comes back here
-    const url = mediaUrl(el);
+    if (!this.near.has(el)) return; // (only elements are watched, so near)
+    const name = el.localName; // read once: each read is a call into the page's DOM
+    const video = name === 'video';
+    const img = name === 'img';
+    if (img && !el.complete) {
+      this.loading.add(el); // lazy / loading: looked at again until it is complete
+      this.soon();
+      return;
+    }
+    const url = mediaUrl(el, name);
     // Every video with something to play is reported: one without a web address (blob:, MediaSource,
     // a stream, data:) is badged "not checkable" by the page and nothing about it is sent.
     if (!url || (!video && !checkableUrl(url, { privacy: this.privacy }))) return;

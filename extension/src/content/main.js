@@ -36,6 +36,12 @@ class Page {
     this.lastError = null;
     this.sendTimer = 0;
     this.stateTimer = 0;
+    // The worker holds what this frame reported; each report after the first sends only the rows that
+    // changed (a page of 300 images sent all 300 once a second while verdicts came in; issue 18).
+    this.rowIds = new Map(); // key -> the number its row has in the reports
+    this.changed = new Set(); // keys whose row changed since the last report
+    this.sendAll = true; // the next report sends every row (the first, or the worker lost the last)
+    this.stateSeq = 0; // reports sent: each change says which one it follows
     this.warning = null; // set once: the toolbar action says it, the page is no longer fought over
     this.overlay = new Overlay(document, {
       onOpen: (url) => ext.runtime.sendMessage({ type: 'open-report', url }),
@@ -49,18 +55,57 @@ class Page {
     this.report();
   }
 
-  /** Tell the service worker (and so the toolbar action and the popup) what this frame shows, soon. */
-  report() {
+  /**
+   * Tell the service worker (and so the toolbar action and the popup) what this frame shows, soon:
+   * every row when `all` (or when the worker may have lost the last report), else the changed ones.
+   */
+  report(all = false) {
+    if (all) this.sendAll = true;
     if (this.stateTimer) return;
     this.stateTimer = setTimeout(() => {
       this.stateTimer = 0;
-      // What the action and the popup need, no more: this goes out about once a second on a busy page.
-      const images = this.state().images.map(({ url, level, summary, reportUrl, count, thumb, mismatch }) => ({
-        url, level, summary, reportUrl, count, ...(thumb && thumb !== url ? { thumb } : {}), ...(mismatch ? { mismatch } : {}),
-      }));
-      ext.runtime.sendMessage({ type: 'frame-state', state: { images, pending: this.asked.size, warning: this.warning } })
-        .catch(() => {});
+      this.sendState();
     }, STATE_DELAY_MS);
+  }
+
+  sendState() {
+    const all = this.sendAll;
+    const keys = all ? [...this.verdicts.keys()] : [...this.changed];
+    this.sendAll = false;
+    this.changed.clear();
+    // What the action and the popup need, no more: this goes out about once a second on a busy page.
+    const images = [];
+    const removed = [];
+    for (const key of keys) {
+      const v = this.verdicts.get(key);
+      if (!v) {
+        if (this.rowIds.has(key)) removed.push(this.rowIds.get(key));
+        continue;
+      }
+      const { url, level, summary, reportUrl, count, thumb, mismatch } = this.row(key, v);
+      images.push({
+        id: this.rowId(key), url, level, summary, reportUrl, count,
+        ...(thumb && thumb !== url ? { thumb } : {}), ...(mismatch ? { mismatch } : {}),
+      });
+    }
+    const base = this.stateSeq;
+    this.stateSeq += 1;
+    const state = { images, pending: this.asked.size, warning: this.warning, seq: this.stateSeq };
+    ext.runtime.sendMessage({ type: 'frame-state', state, ...(all ? {} : { base, removed }) }).then(
+      (answer) => {
+        if (answer?.resend) this.report(true); // the worker does not hold the report this one follows
+      },
+      () => {
+        this.sendAll = true; // not delivered: the next report sends everything
+      },
+    );
+  }
+
+  /** The number of `key`'s row in the reports (stable for the frame's life). */
+  rowId(key) {
+    let id = this.rowIds.get(key);
+    if (id === undefined) this.rowIds.set(key, (id = this.rowIds.size + 1));
+    return id;
   }
 
   get host() {
@@ -100,7 +145,7 @@ class Page {
     this.verdicts.clear();
     this.asked.clear();
     this.outbox.clear();
-    this.report();
+    this.report(true);
   }
 
   found(img, key) {
@@ -108,10 +153,12 @@ class Page {
     if (old && old !== key) {
       this.imagesByKey.get(old)?.delete(img);
       this.overlay.remove(img);
+      this.changed.add(old); // its count
     }
     this.keyOf.set(img, key);
     if (!this.imagesByKey.has(key)) this.imagesByKey.set(key, new Set());
     this.imagesByKey.get(key).add(img);
+    this.changed.add(key);
     if (isVideo(img) && !checkableVideoUrl(key)) {
       if (!this.verdicts.has(key)) this.verdicts.set(key, notCheckable(key));
       this.overlay.show(img, this.verdicts.get(key));
@@ -147,7 +194,11 @@ class Page {
   }
 
   async post(keys, force) {
-    const items = (await Promise.all(keys.map((key) => this.item(key)))).filter(Boolean);
+    // Web addresses go as they are; only blob: ones wait to be read (a promise for each of 300 plain
+    // addresses cost more than the message).
+    const blobs = keys.filter((key) => key.startsWith('blob:'));
+    const items = keys.filter((key) => !key.startsWith('blob:')).map((url) => ({ url }));
+    if (blobs.length) items.push(...(await Promise.all(blobs.map((key) => this.item(key)))).filter(Boolean));
     if (!items.length) return;
     try {
       await ext.runtime.sendMessage({ type: 'check', items, force });
@@ -184,6 +235,7 @@ class Page {
       if (!this.running && !this.forced.has(key)) continue; // switched off meanwhile: show nothing
       this.verdicts.set(key, verdict);
       this.asked.delete(key);
+      this.changed.add(key);
       const images = new Set(this.imagesByKey.get(key) ?? []);
       if (this.forced.has(key)) {
         for (const img of this.allImages()) {
@@ -226,13 +278,14 @@ class Page {
     if (!url.startsWith('http') && !this.settings.privacy) return false;
     this.forced.add(url); // its answer badges every image showing it (onVerdicts)
     this.verdicts.delete(url);
+    this.changed.add(url); // no row until its answer
     this.ask(url, true);
     return true;
   }
 
-  /** What the popup shows: one row per distinct image, with its level and report link. */
-  state() {
-    const images = [...this.verdicts].map(([key, v]) => ({
+  /** One distinct image as the popup shows it: its level, its report link, how many show it. */
+  row(key, v) {
+    return {
       url: key.startsWith('data:') ? `${key.slice(0, 40)}…` : key,
       level: v.level,
       label: v.label,
@@ -241,7 +294,12 @@ class Page {
       count: this.imagesByKey.get(key)?.size ?? 0,
       mismatch: Boolean(v.mismatch), // the browser shows other bytes than Credence got at this address
       thumb: /^https?:/i.test(key) || (key.startsWith('data:image/') && key.length <= MAX_THUMB_URL) ? key : null,
-    }));
+    };
+  }
+
+  /** What the popup shows: one row per distinct image, with its level and report link. */
+  state() {
+    const images = [...this.verdicts].map(([key, v]) => this.row(key, v));
     return {
       host: this.host,
       scanning: this.running,
@@ -265,7 +323,7 @@ export async function start() {
     if (message?.type === 'verdicts') page.onVerdicts(message.results ?? []);
     else if (message?.type === 'page-state') sendResponse(page.state());
     else if (message?.type === 'force-check') sendResponse({ ok: page.forceCheck(message.url) });
-    else if (message?.type === 'resend-state') page.report();
+    else if (message?.type === 'resend-state') page.report(true);
     return false;
   });
   ext.storage.onChanged.addListener((changes, area) => {

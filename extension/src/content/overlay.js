@@ -55,7 +55,7 @@ export class Overlay {
     this.onOpen = onOpen;
     this.onTrouble = onTrouble;
     this.badges = new Map(); // img -> badge element
-    this.shown = new Map(); // img -> the verdict its badge shows (JSON)
+    this.shown = new Map(); // img -> the verdict its badge shows
     this.clips = new Map(); // img -> [ancestors that clip it] (cached; cleared when the DOM changes)
     this.pinned = new Set(); // images that are, or are inside, something fixed or sticky
     this.turns = new Map(); // img -> its rotation/skew (read with its clippers, cached alike)
@@ -138,19 +138,22 @@ export class Overlay {
     this.layoutChanges.observe(root, { childList: true, subtree: true, attributes: true });
   }
 
-  /** Show (or replace) the badge of `img`; drawn with the others in the next frame. */
+  /**
+   * Show (or replace) the badge of `img`; drawn with the others in the next frame. The badge joins
+   * the shadow root there, after that pass has read the geometry: added here, it would leave the
+   * page's style and layout out of date, and the pass's first read would bring them up to date on the
+   * script's clock (for a delivery of 100 verdicts, most of the pass's time; issue 18).
+   */
   show(img, verdict) {
     this.mount();
     // The same verdict again (a re-delivery, the same file found twice): the badge stays as it is,
     // not rebuilt, re-observed and re-placed.
-    const shown = JSON.stringify(verdict);
-    if (this.badges.has(img) && this.shown.get(img) === shown) return;
+    // (Compared as JSON only then: a first badge needs no copy of its verdict as text.)
+    const before = this.shown.get(img);
+    if (before && (before === verdict || JSON.stringify(before) === JSON.stringify(verdict))) return;
     this.remove(img);
-    this.shown.set(img, shown);
-    const badge = createBadge(this.doc, verdict);
-    badge.hidden = true; // until the next layout has placed it
-    this.badges.set(img, badge);
-    this.root.append(badge);
+    this.shown.set(img, verdict);
+    this.badges.set(img, createBadge(this.doc, verdict));
     this.fresh.add(img);
     this.resizes.observe(img);
     this.pending.add(img);
@@ -267,24 +270,31 @@ export class Overlay {
       plan.push([img, badge, { rect, visible, at }]);
     }
     let moved = false;
+    const added = []; // new badges: into the shadow root together, once every geometry is read
     for (const [img, badge, spot] of plan) {
       if (!spot) {
         this.remove(img);
         continue;
       }
+      if (!badge.parentNode) added.push(badge);
       const x = Math.round(spot.at.left - origin.left);
       const y = Math.round(spot.at.top - origin.top);
       const last = this.spots.get(img);
       if (last && (last.x !== x || last.y !== y)) moved = true;
-      if (!last || last.x !== x || last.y !== y) badge.style.transform = `translate(${x}px, ${y}px)`;
-      if (badge.hidden === spot.visible) badge.hidden = !spot.visible;
-      badge.classList.toggle('flip', spot.rect.left + 300 > viewportWidth);
+      // Placed by its offsets rather than a transform: hit tests (the cover check's) cross 300 plain
+      // boxes faster than 300 transformed ones.
+      if (!last || last.x !== x || last.y !== y) badge.style.inset = `${y}px auto auto ${x}px`;
+      // Written only when changed, known from the last pass (a new badge is shown, not flipped).
+      if ((last ? last.visible : true) !== spot.visible) badge.hidden = !spot.visible;
+      const flip = spot.rect.left + 300 > viewportWidth; // the tooltip opens leftwards near the right edge
+      if ((last ? last.flip : false) !== flip) badge.classList.toggle('flip', flip);
       // The badge's centre, from the rect's corner: the cover check looks there.
       const centre = {
         dx: spot.at.left + BADGE_SIZE / 2 - spot.rect.left, dy: spot.at.top + BADGE_SIZE / 2 - spot.rect.top,
       };
-      this.spots.set(img, { x, y, visible: spot.visible, rect: spot.rect, origin, centre });
+      this.spots.set(img, { x, y, visible: spot.visible, flip, rect: spot.rect, origin, centre });
     }
+    if (added.length) this.root.append(...added);
     // Still moving (a transition, a smooth scroll, an animated slider): follow it frame by frame.
     this.moving = moved ? this.moving + 1 : 0;
     if (moved && this.moving < MOVING_FRAMES) this.schedule();
@@ -316,6 +326,12 @@ export class Overlay {
   checkCovered() {
     const now = performance.now();
     if (!this.host?.isConnected) return;
+    if (this.frame) {
+      // A pass is due (new badges, something moved): a hit test now would lay the page out first, on
+      // the script's clock; after that pass's frame is drawn it costs only the hit tests.
+      this.coverAfterFrame();
+      return;
+    }
     if (now - this.coverCheckAt < COVER_CHECK_MS) {
       // Throttled: look once more when the interval is over (one timer for the whole page), after
       // the frame then (whatever the page changed meanwhile is laid out by the frame, not by the hit test).
@@ -331,26 +347,25 @@ export class Overlay {
     let changed = false;
     // Viewport coordinates now: the document may have scrolled since the layout (host and images with it).
     const origin = this.host.getBoundingClientRect();
-    const spots = [...this.spots].map(([img, spot]) => {
-      const dx = origin.left - spot.origin.left;
-      const dy = origin.top - spot.origin.top;
-      const r = spot.rect;
-      const rect = { left: r.left + dx, top: r.top + dy, right: r.right + dx, bottom: r.bottom + dy };
-      return [img, { ...spot, rect }];
-    });
+    const spots = [...this.spots];
     const viewport = { width: innerWidth, height: innerHeight };
     const start = (this.coverTurn ?? 0) % Math.max(1, spots.length);
     for (let i = 0; i < spots.length && sampled < COVER_SAMPLES; i += 1) {
       const [img, spot] = spots[(start + i) % spots.length];
       this.coverTurn = start + i + 1;
-      const cx = spot.rect.left + spot.centre.dx;
-      const cy = spot.rect.top + spot.centre.dy;
+      // Its rect in viewport coordinates now (moved as the host moved), for the sampled ones only.
+      const dx = origin.left - spot.origin.left;
+      const dy = origin.top - spot.origin.top;
+      const cx = spot.rect.left + dx + spot.centre.dx;
+      const cy = spot.rect.top + dy + spot.centre.dy;
       if (cx < 0 || cy < 0 || cx >= viewport.width || cy >= viewport.height) continue;
       if (!spot.visible && !this.occluded.has(img)) continue;
       sampled += 1;
+      const r = spot.rect;
+      const rect = { left: r.left + dx, top: r.top + dy, right: r.right + dx, bottom: r.bottom + dy };
       const top = this.doc.elementFromPoint(cx, cy); // the topmost only: cheaper than elementsFromPoint
       if (this.occluded.has(img)) {
-        const still = top && top !== this.host && top !== img && contains(top.getBoundingClientRect(), spot.rect);
+        const still = top && top !== this.host && top !== img && contains(top.getBoundingClientRect(), rect);
         if (!still) {
           this.occluded.delete(img);
           changed = true;
@@ -358,7 +373,7 @@ export class Overlay {
         continue;
       }
       if (!top || top === this.host || top === img || img.contains?.(top)) continue;
-      if (contains(top.getBoundingClientRect(), spot.rect)) {
+      if (contains(top.getBoundingClientRect(), rect)) {
         this.occluded.add(img);
         changed = true;
       } else {

@@ -25,6 +25,22 @@ export function mergeFrames(frames) {
   return { images: [...byUrl.values()], warnings: [...warnings], pending };
 }
 
+/**
+ * A frame's state once its 'frame-state' message is applied to the one the worker holds (`held`):
+ * the message's own state when it carries every row; else (it names the report it follows, `base`)
+ * the held rows with its changed ones put in (by row id) and its `removed` ids taken out. Null when
+ * the held state is not the one it follows (lost, cleared by a navigation): the frame must send all.
+ */
+export function nextFrameState(held, message) {
+  const { state } = message;
+  if (message.base === undefined) return state;
+  if (!held || held.seq !== message.base) return null;
+  const rows = new Map((held.images ?? []).map((row) => [row.id, row]));
+  for (const id of message.removed ?? []) rows.delete(id);
+  for (const row of state.images ?? []) rows.set(row.id, row);
+  return { ...state, images: [...rows.values()] };
+}
+
 /** Counts per level, most important level first: [[level, n], ...]. */
 export function levelCounts(images) {
   const counts = new Map();
