@@ -67,6 +67,24 @@ def test_log_appends_reads_restarts_and_ignores_bad_keys(backend, tmp_path, redi
         assert not (tmp_path / "progress" / "check-..").exists()
 
 
+@pytest.mark.parametrize("backend", ["files", "redis"])
+def test_events_held_and_written_together_keep_their_order_and_their_own_times(backend, tmp_path, redis_url) -> None:
+    """A rule's end is written with the next rule's start (worker/jobs.py): one write, each event as it happened."""
+    client = redis.Redis.from_url(redis_url) if backend == "redis" else None
+    log = ProgressLog(client, None if client else tmp_path / "progress", ttl_s=60)
+    log.restart("media", "c" * 64)
+    first = progress.event_of("decode", progress.END, ms=4.0)
+    time.sleep(0.01)
+    second = progress.event_of("hashes", progress.START)
+    log.add_many("media", "c" * 64, [first, second])
+    log.add_many("media", "c" * 64, [])
+    read = log.read_many([("media", "c" * 64)])[("media", "c" * 64)]
+    assert [(e["stage"], e["event"]) for e in read] == [("decode", "end"), ("hashes", "start")]
+    assert read[0]["ms"] == 4.0 and read[0]["at"] < read[1]["at"]
+    if client is not None:
+        client.close()
+
+
 def test_a_broken_redis_never_fails_a_writer_or_a_reader() -> None:
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
     log = ProgressLog(dead, None)

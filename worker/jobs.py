@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from server import models
 from server.checks import records
-from server.checks.progress import DONE, END, PLAN, QUEUED, START
+from server.checks.progress import DONE, END, PLAN, QUEUED, START, event_of
 from server.config import PIPELINE_VERSION, Settings
 from server.media_types import IMAGE_TYPES, sniff
 from server.queue import enqueue_analyze, enqueue_fetch
@@ -27,7 +27,7 @@ from worker.fetch.media import fetch
 from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
 from worker.pipeline.rules import RULES
-from worker.pipeline.runner import RuleProgress, analyze
+from worker.pipeline.runner import analyze
 from worker.settle import complete_from_record, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
@@ -50,14 +50,25 @@ def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
         ctx.cache.release(f"inflight:{check.url_hash}")
 
 
-def _media_progress(ctx: Context, sha256: str) -> RuleProgress:
-    """The runner's progress callback: each rule's start, end and skip, as events of this content."""
-    plog = ctx.progress
+class _MediaProgress:
+    """The runner's progress callback: each rule's start, end and skip, as events of this content.
 
-    def tell(rule: str, event: str, ms: float | None) -> None:
-        plog.add("media", sha256, rule, event, **({} if ms is None else {"ms": ms}))
+    A rule's end (or skip) is held and written with the next rule's start, and the last ones by ``flush``: one
+    write per rule instead of two (in Redis a round trip each: 5.3 ms of a worker's CPU per image, issue 17).
+    Each event keeps the time it happened; a rule that is running shows as running, as before."""
 
-    return tell
+    def __init__(self, ctx: Context, sha256: str) -> None:
+        self.plog, self.sha256 = ctx.progress, sha256
+        self.held: list[dict] = []
+
+    def __call__(self, rule: str, event: str, ms: float | None) -> None:
+        self.held.append(event_of(rule, event, **({} if ms is None else {"ms": ms})))
+        if event == START:
+            self.flush()
+
+    def flush(self) -> None:
+        held, self.held = self.held, []
+        self.plog.add_many("media", self.sha256, held)
 
 
 def fetch_check(ctx: Context, check_id: str) -> str:
@@ -145,12 +156,16 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         plog = ctx.progress
         plog.restart("media", sha256)  # this run's events only
         plog.add("media", sha256, "analysis", PLAN, rules=[rule.name for rule in RULES])
+        progress = _MediaProgress(ctx, sha256)
         try:
             with Heartbeat(ctx, sha256=sha256, lock_key=f"analyzing:{sha256}"):
                 analysis = analyze(data, ctx.settings, matcher=bank_matcher(ctx), source_size=source_size,
-                                   progress=_media_progress(ctx, sha256))
+                                   progress=progress)
         except SoftTimeLimitExceeded:
+            progress.flush()  # the rules' last events before the verdict's
             return analysis_timed_out(ctx, sha256, ctx.settings.analysis_soft_limit_s)
+        finally:
+            progress.flush()
         verdict, facts = analysis.verdict, analysis.facts
         media = {"sha256": sha256, "mime": facts.mime or "application/octet-stream", "size": len(data),
                  "width": facts.width, "height": facts.height, "hashes": facts.hashes, "source_size": source_size}

@@ -43,6 +43,11 @@ def now() -> float:
     return time.time()
 
 
+def event_of(stage: str, event: str, **extra: Any) -> dict[str, Any]:
+    """One event, stamped now (a writer may hold it and append it with the next: ``ProgressLog.add_many``)."""
+    return {"stage": stage, "event": event, "at": round(now(), 4), **extra}
+
+
 class ProgressLog:
     """Append-only event lists per ``check:<id>`` or ``media:<sha256>``, newest run only for a content."""
 
@@ -57,14 +62,18 @@ class ProgressLog:
 
     def add(self, scope: str, key: str, stage: str, event: str, **extra: Any) -> None:
         """Append one event; never raises."""
+        self.add_many(scope, key, [event_of(stage, event, **extra)])
+
+    def add_many(self, scope: str, key: str, events: list[dict[str, Any]]) -> None:
+        """Append events made by ``event_of`` (each with its own time) in one write; never raises."""
         name = self._key(scope, key)
-        if name is None:
+        if name is None or not events:
             return
-        line = json.dumps({"stage": stage, "event": event, "at": round(now(), 4), **extra}, separators=(",", ":"))
+        lines = [json.dumps(e, separators=(",", ":")) for e in events]
         try:
             if self.client is not None:
                 pipe = self.client.pipeline(transaction=False)
-                pipe.rpush(f"{PREFIX}progress:{name}", line)
+                pipe.rpush(f"{PREFIX}progress:{name}", *lines)
                 pipe.ltrim(f"{PREFIX}progress:{name}", -MAX_EVENTS, -1)
                 pipe.expire(f"{PREFIX}progress:{name}", self.ttl_s)
                 pipe.execute()
@@ -75,9 +84,9 @@ class ProgressLog:
                     self.folder.mkdir(parents=True, exist_ok=True)
                     fh = open(self.folder / f"{name}.jsonl", "a", encoding="utf-8")
                 with fh:
-                    fh.write(line + "\n")  # one short append: whole lines even with two writers
+                    fh.write("".join(line + "\n" for line in lines))  # one short append: whole lines even with two writers
         except (redis.RedisError, OSError) as exc:
-            log.warning("progress event %s/%s not recorded: %s", name, event, exc)
+            log.warning("progress events %s/%s not recorded: %s", name, events[-1].get("event"), exc)
 
     def restart(self, scope: str, key: str) -> None:
         """Forget earlier runs of ``key`` (a new analysis of the same content starts)."""
