@@ -140,12 +140,10 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
             return
         seen = svc.clock.read()  # before the query: a completion committed after it moves the clock
         with svc.db.session() as session:
-            found = records.checks_by_id(session, list(waiting))
-        finished = 0
-        for check_id, (check, body) in found.items():
-            if check.status == "done" and body is not None:
-                waiting[check_id].update(status="done", verdict=body)
-                finished += 1
+            done = records.done_bodies(session, list(waiting))
+        for check_id, body in done.items():
+            waiting[check_id].update(status="done", verdict=body)
+        finished = len(done)
         if finished == len(waiting) or (until_any and finished) or time.monotonic() + CLOCK_POLL_S > deadline:
             return
         _until_news(svc, seen, time.monotonic() + MIN_LOOK_S, min(deadline, time.monotonic() + POLL_INTERVAL_S))
