@@ -5,10 +5,14 @@ import io
 from pathlib import Path
 
 import pytest
+import redis
 from openapi_spec_validator import validate
+from sqlalchemy import create_engine, update
 
+from server import models
 from server.app import create_app
 from server.auth import create_key
+from server.checks.urls import normalise, url_key
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
 from tests.helpers import make_jpeg
@@ -44,6 +48,31 @@ def test_batch_creates_one_check_per_distinct_url_and_enqueues_it(client, data_d
     assert len(queued_messages(data_dir)) == 2
     one = client.get(f"/api/v1/checks/{results[0]['check_id']}").get_json()
     assert one["status"] == "pending" and one["url"] == "http://example.com/a.jpg"
+
+
+@pytest.mark.parametrize("with_redis", [False, True])
+def test_a_page_joins_checks_in_flight_and_starts_the_rest_in_one_go(data_dir: Path, redis_url: str,
+                                                                     with_redis: bool) -> None:
+    """Checks are made for a whole request at once (issue 17): URLs already being fetched join that check, the
+    others get new ones, and a URL whose check has finished gets a new one that takes its in-flight lock."""
+    extra = {"redis_url": redis_url} if with_redis else {}
+    settings = settings_from(env_for(data_dir, rate_limit="1000/minute", **extra))
+    upgrade(settings.sqlalchemy_url)
+    app = create_app(settings)
+    client = app.test_client()
+    a, b, c = (f"http://example.com/{n}.jpg" for n in "abc")
+    first = {r["url"]: r["check_id"] for r in client.post("/api/v1/checks", json={"urls": [a, b]}).get_json()["results"]}
+    second = {r["url"]: r["check_id"] for r in client.post("/api/v1/checks", json={"urls": [c, a, c]}).get_json()["results"]}
+    assert second[a] == first[a] and len({first[a], first[b], second[c]}) == 3
+    engine = create_engine(settings.sqlalchemy_url)
+    with engine.begin() as conn:
+        conn.execute(update(models.Check).where(models.Check.id == first[a]).values(status="done"))
+    engine.dispose()
+    third = client.post("/api/v1/checks", json={"urls": [a, b]}).get_json()["results"]
+    assert third[0]["check_id"] not in (first[a], None) and third[1]["check_id"] == first[b]
+    if with_redis:
+        held = redis.Redis.from_url(redis_url).get(f"credence:inflight:{url_key(normalise(a))}")
+        assert held is not None and held.decode() == third[0]["check_id"]
 
 
 @pytest.mark.parametrize("kwargs,status,fragment", [
