@@ -51,10 +51,10 @@ def test_batch_creates_one_check_per_distinct_url_and_enqueues_it(client, data_d
 
 
 @pytest.mark.parametrize("with_redis", [False, True])
-def test_a_page_joins_checks_in_flight_and_starts_the_rest_in_one_go(data_dir: Path, redis_url: str,
+def test_a_page_joins_checks_in_flight_and_starts_the_rest(data_dir: Path, redis_url: str,
                                                                      with_redis: bool) -> None:
-    """Checks are made for a whole request at once (issue 17): URLs already being fetched join that check, the
-    others get new ones, and a URL whose check has finished gets a new one that takes its in-flight lock."""
+    """URLs already being fetched join that check, the others get new ones, and a URL whose check has finished
+    gets a new one that takes its in-flight lock (embedded and with Redis's lock)."""
     extra = {"redis_url": redis_url} if with_redis else {}
     settings = settings_from(env_for(data_dir, rate_limit="1000/minute", **extra))
     upgrade(settings.sqlalchemy_url)

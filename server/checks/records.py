@@ -23,27 +23,16 @@ def create_check(session: Session, *, source: str, url: str | None = None, url_h
     return check
 
 
-def pending_ids(session: Session, ids: list[str]) -> set[str]:
-    """Which of these checks are still pending."""
-    if not ids:
-        return set()
-    return set(session.scalars(select(models.Check.id).where(models.Check.id.in_(ids),
-                                                              models.Check.status == "pending")))
-
-
-def pending_checks_for_urls(session: Session, url_hashes: list[str], max_age_s: int) -> dict[str, str]:
-    """The newest unfinished check of each URL (url_hash -> check id), so concurrent requests share one fetch:
-    one query for a page's URLs."""
-    if not url_hashes:
-        return {}
+def pending_check_for_url(session: Session, url_hash: str, max_age_s: int) -> models.Check | None:
+    """An unfinished check of the same URL, so concurrent requests share one fetch."""
     since = datetime.now(timezone.utc) - timedelta(seconds=max_age_s)
-    rows = session.execute(
-        select(models.Check.url_hash, models.Check.id)
-        .where(models.Check.url_hash.in_(url_hashes), models.Check.status == "pending",
+    return session.scalars(
+        select(models.Check)
+        .where(models.Check.url_hash == url_hash, models.Check.status == "pending",
                models.Check.created_at >= since)
-        .order_by(models.Check.created_at)
-    ).all()
-    return {url_hash: check_id for url_hash, check_id in rows}  # oldest first: the newest wins
+        .order_by(models.Check.created_at.desc())
+        .limit(1)
+    ).first()
 
 
 def is_current(detectors: str) -> ColumnElement[bool]:

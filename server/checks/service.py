@@ -46,64 +46,50 @@ def normalise_all(raws: Iterable[Any]) -> tuple[list[str], list[dict[str, Any]]]
     return good, bad
 
 
-def _pending_checks(svc: Services, keys: dict[str, str]) -> dict[str, tuple[str, bool]]:
-    """The check fetching each URL (normalised URL -> its key): an in-flight one if any, else a new one, all in
-    one transaction. Returns url -> (check id, created)."""
-    candidates = {url: models.new_id() for url in keys}
-    holders = {url: svc.cache.claim(f"inflight:{key}", candidates[url], ttl_s=svc.settings.stale_check_s)
-               for url, key in keys.items()}
-    out: dict[str, tuple[str, bool]] = {}
+def _pending_check(svc: Services, url: str, key: str) -> tuple[str, bool]:
+    """The check id fetching this URL: an in-flight one if any, else a new one. Returns (id, created)."""
+    candidate = models.new_id()
+    holder = svc.cache.claim(f"inflight:{key}", candidate, ttl_s=svc.settings.stale_check_s)
     with svc.db.session() as session:
-        held = [h for h in holders.values() if h is not None]
-        pending_held = records.pending_ids(session, held)
-        for url, holder in holders.items():
-            if holder in pending_held:
-                out[url] = (holder, False)
-        rest = {url: key for url, key in keys.items() if url not in out}
-        existing = records.pending_checks_for_urls(session, list(set(rest.values())), svc.settings.stale_check_s)
-        for url, key in rest.items():
-            if key in existing:
-                out[url] = (existing[key], False)
-            else:
-                session.add(models.Check(id=candidates[url], source="url", url=url, url_hash=key, status="pending"))
-                out[url] = (candidates[url], True)
-    for url, key in keys.items():
-        if holders[url] is not None and out[url] == (candidates[url], True):
-            # the old holder finished; take the lock over for this check
-            svc.cache.release(f"inflight:{key}")
-            svc.cache.claim(f"inflight:{key}", candidates[url], ttl_s=svc.settings.stale_check_s)
-    return out
-
-
-def _fetch_urls(svc: Services, urls: list[str]) -> dict[str, str]:
-    """Checks that fetch these URLs (normalised) now: the in-flight one for the same address, else a new one
-    sent to the fetch queue. Returns url -> check id."""
-    found = _pending_checks(svc, {url: url_key(url) for url in dict.fromkeys(urls)})
-    for check_id, created in found.values():
-        if created:
-            CHECKS_CREATED.labels("url").inc()
-            svc.enqueue(enqueue_fetch, check_id)
-    return {url: check_id for url, (check_id, _) in found.items()}
+        if holder is not None:
+            existing = session.get(models.Check, holder)
+            if existing is not None and existing.status == "pending":
+                return existing.id, False
+        existing = records.pending_check_for_url(session, key, svc.settings.stale_check_s)
+        if existing is not None:
+            return existing.id, False
+        session.add(models.Check(id=candidate, source="url", url=url, url_hash=key, status="pending"))
+    if holder is not None:  # the old holder finished; take the lock over for this check
+        svc.cache.release(f"inflight:{key}")
+        svc.cache.claim(f"inflight:{key}", candidate, ttl_s=svc.settings.stale_check_s)
+    return candidate, True
 
 
 def fetch_url(svc: Services, url: str) -> str:
-    """A check that fetches ``url`` (normalised) now. The desk always calls this (a fact-checker wants what the
-    address serves now)."""
-    return _fetch_urls(svc, [url])[url]
+    """A check that fetches ``url`` (normalised) now: the in-flight one for the same address, else a new one
+    sent to the fetch queue. The desk always calls this (a fact-checker wants what the address serves now)."""
+    check_id, created = _pending_check(svc, url, url_key(url))
+    if created:
+        CHECKS_CREATED.labels("url").inc()
+        svc.enqueue(enqueue_fetch, check_id)
+    return check_id
 
 
 def check_urls(svc: Services, urls: list[str]) -> list[dict[str, Any]]:
-    """Answers for normalised URLs, in order: cached verdicts as they are, the rest as pending checks (made in
-    one transaction for the whole request). A URL repeated in one request is answered once."""
+    """Answers for normalised URLs, in order: cached verdicts as they are, the rest as pending checks.
+    A URL repeated in one request is answered once."""
     keys = {url: url_key(url) for url in urls}
     cached = svc.cache.by_urls(list(dict.fromkeys(keys.values())))
-    misses = [url for url in dict.fromkeys(urls) if cached.get(keys[url]) is None]
-    checks = _fetch_urls(svc, misses)
-    seen = {url: (result(url, "pending", checks[url], None) if url in checks
-                  else result(url, "done", None, cached[keys[url]])) for url in dict.fromkeys(urls)}
-    hits = len(seen) - len(checks)
+    seen: dict[str, dict[str, Any]] = {}
+    for url in urls:
+        if url in seen:
+            continue
+        verdict = cached.get(keys[url])
+        seen[url] = (result(url, "done", None, verdict) if verdict is not None
+                     else result(url, "pending", fetch_url(svc, url), None))
+    hits = sum(1 for r in seen.values() if r["status"] == "done")
     CACHE_HITS.inc(hits)
-    CACHE_MISSES.inc(len(checks))
+    CACHE_MISSES.inc(len(seen) - hits)
     return [seen[url] for url in urls]
 
 
