@@ -73,6 +73,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # batch that did not fill: at 1 s a batch waited up to a second, not detect_batch_wait_s, and its
         # messages held the worker's prefetch slots meanwhile, so every other task of the page waited too.
         "worker_timer_precision": min(1.0, settings.detect_batch_wait_s),
+        # A pool process that consumes the gpu queue loads its detectors before saying it is up
+        # (worker/detection/jobs.py preload: 2.3 s for the baseline on 2 cores, more for bigger models); past
+        # Celery's default of 4 s the pool would kill it and start another, which would load them again.
+        "worker_proc_alive_timeout": 120.0,
         "task_routes": TASK_ROUTES,
         "task_default_queue": "cpu",
         "task_serializer": "json",

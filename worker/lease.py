@@ -85,7 +85,10 @@ class _Keeper:
                 for beat in ready:
                     self._due[id(beat)] = (now + beat.every_s, beat)
             for beat in ready:  # outside the lock: a block may end meanwhile (one more renewal is harmless)
-                beat._beat()
+                try:
+                    beat._beat()
+                except Exception:  # noqa: BLE001 - the one thread must outlive any renewal, or no lease is kept
+                    log.exception("lease renewal failed unexpectedly; retrying at the next beat")
 
 
 _keeper = _Keeper()
