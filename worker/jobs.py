@@ -28,7 +28,7 @@ from worker.media_jobs import drop_unusable
 from worker.lease import Heartbeat
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import analyze
-from worker.settle import complete_from_record, hand_off, record_final
+from worker.settle import complete_from_record, completed, completing, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
 
@@ -102,8 +102,10 @@ def fetch_check(ctx: Context, check_id: str) -> str:
         records.record_url(session, url=check.url or "", url_hash=check.url_hash or "", sha256=sha256,
                            final_url=fetched.final_url, etag=fetched.etag)
         records.set_check_content(session, check_id, sha256)
-    # The check now waits on its content: whichever analysis of these bytes finishes completes it.
-    recorded = complete_from_record(ctx, sha256)
+        # The check now waits on its content: whichever analysis of these bytes finishes completes it, or the
+        # verdict they already have, in the same transaction.
+        found = completing(session, ctx, sha256)
+    recorded = completed(ctx, found)
     if recorded is None:
         plog.add("media", sha256, "analysis", QUEUED)
         enqueue_analyze(ctx.celery, sha256)
@@ -132,7 +134,11 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             return "cached"
         return IN_FLIGHT  # the caller retries shortly and then finds the holder's verdict
     try:
-        if complete_from_record(ctx, sha256):  # analysed before, or by the holder just before the claim
+        with ctx.db.session() as session:
+            found = completing(session, ctx, sha256)
+            known = session.get(models.Media, sha256) if found[0] is None else None
+            source_size = known.source_size if known is not None else None
+        if completed(ctx, found):  # analysed before, or by the holder just before the claim
             return "cached"
         data = ctx.store.get(sha256)
         if data is None:
@@ -148,9 +154,6 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         refused = over_budget(data, ctx.settings)
         if refused is not None:
             return _finish_unanalysed(ctx, sha256, f"Could not check: {refused.reason}.", refused.code)
-        with ctx.db.session() as session:
-            media = session.get(models.Media, sha256)
-            source_size = media.source_size if media is not None else None
         # The analysis must know when the bytes are only a file's start (its verdict says so, and a
         # part's file hashes never match a whole file). The heartbeat keeps the sweeper off these checks.
         plog = ctx.progress

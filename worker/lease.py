@@ -9,9 +9,6 @@ worker claims the same bytes while the first still holds them.
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
 from datetime import timedelta
 from types import TracebackType
 
@@ -20,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server import models
 from worker.context import Context
+from worker.timer import Call, Timer
 
 log = logging.getLogger(__name__)
 
@@ -48,58 +46,8 @@ def renew(ctx: Context, *, sha256: str | None = None, check_id: str | None = Non
     return touched
 
 
-class _Keeper:
-    """One thread per process renews every running Heartbeat's lease when it is due.
-
-    A thread per task cost a thread start and a join on every fetch and analysis, each a wait for the
-    scheduler on a busy machine (issue 17's profile); one long-lived thread costs neither. It is made on first
-    use in each process, and again in a forked child, where the parent's thread does not exist.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._due: dict[int, tuple[float, Heartbeat]] = {}
-        self._thread: threading.Thread | None = None
-
-    def add(self, beat: Heartbeat) -> None:
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="credence-lease", daemon=True)
-                self._thread.start()
-            self._due[id(beat)] = (time.monotonic() + beat.every_s, beat)
-            self._cond.notify()
-
-    def remove(self, beat: Heartbeat) -> None:
-        with self._cond:
-            self._due.pop(id(beat), None)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                now = time.monotonic()
-                ready = [beat for due, beat in self._due.values() if due <= now]
-                if not ready:
-                    soonest = min((due for due, _ in self._due.values()), default=now + 60.0)
-                    self._cond.wait(timeout=max(0.01, soonest - now))
-                    continue
-                for beat in ready:
-                    self._due[id(beat)] = (now + beat.every_s, beat)
-            for beat in ready:  # outside the lock: a block may end meanwhile (one more renewal is harmless)
-                try:
-                    beat._beat()
-                except Exception:  # noqa: BLE001 - the one thread must outlive any renewal, or no lease is kept
-                    log.exception("lease renewal failed unexpectedly; retrying at the next beat")
-
-
-_keeper = _Keeper()
-
-
-def _fresh_keeper() -> None:
-    global _keeper
-    _keeper = _Keeper()  # the parent's lock may have been held at the fork, and its thread is not here
-
-
-os.register_at_fork(after_in_child=_fresh_keeper)
+# The process's one lease thread (worker/timer.py): renewals are database writes, kept apart from instant calls.
+LEASES = Timer("credence-lease")
 
 
 class Heartbeat:
@@ -118,6 +66,8 @@ class Heartbeat:
         self.target = {"sha256": sha256, "check_id": check_id, "lock_key": lock_key}
         self.every_s = max(0.2, ctx.settings.stale_check_s / 4)
         self.renewed = renewed
+        self.running = False
+        self._next: Call | None = None
 
     def _beat(self, older_than_s: float = 0.0) -> None:
         try:
@@ -125,14 +75,25 @@ class Heartbeat:
         except (SQLAlchemyError, OSError) as exc:
             log.warning("lease renewal failed (%s); retrying at the next beat", exc)
 
+    def _tick(self) -> None:
+        if not self.running:
+            return
+        try:
+            self._beat()
+        finally:  # an unexpected error is logged by the timer; the next beat is still made
+            if self.running:
+                self._next = LEASES.call_in(self.every_s, self._tick)
+
     def __enter__(self) -> Heartbeat:
         if not self.renewed:
             # The work usually starts right after its lease was renewed (the check made, fetched, its bytes
             # recorded): only a lease older than half a beat is renewed now, sparing a write on the fresh path.
             self._beat(older_than_s=self.every_s / 2)
-        _keeper.add(self)
+        self.running = True
+        self._next = LEASES.call_in(self.every_s, self._tick)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        _keeper.remove(self)
+        self.running = False  # a renewal under way finishes (one more is harmless) and plans no next one
+        LEASES.cancel(self._next)

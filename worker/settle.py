@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from server.checks import records
 from server.provenance import repository
 from server.queue import enqueue_detect
@@ -34,14 +36,29 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
     An interim verdict (detection re-running after a retraction) completes nothing: its checks wait for
     the detectors, and analysing the content again only joins the detection already under way."""
     with ctx.db.session() as session:
-        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-        if row is None or detection.is_pending(row.body.get("versions") or {}):
-            return None
-        completed = records.complete_checks_for(session, sha256, row.id)
-        body = row.body
-    if completed:
+        found = completing(session, ctx, sha256)
+    return completed(ctx, found)
+
+
+Found = tuple[dict[str, Any] | None, list[str]]
+
+
+def completing(session: Session, ctx: Context, sha256: str) -> Found:
+    """``complete_from_record``'s work inside the caller's transaction (one commit where the caller writes too);
+    hand what it returns to ``completed`` once that transaction has committed."""
+    row = records.current_verdict(session, sha256, ctx.detectors_stamp())
+    if row is None or detection.is_pending(row.body.get("versions") or {}):
+        return None, []
+    return row.body, records.complete_checks_for(session, sha256, row.id)
+
+
+def completed(ctx: Context, found: Found) -> dict[str, Any] | None:
+    """After the commit: wake the waiting requests and cache the verdict; returns it (None: none recorded)."""
+    body, ids = found
+    if ids:
         ctx.clock.tick()
-    ctx.cache.remember(url_hash=None, body=body)
+    if body is not None:
+        ctx.cache.remember(url_hash=None, body=body)
     return body
 
 

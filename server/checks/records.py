@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -62,33 +62,36 @@ def _insert(session: Session, model: type[models.Base]):
 def record_media(session: Session, *, sha256: str, mime: str, size: int,
                  width: int | None = None, height: int | None = None, hashes: dict[str, Any] | None = None,
                  source_size: int | None = None) -> None:
-    """Insert once; later analyses fill in what was not known at fetch time (size, hashes).
+    """Insert once; later analyses fill in what was not known at fetch time (size, hashes). One statement:
+    each one is a round trip and most of a worker's database CPU (issue 17).
 
     ``hashes`` is the details of the pipeline's evidence: an image's "hashes" (pdq, pdq_quality,
     phash, dihedral) or a video's "video-hashes" (md5, frames [{t, pdq, quality}], partial), kept so
     bank changes re-match stored media without refetching. ``source_size`` is the whole file's size
     when only part of it was fetched (range requests): such a row's sha256 is of the part read."""
-    session.execute(_insert(session, models.Media)
-                    .values(sha256=sha256, mime=mime, size=size, width=width, height=height,
-                            source_size=source_size, first_seen=models.utcnow())
-                    .on_conflict_do_nothing(index_elements=["sha256"]))
+    m = models.Media
+    row: dict[str, Any] = {"sha256": sha256, "mime": mime, "size": size, "width": width, "height": height,
+                           "source_size": source_size, "first_seen": models.utcnow()}
+    later: dict[str, Any] = {}  # what a row already there takes from this call
     if width:
-        session.execute(update(models.Media)
-                        .where(models.Media.sha256 == sha256, models.Media.width.is_(None))
-                        .values(width=width, height=height, mime=mime))
+        # The first dimensions known win, with the type they were read as.
+        unknown = m.width.is_(None)
+        later.update(width=case((unknown, width), else_=m.width), height=case((unknown, height), else_=m.height),
+                     mime=case((unknown, mime), else_=m.mime))
     if source_size is not None:
-        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(source_size=source_size))
+        later["source_size"] = source_size
     if hashes and "frames" in hashes:
         frames = [models.StoredFrame(t=float(f["t"]), pdq=f["pdq"], quality=int(f["quality"]))
                   for f in hashes.get("frames") or []]
         # A partial read has no file MD5: exact matching would compare hashes of different bytes.
-        md5 = None if hashes.get("partial") else hashes.get("md5")
-        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
-            md5=md5, frame_pdqs=models.encode_frames(frames)))
+        later.update(md5=None if hashes.get("partial") else hashes.get("md5"),
+                     frame_pdqs=models.encode_frames(frames))
     elif hashes:
-        session.execute(update(models.Media).where(models.Media.sha256 == sha256).values(
-            pdq=hashes["pdq"], pdq_quality=hashes["pdq_quality"], phash=hashes["phash"],
-            pdq_dihedral=",".join(hashes.get("dihedral") or [])))
+        later.update(pdq=hashes["pdq"], pdq_quality=hashes["pdq_quality"], phash=hashes["phash"],
+                     pdq_dihedral=",".join(hashes.get("dihedral") or []))
+    insert = _insert(session, m).values(**row, **{k: v for k, v in later.items() if k not in row})
+    session.execute(insert.on_conflict_do_update(index_elements=["sha256"], set_=later) if later
+                    else insert.on_conflict_do_nothing(index_elements=["sha256"]))
 
 
 def record_url(session: Session, *, url: str, url_hash: str, sha256: str, final_url: str | None,
@@ -126,15 +129,11 @@ def complete_check(session: Session, check_id: str, verdict_id: str, sha256: str
 
 def complete_checks_for(session: Session, sha256: str, verdict_id: str) -> list[str]:
     """Every check waiting on this content gets the verdict: one analysis serves many URLs."""
-    ids = list(session.scalars(
-        select(models.Check.id).where(models.Check.sha256 == sha256, models.Check.status == "pending")
+    return list(session.scalars(
+        update(models.Check).where(models.Check.sha256 == sha256, models.Check.status == "pending")
+        .values(status="done", verdict_id=verdict_id, updated_at=models.utcnow())
+        .returning(models.Check.id)
     ))
-    if ids:
-        session.execute(
-            update(models.Check).where(models.Check.id.in_(ids))
-            .values(status="done", verdict_id=verdict_id, updated_at=models.utcnow())
-        )
-    return ids
 
 
 def stale_checks(session: Session, older_than_s: int, limit: int = 500) -> list[models.Check]:

@@ -6,6 +6,10 @@ import threading
 import time
 
 from worker.fetch.common import FetchRefused
+from worker.timer import Call, Timer
+
+# Every fetch's watchdog in this process, on one thread: its calls only shut sockets down, never wait.
+WATCHDOGS = Timer("credence-fetch-watchdog")
 
 
 class Deadline:
@@ -46,7 +50,7 @@ class Watchdog:
         self._deadline = deadline
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
-        self._timer: threading.Timer | None = None
+        self._timer: Call | None = None
         self._closed = False
         self.fired = False
 
@@ -60,10 +64,7 @@ class Watchdog:
             if self.fired:
                 self._shutdown(dup)
             if self._timer is None:
-                delay = max(0.0, self._deadline.at - time.monotonic())
-                self._timer = threading.Timer(delay, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+                self._timer = WATCHDOGS.call_at(self._deadline.at, self._fire)
 
     @staticmethod
     def _shutdown(sock: socket.socket) -> None:
@@ -78,9 +79,7 @@ class Watchdog:
                 return
             left = self._deadline.at - time.monotonic()
             if left > 0:  # the deadline was extended since the timer was set
-                self._timer = threading.Timer(left, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+                self._timer = WATCHDOGS.call_at(self._deadline.at, self._fire)
                 return
             self.fired = True
             for sock in self._socks:
@@ -95,8 +94,7 @@ class Watchdog:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
+            WATCHDOGS.cancel(self._timer)
             for sock in self._socks:
                 sock.close()
             self._socks.clear()
