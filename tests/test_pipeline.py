@@ -4,6 +4,8 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import subprocess
+import sys
 import zlib
 
 from PIL import Image
@@ -99,3 +101,16 @@ def test_a_failing_rule_becomes_a_note_and_the_others_still_run() -> None:
     assert "detector exploded" in item.evidence[-2].details["error"]
     assert item.decisive
     assert "boom" not in item.versions and "flag" in item.versions
+
+
+def test_the_warm_up_loads_what_the_rules_load_on_first_use_without_the_record() -> None:
+    """The worker warms the ruleset before its pool forks (worker/celery_app.py): afterwards pHash's FFT and
+    OpenCV are loaded, with no database configured to reach."""
+    code = ("import sys, json; from server.config import Settings; from worker.pipeline import runner; "
+            "before = {m: m in sys.modules for m in ('cv2', 'scipy.fftpack')}; runner.warm(Settings()); "
+            "print(json.dumps([before, {m: m in sys.modules for m in ('cv2', 'scipy.fftpack')}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "CREDENCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == \
+        '[{"cv2": false, "scipy.fftpack": false}, {"cv2": true, "scipy.fftpack": true}]'

@@ -4,16 +4,28 @@ from __future__ import annotations
 import logging
 import os
 
-from celery.signals import task_postrun, task_prerun, worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import (task_postrun, task_prerun, worker_init, worker_process_init, worker_process_shutdown,
+                            worker_ready)
 
 from server.config import get_settings
 from server.db import dispose_all
 from server.queue import make_celery
 from worker import allocator, metrics
 from worker.detection import jobs as detect_jobs
+from worker.pipeline import runner
 
 app = make_celery(get_settings(), name="credence-worker")
 app.conf.include = ["worker.tasks"]
+
+
+@worker_init.connect
+def _warm_ruleset(**_: object) -> None:
+    # Before the pool forks: every process starts with what the rules load on first use.
+    if {"cpu", "gpu"} & set(app.amqp.queues.consume_from):
+        try:
+            logging.getLogger(__name__).info("ruleset warmed in %.2f s", runner.warm(get_settings()))
+        except Exception:  # noqa: BLE001 - a failed warm-up only costs the first image its loads
+            logging.getLogger(__name__).warning("ruleset warm-up failed", exc_info=True)
 
 
 @worker_process_init.connect
