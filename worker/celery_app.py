@@ -18,12 +18,15 @@ app = make_celery(get_settings(), name="credence-worker")
 app.conf.include = ["worker.tasks"]
 
 
+_warmed_s: list[float] = []
+
+
 @worker_init.connect
 def _warm_ruleset(**_: object) -> None:
     # Before the pool forks: every process starts with what the rules load on first use.
     if {"cpu", "gpu"} & set(app.amqp.queues.consume_from):
         try:
-            logging.getLogger(__name__).info("ruleset warmed in %.2f s", runner.warm(get_settings()))
+            _warmed_s.append(runner.warm(get_settings()))  # logged once logging is set up (worker_ready)
         except Exception:  # noqa: BLE001 - a failed warm-up only costs the first image its loads
             logging.getLogger(__name__).warning("ruleset warm-up failed", exc_info=True)
 
@@ -52,6 +55,8 @@ def _task_finished(task_id: str = "", task=None, state: str | None = None, **_: 
 
 @worker_ready.connect
 def _serve_metrics(**_: object) -> None:
+    if _warmed_s:
+        logging.getLogger(__name__).info("ruleset warmed in %.2f s before the pool started", _warmed_s[-1])
     port, path = get_settings().worker_metrics_port, os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if port and path:
         metrics.serve(port, path)
