@@ -441,6 +441,9 @@ def prepare_extension(dest: Path, source: Path = EXTENSION / "src", **settings: 
     return dest
 
 
+POSTER_LEVEL = "ai-declared"  # the video page's poster (build_video_page)
+
+
 @dataclass
 class VideoPage:
     """The video test page: its URL and the paths of what it serves (see build_video_page)."""
@@ -488,19 +491,22 @@ window.videoStates = () => Object.fromEntries([...document.querySelectorAll('vid
 """
 
 
-def build_video_page(media: MediaServer, prefix: str) -> VideoPage:
+def build_video_page(media: MediaServer, prefix: str, signing: Signing) -> VideoPage:
     """A page of videos: <video src> with a poster, <video> with <source> children (the first of a
     type no browser plays), a blob: video, a MediaSource video; more are added and swapped by script.
 
     Real clips made with PyAV: H.264 in MP4 and VP9 in WebM (Debian's chromium and firefox-esr play both).
+    The poster is an AI-declared image (C2PA, trained algorithmic media): its badge's level is not the
+    video's (``POSTER_LEVEL``).
     """
     from tests.clips import make_clip
 
     seed = sum(map(ord, prefix)) * 13
+    poster = next(f.body for f in level_fixtures(f"{prefix}-poster", signing, seed) if f.id == "ai")
     files = {
         "mp4": ("clip.mp4", make_clip(seed, seconds=3, fmt="mp4"), "video/mp4"),
         "webm": ("clip.webm", make_clip(seed + 1, seconds=2, fmt="webm"), "video/webm"),
-        "poster": ("poster.jpg", dark_jpeg(seed + 2, (320, 180)), "image/jpeg"),
+        "poster": ("poster.jpg", poster, "image/jpeg"),
         "unplayable": ("nope.mkv", b"not a video at all", "video/x-matroska"),
         "blob": ("blob.webm", make_clip(seed + 3, seconds=2, fmt="webm"), "video/webm"),
         "mse": ("mse.webm", make_clip(seed + 4, seconds=2, fmt="webm"), "video/webm"),
@@ -684,7 +690,12 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
             f'<div class="grid">{imgs}</div>'
             # A turned image (issue 18): its badge belongs on its own top-left corner, here the box's top-right.
             f'<div style="margin: 40px 60px"><img id="rot" src="/{prefix}/plain.jpg" width="160" height="120" alt=""'
-            f' style="transform: rotate(90deg)"></div></body></html>').encode()
+            f' style="transform: rotate(90deg)"></div>'
+            # Turned 30° by its ancestors alone, 15° each: its badge too belongs on its own corner.
+            f'<div style="margin: 70px 80px; width: 160px; transform: rotate(15deg)">'
+            f'<div style="transform: rotate(15deg)"><img id="prot" src="/{prefix}/plain.jpg" width="160" height="120"'
+            f' alt="" style="display: block"></div></div>'
+            f'</body></html>').encode()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:

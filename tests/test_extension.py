@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import requests
 from tests.conftest import IN_CI, env_for
 from tests.extension_support import (
     EXTENSION,
+    POSTER_LEVEL,
     CloakSite,
     Fixture,
     HardeningPages,
@@ -212,7 +214,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         bank_fakes(credence, server.keys, fixtures)
         page_url = build_main_page(media, browser, fixtures)
         privacy_url, privacy_bytes, inline_b64 = build_privacy_page(media, f"{browser}-private")
-        videos = build_video_page(media, f"{browser}-video")
+        videos = build_video_page(media, f"{browser}-video", server.signing)
         # The server already knows the "known" image (someone checked it by URL before).
         known_url = media.url(f"/{browser}-private/known.jpg")
         first = requests.post(f"{credence}/api/v1/checks", json={"urls": [known_url], "wait": 3}, timeout=30).json()
@@ -243,6 +245,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                              "inline": "no-evidence" if uploads else "unknown"},
                  "screenshot": f"extension-privacy-{browser}.png"},
                 {"name": "video", "kind": "video", "pageUrl": videos.url, "proxy": video_proxy.url,
+                 "posterLevel": POSTER_LEVEL,
                  "extensionDir": str(prepare_extension(tmp_path / "ext-video", server=video_proxy.url)),
                  "screenshot": f"extension-video-{browser}.png"},
                 {"name": "hardening", "kind": "hardening", "pageUrl": hardening.url,
@@ -424,7 +427,8 @@ def _check_hardening(browser: str, run: dict, proxy: RecordingProxy, pages: Hard
     assert "3 no evidence either way" in run["hostileAction"]["title"]
     # The popup still lists every image with its level and thumbnail, and says why to trust it.
     popup = run["hostilePopup"]
-    assert popup["groups"] == [{"level": "no-evidence", "count": 3, "thumbs": 3}], popup
+    groups = [{k: g[k] for k in ("level", "count", "thumbs")} for g in popup["groups"]]
+    assert groups == [{"level": "no-evidence", "count": 3, "thumbs": 3}], popup
     assert popup["status"] == warning.removeprefix("Credence warning: "), popup
 
 
@@ -432,6 +436,16 @@ def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite
     """A site serving Credence's fetcher other bytes than the reader (by User-Agent, by cookie) is flagged
     "you see different bytes", and the badge shows the verdict of what the browser shows."""
     assert run["rotated"] == {"turned": "no-evidence", "box": "none"}, "a turned image's badge is on its own corner"
+    # An image turned 30° by its two ancestors (15° each): the badge's centre, found in the screenshot, lies
+    # inside the image's quad as the browser lays it out (Chromium: DevTools' box model; Firefox: getBoxQuads),
+    # 15 px along both edges from the image's own top-left corner; its bounding box's corner is empty.
+    turned = run["parentRotated"]
+    quad = [(p["x"], p["y"]) for p in turned["quad"]]
+    badge = turned["badge"]
+    assert badge["n"] >= 150, turned  # a badge's fill, not stray pixels
+    assert _in_convex(quad, (badge["x"], badge["y"])), turned
+    assert abs(math.dist(quad[0], (badge["x"], badge["y"])) - 15 * math.sqrt(2)) < 3, turned
+    assert turned["boxCorner"] == "none", turned
     assert run["cookie"] == "reader=yes", "the page set the reader's cookie"
     assert run["levels"] == site.expected, run
     assert run["marked"] == site.marked, run
@@ -447,6 +461,14 @@ def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite
         (host,) = run["shadow"]
         flagged = [b for b in host["badges"] if b["mismatch"]]
         assert len(flagged) == 2 and all("You see different bytes than Credence checked" in b["label"] for b in flagged)
+
+
+def _in_convex(quad: list[tuple[float, float]], point: tuple[float, float]) -> bool:
+    """Is ``point`` inside the convex polygon ``quad`` (its points in order, either way round)?"""
+    px, py = point
+    sides = [(bx - ax) * (py - ay) - (by - ay) * (px - ax)
+             for (ax, ay), (bx, by) in zip(quad, quad[1:] + quad[:1])]
+    return all(side > 0 for side in sides) or all(side < 0 for side in sides)
 
 
 def _check_report(run: dict, proxy: RecordingProxy, key: str, image_url: str) -> None:
@@ -496,21 +518,27 @@ def _server_levels(base: str, urls: list[str]) -> dict[str, str]:
 def _check_video(run: dict, proxy: RecordingProxy, videos: VideoPage, media: MediaServer, base: str,
                  browser: str) -> None:
     p = {name: media.url(path) for name, path in videos.paths.items()}
-    # What the server received: the file each video plays, nothing else. Not the poster (an image,
-    # not the video), not the <source> no browser plays, never a blob: address or a stream.
+    # What the server received: the file each video plays, and the poster (an image of its own, by its
+    # URL); not the <source> no browser plays, never a blob: address or a stream.
     first = _sent_urls(proxy.between(None, "before-dynamic"))
-    assert sorted(first) == sorted([p["mp4"], p["webm"]]), first
+    assert sorted(first) == sorted([p["mp4"], p["webm"], p["poster"]]), first
     assert _sent_urls(proxy.between("before-dynamic", "before-swap")) == [p["dynamic"]]
-    assert _sent_urls(proxy.between("before-swap", None)) == [p["swap"]], "the new source is checked"
+    assert _sent_urls(proxy.between("before-swap", None)) == [p["swap"]], "the new source is checked, not the poster"
     for record in proxy.records:
         text = record.text()
         assert "blob:" not in text and "stream:" not in text, f"a streamed video leaked: {record.path}"
-        for name in ("blob", "mse", "poster", "unplayable"):
+        for name in ("blob", "mse", "unplayable"):
             assert videos.paths[name] not in text, f"{name} was sent: {record.path}"
 
     # Badges with the server's level on videos with a file, "not checkable" on streamed ones.
-    server = _server_levels(base, [p["mp4"], p["webm"], p["dynamic"], p["swap"]])
+    server = _server_levels(base, [p["mp4"], p["webm"], p["dynamic"], p["swap"], p["poster"]])
     assert all(server.values()), server
+    # The poster: its own badge beside the video's while the video shows it, with the poster's level
+    # (not the video's), gone once the video plays, back when a new load shows the poster again.
+    assert server[p["poster"]] == POSTER_LEVEL != server[p["mp4"]], server
+    assert run["poster"] == {"video": server[p["mp4"]], "poster": POSTER_LEVEL}, run["poster"]
+    assert run["posterPlaying"] == {"video": server[p["mp4"]], "poster": "none"}, run["posterPlaying"]
+    assert run["posterAfterSwap"] == {"video": server[p["swap"]], "poster": POSTER_LEVEL}, run["posterAfterSwap"]
     states = run["states"]
     assert states["vblob"]["currentSrc"].startswith("blob:") and states["vmse"]["currentSrc"].startswith("blob:")
     assert states["vsources"]["currentSrc"] == p["webm"], states
@@ -531,23 +559,33 @@ def _check_video(run: dict, proxy: RecordingProxy, videos: VideoPage, media: Med
     if browser == "firefox":
         assert run["fullscreen"] == {"element": None, "error": "TypeError: Fullscreen request denied",
                                      "level": server[p["swap"]], "after": server[p["swap"]]}, run["fullscreen"]
-    else:
-        assert run["fullscreen"] == {"element": "player", "level": server[p["swap"]], "after": server[p["swap"]]}, \
-            run["fullscreen"]
+        return  # Firefox: automation reads neither the closed shadow root nor the popup
+    assert run["fullscreen"] == {"element": "player", "level": server[p["swap"]], "after": server[p["swap"]]}, \
+        run["fullscreen"]
+    # The poster's badge says it is the poster's (its accessible label), and so does its popup row.
+    (label,) = [b["label"] for b in run["posterLabels"]]
+    assert label.startswith("Credence: Poster image, shown before the video plays. Declared AI-made"), label
+    rows = {g["level"]: g["texts"] for g in run["popup"]["groups"]}
+    assert rows[POSTER_LEVEL] == [f"Video poster: 127.0.0.1:{media.port}{videos.paths['poster']}"], rows
+    assert not any(t.startswith("Video poster") for level, texts in rows.items() if level != POSTER_LEVEL
+                   for t in texts), rows
 
 
 @pytest.mark.skipif(not os.environ.get("CREDENCE_EXT_BENCH"), reason="a benchmark, not a test: CREDENCE_EXT_BENCH=1")
-def test_extension_benchmark(credence: Credence, tmp_path: Path) -> None:
-    """The extension's cost on a 300-image page in Chromium, with and without it (extension/e2e/bench.mjs).
+@pytest.mark.parametrize("browser", ["chromium", "firefox"])
+def test_extension_benchmark(browser: str, credence: Credence, tmp_path: Path) -> None:
+    """The extension's cost on a 300-image page in Chromium or Firefox, with and without it
+    (extension/e2e/bench.mjs; Firefox has no DevTools metrics: CPU times from /proc in both).
 
     Prints figures for docs/extension.md; asserts only that it ran. Goals (issue 18): extension script
     < 20 ms per 100 images, <= 1 request per 50 images, all badges within 2x the server's own time.
     """
     need(NODE and (EXTENSION / "node_modules" / "playwright-core").exists(), "npm packages of extension/")
-    need(BROWSERS["chromium"], "chromium (Debian package)")
+    need(BROWSERS[browser], f"{browser} (Debian package)")
     # CREDENCE_EXT_BENCH_SRC: another copy of the extension's src/ to compare (e.g. an older version).
     source = Path(os.environ.get("CREDENCE_EXT_BENCH_SRC") or EXTENSION / "src")
-    config = {"server": credence.base, "chromium": BROWSERS["chromium"], "images": 300,
+    config = {"server": credence.base, "browser": browser, "chromium": BROWSERS["chromium"],
+              "firefox": BROWSERS["firefox"], "images": 300,
               "extensionDir": str(prepare_extension(tmp_path / "ext-bench", source=source, server=credence.base)),
               "output": str(tmp_path / "bench.json")}
     (tmp_path / "bench-config.json").write_text(json.dumps(config))

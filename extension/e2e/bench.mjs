@@ -1,10 +1,15 @@
-// Benchmark (not a test): the extension's cost on a 300-image page in Chromium, and how soon all
-// badges show compared with the server's own time to finish the same number of checks.
+// Benchmark (not a test): the extension's cost on a 300-image page in Chromium or Firefox, and how soon
+// all badges show compared with the server's own time to finish the same number of checks.
 //   node e2e/bench.mjs CONFIG.json   with {"server": "http://127.0.0.1:PORT", "extensionDir": "...",
-//   "chromium": "/usr/bin/chromium", "images": 300, "output": "bench.json"}
+//   "browser": "chromium" | "firefox", "chromium": "/usr/bin/chromium", "firefox": "/usr/bin/firefox-esr",
+//   "images": 300, "output": "bench.json"}
+// Chromium's figures come from DevTools (performance metrics, profiles, traces). Firefox's automation
+// (WebDriver BiDi) has none of those: there, as in Chromium, the CPU time of the browser's processes is
+// read from Linux's /proc (the page's main thread, where the content script runs, its whole process,
+// the extension's process, the rest), with and without the extension.
 // extensionDir is a copy of src/ whose defaults point at the proxy this script starts (see
 // tests/test_extension.py::test_extension_benchmark, which runs it against a real `credence serve`).
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +29,8 @@ config.traceOutput ??= process.env.CREDENCE_EXT_BENCH_TRACE || undefined;
 const sampling = config.profile; // the CPU profile; a trace alone (below) leaves it out, and its cost
 if (config.traceOutput) config.profile = true;
 const N = config.images ?? 300;
+const FIREFOX = config.browser === 'firefox';
+if (FIREFOX && (config.profile || config.traceOutput)) throw new Error('profiles and traces need DevTools: Chromium only');
 const VIEWPORT = { width: 1280, height: 800 };
 const W = 56;
 const H = 42;
@@ -225,12 +232,119 @@ async function saveTrace(cdp, file) {
   return summariseTrace(trace);
 }
 
+/** Every process under `root` (its children, theirs...), from /proc: pid -> {ppid, comm, cmd}. */
+function processTree(root) {
+  const all = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const comm = readFileSync(`/proc/${name}/comm`, 'utf8').trim();
+      all.set(Number(name), { ppid, comm, cmd: readFileSync(`/proc/${name}/cmdline`, 'utf8') });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = new Map();
+  if (all.has(root)) tree.set(root, all.get(root));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, p] of all) {
+      if (!tree.has(pid) && tree.has(p.ppid)) {
+        tree.set(pid, p);
+        grew = true;
+      }
+    }
+  }
+  return tree;
+}
+
+/** What a browser process is: the page's (web content), the extension's, or the rest (browser, GPU, network...). */
+function kindOf(p) {
+  if (FIREFOX) {
+    if (p.comm === 'WebExtensions') return 'extension';
+    return /^(Isolated Web|Web Content)/.test(p.comm) ? 'page' : 'other';
+  }
+  if (!p.cmd.includes('--type=renderer')) return 'other';
+  return p.cmd.includes('--extension-process') ? 'extension' : 'page';
+}
+
+/** ns on a CPU of one thread (/proc schedstat: run time, not time waiting for a core). */
+function runNs(path) {
+  try {
+    return Number(readFileSync(path, 'utf8').split(' ')[0]);
+  } catch {
+    return 0;
+  }
+}
+
 /**
- * One page load, with or without the extension. With it, screenshots every 250 ms until all badges
- * show; without it, `shots` screenshots at the same pace, so Playwright's own in-page work for them
- * (it runs script in the page) counts on both sides and the difference is the extension's.
+ * CPU time so far (ms) of the browser's processes by kind: `main` is the main threads of the page's
+ * processes (where the page's script, the content script, style and layout run), `all` every thread.
  */
-async function browse(withExtension, set, { profiling = false, shots = 0 } = {}) {
+function cpuNow(root) {
+  const out = { page_main: 0, page_all: 0, extension_all: 0, other_all: 0 };
+  for (const [pid, p] of processTree(root)) {
+    const kind = kindOf(p);
+    let tasks = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      const ms = runNs(`/proc/${pid}/task/${tid}/schedstat`) / 1e6;
+      out[`${kind}_all`] += ms;
+      if (kind === 'page' && Number(tid) === pid) out.page_main += ms;
+    }
+  }
+  return out;
+}
+
+function cpuBetween(a, b) {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, Math.round(b[k] - a[k])]));
+}
+
+/** The pid of the browser started with this profile folder (Playwright's persistent context does not say). */
+function browserPid(profile) {
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (cmd.includes(`--user-data-dir=${profile}`) && !cmd.includes('--type=')) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
+
+/** Firefox through puppeteer (WebDriver BiDi): the page, screenshots and the wheel, no DevTools metrics. */
+async function firefoxSession(withExtension) {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const browser = await puppeteer.launch({
+    browser: 'firefox', executablePath: config.firefox ?? '/usr/bin/firefox-esr', headless: true, defaultViewport: VIEWPORT,
+    extraPrefsFirefox: { 'extensions.webextensions.restrictedDomains': '' },
+  });
+  try {
+    if (withExtension) await browser.installExtension(config.extensionDir);
+    const page = (await browser.pages())[0] ?? await browser.newPage();
+    await page.setViewport(VIEWPORT);
+    return {
+      page, pid: browser.process().pid, metrics: null,
+      screenshot: async () => Buffer.from(await page.screenshot({ type: 'png' })),
+      wheel: (dy) => page.mouse.wheel({ deltaY: dy }),
+      close: () => browser.close(),
+    };
+  } catch (error) {
+    await browser.close();
+    throw error;
+  }
+}
+
+/** Chromium through Playwright, with DevTools: performance metrics, and the profile and trace when asked. */
+async function chromiumSession(withExtension, profiling) {
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'credence-bench-'));
   const args = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--headless=new', '--disable-background-networking'];
@@ -239,6 +353,10 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     executablePath: config.chromium ?? '/usr/bin/chromium', headless: true, viewport: VIEWPORT, deviceScaleFactor: 1,
     ignoreDefaultArgs: withExtension ? ['--disable-extensions'] : [], args,
   });
+  const close = async () => {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  };
   try {
     if (withExtension) {
       if (!context.serviceWorkers().length) await context.waitForEvent('serviceworker', { timeout: 15000 });
@@ -255,8 +373,30 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
       await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
       await cdp.send('Profiler.start');
     }
-    const metrics = async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
+    return {
+      page, cdp, pid: browserPid(profile), close,
+      metrics: async () => Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value])),
+      screenshot: () => page.screenshot({ type: 'png' }),
+      wheel: (dy) => page.mouse.wheel(0, dy),
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/**
+ * One page load, with or without the extension. With it, screenshots every 250 ms until all badges
+ * show; without it, `shots` screenshots at the same pace, so the automation's own in-page work for them
+ * (Playwright runs script in the page) counts on both sides and the difference is the extension's.
+ */
+async function browse(withExtension, set, { profiling = false, shots = 0 } = {}) {
+  const session = FIREFOX ? await firefoxSession(withExtension) : await chromiumSession(withExtension, profiling);
+  try {
+    const { page, cdp } = session;
+    const metrics = async () => (session.metrics ? session.metrics() : null);
     const before = requests.length;
+    const c0 = cpuNow(session.pid);
     const t0 = Date.now();
     pageStart = t0;
     timeline.length = 0;
@@ -271,11 +411,11 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     const deadline = Date.now() + (config.windowMs ?? 45000);
     while (Date.now() < deadline) {
       if (withExtension && allBadges === null) {
-        const seen = levelsAt(await page.screenshot({ type: 'png' }), rects);
+        const seen = levelsAt(await session.screenshot(), rects);
         taken += 1;
         if (Object.values(seen).every((level) => level !== 'none' && level !== 'offscreen')) allBadges = Date.now() - t0;
       } else if (!withExtension && taken < shots) {
-        await page.screenshot({ type: 'png' });
+        await session.screenshot();
         taken += 1;
       }
       if (allBadges !== null || (!withExtension && taken >= shots)) break;
@@ -283,6 +423,7 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     }
     await sleep(Math.max(0, t0 + 5000 - Date.now())); // at least 5 s after loading, both ways
     const m1 = await metrics();
+    const c1 = cpuNow(session.pid);
     let cpu;
     if (profiling && sampling) {
       const { profile: raw } = await cdp.send('Profiler.stop');
@@ -291,23 +432,29 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     }
     const traced = profiling && config.traceOutput ? await saveTrace(cdp, config.traceOutput) : null;
     // Scrolling: 120 wheel steps down and up.
+    const c1s = cpuNow(session.pid);
     for (let i = 0; i < 120; i += 1) {
-      await page.mouse.wheel(0, i < 60 ? 100 : -100);
+      await session.wheel(i < 60 ? 100 : -100);
       await sleep(16);
     }
     await sleep(500);
     const m2 = await metrics();
+    const c2 = cpuNow(session.pid);
     return {
-      script_ms: Math.round((m1.ScriptDuration - 0) * 1000), layouts: m1.LayoutCount, layout_ms: Math.round(m1.LayoutDuration * 1000),
-      heap_mb: +(m1.JSHeapUsedSize / 1048576).toFixed(2),
-      scroll_script_ms: Math.round((m2.ScriptDuration - m1.ScriptDuration) * 1000), scroll_layouts: m2.LayoutCount - m1.LayoutCount,
-      all_badges_ms: allBadges, screenshots: taken, timeline: timeline.slice(), requests: requests.slice(before), load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) },
+      ...(m1 ? {
+        script_ms: Math.round((m1.ScriptDuration - 0) * 1000), layouts: m1.LayoutCount, layout_ms: Math.round(m1.LayoutDuration * 1000),
+        heap_mb: +(m1.JSHeapUsedSize / 1048576).toFixed(2),
+        scroll_script_ms: Math.round((m2.ScriptDuration - m1.ScriptDuration) * 1000), scroll_layouts: m2.LayoutCount - m1.LayoutCount,
+      } : {}),
+      // CPU time of the browser's processes (/proc), load to badges and over the scroll (see cpuNow).
+      cpu_ms: cpuBetween(c0, c1), scroll_cpu_ms: cpuBetween(c1s, c2),
+      all_badges_ms: allBadges, screenshots: taken, timeline: timeline.slice(), requests: requests.slice(before),
+      ...(m0 ? { load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) } } : {}),
       ...(cpu ? { profile: cpu } : {}),
       ...(traced ? { trace: traced } : {}),
     };
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await session.close();
   }
 }
 
@@ -325,7 +472,14 @@ const result = {
   posts: count('POST /api/v1/checks'),
   polls: count('GET /api/v1/checks?'), // long polls (an older extension, or a server without streams)
   streams: count('GET /api/v1/checks/events'),
-  script_ms_per_100_images: +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
+  browser: FIREFOX ? 'firefox' : 'chromium',
+  // DevTools' script time (Chromium only: Firefox's automation has no such metric).
+  script_ms_per_100_images: FIREFOX ? null : +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
+  // CPU time of the page's main thread (script, the content script's included, style, layout), with
+  // less without, in both browsers; and what the extension's own process used (its service worker or
+  // background page), with less without.
+  page_main_cpu_ms_per_100_images: +((withExt.cpu_ms.page_main - without.cpu_ms.page_main) / (N / 100)).toFixed(1),
+  extension_process_cpu_ms: withExt.cpu_ms.extension_all - without.cpu_ms.extension_all,
   images_per_request: +(N / Math.max(1, withExt.requests.length)).toFixed(1),
   ...(profiled ? { profiled: { script_ms: profiled.script_ms, layouts: profiled.layouts, profile: profiled.profile,
     trace: profiled.trace } } : {}),

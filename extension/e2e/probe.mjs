@@ -61,3 +61,27 @@ export function markersAt(png, rects) {
   }
   return out;
 }
+
+/**
+ * Where `level`'s badge is drawn inside `box` (viewport CSS px): the centre of the pixels of its fill
+ * colour there, and how many there are ({x, y, n}; n = 0 when none).
+ */
+export function fillCentre(png, box, level) {
+  const { width, height, data } = decodePng(png);
+  const [r, g, b] = hex(LEVELS[level].fill);
+  let n = 0;
+  let sx = 0;
+  let sy = 0;
+  for (let y = Math.max(0, Math.floor(box.top)); y < Math.min(height, Math.ceil(box.top + box.height)); y += 1) {
+    for (let x = Math.max(0, Math.floor(box.left)); x < Math.min(width, Math.ceil(box.left + box.width)); x += 1) {
+      const o = (y * width + x) * 4;
+      if (Math.abs(data[o] - r) <= TOLERANCE && Math.abs(data[o + 1] - g) <= TOLERANCE
+        && Math.abs(data[o + 2] - b) <= TOLERANCE) {
+        n += 1;
+        sx += x + 0.5;
+        sy += y + 0.5;
+      }
+    }
+  }
+  return n ? { x: sx / n, y: sy / n, n } : { x: null, y: null, n: 0 };
+}

@@ -106,10 +106,23 @@ async function chromiumBrowser(extensionDir) {
           groups: [...document.querySelectorAll('.group')].map((g) => ({
             level: g.dataset.level, count: g.querySelectorAll('li').length,
             thumbs: [...g.querySelectorAll('img.thumb')].filter((i) => i.complete && i.naturalWidth > 0).length,
+            texts: [...g.querySelectorAll('li')].map((li) => li.textContent),
           })),
         }));
       } finally {
         await popup.close();
+      }
+    },
+    /** The element's border box as laid out, transforms included: four points from its own top-left corner. */
+    async quad(page, selector) {
+      const cdp = await context.newCDPSession(page);
+      try {
+        const { root } = await cdp.send('DOM.getDocument', { depth: 0 });
+        const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+        const { model } = await cdp.send('DOM.getBoxModel', { nodeId });
+        return [0, 2, 4, 6].map((i) => ({ x: model.border[i], y: model.border[i + 1] }));
+      } finally {
+        await cdp.detach();
       }
     },
     /** DevTools can see into closed shadow roots; page scripts cannot. */
@@ -129,7 +142,8 @@ async function chromiumBrowser(extensionDir) {
         const collect = (node) => {
           const a = attrs(node);
           if (a.class?.startsWith('wrap')) {
-            levels.push({ level: a['data-level'], hidden: 'hidden' in a, at: a.style, mismatch: a['data-mismatch'] === 'true' });
+            levels.push({ level: a['data-level'], hidden: 'hidden' in a, at: a.style, mismatch: a['data-mismatch'] === 'true',
+              poster: a['data-poster'] === 'true' });
           }
           if (node.localName === 'button') levels.at(-1).label = a['aria-label'];
           for (const child of node.children ?? []) collect(child);
@@ -153,7 +167,9 @@ async function firefoxBrowser(extensionDir) {
     headless: true,
     defaultViewport: VIEWPORT,
     // the fullscreen test clicks a real button; BiDi's synthesized clicks do not count as a gesture here
-    extraPrefsFirefox: { 'extensions.webextensions.restrictedDomains': '', 'full-screen-api.allow-trusted-requests-only': false },
+    // getBoxQuads: the layout's own quad of a turned element (the test's reference for badge placement)
+    extraPrefsFirefox: { 'extensions.webextensions.restrictedDomains': '', 'full-screen-api.allow-trusted-requests-only': false,
+      'layout.css.getBoxQuads.enabled': true },
   });
   await browser.installExtension(extensionDir);
   const logs = [];
@@ -169,6 +185,11 @@ async function firefoxBrowser(extensionDir) {
       return page;
     },
     screenshot: async (page) => Buffer.from(await page.screenshot({ type: 'png' })),
+    /** The element's border box as laid out, transforms included: four points from its own top-left corner. */
+    quad: (page, selector) => page.evaluate((sel) => {
+      const q = document.querySelector(sel).getBoxQuads()[0];
+      return [q.p1, q.p2, q.p3, q.p4].map((p) => ({ x: p.x, y: p.y }));
+    }, selector),
     mouseMove: (page, x, y) => page.mouse.move(x, y),
     click: (page, x, y) => page.mouse.click(x, y),
     press: (page, key) => page.keyboard.press(key),

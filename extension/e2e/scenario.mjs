@@ -5,8 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { BADGE_INSET, BADGE_SIZE } from '../src/content/badge.js';
-import { levelsAt, markersAt } from './probe.mjs';
+import { BADGE_GAP, BADGE_INSET, BADGE_SIZE } from '../src/content/badge.js';
+import { fillCentre, levelsAt, markersAt } from './probe.mjs';
 
 const WAIT_MS = 30000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -137,10 +137,23 @@ async function waitForBadges(browser, page, ids, timeoutMs = WAIT_MS) {
   return { seen, ms: Date.now() - started };
 }
 
+/** The spot of a video poster's badge: beside the video's (a box as levelsAt takes it). */
+function posterSpot(rect) {
+  return { ...rect, left: rect.left + BADGE_SIZE + BADGE_GAP };
+}
+
+/** {video, poster}: the levels drawn at video `id`'s badge spot and at its poster's, beside it. */
+async function videoAndPoster(browser, page, id) {
+  const rect = (await rectsOf(page, [id]))[id];
+  const seen = levelsAt(await browser.screenshot(page), { video: rect, poster: posterSpot(rect) });
+  return { video: seen.video, poster: seen.poster };
+}
+
 /**
  * Videos: badges on <video src>, <video> with <source> children, a blob: one and a MediaSource one
- * (these two "not checkable"); the badge stays on a playing video and follows it when it is resized
- * and scrolled; a video added later and a video whose source changes are checked.
+ * (these two "not checkable"); the poster of <video src> gets its own badge beside the video's until
+ * the video plays; the badge stays on a playing video and follows it when it is resized and scrolled;
+ * a video added later and a video whose source changes (its poster shown again) are checked.
  */
 export async function videoRun(browser, run, config, out) {
   const page = await browser.open(run.pageUrl);
@@ -149,10 +162,15 @@ export async function videoRun(browser, run, config, out) {
   out.initial = (await waitForBadges(browser, page, ids, 2 * WAIT_MS)).seen;
   out.timings.initial_ms = Date.now() - t0;
   out.states = await page.evaluate(() => window.videoStates());
+  // The poster, shown until the video plays: its own badge beside the video's, the poster image's level.
+  out.poster = await until(() => videoAndPoster(browser, page, 'vsrc'), (s) => s.poster === run.posterLevel, WAIT_MS);
+  out.posterLabels = browser.inspectShadow ? (await browser.inspectShadow(page))[0]?.badges.filter((b) => b.poster) : null;
+  writeFileSync(join(run.artifacts, run.screenshot.replace('extension-', 'extension-poster-')), await browser.screenshot(page));
 
-  // Playing: the badge is still there over the moving picture.
+  // Playing: the badge is still there over the moving picture; the poster's is gone.
   out.play = await page.evaluate(() => window.playVideo());
   out.playing = levelsAt(await browser.screenshot(page), await rectsOf(page, ['vsrc'])).vsrc;
+  out.posterPlaying = await until(() => videoAndPoster(browser, page, 'vsrc'), (s) => s.poster === 'none', 5000);
   writeFileSync(join(run.artifacts, run.screenshot), await browser.screenshot(page));
 
   // Resized and scrolled: the badge follows the video's new corner.
@@ -182,6 +200,9 @@ export async function videoRun(browser, run, config, out) {
   await sleep(300);
   out.swapped = (await waitForBadges(browser, page, ['vsrc'], 2 * WAIT_MS)).seen;
   out.swappedSrc = await page.evaluate(() => document.getElementById('vsrc').currentSrc);
+  // A new load shows the poster again: its badge comes back (its verdict known, nothing sent).
+  out.posterAfterSwap = await until(() => videoAndPoster(browser, page, 'vsrc'),
+    (s) => s.poster === run.posterLevel, 10000);
 
   // The player's fullscreen button (a real click: fullscreen needs a user's gesture), then back.
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -195,6 +216,8 @@ export async function videoRun(browser, run, config, out) {
   await page.evaluate(() => document.fullscreenElement && document.exitFullscreen());
   await sleep(800);
   out.fullscreen.after = levelsAt(await browser.screenshot(page), await rectsOf(page, ['vsrc'])).vsrc;
+  // The popup's rows (where automation can open it) say which one is the poster.
+  if (browser.readPopup) out.popup = await browser.readPopup(run.pageUrl);
   out.timings.total_ms = Date.now() - t0;
   return page;
 }
@@ -290,6 +313,14 @@ export async function cloakRun(browser, run, out) {
   const box = (await rectsOf(page, ['rot'])).rot;
   const turnedCorner = { ...box, left: box.left + box.width - 2 * BADGE_INSET - BADGE_SIZE };
   out.rotated = levelsAt(await browser.screenshot(page), { turned: turnedCorner, box });
+  // An image turned 30° by its two ancestors: the badge found in the pixels of its box, and the image's
+  // own quad as the browser lays it out (its first point: the image's own top-left corner).
+  const parentTurned = (await rectsOf(page, ['prot'])).prot;
+  const png = await browser.screenshot(page);
+  out.parentRotated = {
+    box: parentTurned, quad: await browser.quad(page, '#prot'),
+    badge: fillCentre(png, parentTurned, run.expected.plain), boxCorner: levelsAt(png, { prot: parentTurned }).prot,
+  };
   out.cookie = await page.evaluate(() => document.cookie);
   if (browser.inspectShadow) out.shadow = await browser.inspectShadow(page);
   // The tooltip of a flagged badge, as a reader hovers it (the artifact).

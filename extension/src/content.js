@@ -174,9 +174,14 @@
     const checked = v.mismatch.checkedLabel || levelInfo(v.mismatch.checkedLevel).short;
     return `${MISMATCH_WORDS}: at this address Credence got other bytes (“${checked}”); ` + (v.local ? "what you see has no verdict." : "this is the verdict of what you see.");
   }
-  function describe(v) {
+  var POSTER_WORDS = "Poster image, shown before the video plays";
+  function describe(v, { poster = false } = {}) {
     const lines = describePlain(v);
-    return v?.mismatch ? { ...lines, mismatch: mismatchLine(v) } : lines;
+    return {
+      ...lines,
+      ...v?.mismatch ? { mismatch: mismatchLine(v) } : {},
+      ...poster ? { subject: POSTER_WORDS } : {}
+    };
   }
   function describePlain(v) {
     const info = levelInfo(v?.level);
@@ -196,9 +201,9 @@
     else if (v?.level === "no-evidence" || v?.level === "likely-synthetic") lines.score = "Score: none";
     return lines;
   }
-  function accessibleLabel(v) {
-    const { title, evidence, score, mismatch } = describe(v);
-    return ["Credence:", mismatch, title, evidence, score, v?.reportUrl ? "Activate to open the full report" : null].filter(Boolean).map((part, i) => i ? sentence(part) : part).join(" ");
+  function accessibleLabel(v, { poster = false } = {}) {
+    const { title, evidence, score, mismatch, subject } = describe(v, { poster });
+    return ["Credence:", subject, mismatch, title, evidence, score, v?.reportUrl ? "Activate to open the full report" : null].filter(Boolean).map((part, i) => i ? sentence(part) : part).join(" ");
   }
   function notCheckable(key) {
     const how = /^stream:/.test(key) ? "a stream object (srcObject)" : /^blob:/i.test(key) ? "a blob: address the page made (a MediaSource stream or an in-memory file)" : "an inline data: address";
@@ -220,7 +225,9 @@
   var SWEEP_MS = 2e3;
   var GATHER_MS = 100;
   var MAX_POLL_MS = 1e3;
-  var MEDIA_EVENTS = ["error", "emptied", "loadstart", "loadedmetadata"];
+  var MEDIA_EVENTS = ["error", "emptied", "loadstart", "loadedmetadata", "play", "playing", "seeking"];
+  var POSTER_ENDS = /* @__PURE__ */ new Set(["play", "playing", "seeking"]);
+  var POSTER_STARTS = /* @__PURE__ */ new Set(["emptied", "loadstart"]);
   function isImg(node) {
     return node?.nodeType === 1 && node.localName === "img";
   }
@@ -254,6 +261,28 @@
     }
     return "";
   }
+  var Poster = class {
+    constructor(video) {
+      this.video = video;
+    }
+  };
+  var posters = /* @__PURE__ */ new WeakMap();
+  function posterOf(video) {
+    let poster = posters.get(video);
+    if (!poster) posters.set(video, poster = new Poster(video));
+    return poster;
+  }
+  function isPoster(target) {
+    return target instanceof Poster;
+  }
+  function elementOf(target) {
+    return target instanceof Poster ? target.video : target;
+  }
+  function showsPoster(video, started = false) {
+    if (!video.getAttribute("poster") || !video.poster) return false;
+    if (video.readyState === 0) return true;
+    return !started && video.paused && video.currentTime === 0 && !(video.played?.length > 0);
+  }
   function checkableVideoUrl(url) {
     return /^https?:\/\//i.test(url);
   }
@@ -282,10 +311,12 @@
   }
   var Discovery = class {
     /** `onImage(img, url)` is called once per image and again when what it shows changes. */
-    constructor({ doc = document, onImage, onRoot = () => {
+    constructor({ doc = document, onImage, onGone = () => {
+    }, onRoot = () => {
     }, privacy = false }) {
       this.doc = doc;
       this.onImage = onImage;
+      this.onGone = onGone;
       this.onRoot = onRoot;
       this.roots = /* @__PURE__ */ new Set();
       this.styleQueue = /* @__PURE__ */ new Set();
@@ -293,12 +324,16 @@
       this.near = /* @__PURE__ */ new Set();
       this.watched = /* @__PURE__ */ new WeakSet();
       this.reported = /* @__PURE__ */ new WeakMap();
+      this.started = /* @__PURE__ */ new WeakSet();
       this.queued = /* @__PURE__ */ new Set();
       this.loading = /* @__PURE__ */ new Set();
       this.queueTimer = 0;
       this.onEvent = (event) => {
-        if (!isImg(event.target) && !isVideo(event.target)) return;
-        this.queued.add(event.target);
+        const { target, type } = event;
+        if (!isImg(target) && !isVideo(target)) return;
+        if (POSTER_ENDS.has(type)) this.started.add(target);
+        else if (POSTER_STARTS.has(type)) this.started.delete(target);
+        this.queued.add(target);
         this.soon();
       };
       this.onResize = () => {
@@ -338,7 +373,7 @@
         childList: true,
         subtree: true,
         attributes: true,
-        attributeFilter: ["src", "srcset"]
+        attributeFilter: ["src", "srcset", "poster"]
       });
       for (const type of MEDIA_EVENTS) root.addEventListener(type, this.onEvent, true);
       if (root !== this.doc) this.onRoot(root);
@@ -442,11 +477,27 @@
         return;
       }
       const url = mediaUrl(el, name);
-      if (!url || !video && !checkableUrl(url, { privacy: this.privacy })) return;
-      if (this.reported.get(el) === url) return;
-      if (!bigEnough(rect ?? el.getBoundingClientRect(), el) || !looksVisible(el)) return;
-      this.reported.set(el, url);
-      this.onImage(el, url);
+      if (url && (video || checkableUrl(url, { privacy: this.privacy })) && this.reported.get(el) !== url) {
+        if (bigEnough(rect ??= el.getBoundingClientRect(), el) && looksVisible(el)) {
+          this.reported.set(el, url);
+          this.onImage(el, url);
+        }
+      }
+      if (video) this.evaluatePoster(el, rect);
+    }
+    /** A video's poster: reported while the video shows it (an image by its URL), gone once it plays. */
+    evaluatePoster(video, rect) {
+      const poster = posterOf(video);
+      const before = this.reported.get(poster);
+      const url = showsPoster(video, this.started.has(video)) ? video.poster : "";
+      if (url === before) return;
+      if (url && checkableUrl(url, { privacy: this.privacy }) && bigEnough(rect ?? video.getBoundingClientRect(), video) && looksVisible(video)) {
+        this.reported.set(poster, url);
+        this.onImage(poster, url);
+      } else if (before) {
+        this.reported.delete(poster);
+        this.onGone(poster);
+      }
     }
   };
 
@@ -508,6 +559,7 @@
   // content/badge.js
   var BADGE_SIZE = 22;
   var BADGE_INSET = 4;
+  var BADGE_GAP = 4;
   var MARK_FILL = "#ffd600";
   var MARK_SIZE = 12;
   var BADGE_CSS = `
@@ -526,6 +578,7 @@
 .wrap.flip .tip { left: auto; right: ${-BADGE_SIZE}px; }
 .wrap:hover .tip, .wrap:focus-within .tip { display: block; }
 .wrap.dismissed .tip { display: none; }
+.tip .subject { margin: 0 0 4px; color: #b0bec5; font-weight: 600; }
 .tip .title { font-weight: 600; margin: 0 0 4px; }
 .tip .line { margin: 0 0 4px; }
 .tip .hint { margin: 0; color: #b0bec5; }
@@ -538,6 +591,7 @@
 `;
   var counter = 0;
   var verdicts = /* @__PURE__ */ new WeakMap();
+  var posterButtons = /* @__PURE__ */ new WeakSet();
   var keyedAt = /* @__PURE__ */ new WeakMap();
   var templates = /* @__PURE__ */ new WeakMap();
   function ensureTip(wrap) {
@@ -550,7 +604,7 @@
     tip.className = "tip";
     tip.id = `credence-tip-${counter += 1}`;
     tip.setAttribute("role", "tooltip");
-    const { title, evidence, score, mismatch } = describe(verdict);
+    const { title, evidence, score, mismatch, subject } = describe(verdict, { poster: posterButtons.has(button) });
     const add = (cls, text) => {
       if (!text) return;
       const p = doc.createElement("p");
@@ -558,6 +612,7 @@
       p.textContent = text;
       tip.append(p);
     };
+    add("subject", subject);
     add("mismatch", mismatch);
     add("title", title);
     add("line", evidence);
@@ -638,29 +693,102 @@
     byKey.set(key, wrap);
     return wrap;
   }
-  function createBadge(doc, verdict) {
+  function createBadge(doc, verdict, { poster = false } = {}) {
     const wrap = template(doc, verdict.level, Boolean(verdict.mismatch)).cloneNode(true);
     const button = wrap.firstChild;
-    button.setAttribute("aria-label", accessibleLabel(verdict));
+    button.setAttribute("aria-label", accessibleLabel(verdict, { poster }));
     verdicts.set(button, verdict);
+    if (poster) {
+      posterButtons.add(button);
+      wrap.dataset.poster = "true";
+    }
     return wrap;
   }
 
   // content/geometry.js
-  function turnOf(transform) {
-    const m = /^matrix\(([^)]+)\)$/.exec(String(transform ?? "").trim());
-    if (!m) return null;
-    const [a, b, c, d] = m[1].split(",").map(Number);
-    if ([a, b, c, d].some((n) => !Number.isFinite(n))) return null;
-    if (Math.abs(b) < 1e-6 && Math.abs(c) < 1e-6 && a > 0 && d > 0) return null;
-    return { a, b, c, d };
+  var NO_SHIFT = Object.freeze({ x: 0, y: 0 });
+  var UNKNOWN = Object.freeze({ unknown: true });
+  var EPS = 1e-6;
+  var ANGLE_UNITS = { deg: Math.PI / 180, rad: 1, grad: Math.PI / 200, turn: 2 * Math.PI };
+  function simplify(m) {
+    if (Math.abs(m.a - 1) < EPS && Math.abs(m.b) < EPS && Math.abs(m.c) < EPS && Math.abs(m.d - 1) < EPS && !m.three) {
+      return null;
+    }
+    return m;
   }
-  function turnedSpot(rect, width, height, turn, inset, size) {
+  function linearOf(transform) {
+    const text = String(transform ?? "").trim();
+    if (!text || text === "none") return null;
+    const m = /^(matrix|matrix3d)\(([^)]+)\)$/.exec(text);
+    if (!m) return UNKNOWN;
+    const n = m[2].split(",").map(Number);
+    if (n.some((x) => !Number.isFinite(x))) return UNKNOWN;
+    if (m[1] === "matrix") return n.length === 6 ? simplify({ a: n[0], b: n[1], c: n[2], d: n[3] }) : UNKNOWN;
+    if (n.length !== 16 || n[3] !== 0 || n[7] !== 0 || n[11] !== 0 || n[15] !== 1) return UNKNOWN;
+    const flat = n[2] === 0 && n[6] === 0 && n[8] === 0 && n[9] === 0 && n[10] === 1;
+    return simplify({ a: n[0], b: n[1], c: n[4], d: n[5], ...flat ? {} : { three: true } });
+  }
+  function rotateOf(value) {
+    const text = String(value ?? "none").trim();
+    if (!text || text === "none") return null;
+    const m = /^(?:z\s+|0\s+0\s+1\s+)?(-?[\d.]+(?:e[-+]?\d+)?)(deg|rad|grad|turn)$/i.exec(text);
+    if (!m) return UNKNOWN;
+    const angle = Number(m[1]) * ANGLE_UNITS[m[2].toLowerCase()];
+    const cos = Math.cos(angle);
+    const sin = Math.sin(angle);
+    return simplify({ a: cos, b: sin, c: -sin, d: cos });
+  }
+  function scaleOf(value) {
+    const text = String(value ?? "none").trim();
+    if (!text || text === "none") return null;
+    const parts = text.split(/\s+/).map((p) => p.endsWith("%") ? Number(p.slice(0, -1)) / 100 : Number(p));
+    if (!parts.length || parts.length > 3 || parts.some((x) => !Number.isFinite(x))) return UNKNOWN;
+    return simplify({ a: parts[0], b: 0, c: 0, d: parts[1] ?? parts[0] });
+  }
+  function multiply(p, q) {
+    if (p === UNKNOWN || q === UNKNOWN) return UNKNOWN;
+    if (!p) return q;
+    if (!q) return p;
+    return simplify({
+      a: p.a * q.a + p.c * q.b,
+      b: p.b * q.a + p.d * q.b,
+      c: p.a * q.c + p.c * q.d,
+      d: p.b * q.c + p.d * q.d,
+      ...p.three || q.three ? { three: true } : {}
+    });
+  }
+  function transforms(style) {
+    return style.transform !== "none" || (style.rotate ?? "none") !== "none" || (style.scale ?? "none") !== "none";
+  }
+  function styleLinear(style) {
+    return multiply(multiply(rotateOf(style.rotate), scaleOf(style.scale)), linearOf(style.transform));
+  }
+  function upright(m) {
+    return !m || Math.abs(m.b) < EPS && Math.abs(m.c) < EPS && m.a > 0 && m.d > 0;
+  }
+  function posterShift(width, height, inset, size, gap) {
+    const step = size + gap;
+    const fits = (side) => side >= inset + step + size;
+    return fits(width) || !fits(height) ? { x: step, y: 0 } : { x: 0, y: step };
+  }
+  function unit(x, y) {
+    const length = Math.hypot(x, y);
+    return length > EPS ? { x: x / length, y: y / length } : null;
+  }
+  function turnedSpot(rect, width, height, turn, inset, size, shift = NO_SHIFT) {
     const cx = rect.left + rect.width / 2;
     const cy = rect.top + rect.height / 2;
-    const u = -width / 2 + inset + size / 2;
-    const v = -height / 2 + inset + size / 2;
-    return { left: cx + turn.a * u + turn.c * v - size / 2, top: cy + turn.b * u + turn.d * v - size / 2 };
+    const across = unit(turn.a, turn.b);
+    const down = unit(turn.c, turn.d);
+    if (!across || !down) return null;
+    const cornerX = cx - (turn.a * width + turn.c * height) / 2;
+    const cornerY = cy - (turn.b * width + turn.d * height) / 2;
+    const u = inset + shift.x + size / 2;
+    const v = inset + shift.y + size / 2;
+    return {
+      left: cornerX + across.x * u + down.x * v - size / 2,
+      top: cornerY + across.y * u + down.y * v - size / 2
+    };
   }
 
   // content/overlay.js
@@ -696,6 +824,11 @@
   var COVER_SAMPLES = 12;
   var MOVING_FRAMES = 240;
   var LAYOUT_EVENTS = ["transitionrun", "transitionend", "animationstart", "animationend", "load"];
+  var RESTYLE_EVENTS = /* @__PURE__ */ new Set(["transitionrun", "animationstart"]);
+  function inside(ancestor, el) {
+    for (let node = el; node; node = node.getRootNode?.().host) if (ancestor.contains(node)) return true;
+    return false;
+  }
   function parentOf(el) {
     return el.parentElement ?? (el.parentNode?.host || null);
   }
@@ -717,10 +850,11 @@
       this.onOpen = onOpen;
       this.onTrouble = onTrouble;
       this.badges = /* @__PURE__ */ new Map();
+      this.observed = /* @__PURE__ */ new Map();
       this.shown = /* @__PURE__ */ new Map();
       this.clips = /* @__PURE__ */ new Map();
       this.pinned = /* @__PURE__ */ new Set();
-      this.turns = /* @__PURE__ */ new Map();
+      this.frames = /* @__PURE__ */ new Map();
       this.spots = /* @__PURE__ */ new Map();
       this.occluded = /* @__PURE__ */ new WeakSet();
       this.host = null;
@@ -753,6 +887,12 @@
         if (event.target !== this.doc || this.pinned.size) this.schedule();
         else this.checkCovered();
       };
+      this.onLayoutEvent = (event) => {
+        if (RESTYLE_EVENTS.has(event.type) && event.target?.nodeType === 1) {
+          for (const img of this.clips.keys()) if (inside(event.target, elementOf(img))) this.clips.delete(img);
+        }
+        this.schedule();
+      };
       this.domChanged = (records) => {
         if (records.some((r) => r.type === "childList" || r.attributeName === "class" || r.attributeName === "style")) {
           this.clips.clear();
@@ -776,7 +916,7 @@
       this.guard.observe(this.host, { attributes: true });
       addEventListener("scroll", this.onScroll, { capture: true, passive: true });
       addEventListener("resize", this.schedule, { passive: true });
-      for (const type of LAYOUT_EVENTS) this.doc.addEventListener(type, this.schedule, { capture: true, passive: true });
+      for (const type of LAYOUT_EVENTS) this.doc.addEventListener(type, this.onLayoutEvent, { capture: true, passive: true });
       this.onFullscreen = () => this.repair();
       this.doc.addEventListener("fullscreenchange", this.onFullscreen);
       this.resizes = new ResizeObserver(this.resized);
@@ -806,9 +946,14 @@
       if (before && (before === verdict || JSON.stringify(before) === JSON.stringify(verdict))) return;
       this.remove(img);
       this.shown.set(img, verdict);
-      this.badges.set(img, createBadge(this.doc, verdict));
-      this.fresh.add(img);
-      this.resizes.observe(img);
+      this.badges.set(img, createBadge(this.doc, verdict, { poster: isPoster(img) }));
+      const el = elementOf(img);
+      const n = this.observed.get(el) ?? 0;
+      this.observed.set(el, n + 1);
+      if (!n) {
+        this.fresh.add(el);
+        this.resizes.observe(el);
+      }
       this.pending.add(img);
       this.requestFrame();
     }
@@ -819,12 +964,19 @@
       this.badges.delete(img);
       this.shown.delete(img);
       this.pending.delete(img);
-      this.fresh.delete(img);
       this.spots.delete(img);
       this.clips.delete(img);
-      this.turns.delete(img);
+      this.frames.delete(img);
       this.pinned.delete(img);
-      this.resizes?.unobserve(img);
+      const el = elementOf(img);
+      const n = (this.observed.get(el) ?? 1) - 1;
+      if (n > 0) {
+        this.observed.set(el, n);
+      } else {
+        this.observed.delete(el);
+        this.fresh.delete(el);
+        this.resizes?.unobserve(el);
+      }
     }
     has(img) {
       return this.badges.has(img);
@@ -836,7 +988,7 @@
       this.resizes.disconnect();
       removeEventListener("scroll", this.onScroll, { capture: true });
       removeEventListener("resize", this.schedule);
-      for (const type of LAYOUT_EVENTS) this.doc.removeEventListener(type, this.schedule, { capture: true });
+      for (const type of LAYOUT_EVENTS) this.doc.removeEventListener(type, this.onLayoutEvent, { capture: true });
       this.doc.fonts?.removeEventListener("loadingdone", this.schedule);
       for (const root of this.shadowRoots) root.removeEventListener("scroll", this.schedule, { capture: true });
       this.doc.removeEventListener("fullscreenchange", this.onFullscreen);
@@ -849,37 +1001,63 @@
       this.host.remove();
       this.host = null;
       this.badges.clear();
+      this.observed.clear();
       this.shown.clear();
       this.pending.clear();
       this.fresh.clear();
       this.spots.clear();
       this.clips.clear();
-      this.turns.clear();
+      this.frames.clear();
       this.pinned.clear();
     }
-    /** The ancestors whose overflow clips `img` (computed styles are read once, then cached). */
+    /**
+     * The ancestors whose overflow clips `img` (computed styles are read once, then cached), and, as it
+     * walks up, the elements whose transforms turn it (`frames`).
+     */
     clippers(img) {
       let list = this.clips.get(img);
       if (list) return list;
       list = [];
-      const own = getComputedStyle(img);
+      const el = elementOf(img);
+      const own = getComputedStyle(el);
       let pinned = ["fixed", "sticky"].includes(own.position);
-      const turn = turnOf(own.transform);
-      if (turn) this.turns.set(img, turn);
-      else this.turns.delete(img);
-      for (let el = parentOf(img); el && el !== this.doc.body && el !== this.doc.documentElement; el = parentOf(el)) {
-        const style = getComputedStyle(el);
-        if (style.overflowX !== "visible" || style.overflowY !== "visible") list.push(el);
+      const chain = transforms(own) ? [el] : [];
+      let depth = false;
+      let clipping = true;
+      for (let node = parentOf(el); node && node !== this.doc.documentElement; node = parentOf(node)) {
+        const style = getComputedStyle(node);
+        if (transforms(style)) chain.push(node);
+        if (style.perspective !== "none" || style.transformStyle === "preserve-3d") depth = true;
+        if (!clipping || node === this.doc.body) continue;
+        if (style.overflowX !== "visible" || style.overflowY !== "visible") list.push(node);
         if (style.position === "sticky") pinned = true;
         if (style.position === "fixed") {
           pinned = true;
-          break;
+          clipping = false;
         }
       }
       if (pinned) this.pinned.add(img);
       else this.pinned.delete(img);
+      if (chain.length) this.frames.set(img, { chain, depth });
+      else this.frames.delete(img);
       this.clips.set(img, list);
       return list;
+    }
+    /**
+     * The linear part of every transform that turns `img` (its own and its ancestors'), or null when its
+     * bounding box's corner is right: none, only scales, or one the arithmetic cannot place (perspective,
+     * 3-D kept by an ancestor). `matrices`: this pass's, each element's read once whatever shares it.
+     */
+    turnOf(img, matrices) {
+      const frame = this.frames.get(img);
+      if (!frame) return null;
+      let m = null;
+      for (const node of frame.chain) {
+        let own = matrices.get(node);
+        if (own === void 0) matrices.set(node, own = styleLinear(getComputedStyle(node)));
+        m = multiply(own, m);
+      }
+      return m === UNKNOWN || m?.three && frame.depth || upright(m) ? null : m;
     }
     /**
      * One pass for all badges (only the new ones when nothing else asked for a pass): read every
@@ -891,22 +1069,32 @@
       const origin = this.host.getBoundingClientRect();
       const viewportWidth = innerWidth;
       const plan = [];
+      const matrices = /* @__PURE__ */ new Map();
       const targets = this.full ? this.badges : [...this.pending].map((img) => [img, this.badges.get(img)]);
       this.full = false;
       this.pending.clear();
       for (const [img, badge] of targets) {
-        if (!img.isConnected) {
+        const el = elementOf(img);
+        if (!el.isConnected) {
           plan.push([img, badge, null]);
           continue;
         }
-        const full = img.getBoundingClientRect();
+        const full = el.getBoundingClientRect();
         let rect = full;
         for (const clip of this.clippers(img)) rect = intersect(rect, clip.getBoundingClientRect());
         const clipped = rect.width < full.width || rect.height < full.height;
+        const turn = clipped ? null : this.turnOf(img, matrices);
+        const width = turn ? el.offsetWidth : rect.width;
+        const shift = isPoster(img) ? posterShift(
+          width,
+          turn ? el.offsetHeight : rect.height,
+          BADGE_INSET,
+          BADGE_SIZE,
+          BADGE_GAP
+        ) : NO_SHIFT;
         const room = BADGE_SIZE + BADGE_INSET;
-        const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(img) && (!clipped || rect.width >= room && rect.height >= room);
-        const turn = !clipped && this.turns.get(img);
-        const at = turn && img.offsetWidth ? turnedSpot(full, img.offsetWidth, img.offsetHeight, turn, BADGE_INSET, BADGE_SIZE) : { left: rect.left + BADGE_INSET, top: rect.top + BADGE_INSET };
+        const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(el) && (!clipped || rect.width >= room + shift.x && rect.height >= room + shift.y);
+        const at = turn && width && turnedSpot(full, width, el.offsetHeight, turn, BADGE_INSET, BADGE_SIZE, shift) || { left: rect.left + BADGE_INSET + shift.x, top: rect.top + BADGE_INSET + shift.y };
         plan.push([img, badge, { rect, visible, at }]);
       }
       let moved = false;
@@ -990,7 +1178,8 @@
       const viewport = { width: innerWidth, height: innerHeight };
       const start2 = (this.coverTurn ?? 0) % Math.max(1, spots.length);
       for (let i = 0; i < spots.length && sampled < COVER_SAMPLES; i += 1) {
-        const [img, spot] = spots[(start2 + i) % spots.length];
+        const [target, spot] = spots[(start2 + i) % spots.length];
+        const img = elementOf(target);
         this.coverTurn = start2 + i + 1;
         const dx = origin.left - spot.origin.left;
         const dy = origin.top - spot.origin.top;
@@ -1089,6 +1278,7 @@
       this.running = false;
       this.imagesByKey = /* @__PURE__ */ new Map();
       this.keyOf = /* @__PURE__ */ new WeakMap();
+      this.posterKeys = /* @__PURE__ */ new Set();
       this.verdicts = /* @__PURE__ */ new Map();
       this.asked = /* @__PURE__ */ new Map();
       this.outbox = /* @__PURE__ */ new Set();
@@ -1136,7 +1326,7 @@
           if (this.rowIds.has(key)) removed.push(this.rowIds.get(key));
           continue;
         }
-        const { url, level, summary, reportUrl, count, thumb, mismatch } = this.row(key, v);
+        const { url, level, summary, reportUrl, count, thumb, mismatch, poster } = this.row(key, v);
         images.push({
           id: this.rowId(key),
           url,
@@ -1145,7 +1335,8 @@
           reportUrl,
           count,
           ...thumb && thumb !== url ? { thumb } : {},
-          ...mismatch ? { mismatch } : {}
+          ...mismatch ? { mismatch } : {},
+          ...poster ? { poster } : {}
         });
       }
       const base = this.stateSeq;
@@ -1184,6 +1375,7 @@
       this.running = true;
       this.discovery = new Discovery({
         onImage: (img, url) => this.found(img, url),
+        onGone: (target) => this.lost(target),
         onRoot: (root) => this.overlay.watchRoot(root),
         privacy: this.settings.privacy
       });
@@ -1196,6 +1388,7 @@
       clearInterval(this.retryTimer);
       this.overlay.destroy();
       this.imagesByKey.clear();
+      this.posterKeys.clear();
       this.verdicts.clear();
       this.asked.clear();
       this.outbox.clear();
@@ -1211,6 +1404,7 @@
       this.keyOf.set(img, key);
       if (!this.imagesByKey.has(key)) this.imagesByKey.set(key, /* @__PURE__ */ new Set());
       this.imagesByKey.get(key).add(img);
+      if (isPoster(img)) this.posterKeys.add(key);
       this.changed.add(key);
       if (isVideo(img) && !checkableVideoUrl(key)) {
         if (!this.verdicts.has(key)) this.verdicts.set(key, notCheckable(key));
@@ -1224,6 +1418,16 @@
       } else {
         this.ask(key);
       }
+    }
+    /** A video's poster no longer shown (the video plays): its badge goes; its row stays, counting one less. */
+    lost(target) {
+      const key = this.keyOf.get(target);
+      if (!key) return;
+      this.keyOf.delete(target);
+      this.imagesByKey.get(key)?.delete(target);
+      this.overlay.remove(target);
+      this.changed.add(key);
+      this.report();
     }
     ask(key, force = false) {
       if (!force && this.asked.has(key)) return;
@@ -1326,13 +1530,16 @@
     }
     /** One distinct image as the popup shows it: its level, its report link, how many show it. */
     row(key, v) {
+      const shown = this.imagesByKey.get(key);
       return {
         url: key.startsWith("data:") ? `${key.slice(0, 40)}…` : key,
         level: v.level,
         label: v.label,
         summary: v.summary,
         reportUrl: v.reportUrl ?? null,
-        count: this.imagesByKey.get(key)?.size ?? 0,
+        count: shown?.size ?? 0,
+        // Shown as a video's poster (and not also as an image of its own).
+        poster: this.posterKeys.has(key) && ![...shown ?? []].some((target) => !isPoster(target)),
         mismatch: Boolean(v.mismatch),
         // the browser shows other bytes than Credence got at this address
         thumb: /^https?:/i.test(key) || key.startsWith("data:image/") && key.length <= MAX_THUMB_URL ? key : null

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  accessibleLabel, compact, describe, notCheckable, reportUrl, scoreBand, strongestEvidence,
+  accessibleLabel, compact, describe, notCheckable, POSTER_WORDS, reportUrl, scoreBand, strongestEvidence,
 } from '../src/lib/describe.js';
 import { LEVELS } from '../src/lib/levels.js';
 
@@ -129,4 +129,12 @@ test('a mismatch (the browser shows other bytes than Credence got) is said first
   const unchecked = { level: 'unknown', summary: '', sha256: 'b'.repeat(64), top: null, local: true, mismatch };
   assert.match(describe(unchecked).mismatch, /what you see has no verdict\.$/);
   assert.equal(describe(compact({ level: 'no-evidence', evidence: [] })).mismatch, undefined);
+});
+
+test('a video poster\'s badge says it is the poster\'s, first, in its tooltip and its label', () => {
+  const v = compact({ level: 'ai-declared', evidence: [{ summary: 'c2pa: trainedAlgorithmicMedia', supports: 'ai-declared' }] });
+  assert.equal(describe(v, { poster: true }).subject, POSTER_WORDS);
+  assert.equal(describe(v).subject, undefined);
+  assert.match(accessibleLabel(v, { poster: true }), /^Credence: Poster image, shown before the video plays\. Declared AI-made/);
+  assert.match(accessibleLabel(v), /^Credence: Declared AI-made/);
 });

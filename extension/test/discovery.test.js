@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  bigEnough, checkableUrl, checkableVideoUrl, imageUrl, isImg, isVideo, looksVisible, mediaUrl, MIN_SIDE, STREAM_KEY, videoUrl,
+  bigEnough, checkableUrl, checkableVideoUrl, Discovery, elementOf, imageUrl, isImg, isPoster, isVideo, looksVisible, mediaUrl,
+  MIN_SIDE, posterOf, showsPoster, STREAM_KEY, videoUrl,
 } from '../src/content/discovery.js';
 
 test('currentSrc wins over src (srcset and <picture> pick what is shown)', () => {
@@ -48,14 +49,22 @@ test('isImg checks the tag, not a constructor from another world', () => {
 });
 
 // A <video> as the content script sees it: attributes, resolved properties, <source> children.
-function video({ currentSrc = '', src = '', srcObject = null, sources = [], playable = ['video/webm', 'video/mp4'] } = {}) {
+function video({ currentSrc = '', src = '', srcObject = null, sources = [], playable = ['video/webm', 'video/mp4'],
+  poster = '', readyState = 1, paused = true, currentTime = 0, played = 0 } = {}) {
   return {
     nodeType: 1,
     localName: 'video',
     currentSrc,
     src,
     srcObject,
-    getAttribute: (name) => (name === 'src' && src ? src : null),
+    poster,
+    readyState,
+    paused,
+    currentTime,
+    played: { length: played },
+    checkVisibility: () => true,
+    getBoundingClientRect: () => ({ width: 320, height: 180 }),
+    getAttribute: (name) => (name === 'src' && src ? src : name === 'poster' && poster ? poster : null),
     canPlayType: (type) => (playable.includes(type.split(';')[0]) ? 'maybe' : ''),
     children: sources.map(({ src: s, type }) => ({
       localName: 'source', src: s, getAttribute: (name) => (name === 'src' ? s : name === 'type' ? type ?? null : null),
@@ -94,4 +103,58 @@ test('CSS backgrounds: the first url() of the computed value; gradients and none
   assert.equal(backgroundUrl('none'), '');
   assert.equal(backgroundUrl('linear-gradient(red, blue)'), '');
   assert.equal(backgroundUrl(undefined), '');
+});
+
+test('a video shows its poster before playback starts, as the HTML spec draws it', () => {
+  const poster = 'https://a.test/poster.jpg';
+  assert.ok(showsPoster(video({ poster })), 'paused at the start, nothing played');
+  assert.ok(!showsPoster(video()), 'no poster attribute');
+  assert.ok(!showsPoster(video({ poster }), true), 'it played or seeked since its last load');
+  assert.ok(!showsPoster(video({ poster, paused: false })), 'playing (it was before the content script came)');
+  assert.ok(!showsPoster(video({ poster, currentTime: 2.5 })), 'paused later on: the frame there shows');
+  assert.ok(!showsPoster(video({ poster, played: 1 })), 'played, then back at the start');
+  assert.ok(showsPoster(video({ poster, readyState: 0, paused: false }), true), 'no video data yet: the poster');
+});
+
+test('a poster is its video\'s, one per video, and is no element of its own', () => {
+  const v = video({ poster: 'https://a.test/p.jpg' });
+  assert.equal(posterOf(v), posterOf(v));
+  assert.ok(isPoster(posterOf(v)) && !isPoster(v));
+  assert.equal(elementOf(posterOf(v)), v);
+  assert.equal(elementOf(v), v);
+  assert.ok(!isImg(posterOf(v)) && !isVideo(posterOf(v)));
+});
+
+test('a video\'s poster is reported apart from its file while it shows, and is gone once the video plays', () => {
+  const seen = [];
+  const d = new Discovery({
+    doc: {}, onImage: (target, url) => seen.push(['image', target, url]), onGone: (target) => seen.push(['gone', target]),
+  });
+  const v = video({ src: 'https://a.test/v.mp4', poster: 'https://a.test/p.jpg' });
+  d.near.add(v);
+  d.evaluate(v);
+  assert.deepEqual(seen, [['image', v, 'https://a.test/v.mp4'], ['image', posterOf(v), 'https://a.test/p.jpg']]);
+  d.evaluate(v);
+  assert.equal(seen.length, 2, 'nothing new: reported once');
+  // It plays: the play event ends the poster (looked at with the next gathered look).
+  v.paused = false;
+  d.onEvent({ target: v, type: 'play' });
+  clearTimeout(d.queueTimer);
+  d.evaluateQueued();
+  assert.deepEqual(seen.slice(2), [['gone', posterOf(v)]]);
+  // Paused at the start again is not a poster (the show-poster flag stays off until a new load)...
+  v.paused = true;
+  v.currentTime = 0;
+  d.evaluate(v);
+  assert.equal(seen.length, 3);
+  // ... a new load is: the same poster comes back (its file was reported already: not again).
+  d.onEvent({ target: v, type: 'loadstart' });
+  clearTimeout(d.queueTimer);
+  d.evaluateQueued();
+  assert.deepEqual(seen.slice(3), [['image', posterOf(v), 'https://a.test/p.jpg']]);
+  // A poster that is not a web address is not sent (outside privacy mode); a video without one has none.
+  const inline = video({ src: 'https://a.test/w.mp4', poster: 'data:image/png;base64,AA' });
+  d.near.add(inline);
+  d.evaluate(inline);
+  assert.deepEqual(seen.slice(4), [['image', inline, 'https://a.test/w.mp4']]);
 });

@@ -6,6 +6,7 @@ import { icon } from './icons.js';
 
 export const BADGE_SIZE = 22;
 export const BADGE_INSET = 4; // from the image's top-left corner
+export const BADGE_GAP = 4; // between a video's badge and its poster's, beside it
 export const MARK_FILL = '#ffd600'; // the "you see different bytes" marker on a badge's top-right corner
 export const MARK_SIZE = 12;
 
@@ -25,6 +26,7 @@ export const BADGE_CSS = `
 .wrap.flip .tip { left: auto; right: ${-BADGE_SIZE}px; }
 .wrap:hover .tip, .wrap:focus-within .tip { display: block; }
 .wrap.dismissed .tip { display: none; }
+.tip .subject { margin: 0 0 4px; color: #b0bec5; font-weight: 600; }
 .tip .title { font-weight: 600; margin: 0 0 4px; }
 .tip .line { margin: 0 0 4px; }
 .tip .hint { margin: 0; color: #b0bec5; }
@@ -38,6 +40,7 @@ export const BADGE_CSS = `
 
 let counter = 0;
 const verdicts = new WeakMap(); // badge button -> the verdict it shows (its report, its tooltip's lines)
+const posterButtons = new WeakSet(); // badge buttons of video posters (their tooltip says so)
 const keyedAt = new WeakMap(); // badge button -> when Enter or Space last opened it
 const templates = new WeakMap(); // document -> Map(level|mismatch -> a badge to clone)
 
@@ -56,7 +59,7 @@ function ensureTip(wrap) {
   tip.className = 'tip';
   tip.id = `credence-tip-${(counter += 1)}`;
   tip.setAttribute('role', 'tooltip');
-  const { title, evidence, score, mismatch } = describe(verdict);
+  const { title, evidence, score, mismatch, subject } = describe(verdict, { poster: posterButtons.has(button) });
   const add = (cls, text) => {
     if (!text) return;
     const p = doc.createElement('p');
@@ -64,6 +67,7 @@ function ensureTip(wrap) {
     p.textContent = text;
     tip.append(p);
   };
+  add('subject', subject);
   add('mismatch', mismatch);
   add('title', title);
   add('line', evidence);
@@ -161,12 +165,16 @@ function template(doc, level, mismatch) {
 /**
  * A badge for `verdict` (compact, with reportUrl); its root's handleBadges makes it open the report.
  * A copy of its level's template (one call instead of a dozen per badge) with its own label; its
- * tooltip comes when it is first hovered or focused.
+ * tooltip comes when it is first hovered or focused. `poster`: the badge of a video's poster image.
  */
-export function createBadge(doc, verdict) {
+export function createBadge(doc, verdict, { poster = false } = {}) {
   const wrap = template(doc, verdict.level, Boolean(verdict.mismatch)).cloneNode(true);
   const button = wrap.firstChild;
-  button.setAttribute('aria-label', accessibleLabel(verdict));
+  button.setAttribute('aria-label', accessibleLabel(verdict, { poster }));
   verdicts.set(button, verdict);
+  if (poster) {
+    posterButtons.add(button);
+    wrap.dataset.poster = 'true';
+  }
   return wrap;
 }

@@ -1,7 +1,8 @@
 // Finds the images and videos a reader actually sees: <img> elements (their currentSrc, so srcset
 // and <picture> resolve to the file shown) and <video> elements (the file they play), including ones
 // added later and lazy ones once they come near the viewport; tiny and invisible ones are skipped.
-// A video's poster is not its source: only the video file is reported for a <video>.
+// A <video> is reported by the file it plays; its poster (an image the reader sees before playback)
+// is reported apart, as a Poster of that video, while the video shows it.
 // Also looked at: images inside open shadow roots (walked and observed like the document) and
 // elements painted with a CSS background image (computed style, first url()) at least MIN_SIDE big.
 // Each frame runs its own content script (manifest all_frames), so iframes are covered there.
@@ -15,8 +16,11 @@ const SWEEP_MS = 2000;
 // property of each (issue 18). The same interval gathers the media events of videos.
 const GATHER_MS = 100;
 const MAX_POLL_MS = 1000; // an image that never completes (a stream in an <img>) is looked at ever less often
-// Not `load` (above). `error` stays: a broken image is rare, and it is complete then.
-const MEDIA_EVENTS = ['error', 'emptied', 'loadstart', 'loadedmetadata'];
+// Not `load` (above). `error` stays: a broken image is rare, and it is complete then. `play`,
+// `playing` and `seeking` end a poster's showing; `emptied`/`loadstart` (a new load) start it again.
+const MEDIA_EVENTS = ['error', 'emptied', 'loadstart', 'loadedmetadata', 'play', 'playing', 'seeking'];
+const POSTER_ENDS = new Set(['play', 'playing', 'seeking']);
+const POSTER_STARTS = new Set(['emptied', 'loadstart']);
 
 // Tag test rather than instanceof: page and content script see different constructors.
 export function isImg(node) {
@@ -67,6 +71,45 @@ export function videoUrl(video) {
   return '';
 }
 
+/**
+ * A video's poster image, badged apart from the video file (the reader sees it before playback, and
+ * it can be an AI image of its own): one per video, the key of its badge and of its row.
+ */
+export class Poster {
+  constructor(video) {
+    this.video = video;
+  }
+}
+
+const posters = new WeakMap(); // video -> its Poster
+
+export function posterOf(video) {
+  let poster = posters.get(video);
+  if (!poster) posters.set(video, (poster = new Poster(video)));
+  return poster;
+}
+
+export function isPoster(target) {
+  return target instanceof Poster;
+}
+
+/** The element a badge's target is drawn on: the element itself, or a poster's video. */
+export function elementOf(target) {
+  return target instanceof Poster ? target.video : target;
+}
+
+/**
+ * Does the video show its poster now? As the HTML spec draws it: with no video data yet
+ * (HAVE_NOTHING), or paused at the start before playback or a seek since its last load (`started`:
+ * a play, playing or seeking event was seen since then; a video that played before the content script
+ * started is known by its position or its played ranges).
+ */
+export function showsPoster(video, started = false) {
+  if (!video.getAttribute('poster') || !video.poster) return false;
+  if (video.readyState === 0) return true;
+  return !started && video.paused && video.currentTime === 0 && !(video.played?.length > 0);
+}
+
 /** A video the extension can check: one played from a web address. Streamed ones (blob:, MediaSource,
  * srcObject) and inline data: ones have no file the server could fetch; they are never sent. */
 export function checkableVideoUrl(url) {
@@ -106,16 +149,18 @@ export function looksVisible(img, getStyle = globalThis.getComputedStyle) {
 
 export class Discovery {
   /** `onImage(img, url)` is called once per image and again when what it shows changes. */
-  constructor({ doc = document, onImage, onRoot = () => {}, privacy = false }) {
+  constructor({ doc = document, onImage, onGone = () => {}, onRoot = () => {}, privacy = false }) {
     this.doc = doc;
     this.onImage = onImage;
+    this.onGone = onGone; // a poster the video no longer shows (it plays): its badge goes
     this.onRoot = onRoot; // an open shadow root was found (the overlay follows its scrolls)
     this.roots = new Set();
     this.styleQueue = new Set(); // subtrees whose CSS backgrounds are still to be read
     this.privacy = privacy;
     this.near = new Set(); // images in or near the viewport
     this.watched = new WeakSet();
-    this.reported = new WeakMap(); // img -> url last reported
+    this.reported = new WeakMap(); // img (or Poster) -> url last reported
+    this.started = new WeakSet(); // videos that played or seeked since their last load: no poster shown
     // Looked at together GATHER_MS later: images near the viewport that were still loading (until
     // they are complete) and elements that had a media event; the geometry reads of a burst share one
     // style and layout update instead of one each.
@@ -123,8 +168,11 @@ export class Discovery {
     this.loading = new Set(); // near images not complete yet
     this.queueTimer = 0;
     this.onEvent = (event) => {
-      if (!isImg(event.target) && !isVideo(event.target)) return;
-      this.queued.add(event.target);
+      const { target, type } = event;
+      if (!isImg(target) && !isVideo(target)) return;
+      if (POSTER_ENDS.has(type)) this.started.add(target);
+      else if (POSTER_STARTS.has(type)) this.started.delete(target);
+      this.queued.add(target);
       this.soon();
     };
     // A new viewport size may make an <img srcset> or <picture> load another file, without any
@@ -167,11 +215,12 @@ export class Discovery {
     if (this.roots.has(root)) return;
     this.roots.add(root);
     this.mo.observe(root === this.doc ? this.doc.documentElement : root, {
-      childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset'],
+      childList: true, subtree: true, attributes: true, attributeFilter: ['src', 'srcset', 'poster'],
     });
     // error and the media events do not bubble (nor leave a shadow root); capture sees every image
     // failing and every video (re)loading: a new source fires emptied/loadstart, then loadedmetadata
-    // once currentSrc is known. Images finishing are looked for instead (evaluateQueued).
+    // once currentSrc is known; play/playing/seeking end its poster. Images finishing are looked for
+    // instead (evaluateQueued).
     for (const type of MEDIA_EVENTS) root.addEventListener(type, this.onEvent, true);
     if (root !== this.doc) this.onRoot(root);
     this.scan(root);
@@ -291,10 +340,28 @@ export class Discovery {
     const url = mediaUrl(el, name);
     // Every video with something to play is reported: one without a web address (blob:, MediaSource,
     // a stream, data:) is badged "not checkable" by the page and nothing about it is sent.
-    if (!url || (!video && !checkableUrl(url, { privacy: this.privacy }))) return;
-    if (this.reported.get(el) === url) return;
-    if (!bigEnough(rect ?? el.getBoundingClientRect(), el) || !looksVisible(el)) return;
-    this.reported.set(el, url);
-    this.onImage(el, url);
+    if (url && (video || checkableUrl(url, { privacy: this.privacy })) && this.reported.get(el) !== url) {
+      if (bigEnough(rect ??= el.getBoundingClientRect(), el) && looksVisible(el)) {
+        this.reported.set(el, url);
+        this.onImage(el, url);
+      }
+    }
+    if (video) this.evaluatePoster(el, rect);
+  }
+
+  /** A video's poster: reported while the video shows it (an image by its URL), gone once it plays. */
+  evaluatePoster(video, rect) {
+    const poster = posterOf(video);
+    const before = this.reported.get(poster);
+    const url = showsPoster(video, this.started.has(video)) ? video.poster : '';
+    if (url === before) return;
+    if (url && checkableUrl(url, { privacy: this.privacy })
+      && bigEnough(rect ?? video.getBoundingClientRect(), video) && looksVisible(video)) {
+      this.reported.set(poster, url);
+      this.onImage(poster, url);
+    } else if (before) {
+      this.reported.delete(poster);
+      this.onGone(poster);
+    }
   }
 }

@@ -2,11 +2,12 @@
 // (never the server directly), draws badges, and tells the service worker what this frame shows and
 // whether the page fights its badges (the toolbar action and the popup show that, out of its reach).
 // Streamed videos (blob:, MediaSource) get a "not checkable" badge made here: their address means
-// nothing outside the page.
+// nothing outside the page. A video's poster is checked as an image of its own (a Poster target),
+// badged while the video shows it.
 import { ext } from '../lib/browser.js';
 import { loadSettings, SETTINGS_KEY, shouldScan } from '../lib/settings.js';
 import { notCheckable } from '../lib/describe.js';
-import { checkableUrl, checkableVideoUrl, Discovery, imageUrl, isVideo } from './discovery.js';
+import { checkableUrl, checkableVideoUrl, Discovery, imageUrl, isPoster, isVideo } from './discovery.js';
 import { Overlay } from './overlay.js';
 
 // Gather what several passes find into one message: each costs the frame about 1 ms of script
@@ -27,8 +28,9 @@ class Page {
   constructor() {
     this.settings = null;
     this.running = false;
-    this.imagesByKey = new Map(); // key (the image URL) -> Set(img)
+    this.imagesByKey = new Map(); // key (the image URL) -> Set(img, video or Poster)
     this.keyOf = new WeakMap(); // img -> key
+    this.posterKeys = new Set(); // keys shown as a video's poster (the popup says so)
     this.verdicts = new Map(); // key -> verdict
     this.asked = new Map(); // key -> {at, tries}
     this.outbox = new Set(); // keys waiting for the next message
@@ -82,10 +84,10 @@ class Page {
         if (this.rowIds.has(key)) removed.push(this.rowIds.get(key));
         continue;
       }
-      const { url, level, summary, reportUrl, count, thumb, mismatch } = this.row(key, v);
+      const { url, level, summary, reportUrl, count, thumb, mismatch, poster } = this.row(key, v);
       images.push({
         id: this.rowId(key), url, level, summary, reportUrl, count,
-        ...(thumb && thumb !== url ? { thumb } : {}), ...(mismatch ? { mismatch } : {}),
+        ...(thumb && thumb !== url ? { thumb } : {}), ...(mismatch ? { mismatch } : {}), ...(poster ? { poster } : {}),
       });
     }
     const base = this.stateSeq;
@@ -129,6 +131,7 @@ class Page {
     this.running = true;
     this.discovery = new Discovery({
       onImage: (img, url) => this.found(img, url),
+      onGone: (target) => this.lost(target),
       onRoot: (root) => this.overlay.watchRoot(root),
       privacy: this.settings.privacy,
     });
@@ -142,6 +145,7 @@ class Page {
     clearInterval(this.retryTimer);
     this.overlay.destroy();
     this.imagesByKey.clear();
+    this.posterKeys.clear();
     this.verdicts.clear();
     this.asked.clear();
     this.outbox.clear();
@@ -158,6 +162,7 @@ class Page {
     this.keyOf.set(img, key);
     if (!this.imagesByKey.has(key)) this.imagesByKey.set(key, new Set());
     this.imagesByKey.get(key).add(img);
+    if (isPoster(img)) this.posterKeys.add(key);
     this.changed.add(key);
     if (isVideo(img) && !checkableVideoUrl(key)) {
       if (!this.verdicts.has(key)) this.verdicts.set(key, notCheckable(key));
@@ -171,6 +176,17 @@ class Page {
     } else {
       this.ask(key);
     }
+  }
+
+  /** A video's poster no longer shown (the video plays): its badge goes; its row stays, counting one less. */
+  lost(target) {
+    const key = this.keyOf.get(target);
+    if (!key) return;
+    this.keyOf.delete(target);
+    this.imagesByKey.get(key)?.delete(target);
+    this.overlay.remove(target);
+    this.changed.add(key);
+    this.report();
   }
 
   ask(key, force = false) {
@@ -285,13 +301,16 @@ class Page {
 
   /** One distinct image as the popup shows it: its level, its report link, how many show it. */
   row(key, v) {
+    const shown = this.imagesByKey.get(key);
     return {
       url: key.startsWith('data:') ? `${key.slice(0, 40)}…` : key,
       level: v.level,
       label: v.label,
       summary: v.summary,
       reportUrl: v.reportUrl ?? null,
-      count: this.imagesByKey.get(key)?.size ?? 0,
+      count: shown?.size ?? 0,
+      // Shown as a video's poster (and not also as an image of its own).
+      poster: this.posterKeys.has(key) && ![...(shown ?? [])].some((target) => !isPoster(target)),
       mismatch: Boolean(v.mismatch), // the browser shows other bytes than Credence got at this address
       thumb: /^https?:/i.test(key) || (key.startsWith('data:image/') && key.length <= MAX_THUMB_URL) ? key : null,
     };

@@ -6,8 +6,10 @@
 // an image with no room visible, or wholly covered by another element, has none.
 // In fullscreen only the fullscreen element is drawn, so the host moves into it (a video player's
 // box) and back out after; a bare <video> in fullscreen draws nothing over itself, badges included.
-import { BADGE_CSS, BADGE_INSET, BADGE_SIZE, createBadge, handleBadges } from './badge.js';
-import { turnedSpot, turnOf } from './geometry.js';
+// A badge's target is an element, or a video's Poster: that badge sits beside its video's.
+import { BADGE_CSS, BADGE_GAP, BADGE_INSET, BADGE_SIZE, createBadge, handleBadges } from './badge.js';
+import { elementOf, isPoster } from './discovery.js';
+import { multiply, NO_SHIFT, posterShift, styleLinear, transforms, turnedSpot, UNKNOWN, upright } from './geometry.js';
 
 export const HOST_TAG = 'credence-badges';
 // Inline !important beats every page stylesheet rule, important or not, and CSS animations.
@@ -29,6 +31,15 @@ const MOVING_FRAMES = 240; // rAF while badges move (transitions, smooth scrolls
 // Things that move images without a DOM change or a resize of their own: transitions and animations,
 // and media or frames finishing loading above them (load does not bubble; capture sees it).
 const LAYOUT_EVENTS = ['transitionrun', 'transitionend', 'animationstart', 'animationend', 'load'];
+// A transition or an animation may give an element a transform without a class or style change: the
+// images under it have their cached ancestors read again.
+const RESTYLE_EVENTS = new Set(['transitionrun', 'animationstart']);
+
+/** Is `el` `ancestor` or inside it (across shadow roots)? */
+function inside(ancestor, el) {
+  for (let node = el; node; node = node.getRootNode?.().host) if (ancestor.contains(node)) return true;
+  return false;
+}
 
 /** The element or shadow host that contains `el` (crosses shadow boundaries). */
 function parentOf(el) {
@@ -54,13 +65,17 @@ export class Overlay {
     this.doc = doc;
     this.onOpen = onOpen;
     this.onTrouble = onTrouble;
-    this.badges = new Map(); // img -> badge element
+    this.badges = new Map(); // img (or a video's Poster) -> badge element
+    this.observed = new Map(); // element -> how many badges it has (a video and its poster: one observation)
     this.shown = new Map(); // img -> the verdict its badge shows
     this.clips = new Map(); // img -> [ancestors that clip it] (cached; cleared when the DOM changes)
     this.pinned = new Set(); // images that are, or are inside, something fixed or sticky
-    this.turns = new Map(); // img -> its rotation/skew (read with its clippers, cached alike)
+    // img -> {chain, depth}: the elements from it up whose transforms turn it (nearest first), and whether
+    // an ancestor keeps 3-D or adds perspective (read with its clippers, cached alike; their transforms
+    // are read again in each pass, once per element).
+    this.frames = new Map();
     this.spots = new Map(); // img -> {x, y, visible} as last drawn
-    this.occluded = new WeakSet(); // images another element fully covers: no badge
+    this.occluded = new WeakSet(); // elements another element fully covers: no badge
     this.host = null;
     this.root = null;
     this.frame = 0;
@@ -92,6 +107,12 @@ export class Overlay {
       if (event.target !== this.doc || this.pinned.size) this.schedule();
       else this.checkCovered(); // other badges came into view (throttled)
     };
+    this.onLayoutEvent = (event) => {
+      if (RESTYLE_EVENTS.has(event.type) && event.target?.nodeType === 1) {
+        for (const img of this.clips.keys()) if (inside(event.target, elementOf(img))) this.clips.delete(img);
+      }
+      this.schedule();
+    };
     this.domChanged = (records) => {
       if (records.some((r) => r.type === 'childList' || r.attributeName === 'class' || r.attributeName === 'style')) {
         this.clips.clear();
@@ -118,7 +139,7 @@ export class Overlay {
     // Keep badges on their images: scrolling (any scroller), resizing, layout changes, transitions.
     addEventListener('scroll', this.onScroll, { capture: true, passive: true });
     addEventListener('resize', this.schedule, { passive: true });
-    for (const type of LAYOUT_EVENTS) this.doc.addEventListener(type, this.schedule, { capture: true, passive: true });
+    for (const type of LAYOUT_EVENTS) this.doc.addEventListener(type, this.onLayoutEvent, { capture: true, passive: true });
     this.onFullscreen = () => this.repair();
     this.doc.addEventListener('fullscreenchange', this.onFullscreen);
     this.resizes = new ResizeObserver(this.resized);
@@ -153,9 +174,14 @@ export class Overlay {
     if (before && (before === verdict || JSON.stringify(before) === JSON.stringify(verdict))) return;
     this.remove(img);
     this.shown.set(img, verdict);
-    this.badges.set(img, createBadge(this.doc, verdict));
-    this.fresh.add(img);
-    this.resizes.observe(img);
+    this.badges.set(img, createBadge(this.doc, verdict, { poster: isPoster(img) }));
+    const el = elementOf(img);
+    const n = this.observed.get(el) ?? 0;
+    this.observed.set(el, n + 1);
+    if (!n) {
+      this.fresh.add(el);
+      this.resizes.observe(el);
+    }
     this.pending.add(img);
     this.requestFrame();
   }
@@ -167,12 +193,19 @@ export class Overlay {
     this.badges.delete(img);
     this.shown.delete(img);
     this.pending.delete(img);
-    this.fresh.delete(img);
     this.spots.delete(img);
     this.clips.delete(img);
-    this.turns.delete(img);
+    this.frames.delete(img);
     this.pinned.delete(img);
-    this.resizes?.unobserve(img);
+    const el = elementOf(img);
+    const n = (this.observed.get(el) ?? 1) - 1;
+    if (n > 0) {
+      this.observed.set(el, n);
+    } else {
+      this.observed.delete(el);
+      this.fresh.delete(el);
+      this.resizes?.unobserve(el);
+    }
   }
 
   has(img) {
@@ -186,7 +219,7 @@ export class Overlay {
     this.resizes.disconnect();
     removeEventListener('scroll', this.onScroll, { capture: true });
     removeEventListener('resize', this.schedule);
-    for (const type of LAYOUT_EVENTS) this.doc.removeEventListener(type, this.schedule, { capture: true });
+    for (const type of LAYOUT_EVENTS) this.doc.removeEventListener(type, this.onLayoutEvent, { capture: true });
     this.doc.fonts?.removeEventListener('loadingdone', this.schedule);
     for (const root of this.shadowRoots) root.removeEventListener('scroll', this.schedule, { capture: true });
     this.doc.removeEventListener('fullscreenchange', this.onFullscreen);
@@ -199,39 +232,67 @@ export class Overlay {
     this.host.remove();
     this.host = null;
     this.badges.clear();
+    this.observed.clear();
     this.shown.clear();
     this.pending.clear();
     this.fresh.clear();
     this.spots.clear();
     this.clips.clear();
-    this.turns.clear();
+    this.frames.clear();
     this.pinned.clear();
   }
 
-  /** The ancestors whose overflow clips `img` (computed styles are read once, then cached). */
+  /**
+   * The ancestors whose overflow clips `img` (computed styles are read once, then cached), and, as it
+   * walks up, the elements whose transforms turn it (`frames`).
+   */
   clippers(img) {
     let list = this.clips.get(img);
     if (list) return list;
     list = [];
-    const own = getComputedStyle(img);
+    const el = elementOf(img);
+    const own = getComputedStyle(el);
     let pinned = ['fixed', 'sticky'].includes(own.position);
-    const turn = turnOf(own.transform); // rotated or skewed: the badge goes on the image's own corner
-    if (turn) this.turns.set(img, turn);
-    else this.turns.delete(img);
-    // Not <body>/<html>: their overflow may belong to the viewport, which clips nothing here.
-    for (let el = parentOf(img); el && el !== this.doc.body && el !== this.doc.documentElement; el = parentOf(el)) {
-      const style = getComputedStyle(el);
-      if (style.overflowX !== 'visible' || style.overflowY !== 'visible') list.push(el);
+    const chain = transforms(own) ? [el] : [];
+    let depth = false;
+    let clipping = true; // nothing above a fixed element clips it; transforms above it still turn it
+    // Up to <html>, which holds the badges' host too. Not <body> for clipping: its overflow may belong
+    // to the viewport, which clips nothing here.
+    for (let node = parentOf(el); node && node !== this.doc.documentElement; node = parentOf(node)) {
+      const style = getComputedStyle(node);
+      if (transforms(style)) chain.push(node);
+      if (style.perspective !== 'none' || style.transformStyle === 'preserve-3d') depth = true;
+      if (!clipping || node === this.doc.body) continue;
+      if (style.overflowX !== 'visible' || style.overflowY !== 'visible') list.push(node);
       if (style.position === 'sticky') pinned = true;
       if (style.position === 'fixed') {
         pinned = true;
-        break;
+        clipping = false;
       }
     }
     if (pinned) this.pinned.add(img);
     else this.pinned.delete(img);
+    if (chain.length) this.frames.set(img, { chain, depth });
+    else this.frames.delete(img);
     this.clips.set(img, list);
     return list;
+  }
+
+  /**
+   * The linear part of every transform that turns `img` (its own and its ancestors'), or null when its
+   * bounding box's corner is right: none, only scales, or one the arithmetic cannot place (perspective,
+   * 3-D kept by an ancestor). `matrices`: this pass's, each element's read once whatever shares it.
+   */
+  turnOf(img, matrices) {
+    const frame = this.frames.get(img);
+    if (!frame) return null; // no transform from it up: no style read at all
+    let m = null;
+    for (const node of frame.chain) {
+      let own = matrices.get(node);
+      if (own === undefined) matrices.set(node, (own = styleLinear(getComputedStyle(node))));
+      m = multiply(own, m);
+    }
+    return m === UNKNOWN || (m?.three && frame.depth) || upright(m) ? null : m;
   }
 
   /**
@@ -246,27 +307,32 @@ export class Overlay {
     // below would cost one per badge.
     const viewportWidth = innerWidth;
     const plan = [];
+    const matrices = new Map(); // element -> its transform's linear part, read once in this pass
     const targets = this.full ? this.badges : [...this.pending].map((img) => [img, this.badges.get(img)]);
     this.full = false;
     this.pending.clear();
     for (const [img, badge] of targets) {
-      if (!img.isConnected) {
+      const el = elementOf(img);
+      if (!el.isConnected) {
         plan.push([img, badge, null]);
         continue;
       }
-      const full = img.getBoundingClientRect();
+      const full = el.getBoundingClientRect();
       let rect = full;
       for (const clip of this.clippers(img)) rect = intersect(rect, clip.getBoundingClientRect());
       // A clipped image needs room for the badge in its visible part; an unclipped small one (checked
       // from the menu) keeps its badge.
       const clipped = rect.width < full.width || rect.height < full.height;
+      const turn = clipped ? null : this.turnOf(img, matrices);
+      const width = turn ? el.offsetWidth : rect.width;
+      // A poster's badge goes beside its video's (below it in a narrow box), never on it.
+      const shift = isPoster(img) ? posterShift(width, turn ? el.offsetHeight : rect.height, BADGE_INSET,
+        BADGE_SIZE, BADGE_GAP) : NO_SHIFT;
       const room = BADGE_SIZE + BADGE_INSET;
-      const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(img)
-        && (!clipped || (rect.width >= room && rect.height >= room));
-      const turn = !clipped && this.turns.get(img);
-      const at = turn && img.offsetWidth
-        ? turnedSpot(full, img.offsetWidth, img.offsetHeight, turn, BADGE_INSET, BADGE_SIZE)
-        : { left: rect.left + BADGE_INSET, top: rect.top + BADGE_INSET };
+      const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(el)
+        && (!clipped || (rect.width >= room + shift.x && rect.height >= room + shift.y));
+      const at = (turn && width && turnedSpot(full, width, el.offsetHeight, turn, BADGE_INSET, BADGE_SIZE, shift))
+        || { left: rect.left + BADGE_INSET + shift.x, top: rect.top + BADGE_INSET + shift.y };
       plan.push([img, badge, { rect, visible, at }]);
     }
     let moved = false;
@@ -351,7 +417,8 @@ export class Overlay {
     const viewport = { width: innerWidth, height: innerHeight };
     const start = (this.coverTurn ?? 0) % Math.max(1, spots.length);
     for (let i = 0; i < spots.length && sampled < COVER_SAMPLES; i += 1) {
-      const [img, spot] = spots[(start + i) % spots.length];
+      const [target, spot] = spots[(start + i) % spots.length];
+      const img = elementOf(target); // what the page may legitimately draw at the spot: the image itself
       this.coverTurn = start + i + 1;
       // Its rect in viewport coordinates now (moved as the host moved), for the sampled ones only.
       const dx = origin.left - spot.origin.left;

@@ -67,10 +67,18 @@ export function mismatchLine(v) {
     + (v.local ? 'what you see has no verdict.' : 'this is the verdict of what you see.');
 }
 
-/** Tooltip lines: level in plain words, the strongest evidence, the score band (and a mismatch first). */
-export function describe(v) {
+// What a video poster's badge says first: it is not the video's (that one has its own badge).
+export const POSTER_WORDS = 'Poster image, shown before the video plays';
+
+/**
+ * Tooltip lines: level in plain words, the strongest evidence, the score band (and a mismatch first);
+ * with `poster`, a first line saying the badge is the video's poster image's.
+ */
+export function describe(v, { poster = false } = {}) {
   const lines = describePlain(v);
-  return v?.mismatch ? { ...lines, mismatch: mismatchLine(v) } : lines;
+  return {
+    ...lines, ...(v?.mismatch ? { mismatch: mismatchLine(v) } : {}), ...(poster ? { subject: POSTER_WORDS } : {}),
+  };
 }
 
 function describePlain(v) {
@@ -95,9 +103,9 @@ function describePlain(v) {
 }
 
 /** One sentence for screen readers (aria-label). */
-export function accessibleLabel(v) {
-  const { title, evidence, score, mismatch } = describe(v);
-  return ['Credence:', mismatch, title, evidence, score, v?.reportUrl ? 'Activate to open the full report' : null]
+export function accessibleLabel(v, { poster = false } = {}) {
+  const { title, evidence, score, mismatch, subject } = describe(v, { poster });
+  return ['Credence:', subject, mismatch, title, evidence, score, v?.reportUrl ? 'Activate to open the full report' : null]
     .filter(Boolean).map((part, i) => (i ? sentence(part) : part)).join(' ');
 }
 

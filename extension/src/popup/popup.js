@@ -63,7 +63,8 @@ function renderGroups(state) {
     for (const item of group.items) {
       const li = document.createElement('li');
       li.append(thumbnail(item));
-      const text = shortUrl(item.url) + (item.count > 1 ? ` (×${item.count})` : '')
+      // A video's poster says so: its level is the poster image's, not the video's.
+      const text = (item.poster ? 'Video poster: ' : '') + shortUrl(item.url) + (item.count > 1 ? ` (×${item.count})` : '')
         + (item.mismatch ? ` ≠ ${MISMATCH_WORDS.toLowerCase()}` : '');
       if (item.reportUrl) {
         const a = document.createElement('a');
