@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import time
+from types import SimpleNamespace
 from datetime import datetime
 
 import pytest
@@ -81,6 +82,37 @@ def test_events_held_and_written_together_keep_their_order_and_their_own_times(b
     read = log.read_many([("media", "c" * 64)])[("media", "c" * 64)]
     assert [(e["stage"], e["event"]) for e in read] == [("decode", "end"), ("hashes", "start")]
     assert read[0]["ms"] == 4.0 and read[0]["at"] < read[1]["at"]
+    if client is not None:
+        client.close()
+
+
+@pytest.mark.parametrize("backend", ["files", "redis"])
+def test_a_task_holds_its_events_briefly_and_the_timer_writes_them_if_the_task_does_not(backend, tmp_path,
+                                                                                        redis_url) -> None:
+    """worker/jobs.py's HeldProgress: a restart writes at once and forgets the earlier run; later events wait
+    (one write for several), and the background timer writes them when the task does not (a long step)."""
+    client = redis.Redis.from_url(redis_url) if backend == "redis" else None
+    log = ProgressLog(client, None if client else tmp_path / "progress", ttl_s=60)
+    key = ("media", "d" * 64)
+    log.add(*key, "decode", progress.START)  # an earlier run's
+    held = jobs.HeldProgress(SimpleNamespace(progress=log), *key)
+    held.restart("analysis", progress.PLAN, rules=["decode"])
+
+    def read() -> list[tuple[str, str]]:
+        return [(e["stage"], e["event"]) for e in log.read_many([key])[key]]
+
+    assert read() == [("analysis", "plan")]
+    held("decode", progress.START, None)
+    held("decode", progress.END, 3.5)
+    held.flush()
+    assert read() == [("analysis", "plan"), ("decode", "start"), ("decode", "end")]
+    held("hashes", progress.START, None)  # and then a step that takes long: the task writes nothing
+    deadline = time.monotonic() + 20
+    while len(read()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert read()[-1] == ("hashes", "start"), "a held event was never written"
+    events = log.read_many([key])[key]
+    assert events[2]["ms"] == 3.5 and [e["at"] for e in events] == sorted(e["at"] for e in events)
     if client is not None:
         client.close()
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server import models
 from worker.context import Context
-from worker.timer import Call, Timer
+from worker.timer import BACKGROUND, Call
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,9 @@ def renew(ctx: Context, *, sha256: str | None = None, check_id: str | None = Non
     return touched
 
 
-# The process's one lease thread (worker/timer.py): renewals are database writes, kept apart from instant calls.
-LEASES = Timer("credence-lease")
-
-
 class Heartbeat:
-    """Renews a lease every quarter of ``stale_check_s`` (from the process's one lease thread), for as long as
-    the block runs.
+    """Renews a lease every quarter of ``stale_check_s`` (from the process's background timer thread,
+    worker/timer.py), for as long as the block runs.
 
     The thread keeps beating while native code (c2pa, a decoder) holds the task's thread: the work is alive
     then, and the task's hard time limit, not the sweeper, is what bounds it. A renewal that fails is logged
@@ -82,7 +78,7 @@ class Heartbeat:
             self._beat()
         finally:  # an unexpected error is logged by the timer; the next beat is still made
             if self.running:
-                self._next = LEASES.call_in(self.every_s, self._tick)
+                self._next = BACKGROUND.call_in(self.every_s, self._tick)
 
     def __enter__(self) -> Heartbeat:
         if not self.renewed:
@@ -90,10 +86,10 @@ class Heartbeat:
             # recorded): only a lease older than half a beat is renewed now, sparing a write on the fresh path.
             self._beat(older_than_s=self.every_s / 2)
         self.running = True
-        self._next = LEASES.call_in(self.every_s, self._tick)
+        self._next = BACKGROUND.call_in(self.every_s, self._tick)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.running = False  # a renewal under way finishes (one more is harmless) and plans no next one
-        LEASES.cancel(self._next)
+        BACKGROUND.cancel(self._next)

@@ -7,7 +7,8 @@ process (a forked child gets a fresh one: the parent's thread is not there, and 
 at the fork), and wakes it only when a call is due sooner than the one it is waiting for.
 
 Calls run one after another on the timer's thread, so each timer serves calls of one kind: the fetch
-watchdog's are instant, the lease's reach the database and have a timer of their own.
+watchdog's are instant (worker/fetch/deadline.py has its own), and ``BACKGROUND``'s may wait on the database or
+Redis (lease renewals, held progress events).
 """
 from __future__ import annotations
 
@@ -86,3 +87,7 @@ class Timer:
                 call.fn()
             except Exception:  # noqa: BLE001 - the one thread must outlive any call, or no later call is made
                 log.exception("%s: a timed call failed", self.name)
+
+
+# Writes a task leaves for later: lease renewals (worker/lease.py) and held progress events (worker/jobs.py).
+BACKGROUND = Timer("credence-background")

@@ -66,21 +66,34 @@ class ProgressLog:
         """Append one event; never raises."""
         self.add_many(scope, key, [event_of(stage, event, **extra)])
 
-    def add_many(self, scope: str, key: str, events: list[dict[str, Any]]) -> None:
-        """Append events made by ``event_of`` (each with its own time) in one write; never raises."""
+    def add_many(self, scope: str, key: str, events: list[dict[str, Any]], *, fresh: bool = False) -> None:
+        """Append events made by ``event_of`` (each with its own time) in one write; never raises. ``fresh``: forget
+        earlier runs of ``key`` first (a new analysis of the same content starts), in the same round trip."""
         name = self._key(scope, key)
-        if name is None or not events:
+        if name is None or not (events or fresh):
             return
         lines = [json.dumps(e, separators=(",", ":")) for e in events]
         try:
             if self.client is not None:
                 pipe = self.client.pipeline(transaction=False)
-                pipe.rpush(f"{PREFIX}progress:{name}", *lines)
-                pipe.ltrim(f"{PREFIX}progress:{name}", -MAX_EVENTS, -1)
-                pipe.expire(f"{PREFIX}progress:{name}", self.ttl_s)
+                list_key = f"{PREFIX}progress:{name}"
+                if fresh:
+                    pipe.delete(list_key)
+                if lines:
+                    pipe.rpush(list_key, *lines)
+                    pipe.ltrim(list_key, -MAX_EVENTS, -1)
+                    pipe.expire(list_key, self.ttl_s)
                 pipe.execute()
             elif self.folder is not None:
                 path = os.path.join(self.folder, f"{name}.jsonl")
+                if fresh:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    self._prune()
+                if not lines:
+                    return
                 try:
                     fd = os.open(path, _APPEND, 0o666)
                 except FileNotFoundError:  # the first event of this folder's life
@@ -91,21 +104,11 @@ class ProgressLog:
                 finally:
                     os.close(fd)
         except (redis.RedisError, OSError) as exc:
-            log.warning("progress events %s/%s not recorded: %s", name, events[-1].get("event"), exc)
+            log.warning("progress of %s not recorded: %s", name, exc)
 
     def restart(self, scope: str, key: str) -> None:
-        """Forget earlier runs of ``key`` (a new analysis of the same content starts)."""
-        name = self._key(scope, key)
-        if name is None:
-            return
-        try:
-            if self.client is not None:
-                self.client.delete(f"{PREFIX}progress:{name}")
-            elif self.folder is not None:
-                (self.folder / f"{name}.jsonl").unlink(missing_ok=True)
-                self._prune()
-        except (redis.RedisError, OSError) as exc:
-            log.warning("progress of %s not reset: %s", name, exc)
+        """Forget earlier runs of ``key``."""
+        self.add_many(scope, key, [], fresh=True)
 
     def _prune(self) -> None:
         """Files past the TTL are deleted now and then (Redis expires its lists itself)."""
