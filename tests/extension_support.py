@@ -663,12 +663,13 @@ document.getElementById('shost').attachShadow({{ mode: 'open' }}).innerHTML =
 class CloakSite:
     """A site that gives Credence's fetcher other bytes than a reader's browser (issue 18, cloaking)."""
 
-    url: str  # the page: sets the reader's cookie, shows the three images
+    url: str  # the page: sets the reader's cookie, shows the four images
     expected: dict[str, str]  # image id -> the level of what the browser shows
     marked: list[str]  # ids whose badge must say "you see different bytes"
     seen: dict[str, bytes]  # image id -> the bytes a browser gets
     fetched: dict[str, bytes]  # image id -> the bytes Credence's fetcher gets
     server: ThreadingHTTPServer
+    referers: list[str | None]  # the Referer of each request for referer.jpg, in order
 
     def close(self) -> None:
         self.server.shutdown()
@@ -677,13 +678,17 @@ class CloakSite:
 
 def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
     """``ua.jpg``: an AI-declared image for browsers, a plain photo for a User-Agent saying Credence;
-    ``cookie.jpg``: the AI image with the cookie the page sets, the photo without it; ``plain.jpg``:
-    the same bytes to everyone (no marker)."""
+    ``cookie.jpg``: the AI image with the cookie the page sets, the photo without it; ``referer.jpg``: the AI
+    image to a request whose Referer is the page (as the page's own load sends it), the photo to any other
+    (Credence's fetcher sends none); ``plain.jpg``: the same bytes to everyone (no marker)."""
     seed = sum(map(ord, prefix)) * 23
     ai_ua = next(f.body for f in level_fixtures(f"{prefix}-ua", signing, seed) if f.id == "ai")
     ai_cookie = next(f.body for f in level_fixtures(f"{prefix}-ck", signing, seed + 100) if f.id == "ai")
-    seen = {"ua": ai_ua, "cookie": ai_cookie, "plain": dark_jpeg(seed + 3)}
-    fetched = {"ua": dark_jpeg(seed + 1), "cookie": dark_jpeg(seed + 2), "plain": seen["plain"]}
+    ai_referer = next(f.body for f in level_fixtures(f"{prefix}-rf", signing, seed + 200) if f.id == "ai")
+    seen = {"ua": ai_ua, "cookie": ai_cookie, "referer": ai_referer, "plain": dark_jpeg(seed + 3)}
+    fetched = {"ua": dark_jpeg(seed + 1), "cookie": dark_jpeg(seed + 2), "referer": dark_jpeg(seed + 4),
+               "plain": seen["plain"]}
+    referers: list[str | None] = []
     imgs = "".join(f'<img id="{i}" src="/{prefix}/{i}.jpg" width="160" height="120" alt="">' for i in seen)
     page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence cloaking test</title>'
             f'<style>{PAGE_STYLE}</style></head><body><h1>Cloaking ({html.escape(prefix)})</h1>'
@@ -709,7 +714,10 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
                 spot = name[:-4]
                 fetcher = "Credence" in (self.headers.get("User-Agent") or "")
                 reader = "reader=yes" in (self.headers.get("Cookie") or "")
-                cloaked = fetcher if spot == "ua" else not reader if spot == "cookie" else False
+                from_page = self.headers.get("Referer") == url  # same origin: the page's full address
+                if spot == "referer":
+                    referers.append(self.headers.get("Referer"))
+                cloaked = {"ua": fetcher, "cookie": not reader, "referer": not from_page}.get(spot, False)
                 body, ctype, extra = (fetched if cloaked else seen)[spot], "image/jpeg", {"Cache-Control": "no-store"}
             else:
                 body, ctype, extra = b"", "text/plain", {}
@@ -726,5 +734,5 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/{prefix}/page.html"
-    return CloakSite(url, {"ua": "ai-declared", "cookie": "ai-declared", "plain": "no-evidence"},
-                     ["ua", "cookie"], seen, fetched, server)
+    return CloakSite(url, {"ua": "ai-declared", "cookie": "ai-declared", "referer": "ai-declared",
+                           "plain": "no-evidence"}, ["ua", "cookie", "referer"], seen, fetched, server, referers)

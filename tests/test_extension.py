@@ -433,8 +433,8 @@ def _check_hardening(browser: str, run: dict, proxy: RecordingProxy, pages: Hard
 
 
 def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite) -> None:
-    """A site serving Credence's fetcher other bytes than the reader (by User-Agent, by cookie) is flagged
-    "you see different bytes", and the badge shows the verdict of what the browser shows."""
+    """A site serving Credence's fetcher other bytes than the reader (by User-Agent, by cookie, by Referer) is
+    flagged "you see different bytes", and the badge shows the verdict of what the browser shows."""
     assert run["rotated"] == {"turned": "no-evidence", "box": "none"}, "a turned image's badge is on its own corner"
     # An image turned 30° by its two ancestors (15° each): the badge's centre, found in the screenshot, lies
     # inside the image's quad as the browser lays it out (Chromium: DevTools' box model; Firefox: getBoxQuads),
@@ -449,18 +449,21 @@ def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite
     assert run["cookie"] == "reader=yes", "the page set the reader's cookie"
     assert run["levels"] == site.expected, run
     assert run["marked"] == site.marked, run
-    # The extension looked up the bytes it read (with the page's cookie, the browser's User-Agent),
-    # then uploaded them (the server did not know them): their verdicts are the ones shown.
+    # The extension looked up the bytes it read (with the page's cookie, the browser's User-Agent, the
+    # page's referrer set by a declarativeNetRequest rule), then uploaded them (the server did not know
+    # them): their verdicts are the ones shown.
     looked_up = {d for r in proxy.api("POST", "/api/v1/lookup") for d in json.loads(r.body)["sha256"]}
-    assert {_sha(site.seen["ua"]), _sha(site.seen["cookie"])} <= looked_up, looked_up
+    assert {_sha(site.seen[i]) for i in ("ua", "cookie", "referer")} <= looked_up, looked_up
     assert _sha(site.seen["plain"]) not in looked_up, "the same bytes as checked: nothing more to ask"
+    # referer.jpg: the page's load and the extension's read sent the page's address, Credence's fetcher none.
+    assert site.referers.count(site.url) >= 2 and None in site.referers, site.referers
     uploads = [r for r in proxy.api("POST", "/api/v1/checks/upload")]
-    assert len(uploads) == 2 and all(b'filename="image"' in r.body for r in uploads)
+    assert len(uploads) == 3 and all(b'filename="image"' in r.body for r in uploads)
     assert all(site.url.split("/", 3)[2] not in r.text() for r in uploads), "bytes only, no address"
     if browser == "chromium":  # DevTools reads the closed shadow root (Firefox automation cannot)
         (host,) = run["shadow"]
         flagged = [b for b in host["badges"] if b["mismatch"]]
-        assert len(flagged) == 2 and all("You see different bytes than Credence checked" in b["label"] for b in flagged)
+        assert len(flagged) == 3 and all("You see different bytes than Credence checked" in b["label"] for b in flagged)
 
 
 def _in_convex(quad: list[tuple[float, float]], point: tuple[float, float]) -> bool:

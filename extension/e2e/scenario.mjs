@@ -288,7 +288,7 @@ export async function hardeningRun(browser, run, out) {
 
 /**
  * Cloaking: a site that gives Credence's fetcher other bytes than the reader's browser (by User-Agent,
- * by cookie). The badge says "you see different bytes" (its marker, read from pixels) and shows the
+ * by cookie, by Referer). The badge says "you see different bytes" (its marker, read from pixels) and shows the
  * verdict of what the browser shows; an image served the same to both has no marker.
  */
 export async function cloakRun(browser, run, out) {

@@ -51,7 +51,10 @@ async function handle(message, sender) {
       if (!tab || !Array.isArray(message.items)) return { ok: false };
       const settings = await loadSettings(ext.storage);
       if (tab.incognito && settings.skipPrivate && !message.force) return { ok: false, skipped: 'private' };
-      await service.check(tab.id, message.items.slice(0, 500), { force: Boolean(message.force) });
+      // The frame's address: from the browser (sender.url), not from the message.
+      await service.check(tab.id, message.items.slice(0, 500), {
+        force: Boolean(message.force), page: sender.url ?? null, policy: String(message.policy ?? ''),
+      });
       return { ok: true };
     }
     case 'open-report': {

@@ -219,6 +219,30 @@
     };
   }
 
+  // lib/referrer.js
+  var POLICIES = /* @__PURE__ */ new Set([
+    "no-referrer",
+    "no-referrer-when-downgrade",
+    "same-origin",
+    "origin",
+    "strict-origin",
+    "origin-when-cross-origin",
+    "strict-origin-when-cross-origin",
+    "unsafe-url"
+  ]);
+  var DEFAULT_POLICY = "strict-origin-when-cross-origin";
+  var LEGACY = { never: "no-referrer", default: DEFAULT_POLICY, always: "unsafe-url", "origin-when-crossorigin": "origin-when-cross-origin" };
+  function parsePolicy(value) {
+    const token = String(value ?? "").trim().toLowerCase();
+    if (POLICIES.has(token)) return token;
+    return LEGACY[token] ?? "";
+  }
+  function documentPolicy(doc) {
+    let policy = "";
+    for (const meta of doc.querySelectorAll('meta[name="referrer" i]')) policy = parsePolicy(meta.content) || policy;
+    return policy;
+  }
+
   // content/discovery.js
   var MIN_SIDE = 40;
   var NEAR_VIEWPORT = "200px";
@@ -1449,14 +1473,21 @@
     }
     async post(keys, force) {
       const blobs = keys.filter((key) => key.startsWith("blob:"));
-      const items = keys.filter((key) => !key.startsWith("blob:")).map((url) => ({ url }));
+      const items = keys.filter((key) => !key.startsWith("blob:")).map((url) => this.withPolicy({ url }));
       if (blobs.length) items.push(...(await Promise.all(blobs.map((key) => this.item(key)))).filter(Boolean));
       if (!items.length) return;
       try {
-        await ext.runtime.sendMessage({ type: "check", items, force });
+        await ext.runtime.sendMessage({ type: "check", items, force, policy: documentPolicy(document) });
       } catch (error) {
         this.lastError = String(error?.message ?? error);
       }
+    }
+    /** An `<img referrerpolicy>` overrides the page's policy for its own load: the item says so. */
+    withPolicy(item) {
+      for (const target of this.imagesByKey.get(item.url) ?? []) {
+        if (target.referrerPolicy) return { ...item, policy: target.referrerPolicy };
+      }
+      return item;
     }
     /** What the worker needs for one image. blob: URLs only mean something in this page: read them here. */
     async item(key) {

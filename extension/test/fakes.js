@@ -54,6 +54,20 @@ export function fakeExt({ settings = {} } = {}) {
       },
     },
     runtime: { getURL: (path) => `chrome-extension://abcdefghijklmnopabcdefghijklmnop/${path}`, id: 'test' },
+    declarativeNetRequest: { // session rules, as the browser keeps them: ids must be unique
+      rules: new Map(),
+      async getSessionRules() {
+        return [...ext.declarativeNetRequest.rules.values()].map((r) => structuredClone(r));
+      },
+      async updateSessionRules({ addRules = [], removeRuleIds = [] }) {
+        const { rules } = ext.declarativeNetRequest;
+        for (const id of removeRuleIds) rules.delete(id);
+        for (const rule of addRules) {
+          if (rules.has(rule.id)) throw new Error(`Rule with id ${rule.id} does not have a unique ID.`);
+          rules.set(rule.id, structuredClone(rule));
+        }
+      },
+    },
     contextMenus: {
       items: [],
       async removeAll() {

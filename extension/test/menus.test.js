@@ -45,7 +45,11 @@ test('without a content script the worker checks it itself, forced', async () =>
   const calls = [];
   const service = { check: async (...args) => calls.push(args) };
   await onMenuClick(ext, service, { menuItemId: MENU.check, srcUrl: 'https://a.test/x.jpg' }, { id: 5 });
-  assert.deepEqual(calls, [[5, [{ url: 'https://a.test/x.jpg' }], { force: true }]]);
+  assert.deepEqual(calls, [[5, [{ url: 'https://a.test/x.jpg' }], { force: true, page: null }]]);
+  // The frame's address, for the referrer of the extension's own read of the image.
+  await onMenuClick(ext, service, { menuItemId: MENU.check, srcUrl: 'https://a.test/x.jpg',
+    frameUrl: 'https://a.test/frame.html', pageUrl: 'https://a.test/' }, { id: 5 });
+  assert.deepEqual(calls[1][2], { force: true, page: 'https://a.test/frame.html' });
 });
 
 test('"Report as fake" opens the note form for that image', async () => {

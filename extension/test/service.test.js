@@ -426,6 +426,109 @@ test('URL mode: different bytes and uploads of them switched off: flagged "?", n
   assert.equal(srv.posts('/api/v1/checks/upload').length, 0);
 });
 
+// ---- the page's referrer on the extension's own reads of the bytes --------------------------------
+
+const STORY = 'https://cloak.test/story.html';
+const EXT_HOST = 'abcdefghijklmnopabcdefghijklmnop'; // fakeExt's runtime.getURL host
+
+/** The session rules in force at each read of `url` (what the browser would apply to it). */
+function rulesAtReads(ext, service, url) {
+  const seen = [];
+  const inner = service.fetch;
+  service.fetch = (input, init) => {
+    if (String(input) === url) seen.push([...ext.declarativeNetRequest.rules.values()].map((r) => structuredClone(r)));
+    return inner(input, init);
+  };
+  return seen;
+}
+
+test('URL mode: the comparison read sends the page\'s referrer: a rule for that read alone, removed after', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN }, shaVerdicts: { [SEEN_SHA]: 'ai-declared' } });
+  const { ext, service } = setup({ server });
+  const reads = rulesAtReads(ext, service, CLOAKED);
+  await service.check(1, [{ url: CLOAKED }], { page: STORY, policy: '' });
+  await service.urlBatcher.idle();
+  await service.verified();
+  assert.equal(reads.length, 1);
+  const [[rule]] = reads;
+  assert.deepEqual(rule.action.requestHeaders, [{ header: 'Referer', operation: 'set', value: STORY }], 'same origin: the full URL');
+  assert.equal(rule.condition.urlFilter, `|${CLOAKED}|`);
+  assert.deepEqual(rule.condition.initiatorDomains, [EXT_HOST]);
+  assert.deepEqual(rule.condition.tabIds, [-1]);
+  assert.equal(ext.declarativeNetRequest.rules.size, 0, 'removed once read');
+  assert.equal(delivered(ext, 1).at(-1).verdict.level, 'ai-declared');
+});
+
+test('the referrer follows the policy: origin only cross-origin, none for no-referrer or without a page', async () => {
+  const cases = [
+    [{ page: 'https://news.test/story.html', policy: '' }, ['https://news.test/']],
+    [{ page: 'https://news.test/story.html', policy: 'unsafe-url' }, ['https://news.test/story.html']],
+    [{ page: 'https://news.test/story.html', policy: 'no-referrer' }, []],
+    [{}, []],
+  ];
+  for (const [options, expected] of cases) {
+    const server = fakeServer({ images: { [CLOAKED]: SEEN }, urlShas: { [CLOAKED]: SEEN_SHA } });
+    const { ext, service } = setup({ server });
+    const reads = rulesAtReads(ext, service, CLOAKED);
+    await service.check(1, [{ url: CLOAKED }], options);
+    await service.urlBatcher.idle();
+    await service.verified();
+    assert.deepEqual(reads.map((rules) => rules.map((r) => r.action.requestHeaders[0].value)), [expected], JSON.stringify(options));
+  }
+});
+
+test('an image\'s own referrerpolicy overrides the page\'s', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN }, urlShas: { [CLOAKED]: SEEN_SHA } });
+  const { ext, service } = setup({ server });
+  const reads = rulesAtReads(ext, service, CLOAKED);
+  await service.check(1, [{ url: CLOAKED, policy: 'no-referrer' }], { page: STORY, policy: 'unsafe-url' });
+  await service.urlBatcher.idle();
+  await service.verified();
+  assert.deepEqual(reads, [[]]);
+});
+
+test('privacy mode reads with the page\'s referrer too (the image host gets what the page\'s load sent)', async () => {
+  const server = fakeServer({ images: { [PAGE_IMAGE]: SEEN }, shaVerdicts: { [SEEN_SHA]: 'no-evidence' } });
+  const { ext, service } = setup({ settings: { privacy: true }, server });
+  const reads = rulesAtReads(ext, service, PAGE_IMAGE);
+  await service.check(1, [{ url: PAGE_IMAGE }], { page: 'https://news.test/story.html', policy: '' });
+  await service.shaBatcher.idle();
+  assert.deepEqual(reads.map((rules) => rules.map((r) => r.action.requestHeaders[0].value)), [['https://news.test/']]);
+  assert.equal(ext.declarativeNetRequest.rules.size, 0);
+});
+
+test('a pending check keeps its referrer: a restarted worker compares with it, and clears the old worker\'s rules', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN }, slow: [CLOAKED] });
+  const { ext, service, timers } = setup({ server });
+  await service.check(1, [{ url: CLOAKED }], { page: STORY });
+  await service.urlBatcher.idle();
+  ext.declarativeNetRequest.rules.set(1, { id: 1 }); // left by a stopped worker
+  const restarted = new Service({ ext, fetch: server.fetch, now: () => 1_000_000, ...timers });
+  const reads = rulesAtReads(ext, restarted, CLOAKED);
+  server.finishAll();
+  await restarted.poll();
+  await restarted.verified();
+  assert.deepEqual(reads.map((rules) => rules.map((r) => [r.id, r.action.requestHeaders[0].value])), [[[1, STORY]]]);
+  assert.equal(ext.declarativeNetRequest.rules.size, 0);
+});
+
+test('where the browser refuses the rule, the bytes are read without a referrer', async () => {
+  const server = fakeServer({ images: { [CLOAKED]: SEEN }, urlShas: { [CLOAKED]: SEEN_SHA } });
+  const { ext, srv, service } = setup({ server });
+  ext.declarativeNetRequest.updateSessionRules = async () => { throw new Error('not allowed'); };
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    await service.check(1, [{ url: CLOAKED }], { page: STORY });
+    await service.urlBatcher.idle();
+    await service.verified();
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(srv.requests.filter((r) => r.url === CLOAKED).length, 1);
+  assert.equal(delivered(ext, 1).at(-1).verdict.level, 'no-evidence');
+});
+
 // ---- streams: GET /checks/events pushes each verdict as it is done ----------------------------------
 
 /** Let the service's promises run until `ready()` holds (a generous wall-clock deadline, no fixed sleep). */

@@ -7,6 +7,7 @@
 import { ext } from '../lib/browser.js';
 import { loadSettings, SETTINGS_KEY, shouldScan } from '../lib/settings.js';
 import { notCheckable } from '../lib/describe.js';
+import { documentPolicy } from '../lib/referrer.js';
 import { checkableUrl, checkableVideoUrl, Discovery, imageUrl, isPoster, isVideo } from './discovery.js';
 import { Overlay } from './overlay.js';
 
@@ -213,14 +214,23 @@ class Page {
     // Web addresses go as they are; only blob: ones wait to be read (a promise for each of 300 plain
     // addresses cost more than the message).
     const blobs = keys.filter((key) => key.startsWith('blob:'));
-    const items = keys.filter((key) => !key.startsWith('blob:')).map((url) => ({ url }));
+    const items = keys.filter((key) => !key.startsWith('blob:')).map((url) => this.withPolicy({ url }));
     if (blobs.length) items.push(...(await Promise.all(blobs.map((key) => this.item(key)))).filter(Boolean));
     if (!items.length) return;
     try {
-      await ext.runtime.sendMessage({ type: 'check', items, force });
+      // The page's referrer policy: the extension's own read of each image sends the referrer the page's did.
+      await ext.runtime.sendMessage({ type: 'check', items, force, policy: documentPolicy(document) });
     } catch (error) {
       this.lastError = String(error?.message ?? error); // the retry timer asks again
     }
+  }
+
+  /** An `<img referrerpolicy>` overrides the page's policy for its own load: the item says so. */
+  withPolicy(item) {
+    for (const target of this.imagesByKey.get(item.url) ?? []) {
+      if (target.referrerPolicy) return { ...item, policy: target.referrerPolicy };
+    }
+    return item;
   }
 
   /** What the worker needs for one image. blob: URLs only mean something in this page: read them here. */

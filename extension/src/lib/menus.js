@@ -31,7 +31,8 @@ export async function onMenuClick(ext, service, info, tab) {
     try {
       await ext.tabs.sendMessage(tab.id, { type: 'force-check', url: info.srcUrl }, { frameId: info.frameId ?? 0 });
     } catch {
-      await service.check(tab?.id ?? null, [{ url: info.srcUrl }], { force: true });
+      // The frame's referrer policy is unknown here: the default one.
+      await service.check(tab?.id ?? null, [{ url: info.srcUrl }], { force: true, page: info.frameUrl ?? info.pageUrl ?? null });
     }
   } else if (REPORTS.has(info.menuItemId)) {
     await ext.windows.create({

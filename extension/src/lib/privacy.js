@@ -17,7 +17,8 @@ export function readableUrl(url) {
  * The bytes behind a URL (http(s) or data:), as the reader's browser gets them: with the cookies the
  * browser holds for the image's site (where it lets an extension send them), so a server that tells
  * readers and fetchers apart by cookie or User-Agent gives the extension what it gives the reader.
- * No referrer: the image host learns no page address.
+ * The fetch itself sends no referrer (it would be the extension's); Service.read adds the page's one,
+ * where the browser allows it, so the image host learns no more than the page's own load told it.
  */
 export async function readBytes(url, { fetch = globalThis.fetch.bind(globalThis), maxBytes = MAX_BYTES } = {}) {
   if (!readableUrl(url)) throw new Error('this kind of address cannot be read in privacy mode');

@@ -7,6 +7,7 @@ import { CredenceApi, ApiError, MAX_STREAM_IDS } from './api.js';
 import { Batcher } from './batcher.js';
 import { compact, reportUrl } from './describe.js';
 import { readBytes, sha256Hex } from './privacy.js';
+import { referrerFor, referrerRule } from './referrer.js';
 import { loadSettings } from './settings.js';
 
 export const WINDOW_MS = 150; // coalescing window for batches from all tabs (after the last new key)
@@ -23,6 +24,7 @@ export const GIVE_UP_MS = 5 * 60 * 1000;
 export const POLL_ALARM = 'credence-poll';
 const HASH_CONCURRENCY = 4;
 const UPLOAD_CONCURRENCY = 4;
+const MAX_REFERRERS = 5000; // image URL -> the referrer its page sent, for reads after the check
 
 /** Delay after the n-th failed follow-up in a row (server down): 0.5 s, doubling, at most 5 s. */
 export function backoff(tries) {
@@ -59,6 +61,10 @@ export class Service {
     this.verifying = new Map(); // url -> {verdict, tabs}: URL mode, bytes the reader sees vs those checked
     this.verifyQueue = [];
     this.verifyRuns = new Set();
+    this.referrers = new Map(); // url -> the Referer the page's load of it sent (newest page wins)
+    this.dnr = ext.declarativeNetRequest ?? null;
+    this.ruleId = 0;
+    this.rulesCleared = null;
     const timers = { windowMs, maxWaitMs, setTimer, clearTimer, now };
     // A POST out holds the next partial one until it returns (it waits LONG_POLL_S on the server).
     this.urlBatcher = new Batcher({ ...timers, holdMs: LONG_POLL_S * 1000 + 1000, run: (urls) => this.flushUrls(urls) });
@@ -83,9 +89,14 @@ export class Service {
 
   // ---- entry points -------------------------------------------------------------------------
 
-  /** A tab wants verdicts for `items` ([{url, data?}]); answers arrive as 'verdicts' messages. */
-  async check(tabId, items, { force = false } = {}) {
+  /**
+   * A tab wants verdicts for `items` ([{url, data?, policy?}]); answers arrive as 'verdicts' messages.
+   * `page` (the frame's address) and `policy` (its referrer policy, an item's own first) give the
+   * referrer the page's load of each image sent, which the extension's reads of the bytes send too.
+   */
+  async check(tabId, items, { force = false, page = null, policy = '' } = {}) {
     const s = await this.settings();
+    if (page) for (const item of items) this.remember(item.url, referrerFor(item.url, page, item.policy || policy));
     if (s.privacy) return this.checkPrivately(tabId, items, { force, settings: s });
     const urls = [...new Set(items.map((i) => i.url).filter(isWebUrl))];
     if (!urls.length) return;
@@ -122,7 +133,7 @@ export class Service {
       let bytes;
       let type;
       try {
-        ({ bytes, type } = await readBytes(item.data ?? item.url, { fetch: this.fetch }));
+        ({ bytes, type } = await this.read(item.data ?? item.url));
       } catch (error) {
         const verdict = localVerdict('unavailable', `The browser could not read this image: ${error.message}`);
         await this.deliver(new Map([[tabId, [{ key: item.url, verdict }]]]), settings);
@@ -181,7 +192,9 @@ export class Service {
         addOut(out, waiting, verdict);
         seen.push({ url, verdict, tabs: tabsOf(waiting) });
       } else if (result.check_id) {
-        pending.push({ checkId: result.check_id, keys: [url], tabs: tabsOf(waiting), sha: null });
+        const referrer = this.referrers.get(url);
+        pending.push({ checkId: result.check_id, keys: [url], tabs: tabsOf(waiting), sha: null,
+          ...(referrer ? { referrers: { [url]: referrer } } : {}) });
       }
     });
     await this.area.set(cache);
@@ -260,6 +273,8 @@ export class Service {
           keys: [...new Set([...(old?.keys ?? []), ...e.keys])],
           tabs: [...new Set([...(old?.tabs ?? []), ...e.tabs])],
           sha: e.sha ?? old?.sha ?? null,
+          // Kept with the check: a worker restarted before it is done still reads as the page did.
+          ...(e.referrers ?? old?.referrers ? { referrers: { ...old?.referrers, ...e.referrers } } : {}),
           ...(e.mismatch ?? old?.mismatch ? { mismatch: e.mismatch ?? old.mismatch } : {}),
           since: old?.since ?? now,
         };
@@ -518,6 +533,8 @@ export class Service {
           ? { [`s:${entry.sha}`]: { v: verdict, t } }
           : Object.fromEntries(entry.keys.map((k) => [`v:${k}`, { v: verdict, t }]));
         await this.area.set(cacheable);
+        // A restarted worker has only what the check kept; a running one may know a newer page's.
+        if (!entry.sha) for (const url of entry.keys) if (!this.referrers.has(url)) this.remember(url, entry.referrers?.[url]);
         if (!entry.sha) for (const url of entry.keys) seen.push({ url, verdict, tabs: entry.tabs });
         for (const tab of entry.tabs) {
           if (!out.has(tab)) out.set(tab, []);
@@ -573,7 +590,7 @@ export class Service {
     const { verdict } = this.verifying.get(url);
     let read;
     try {
-      read = await readBytes(url, { fetch: this.fetch });
+      read = await this.read(url);
     } catch {
       return; // the browser cannot read them (no CORS way, too big): nothing to compare, the verdict stands
     }
@@ -609,6 +626,53 @@ export class Service {
     if (shown) await this.area.set({ [`v:${url}`]: { v: shown, t: this.now() } });
     else shown = { ...localVerdict('unknown', 'What you see was not checked.', seenSha), mismatch };
     await send(shown);
+  }
+
+  // ---- reading the bytes as the page did: its referrer ----------------------------------------------
+
+  /** Note the referrer a page sent for `url` (none: forget any older one). */
+  remember(url, referrer) {
+    this.referrers.delete(url);
+    if (!referrer) return;
+    this.referrers.set(url, referrer);
+    if (this.referrers.size > MAX_REFERRERS) this.referrers.delete(this.referrers.keys().next().value);
+  }
+
+  /**
+   * The bytes at `url` (readBytes), sent with the referrer its page sent. A `fetch` cannot set `Referer`
+   * (a forbidden header), so a declarativeNetRequest session rule sets it on this one read of the
+   * extension's own (see referrerRule) and is removed after. Where the rule cannot be added, no referrer.
+   */
+  async read(url) {
+    const referrer = isWebUrl(url) ? this.referrers.get(url) : null;
+    let id = null;
+    if (referrer && this.dnr) {
+      try {
+        await this.clearRules();
+        id = ++this.ruleId;
+        const host = new URL(this.ext.runtime.getURL('')).host;
+        await this.dnr.updateSessionRules({ addRules: [referrerRule(id, url, referrer, host)] });
+      } catch (error) {
+        console.warn('Credence: cannot send the page\'s referrer', error?.message ?? error);
+        id = null;
+      }
+    }
+    try {
+      return await readBytes(url, { fetch: this.fetch });
+    } finally {
+      if (id !== null) await this.dnr.updateSessionRules({ removeRuleIds: [id] }).catch(() => {});
+    }
+  }
+
+  /** Session rules outlive a stopped worker: a new one removes those of the old (all are these). */
+  clearRules() {
+    this.rulesCleared ??= this.dnr.getSessionRules()
+      .then((rules) => rules.length && this.dnr.updateSessionRules({ removeRuleIds: rules.map((r) => r.id) }))
+      .catch((error) => {
+        this.rulesCleared = null; // tried again on the next read
+        throw error;
+      });
+    return this.rulesCleared;
   }
 
   // ---- delivery -------------------------------------------------------------------------------
