@@ -147,6 +147,24 @@ def test_the_lease_thread_renews_every_running_block_and_none_after_it_ends(data
     assert stamps() == ended, "a lease was renewed after its block ended"
 
 
+def test_the_analysis_lock_is_not_extended_at_the_start_but_at_each_beat(data_dir: Path, redis_url: str) -> None:
+    """analyze_media takes its lock with a full term just before its heartbeat starts: extending it then is a
+    wasted round trip. The beats extend it."""
+    settings = settings_from(env_for(data_dir, redis_url=redis_url, stale_check_s="8", detect="false"))  # beats: 2 s
+    upgrade(settings.sqlalchemy_url)
+    ctx = Services(settings)
+    key = "analyzing:" + "e" * 64
+    assert ctx.cache.claim(key, "me", ttl_s=8) is None
+    ctx.cache.client.pexpire(f"credence:{key}", 5000)  # as if the term had partly run
+    with Heartbeat(ctx, sha256="e" * 64, lock_key=key):
+        assert ctx.cache.client.pttl(f"credence:{key}") <= 5000, "extended at the start"
+        deadline = time.monotonic() + 30
+        while ctx.cache.client.pttl(f"credence:{key}") <= 5000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ctx.cache.client.pttl(f"credence:{key}") > 5000, "a beat did not extend the lock"
+    ctx.cache.release(key)
+
+
 def run_cli(*args: str) -> CliResult:
     # The cpu verdict alone; `credence check` with the detectors is tested in test_detect_stage.py.
     return credence({"CREDENCE_DETECT": "false"}, *args)

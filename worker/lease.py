@@ -65,9 +65,9 @@ class Heartbeat:
         self.running = False
         self._next: Call | None = None
 
-    def _beat(self, older_than_s: float = 0.0) -> None:
+    def _beat(self, older_than_s: float = 0.0, *, lock: bool = True) -> None:
         try:
-            renew(self.ctx, **self.target, older_than_s=older_than_s)
+            renew(self.ctx, **{**self.target, **({} if lock else {"lock_key": None})}, older_than_s=older_than_s)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("lease renewal failed (%s); retrying at the next beat", exc)
 
@@ -84,7 +84,8 @@ class Heartbeat:
         if not self.renewed:
             # The work usually starts right after its lease was renewed (the check made, fetched, its bytes
             # recorded): only a lease older than half a beat is renewed now, sparing a write on the fresh path.
-            self._beat(older_than_s=self.every_s / 2)
+            # The work's lock is not extended now: it was taken with a full term just before (analyze_media).
+            self._beat(older_than_s=self.every_s / 2, lock=False)
         self.running = True
         self._next = BACKGROUND.call_in(self.every_s, self._tick)
         return self
