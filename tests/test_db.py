@@ -32,3 +32,20 @@ def test_a_connection_used_moments_ago_is_not_pinged_and_a_dead_idle_one_is_repl
         assert pings == [1] and second != first
     finally:
         database.engine.dispose()
+
+
+def test_a_reading_session_runs_outside_a_transaction_and_leaves_none_behind(pg_url) -> None:
+    """Database.reading(): no BEGIN/COMMIT round trips around a read. In a transaction now() stays the
+    transaction's start; outside one, each statement is its own."""
+    database = Database(pg_url)
+    same_instant = text("SELECT now() = statement_timestamp()")
+    try:
+        for _ in range(2):  # the second time on the connection the first returned to the pool
+            with database.reading() as session:
+                session.execute(text("SELECT pg_sleep(0.05)"))
+                assert session.scalar(same_instant) is True
+            with database.session() as session:  # a normal session still gets its transaction
+                session.execute(text("SELECT pg_sleep(0.05)"))
+                assert session.scalar(same_instant) is False
+    finally:
+        database.engine.dispose()

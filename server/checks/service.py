@@ -139,7 +139,7 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
         if not waiting:
             return
         seen = svc.clock.read()  # before the query: a completion committed after it moves the clock
-        with svc.db.session() as session:
+        with svc.db.reading() as session:
             done = records.done_bodies(session, list(waiting))
         for check_id, body in done.items():
             waiting[check_id].update(status="done", verdict=body)

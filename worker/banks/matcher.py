@@ -38,7 +38,7 @@ class BankMatcher:
 
     def match(self, sha256: str, hashes: PerceptualHashes | None, dihedral: list[str] | None = None) -> list[BankHit]:
         found: Found = {}
-        with self.db.session() as session:
+        with self.db.reading() as session:
             snap = self.holder.current(session)
             exact = session.scalars(select(models.BankEntry.id).where(
                 models.BankEntry.sha256 == sha256, models.BankEntry.status == "confirmed")).all()

@@ -269,7 +269,7 @@ class SnapshotHolder:
     def current(self, session: Session | None = None) -> Snapshot:
         """The snapshot of the banks' current generation; ``session``: read the generation in the caller's."""
         if session is None:
-            with self.db.session() as own:
+            with self.db.reading() as own:
                 state = banks.generation_state(own)
         else:
             state = banks.generation_state(session)
