@@ -3,6 +3,7 @@ and a verdict completing exactly the checks waiting on its content."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from server import models
 from server.checks import records
@@ -79,3 +80,20 @@ def test_a_verdict_completes_the_pending_checks_of_its_content_only(db: Database
     assert again == []
     assert all(status[i] == ("done", verdict_id) for i in waiting)
     assert status[other] == ("pending", None) and status[unknown] == ("pending", None)
+
+
+def test_a_fetch_attempt_is_counted_and_renews_the_lease_only_for_a_check_not_done(db: Database) -> None:
+    with db.session() as session:
+        pending = records.create_check(session, source="url", url="http://a/x.jpg", url_hash="h1")
+        done = records.create_check(session, source="url", url="http://a/y.jpg", url_hash="h2")
+        session.execute(update(models.Check).where(models.Check.id == done.id).values(status="done"))
+    with db.session() as session:
+        before = session.get(models.Check, pending.id).updated_at  # as stored
+    with db.session() as session:
+        assert records.start_fetch_attempt(session, pending.id) == ("http://a/x.jpg", "h1")
+        assert records.start_fetch_attempt(session, done.id) is None
+        assert records.start_fetch_attempt(session, "no-such-check") is None
+    with db.session() as session:
+        rows = {c.id: c for c in session.query(models.Check)}
+    assert rows[pending.id].attempts == 1 and rows[pending.id].updated_at > before
+    assert rows[done.id].attempts == 0

@@ -40,16 +40,16 @@ IN_FLIGHT = "in-flight"
 DETECTING = "detecting"  # handed to the gpu queue, whose detect task records the verdict
 
 
-def _finish_check(ctx: Context, check: models.Check, verdict: Verdict) -> None:
+def _finish_check(ctx: Context, check_id: str, url_hash: str | None, verdict: Verdict) -> None:
     with ctx.db.session() as session:
         row = records.record_verdict(session, verdict)
-        records.complete_check(session, check.id, row.id)
+        records.complete_check(session, check_id, row.id)
     ctx.clock.tick()
     metrics.verdict_recorded(verdict)
     body = verdict.model_dump(mode="json")
-    ctx.cache.remember(url_hash=check.url_hash, body=body)
-    if check.url_hash:
-        ctx.cache.release(f"inflight:{check.url_hash}")
+    ctx.cache.remember(url_hash=url_hash, body=body)
+    if url_hash:
+        ctx.cache.release(f"inflight:{url_hash}")
 
 
 class HeldProgress:
@@ -98,24 +98,24 @@ class HeldProgress:
 def fetch_check(ctx: Context, check_id: str) -> str:
     """Fetch a URL check through the guarded fetcher, store the bytes, hand over to analysis."""
     with ctx.db.session() as session:
-        check = session.get(models.Check, check_id)
-        if check is None or check.status == "done":
-            return "skipped"
-        check.attempts += 1
+        target = records.start_fetch_attempt(session, check_id)
+    if target is None:
+        return "skipped"
+    url, url_hash = target
     progress = HeldProgress(ctx, "check", check_id)
     progress.add(Stage.FETCH, START)
     started = time.perf_counter()
     try:
         # A video's fetch may outlast one lease; counting the attempt just renewed it.
         with Heartbeat(ctx, check_id=check_id, renewed=True):
-            fetched = fetch(check.url or "", FetchLimits.from_settings(ctx.settings))
+            fetched = fetch(url or "", FetchLimits.from_settings(ctx.settings))
     except FetchRefused as exc:
         progress.add(Stage.FETCH, END, ms=round((time.perf_counter() - started) * 1000, 1), outcome=exc.code)
         progress.flush()
         metrics.FETCH_REFUSED.labels(exc.code).inc()
         verdict = unavailable(f"Could not check: {exc.reason}.", stage=Stage.FETCH, code=exc.code,
                               sha256=None, versions={"pipeline": PIPELINE_VERSION})
-        _finish_check(ctx, check, verdict)
+        _finish_check(ctx, check_id, url_hash, verdict)
         return "unavailable"
     progress.add(Stage.FETCH, END, ms=round((time.perf_counter() - started) * 1000, 1))
     progress.flush()
@@ -124,7 +124,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
         # A video over its cap is its playable start: source_size keeps the whole file's size.
         records.record_media(session, sha256=sha256, mime=fetched.mime, size=len(fetched.data),
                              source_size=fetched.source_size)
-        records.record_url(session, url=check.url or "", url_hash=check.url_hash or "", sha256=sha256,
+        records.record_url(session, url=url or "", url_hash=url_hash or "", sha256=sha256,
                            final_url=fetched.final_url, etag=fetched.etag)
         records.set_check_content(session, check_id, sha256)
         # The check now waits on its content: whichever analysis of these bytes finishes completes it, or the
@@ -275,7 +275,7 @@ def sweep(ctx: Context) -> dict[str, int]:
         if check.attempts >= MAX_ATTEMPTS:
             verdict = unavailable(f"Could not check: gave up after {check.attempts} attempts.", stage=Stage.SWEEP,
                                   code="gave-up", sha256=None, versions={"pipeline": PIPELINE_VERSION})
-            _finish_check(ctx, check, verdict)
+            _finish_check(ctx, check.id, check.url_hash, verdict)
             counts["given_up"] += 1
         elif check.sha256:
             if not complete_from_record(ctx, check.sha256):

@@ -114,6 +114,17 @@ def record_verdict(session: Session, verdict: Verdict) -> models.Verdict:
     return row
 
 
+def start_fetch_attempt(session: Session, check_id: str) -> tuple[str | None, str | None] | None:
+    """Count a fetch attempt of a check not yet done, renewing its lease; its (url, url_hash), or None when there
+    is nothing to fetch (unknown or already done). One statement, where a read and a write were two."""
+    row = session.execute(
+        update(models.Check).where(models.Check.id == check_id, models.Check.status != "done")
+        .values(attempts=models.Check.attempts + 1, updated_at=models.utcnow())
+        .returning(models.Check.url, models.Check.url_hash)
+    ).first()
+    return None if row is None else (row.url, row.url_hash)
+
+
 def set_check_content(session: Session, check_id: str, sha256: str) -> None:
     """The check's bytes are known: it now waits on that content (its lease renewed with it)."""
     session.execute(update(models.Check).where(models.Check.id == check_id)
