@@ -1038,7 +1038,7 @@
      * The ancestors whose overflow clips `img` (computed styles are read once, then cached), and, as it
      * walks up, the elements whose transforms turn it (`frames`).
      */
-    clippers(img) {
+    clippers(img, ancestors = /* @__PURE__ */ new Map()) {
       let list = this.clips.get(img);
       if (list) return list;
       list = [];
@@ -1049,13 +1049,14 @@
       let depth = false;
       let clipping = true;
       for (let node = parentOf(el); node && node !== this.doc.documentElement; node = parentOf(node)) {
-        const style = getComputedStyle(node);
-        if (transforms(style)) chain.push(node);
-        if (style.perspective !== "none" || style.transformStyle === "preserve-3d") depth = true;
+        const style = this.ancestorStyle(node, ancestors);
+        if (style.turns) chain.push(node);
+        if (style.depth) depth = true;
         if (!clipping || node === this.doc.body) continue;
-        if (style.overflowX !== "visible" || style.overflowY !== "visible") list.push(node);
-        if (style.position === "sticky") pinned = true;
-        if (style.position === "fixed") {
+        if (style.clips()) list.push(node);
+        const position = style.position();
+        if (position === "sticky") pinned = true;
+        if (position === "fixed") {
           pinned = true;
           clipping = false;
         }
@@ -1066,6 +1067,26 @@
       else this.frames.delete(img);
       this.clips.set(img, list);
       return list;
+    }
+    /**
+     * What the walk in `clippers` needs of an ancestor's computed style, read once per pass (`ancestors`)
+     * however many images share it: 300 images in one <div> read its style once, not 300 times (issue 18).
+     * Overflow and position are read only when asked, as the walk asked for them before.
+     */
+    ancestorStyle(node, ancestors) {
+      let entry = ancestors.get(node);
+      if (entry) return entry;
+      const style = getComputedStyle(node);
+      let clips;
+      let position;
+      entry = {
+        turns: transforms(style),
+        depth: style.perspective !== "none" || style.transformStyle === "preserve-3d",
+        clips: () => clips ??= style.overflowX !== "visible" || style.overflowY !== "visible",
+        position: () => position ??= style.position
+      };
+      ancestors.set(node, entry);
+      return entry;
     }
     /**
      * The linear part of every transform that turns `img` (its own and its ancestors'), or null when its
@@ -1094,6 +1115,8 @@
       const viewportWidth = innerWidth;
       const plan = [];
       const matrices = /* @__PURE__ */ new Map();
+      const ancestors = /* @__PURE__ */ new Map();
+      const boxes = /* @__PURE__ */ new Map();
       const targets = this.full ? this.badges : [...this.pending].map((img) => [img, this.badges.get(img)]);
       this.full = false;
       this.pending.clear();
@@ -1105,7 +1128,11 @@
         }
         const full = el.getBoundingClientRect();
         let rect = full;
-        for (const clip of this.clippers(img)) rect = intersect(rect, clip.getBoundingClientRect());
+        for (const clip of this.clippers(img, ancestors)) {
+          let box = boxes.get(clip);
+          if (!box) boxes.set(clip, box = clip.getBoundingClientRect());
+          rect = intersect(rect, box);
+        }
         const clipped = rect.width < full.width || rect.height < full.height;
         const turn = clipped ? null : this.turnOf(img, matrices);
         const width = turn ? el.offsetWidth : rect.width;
