@@ -77,8 +77,10 @@ class Database:
         self.url = url
         self.engine = engine_for(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_factory = sessionmaker(self.engine.execution_options(isolation_level="AUTOCOMMIT"),
-                                          expire_on_commit=False)
+        # SQLite's driver opens no transaction for reads: its reads keep the plain factory (switching its
+        # isolation level back and forth at each checkout cost more than it saved).
+        self._read_factory = self._factory if url.startswith("sqlite") else sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -97,9 +99,9 @@ class Database:
     def reading(self) -> Iterator[Session]:
         """A session that only reads, outside a transaction. With PostgreSQL a short read was three round trips
         (BEGIN, the query, COMMIT) and is now one; at READ COMMITTED each statement sees its own snapshot either
-        way. SQLite's driver opens no transaction for reads anyway. Not for writes, nor for streamed reads
-        (``yield_per``, ``stream_rows``): PostgreSQL opens a server-side cursor only inside a transaction (the
-        manifest repository's lookup streams its first read, so it keeps ``session``)."""
+        way. SQLite's driver opens no transaction for reads anyway: there it is a plain session. Not for writes,
+        nor for streamed reads (``yield_per``, ``stream_rows``): PostgreSQL opens a server-side cursor only inside
+        a transaction (the manifest repository's lookup streams its first read, so it keeps ``session``)."""
         session = self._read_factory()
         try:
             yield session
