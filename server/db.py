@@ -94,7 +94,6 @@ class Database:
         finally:
             session.close()
 
-
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session that only reads, outside a transaction. With PostgreSQL a short read was three round trips
