@@ -7,6 +7,7 @@ checked on what actually went over the wire.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 import requests
@@ -591,8 +593,22 @@ def test_extension_benchmark(browser: str, credence: Credence, tmp_path: Path) -
               "firefox": BROWSERS["firefox"], "images": 300,
               "extensionDir": str(prepare_extension(tmp_path / "ext-bench", source=source, server=credence.base)),
               "output": str(tmp_path / "bench.json")}
+    # A reader's browser and Credence's server are different machines. By default the bench runs the server
+    # (its Redis, API and worker) at the lowest CPU priority, so that on this machine's shared cores the
+    # server's checks wait for the browser and not the other way round: its work does not count as the
+    # extension's script time. CREDENCE_EXT_BENCH_SERVER_NICE=0: the same priority for all.
+    nice = int(os.environ.get("CREDENCE_EXT_BENCH_SERVER_NICE", "19"))
+    config["server_nice"] = nice
     (tmp_path / "bench-config.json").write_text(json.dumps(config))
-    proc = subprocess.run([NODE, "e2e/bench.mjs", str(tmp_path / "bench-config.json")], cwd=EXTENSION,
-                          capture_output=True, text=True, timeout=600)
+    server_side = psutil.Process().children(recursive=True)  # redis-server and `credence serve`'s tree
+    try:
+        for process in server_side:
+            process.nice(nice)
+        proc = subprocess.run([NODE, "e2e/bench.mjs", str(tmp_path / "bench-config.json")], cwd=EXTENSION,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        for process in server_side:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.nice(0)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     print("\n" + (tmp_path / "bench.json").read_text())

@@ -473,6 +473,7 @@ const result = {
   polls: count('GET /api/v1/checks?'), // long polls (an older extension, or a server without streams)
   streams: count('GET /api/v1/checks/events'),
   browser: FIREFOX ? 'firefox' : 'chromium',
+  server_nice: config.server_nice ?? null, // the server's CPU priority (tests/test_extension.py)
   // DevTools' script time (Chromium only: Firefox's automation has no such metric).
   script_ms_per_100_images: FIREFOX ? null : +((withExt.script_ms - without.script_ms) / (N / 100)).toFixed(1),
   // CPU time of the page's main thread (script, the content script's included, style, layout), with
