@@ -1,6 +1,6 @@
 """A fresh page's badges: N never-seen ~1 MP photos posted to a real `credence serve` as one batch (issue 17).
 
-Run: .venv/bin/python bench/page.py [--images 50] [--detect both|on|off] [--shape embedded|production|both]
+Run: .venv/bin/python bench/page.py [--images 50] [--rounds 5] [--detect both|on|off] [--shape embedded|production|both]
 
 Why: the path every new article takes (fetch task, cpu task, gpu task, the broker hops between them) is the
 one a reader waits on. Its floor is the CPU work no server can skip, decode + SHA-256 + PDQ x8 + pHash of the
@@ -57,18 +57,24 @@ def _decode_and_hash(blob: bytes) -> None:
     hashes.compute_with_orientations(decode(blob, MAX_PIXELS).image)
 
 
-def floor_s(blobs: list[bytes], step: Any) -> float:
-    """Wall seconds for ``step`` over every blob, one warm process per core: the best of five rounds (of two,
-    the floor varied 0.19-0.30 s between runs on a quiet machine, and the ratio with it)."""
-    cores = os.cpu_count() or 1
-    with ProcessPoolExecutor(cores) as pool:
-        list(pool.map(step, blobs[:cores * 2]))  # imports and caches, in every process
-        best = float("inf")
-        for _ in range(5):
-            started = time.perf_counter()
-            list(pool.map(step, blobs, chunksize=max(1, len(blobs) // (cores * 4))))
-            best = min(best, time.perf_counter() - started)
-    return best
+class Floor:
+    """The floor's warm processes, one per core, kept for the whole run so each page round gets a floor round on
+    its own bytes just before it: load from elsewhere on a shared machine then moves both alike."""
+
+    def __init__(self, warm: list[bytes]) -> None:
+        self.cores = os.cpu_count() or 1
+        self.pool = ProcessPoolExecutor(self.cores)
+        for step in (_decode_only, _decode_and_hash):
+            list(self.pool.map(step, warm[:self.cores * 2]))  # imports and caches, in every process
+
+    def seconds(self, blobs: list[bytes], step: Any) -> float:
+        """Wall seconds for ``step`` over every blob."""
+        started = time.perf_counter()
+        list(self.pool.map(step, blobs, chunksize=max(1, len(blobs) // (self.cores * 4))))
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.pool.shutdown()
 
 
 def _fresh(k: int) -> bytes:
@@ -168,12 +174,12 @@ def cpu_seconds(serve_pid: int) -> dict[str, float]:
     return out
 
 
-def print_cpu(before: dict[str, float], after: dict[str, float], wall_s: float) -> None:
-    spent = {k: after[k] - before[k] for k in after}
+def print_cpu(spent: dict[str, float], wall_s: float) -> None:
+    """``spent``: core-seconds of a round on average; ``wall_s``: a round's wall time on average."""
     ours = sum(v for k, v in spent.items() if k != "machine")
     cores = os.cpu_count() or 1
-    print(f"  core-seconds from the POST to the last verdict seen ({cores} cores x {wall_s:.2f} s = "
-          f"{cores * wall_s:.2f} available):")
+    print(f"  core-seconds from the POST to the last verdict seen, a round on average "
+          f"({cores} cores x {wall_s:.2f} s = {cores * wall_s:.2f} available):")
     for name, value in spent.items():
         if name != "machine":
             print(f"    {name:34s} {value:6.2f}")
@@ -251,39 +257,61 @@ def print_profile(rows: dict[str, list[float]]) -> None:
 
 # ---------------------------------------------------------------------------- one run
 
-def run_one(shape: str, detect: bool, blobs: list[bytes], warm_blob: bytes, media: MediaServer,
-            args: argparse.Namespace, floors: dict[str, float], tag: str) -> None:
+def run_one(shape: str, detect: bool, rounds: list[list[bytes]], warm_blob: bytes, media: MediaServer,
+            args: argparse.Namespace, floor: Floor, tag: str) -> None:
+    """One shape, ``len(rounds)`` pages of fresh images on one warm server, each right after its floor round."""
     folder = Path(tempfile.mkdtemp(prefix="credence-page-"))
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}" if shape == "production" else ""
     client = redis.Redis.from_url(redis_url) if redis_url else None
     if client is not None:
         client.flushdb()
     database = throwaway_postgres() if shape == "production" else nullcontext("")
+    measured: list[dict[str, Any]] = []
+    rows: dict[str, list[float]] = {}
+    spent: dict[str, float] = {}
     try:
         with database as database_url, serve(folder / "data", detect, database_url, redis_url,
                                              folder / "serve.log") as (base, pid):
-            urls = [media.add(f"/{tag}/{i}.jpg", blob) for i, blob in enumerate(blobs)]
             warm = media.add(f"/{tag}/warm.jpg", warm_blob)  # a warm server: first-call imports and models
             post_page(base, [warm], args.post_wait, args.poll, args.timeout)
-            cpu_before = cpu_seconds(pid)
-            t0, seen, results = post_page(base, urls, args.post_wait, args.poll, args.timeout)
-            cpu_after = cpu_seconds(pid)
             plog = ProgressLog(client, None if client is not None else folder / "data" / "progress")
-            settled(plog, results, args.timeout)
-            rows = profile(t0, seen, results, plog)
-            recorded = [e["at"] for (scope, _), ev in plog.read_many(
-                [("media", (r.get("verdict") or {}).get("sha256") or "") for r in results.values()]).items()
-                for e in ev if e.get("event") == DONE]
-        levels = sorted({(r.get("verdict") or {}).get("level", "?") for r in results.values()})
-        first, last = min(seen.values()) - t0, max(seen.values()) - t0
-        n = len(blobs)
-        print(f"\n{shape}, detection {'on' if detect else 'off'}: {n} fresh images, levels {', '.join(levels)}")
-        print(f"  first verdict recorded {min(recorded) - t0:.2f} s, last recorded {max(recorded) - t0:.2f} s; "
-              f"seen by the client: first {first:.2f} s, all {last:.2f} s (the POST waits {args.post_wait:g} s)")
-        print(f"  all verdicts {last:.2f} s, {n / last:.1f} images/s; {last / floors['hash']:.1f}x the decode + hash "
-              f"floor (decode + SHA-256 + PDQ x8 + pHash: {floors['hash']:.2f} s, {n / floors['hash']:.0f} images/s), "
-              f"{last / floors['decode']:.1f}x decode-only ({floors['decode']:.2f} s)")
-        print_cpu(cpu_before, cpu_after, last)
+            for r, blobs in enumerate(rounds):
+                urls = [media.add(f"/{tag}/{r}/{i}.jpg", blob) for i, blob in enumerate(blobs)]
+                floors = {"decode": floor.seconds(blobs, _decode_only), "hash": floor.seconds(blobs, _decode_and_hash)}
+                cpu_before = cpu_seconds(pid)
+                t0, seen, results = post_page(base, urls, args.post_wait, args.poll, args.timeout)
+                cpu_after = cpu_seconds(pid)
+                settled(plog, results, args.timeout)
+                for name, values in profile(t0, seen, results, plog).items():
+                    rows.setdefault(name, []).extend(values)
+                recorded = [e["at"] for (scope, _), ev in plog.read_many(
+                    [("media", (r.get("verdict") or {}).get("sha256") or "") for r in results.values()]).items()
+                    for e in ev if e.get("event") == DONE]
+                last = max(seen.values()) - t0
+                for name in cpu_after:
+                    spent[name] = spent.get(name, 0.0) + cpu_after[name] - cpu_before[name]
+                measured.append({"all": last, "first": min(seen.values()) - t0, "recorded": min(recorded) - t0,
+                                 "last_recorded": max(recorded) - t0, "floors": floors,
+                                 "levels": {(r.get("verdict") or {}).get("level", "?") for r in results.values()}})
+        n = len(rounds[0])
+        levels = sorted(set().union(*(m["levels"] for m in measured)))
+        print(f"\n{shape}, detection {'on' if detect else 'off'}: {n} fresh images, {len(rounds)} rounds "
+              f"(new images each), levels {', '.join(levels)}")
+        print(f"    {'round':6s} {'first recorded':>15s} {'last recorded':>14s} {'all seen':>9s} {'floor':>7s} "
+              f"{'ratio':>6s} {'decode-only':>12s}")
+        for r, m in enumerate(measured):
+            print(f"    {r + 1:<6d} {m['recorded']:13.2f} s {m['last_recorded']:12.2f} s {m['all']:7.2f} s "
+                  f"{m['floors']['hash']:5.2f} s {m['all'] / m['floors']['hash']:5.1f}x {m['floors']['decode']:10.2f} s")
+        pages = sorted(m["all"] for m in measured)
+        floors_hash = sorted(m["floors"]["hash"] for m in measured)
+        ratios = sorted(m["all"] / m["floors"]["hash"] for m in measured)
+        mid = len(measured) // 2  # the median round (the upper one of an even count)
+        print(f"  all verdicts: median {pages[mid]:.2f} s ({n / pages[mid]:.1f} images/s), best {pages[0]:.2f} s; "
+              f"the decode + hash floor (decode + SHA-256 + PDQ x8 + pHash, same bytes, same cores): median "
+              f"{floors_hash[mid]:.2f} s, best {floors_hash[0]:.2f} s")
+        print(f"  ratio: median {pages[mid] / floors_hash[mid]:.1f}x the median floor, best {pages[0] / floors_hash[0]:.1f}x "
+              f"the best; by round {ratios[0]:.1f}x to {ratios[-1]:.1f}x")
+        print_cpu({k: v / len(rounds) for k, v in spent.items()}, sum(pages) / len(pages))
         print_profile(rows)
     finally:
         if client is not None:
@@ -294,6 +322,7 @@ def run_one(shape: str, detect: bool, blobs: list[bytes], warm_blob: bytes, medi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5, help="pages per shape, each of new images after its floor")
     parser.add_argument("--detect", choices=("both", "on", "off"), default="both")
     parser.add_argument("--shape", choices=("embedded", "production", "both"), default="embedded",
                         help="embedded: SQLite + filesystem broker; production: throwaway PostgreSQL database + Redis")
@@ -308,21 +337,22 @@ def main() -> None:
     detects = (True, False) if args.detect == "both" else (args.detect == "on",)
     # Distinct photos, new bytes every run (a page the server never saw): each run gets its own set.
     runs = [(shape, detect) for shape in shapes for detect in detects]
-    sets = [[_fresh(k + r * (args.images + 1)) for k in range(args.images + 1)] for r in range(len(runs))]
+    per_run = 1 + args.rounds * args.images  # a warm-up image, then each round's page
+    sets = [[_fresh(k + r * per_run) for k in range(per_run)] for r in range(len(runs))]
     assert len({hashlib.sha256(b).digest() for s in sets for b in s}) == sum(map(len, sets)), "photos repeat"
     cores = os.cpu_count()
     kib = sum(map(len, sets[0][1:])) / len(sets[0][1:]) / 1024
-    print(f"{args.images} fresh JPEGs {SIZE[0]}x{SIZE[1]} q90 (~{kib:.0f} KiB each), {cores} cores; "
-          f"floors: the same bytes, {cores} processes, just before each run")
+    print(f"{args.images} fresh JPEGs {SIZE[0]}x{SIZE[1]} q90 (~{kib:.0f} KiB each), {cores} cores; each page round "
+          f"right after its floor round, on the same bytes, {cores} processes")
     media = MediaServer()
+    floor = Floor(sets[0][1:])
     try:
         for r, (shape, detect) in enumerate(runs):
-            # Measured beside each run, on its own bytes: a shared machine's load moves both alike.
-            floors = {"decode": floor_s(sets[r][1:], _decode_only), "hash": floor_s(sets[r][1:], _decode_and_hash)}
-            run_one(shape, detect, sets[r][1:], sets[r][0], media, args, floors, tag=f"r{r}")
+            rounds = [sets[r][1 + i * args.images:1 + (i + 1) * args.images] for i in range(args.rounds)]
+            run_one(shape, detect, rounds, sets[r][0], media, args, floor, tag=f"r{r}")
     finally:
+        floor.close()
         media.close()
-
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 is found here, not on the day someone needs its figures. The figures themselves are in bench/README.md."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,10 +69,12 @@ def test_hostile_media_bench_prints_worst_case_per_type() -> None:
 
 @pytest.mark.timeout(240)
 def test_page_bench_serves_a_fresh_page_and_profiles_it() -> None:
-    out = _bench("bench/page.py", "--images", "3", "--detect", "on", "--post-wait", "0.5")
-    assert "embedded, detection on: 3 fresh images" in out and "x the decode + hash floor" in out
+    out = _bench("bench/page.py", "--images", "3", "--rounds", "2", "--detect", "on", "--post-wait", "0.5")
+    assert "embedded, detection on: 3 fresh images, 2 rounds" in out and "x the median floor" in out
+    rounds = [line.split() for line in out.splitlines() if re.match(r"    [12] ", line)]
+    assert len(rounds) == 2 and all(r[-3].endswith("x") and float(r[-3][:-1]) > 0 for r in rounds), out
     rows = {line[:70].strip(): line[70:].split() for line in out.splitlines() if line.startswith("    ")}
     for stage in ("fetch task: fetch", "cpu task rule decode", "gpu task: detect (batch ms / batch size)",
                   "detect queued -> gpu task starts (broker, gpu queue, batching)",
                   "verdict recorded -> client sees it (long poll)"):
-        assert rows[stage][-1] == "3" and float(rows[stage][0]) >= 0, (stage, out)  # mean ms, ..., n images
+        assert rows[stage][-1] == "6" and float(rows[stage][0]) >= 0, (stage, out)  # mean ms, ..., n images
