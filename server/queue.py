@@ -68,6 +68,11 @@ class Arrivals:
         else:
             self.watch.read(timeout=max(1, int(seconds * 1000)))  # every queued event: the next wait starts clean
 
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+
 
 class AtomicFilesystemTransport(filesystem.Transport):
     Channel = AtomicFilesystemChannel
@@ -92,6 +97,12 @@ class AtomicFilesystemTransport(filesystem.Transport):
                     self.arrivals.wait(polling_interval)
             else:
                 break
+
+    def close_connection(self, connection: Any) -> None:
+        super().close_connection(connection)
+        if self.arrivals is not None:  # a reconnection makes a new transport: its watch, not another fd
+            self.arrivals.close()
+            self.arrivals = None
 
 
 TRANSPORT_ALIASES[EMBEDDED_BROKER_SCHEME] = f"{__name__}:AtomicFilesystemTransport"

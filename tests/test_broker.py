@@ -62,4 +62,6 @@ def test_a_waiting_worker_sees_a_message_when_it_arrives_not_at_its_next_look(tm
         time.sleep(0.2)
         app.send_task("credence.sweep")
         consumer.join(45)
+        watch = conn.transport.arrivals.watch
     assert len(took) == 1 and took[0] < 10, took  # 30 s without the wake
+    assert watch.closed, "the closed connection left its inotify descriptor open"
