@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -187,8 +188,6 @@ def worker(queues: str, concurrency: int | None, beat: bool) -> None:
     settings = get_settings()
     argv = _celery_argv([q for q in queues.split(",") if q], concurrency or settings.worker_concurrency, beat)
     if settings.worker_metrics_port and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        import tempfile
-
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="credence-worker-metrics-")
     os.execv(argv[0], argv)
 
