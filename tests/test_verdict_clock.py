@@ -94,3 +94,65 @@ def test_a_content_seen_before_completes_a_new_check_and_moves_the_clock(ctx: Se
     assert ctx.clock.read() != before
     with ctx.db.session() as session:
         assert records.checks_by_id(session, [ids[1]])[ids[1]][0].status == "done"
+
+
+@pytest.mark.parametrize("backend", ["files", "redis"])
+def test_many_waiters_share_one_reader_and_all_wake_on_a_tick(backend, tmp_path, redis_url) -> None:
+    """Each waiting request used to read the clock every 10 ms itself: 100 GETs a second per open stream."""
+    client = redis.Redis.from_url(redis_url) if backend == "redis" else None
+    c = VerdictClock(client, None if client else tmp_path / "data" / "verdict-clock")
+    reads = 0
+    read = c.read
+
+    def counted() -> object:
+        nonlocal reads
+        reads += 1
+        return read()
+
+    c.read = counted
+    woke: list[float] = []
+    seen = c.reading()
+
+    def wait() -> None:
+        c.wait_for_news(seen, time.monotonic(), time.monotonic() + 30)
+        woke.append(time.monotonic())
+
+    waiters = [threading.Thread(target=wait) for _ in range(50)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.5)
+    assert not woke, "a waiter woke without news"
+    reads_while_waiting = reads
+    ticked = time.monotonic()
+    c.tick()
+    for t in waiters:
+        t.join(10)
+    assert len(woke) == 50 and max(woke) - ticked < 5, "a waiter slept through the tick"
+    # One reader every 10 ms for 0.5 s: about 50 reads (50 waiters reading for themselves: about 2,500).
+    assert reads_while_waiting < 200, reads_while_waiting
+    if client is not None:
+        client.close()
+
+
+def test_a_stream_pushes_a_verdict_when_the_clock_moves_not_at_its_next_look(ctx: Services, media_server,
+                                                                             monkeypatch) -> None:
+    monkeypatch.setattr(service, "STREAM_POLL_S", 60.0)  # without news, its next look would be a minute away
+    monkeypatch.setattr(ctx.settings, "max_stream_s", 120)
+    url = normalise(media_server.add("/stream.jpg", make_jpeg(seed=13)))
+    with ctx.db.session() as session:
+        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url)).id
+    sha256 = jobs.fetch_check(ctx, check_id)
+
+    def analyse_soon() -> None:
+        time.sleep(0.5)  # the stream has looked once and waits by then
+        jobs.analyze_media(ctx, sha256, owner="stream-test")
+
+    worker = threading.Thread(target=analyse_soon)
+    started = time.monotonic()
+    worker.start()
+    stream = service.events(ctx, [check_id])
+    kind, body = next(stream)
+    worker.join()
+    assert kind == "result" and body["status"] == "done" and body["verdict"]["sha256"] == sha256
+    assert time.monotonic() - started < 15, "the stream slept through the completion"
+    assert next(stream) == ("done", [])

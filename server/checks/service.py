@@ -21,11 +21,11 @@ from server.queue import enqueue_analyze, enqueue_fetch
 from server.services import Services
 from server.verdicts import detection_pending
 
-CLOCK_POLL_S = 0.01  # a waiter reads the verdict clock this often (a stat or a Redis GET: microseconds)
-MIN_LOOK_S = 0.03  # and looks at the database at most this often: a page's verdicts arrive a few ms apart
-POLL_INTERVAL_S = 0.5  # and the database this often without news (the database is the truth, the clock a hint)
-STREAM_POLL_S = 0.5  # a stream looks at the database this often: open streams stay cheap, and verdicts
-# finishing within it go out together (each push is a message and a redraw in every tab that waits)
+MIN_LOOK_S = 0.03  # a waiter looks at the database at most this often: a page's verdicts arrive a few ms apart
+POLL_INTERVAL_S = 0.5  # and this often without news on the verdict clock (the database is the truth, the clock a hint)
+STREAM_POLL_S = 0.5  # a stream looks at the database this often without news
+STREAM_GAP_S = 0.25  # and, on news, no sooner than this after its last push: verdicts finishing within it go out
+# together (each push is a message and a redraw in every tab that waits)
 HEARTBEAT_S = 10.0  # a stream with nothing to say sends a comment this often, so proxies keep it open
 MAX_STREAM_IDS = 200  # at our ids' 32 characters, the request line fits nginx's 8 KB buffer and gunicorn's 8190
 
@@ -138,25 +138,15 @@ def wait(svc: Services, results: list[dict[str, Any]], wait_s: float, *, until_a
         waiting = {r["check_id"]: r for r in results if r["status"] == "pending"}
         if not waiting:
             return
-        seen = svc.clock.read()  # before the query: a completion committed after it moves the clock
+        seen = svc.clock.reading()  # before the query: a completion committed after it moves the clock
         with svc.db.reading() as session:
             done = records.done_bodies(session, list(waiting))
         for check_id, body in done.items():
             waiting[check_id].update(status="done", verdict=body)
         finished = len(done)
-        if finished == len(waiting) or (until_any and finished) or time.monotonic() + CLOCK_POLL_S > deadline:
+        if finished == len(waiting) or (until_any and finished) or time.monotonic() + MIN_LOOK_S > deadline:
             return
-        _until_news(svc, seen, time.monotonic() + MIN_LOOK_S, min(deadline, time.monotonic() + POLL_INTERVAL_S))
-
-
-def _until_news(svc: Services, seen: Any, not_before: float, until: float) -> None:
-    """Sleep until the verdict clock has moved from ``seen`` and ``not_before`` has passed, or ``until`` passes
-    (monotonic times): completions within ``MIN_LOOK_S`` of each other cost the waiter one query, not one each."""
-    while True:
-        time.sleep(max(0.0, min(CLOCK_POLL_S, until - time.monotonic())))
-        now = time.monotonic()
-        if now >= until or (now >= not_before and svc.clock.read() != seen):
-            return
+        svc.clock.wait_for_news(seen, time.monotonic() + MIN_LOOK_S, min(deadline, time.monotonic() + POLL_INTERVAL_S))
 
 
 def events(svc: Services, ids: list[str], max_s: float | None = None) -> Iterator[tuple[str, Any]]:
@@ -169,8 +159,10 @@ def events(svc: Services, ids: list[str], max_s: float | None = None) -> Iterato
     deadline = time.monotonic() + (cap if max_s is None else min(max_s, cap))
     waiting = list(dict.fromkeys(ids))
     quiet_since = time.monotonic()
+    pushed_at = -STREAM_GAP_S
     first = True
     while True:
+        seen = svc.clock.reading()  # before the look, as in wait()
         with svc.db.reading() as session:  # a look every few ms on a busy page: no transaction around it
             found = records.checks_by_id(session, waiting)
         still = []
@@ -181,7 +173,7 @@ def events(svc: Services, ids: list[str], max_s: float | None = None) -> Iterato
                 continue
             check, body = found[check_id]
             if check.status == "done" and body is not None:
-                quiet_since = time.monotonic()
+                quiet_since = pushed_at = time.monotonic()
                 yield "result", result(check.url, "done", check_id, body)
             else:
                 still.append(check_id)
@@ -195,7 +187,8 @@ def events(svc: Services, ids: list[str], max_s: float | None = None) -> Iterato
         if time.monotonic() - quiet_since >= HEARTBEAT_S:
             quiet_since = time.monotonic()
             yield "heartbeat", None
-        time.sleep(STREAM_POLL_S)
+        now = time.monotonic()
+        svc.clock.wait_for_news(seen, max(now + MIN_LOOK_S, pushed_at + STREAM_GAP_S), now + STREAM_POLL_S)
 
 
 def lookup(svc: Services, digests: list[str]) -> list[dict[str, Any]]:
