@@ -60,7 +60,7 @@ class Arrivals:
                 self.watch = INotify()
                 self.watch.add_watch(folder, flags.MOVED_TO)
             except OSError:
-                self.watch = None
+                self.close()
 
     def wait(self, seconds: float) -> None:
         if self.watch is None:
