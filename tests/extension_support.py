@@ -670,17 +670,22 @@ class CloakSite:
     fetched: dict[str, bytes]  # image id -> the bytes Credence's fetcher gets
     server: ThreadingHTTPServer
     referers: list[str | None]  # the Referer of each request for referer.jpg, in order
+    other: ThreadingHTTPServer  # another origin, serving ua.jpg to the page
+    ua_referers: list[tuple[bool, str | None]]  # each request for ua.jpg: (from Credence's fetcher?, Referer)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in (self.server, self.other):
+            server.shutdown()
+            server.server_close()
 
 
 def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
     """``ua.jpg``: an AI-declared image for browsers, a plain photo for a User-Agent saying Credence;
     ``cookie.jpg``: the AI image with the cookie the page sets, the photo without it; ``referer.jpg``: the AI
     image to a request whose Referer is the page (as the page's own load sends it), the photo to any other
-    (Credence's fetcher sends none); ``plain.jpg``: the same bytes to everyone (no marker)."""
+    (Credence's fetcher sends none); ``plain.jpg``: the same bytes to everyone (no marker). The page sets its
+    referrer policy only in a ``Referrer-Policy: same-origin`` response header (no meta), and loads ``ua.jpg``
+    from another origin (another port): neither its load nor the extension's read of it may send a Referer."""
     seed = sum(map(ord, prefix)) * 23
     ai_ua = next(f.body for f in level_fixtures(f"{prefix}-ua", signing, seed) if f.id == "ai")
     ai_cookie = next(f.body for f in level_fixtures(f"{prefix}-ck", signing, seed + 100) if f.id == "ai")
@@ -689,18 +694,7 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
     fetched = {"ua": dark_jpeg(seed + 1), "cookie": dark_jpeg(seed + 2), "referer": dark_jpeg(seed + 4),
                "plain": seen["plain"]}
     referers: list[str | None] = []
-    imgs = "".join(f'<img id="{i}" src="/{prefix}/{i}.jpg" width="160" height="120" alt="">' for i in seen)
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence cloaking test</title>'
-            f'<style>{PAGE_STYLE}</style></head><body><h1>Cloaking ({html.escape(prefix)})</h1>'
-            f'<div class="grid">{imgs}</div>'
-            # A turned image (issue 18): its badge belongs on its own top-left corner, here the box's top-right.
-            f'<div style="margin: 40px 60px"><img id="rot" src="/{prefix}/plain.jpg" width="160" height="120" alt=""'
-            f' style="transform: rotate(90deg)"></div>'
-            # Turned 30° by its ancestors alone, 15° each: its badge too belongs on its own corner.
-            f'<div style="margin: 70px 80px; width: 160px; transform: rotate(15deg)">'
-            f'<div style="transform: rotate(15deg)"><img id="prot" src="/{prefix}/plain.jpg" width="160" height="120"'
-            f' alt="" style="display: block"></div></div>'
-            f'</body></html>').encode()
+    ua_referers: list[tuple[bool, str | None]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -709,7 +703,8 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
         def do_GET(self) -> None:
             name = self.path.rsplit("/", 1)[-1]
             if self.path == f"/{prefix}/page.html":
-                body, ctype, extra = page, "text/html; charset=utf-8", {"Set-Cookie": "reader=yes; Path=/"}
+                body, ctype = page, "text/html; charset=utf-8"
+                extra = {"Set-Cookie": "reader=yes; Path=/", "Referrer-Policy": "same-origin"}
             elif name.endswith(".jpg") and name[:-4] in seen:
                 spot = name[:-4]
                 fetcher = "Credence" in (self.headers.get("User-Agent") or "")
@@ -717,6 +712,8 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
                 from_page = self.headers.get("Referer") == url  # same origin: the page's full address
                 if spot == "referer":
                     referers.append(self.headers.get("Referer"))
+                if spot == "ua":
+                    ua_referers.append((fetcher, self.headers.get("Referer")))
                 cloaked = {"ua": fetcher, "cookie": not reader, "referer": not from_page}.get(spot, False)
                 body, ctype, extra = (fetched if cloaked else seen)[spot], "image/jpeg", {"Cache-Control": "no-store"}
             else:
@@ -731,8 +728,24 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, other = (ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(2))
+    for each in (server, other):
+        threading.Thread(target=each.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/{prefix}/page.html"
+    origin_of = {"ua": f"http://127.0.0.1:{other.server_address[1]}"}
+    imgs = "".join(f'<img id="{i}" src="{origin_of.get(i, "")}/{prefix}/{i}.jpg" width="160" height="120" alt="">'
+                   for i in seen)
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence cloaking test</title>'
+            f'<style>{PAGE_STYLE}</style></head><body><h1>Cloaking ({html.escape(prefix)})</h1>'
+            f'<div class="grid">{imgs}</div>'
+            # A turned image (issue 18): its badge belongs on its own top-left corner, here the box's top-right.
+            f'<div style="margin: 40px 60px"><img id="rot" src="/{prefix}/plain.jpg" width="160" height="120" alt=""'
+            f' style="transform: rotate(90deg)"></div>'
+            # Turned 30° by its ancestors alone, 15° each: its badge too belongs on its own corner.
+            f'<div style="margin: 70px 80px; width: 160px; transform: rotate(15deg)">'
+            f'<div style="transform: rotate(15deg)"><img id="prot" src="/{prefix}/plain.jpg" width="160" height="120"'
+            f' alt="" style="display: block"></div></div>'
+            f'</body></html>').encode()
     return CloakSite(url, {"ua": "ai-declared", "cookie": "ai-declared", "referer": "ai-declared",
-                           "plain": "no-evidence"}, ["ua", "cookie", "referer"], seen, fetched, server, referers)
+                           "plain": "no-evidence"}, ["ua", "cookie", "referer"], seen, fetched, server, referers,
+                     other, ua_referers)

@@ -459,6 +459,10 @@ def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite
     assert _sha(site.seen["plain"]) not in looked_up, "the same bytes as checked: nothing more to ask"
     # referer.jpg: the page's load and the extension's read sent the page's address, Credence's fetcher none.
     assert site.referers.count(site.url) >= 2 and None in site.referers, site.referers
+    # ua.jpg, from another origin: the page's `Referrer-Policy: same-origin` header (no meta) says no Referer, so
+    # the page's load and the extension's read (after it, the "different bytes" marker) sent none.
+    browser_reads = [referer for fetcher, referer in site.ua_referers if not fetcher]
+    assert len(browser_reads) >= 2 and browser_reads == [None] * len(browser_reads), site.ua_referers
     uploads = [r for r in proxy.api("POST", "/api/v1/checks/upload")]
     assert len(uploads) == 3 and all(b'filename="image"' in r.body for r in uploads)
     assert all(site.url.split("/", 3)[2] not in r.text() for r in uploads), "bytes only, no address"

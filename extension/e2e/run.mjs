@@ -29,6 +29,8 @@ async function chromiumBrowser(extensionDir) {
   });
   const worker = context.serviceWorkers()[0] ?? await context.waitForEvent('serviceworker', { timeout: 15000 });
   const extensionId = new URL(worker.url()).host;
+  // A page loaded before the worker's listeners exist goes unseen (its Referrer-Policy header among it).
+  await until(() => worker.evaluate(() => chrome.webRequest.onHeadersReceived.hasListeners()), Boolean, 5000);
   const logs = [];
   const workers = { started: 1 };
   context.on('serviceworker', () => { workers.started += 1; });

@@ -2,6 +2,7 @@
 // top level, as MV3 requires, and read settings from storage on every event.
 import { ext } from './lib/browser.js';
 import { createMenus, onMenuClick } from './lib/menus.js';
+import { headerPolicy, parsePolicy } from './lib/referrer.js';
 import { POLL_ALARM, Service } from './lib/service.js';
 import { loadSettings } from './lib/settings.js';
 import { actionLook, mergeFrames, nextFrameState } from './lib/tabstate.js';
@@ -32,6 +33,29 @@ async function tabState(tabId) {
   return mergeFrames((await tabArea.get(key))?.[key] ?? {});
 }
 
+// Per tab, the policy of each frame's `Referrer-Policy` response header ({frameId: policy}), which scripts
+// cannot read: noted as each frame's document arrives, in storage.session so a restarted worker has it.
+let policyLock = Promise.resolve();
+
+function updatePolicies(tabId, change) {
+  const next = policyLock.then(async () => {
+    const key = `rp:${tabId}`;
+    const frames = (await tabArea.get(key))?.[key] ?? {};
+    const changed = change(frames);
+    if (changed === frames) return; // most documents send no header: no write
+    if (changed === null || !Object.keys(changed).length) await tabArea.remove(key);
+    else await tabArea.set({ [key]: changed });
+  });
+  policyLock = next.catch(() => {});
+  return next;
+}
+
+async function framePolicy(tabId, frameId) {
+  await policyLock;
+  const key = `rp:${tabId}`;
+  return (await tabArea.get(key))?.[key]?.[frameId] ?? '';
+}
+
 /** The toolbar action: browser chrome, which no page can reach. */
 async function showAction(tabId, merged) {
   const look = actionLook(merged);
@@ -51,9 +75,11 @@ async function handle(message, sender) {
       if (!tab || !Array.isArray(message.items)) return { ok: false };
       const settings = await loadSettings(ext.storage);
       if (tab.incognito && settings.skipPrivate && !message.force) return { ok: false, skipped: 'private' };
-      // The frame's address: from the browser (sender.url), not from the message.
+      // The frame's address: from the browser (sender.url), not from the message. Its policy: the
+      // <meta name="referrer"> the content script read, else the response header's (an item's own wins).
+      const policy = parsePolicy(message.policy) || await framePolicy(tab.id, sender.frameId ?? 0);
       await service.check(tab.id, message.items.slice(0, 500), {
-        force: Boolean(message.force), page: sender.url ?? null, policy: String(message.policy ?? ''),
+        force: Boolean(message.force), page: sender.url ?? null, policy,
       });
       return { ok: true };
     }
@@ -110,7 +136,21 @@ ext.tabs.onUpdated.addListener((tabId, info) => {
 });
 ext.tabs.onRemoved.addListener((tabId) => {
   updateTab(tabId, () => null).catch(() => {});
+  updatePolicies(tabId, () => null).catch(() => {});
 });
+// A frame's new document replaces the policy noted for its old one; a document without the header, none.
+ext.webRequest.onHeadersReceived.addListener((details) => {
+  if (details.tabId < 0) return;
+  const value = (details.responseHeaders ?? []).filter((h) => h.name.toLowerCase() === 'referrer-policy')
+    .map((h) => h.value ?? '').join(',');
+  const policy = headerPolicy(value);
+  updatePolicies(details.tabId, (frames) => {
+    if ((frames[details.frameId] ?? '') === policy) return frames;
+    const next = { ...frames, [details.frameId]: policy };
+    if (!policy) delete next[details.frameId];
+    return next;
+  }).catch(() => {});
+}, { urls: ['http://*/*', 'https://*/*'], types: ['main_frame', 'sub_frame'] }, ['responseHeaders']);
 ext.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === POLL_ALARM) service.resume().catch(() => {});
 });

@@ -26,8 +26,10 @@ test('one MV3 manifest for both browsers', () => {
   assert.ok(Number.parseFloat(gecko.strict_min_version) >= 140, 'data_collection_permissions needs Firefox 140');
   assert.ok(gecko.data_collection_permissions.required.length);
   // declarativeNetRequestWithHostAccess: the page's referrer on the extension's own reads (its rules act only
-  // where host permissions reach; unlike declarativeNetRequest it adds no install warning).
-  assert.deepEqual(manifest.permissions.sort(), ['alarms', 'contextMenus', 'declarativeNetRequestWithHostAccess', 'storage']);
+  // where host permissions reach; unlike declarativeNetRequest it adds no install warning). webRequest: the
+  // frames' Referrer-Policy response headers, observed only (no blocking).
+  assert.deepEqual(manifest.permissions.sort(),
+    ['alarms', 'contextMenus', 'declarativeNetRequestWithHostAccess', 'storage', 'webRequest']);
 });
 
 test('every file the manifest names exists', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { documentPolicy, parsePolicy, referrerFor, referrerRule } from '../src/lib/referrer.js';
+import { documentPolicy, headerPolicy, parsePolicy, referrerFor, referrerRule } from '../src/lib/referrer.js';
 
 const PAGE = 'https://news.test/2026/story.html?id=7#photos';
 const FULL = 'https://news.test/2026/story.html?id=7'; // no fragment, ever
@@ -76,4 +76,14 @@ test('the rule sets Referer on the extension\'s own GET of that one address and 
       requestMethods: ['get'],
     },
   });
+});
+
+test('the Referrer-Policy header: the last policy it names wins; unknown tokens, empty ones and meta words are skipped', () => {
+  assert.equal(headerPolicy('no-referrer'), 'no-referrer');
+  assert.equal(headerPolicy('no-referrer, strict-origin-when-cross-origin'), 'strict-origin-when-cross-origin');
+  assert.equal(headerPolicy('same-origin, some-future-policy'), 'same-origin', 'an unknown last token: the one before');
+  assert.equal(headerPolicy(' Same-Origin ,,'), 'same-origin', 'case and spaces ignored, empty tokens skipped');
+  assert.equal(headerPolicy('never'), '', 'the legacy meta words are not header policies');
+  assert.equal(headerPolicy(''), '');
+  assert.equal(headerPolicy(undefined), '');
 });

@@ -18,6 +18,20 @@ export function parsePolicy(value) {
 }
 
 /**
+ * The policy a `Referrer-Policy` response header sets (`value`: its values joined by commas): the last token
+ * that is a policy, else ''. Unknown tokens (newer policies) are skipped, so that a site can list a fallback
+ * first; case is ignored, as Chromium and Firefox do; the older meta words are not policies here.
+ */
+export function headerPolicy(value) {
+  let policy = '';
+  for (const token of String(value ?? '').split(',')) {
+    const word = token.trim().toLowerCase();
+    if (POLICIES.has(word)) policy = word;
+  }
+  return policy;
+}
+
+/**
  * The document's policy as its markup says: the last valid `<meta name="referrer">`, else ''.
  * A `Referrer-Policy` response header is not visible to scripts, so it is not seen here.
  */
