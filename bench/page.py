@@ -280,8 +280,8 @@ def run_one(shape: str, detect: bool, rounds: list[list[bytes]], warm_blob: byte
             warm = media.add(f"/{tag}/warm.jpg", warm_blob)  # a warm server: first-call imports and models
             post_page(base, [warm], args.post_wait, args.poll, args.timeout)
             plog = ProgressLog(client, None if client is not None else folder / "data" / "progress")
-            for r, blobs in enumerate(rounds):
-                urls = [media.add(f"/{tag}/{r}/{i}.jpg", blob) for i, blob in enumerate(blobs)]
+            for k, blobs in enumerate(rounds):
+                urls = [media.add(f"/{tag}/{k}/{i}.jpg", blob) for i, blob in enumerate(blobs)]
                 floors = {"decode": floor.seconds(blobs, _decode_only), "hash": floor.seconds(blobs, _decode_and_hash)}
                 cpu_before = cpu_seconds(pid)
                 t0, seen, results = post_page(base, urls, args.post_wait, args.poll, args.timeout)
@@ -295,7 +295,7 @@ def run_one(shape: str, detect: bool, rounds: list[list[bytes]], warm_blob: byte
                 last = max(seen.values()) - t0
                 for name in cpu_after:
                     spent[name] = spent.get(name, 0.0) + cpu_after[name] - cpu_before[name]
-                measured.append({"all": last, "first": min(seen.values()) - t0, "recorded": min(recorded) - t0,
+                measured.append({"all": last, "recorded": min(recorded) - t0,
                                  "last_recorded": max(recorded) - t0, "floors": floors,
                                  "levels": {(r.get("verdict") or {}).get("level", "?") for r in results.values()}})
         n = len(rounds[0])

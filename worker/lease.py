@@ -67,7 +67,8 @@ class Heartbeat:
 
     def _beat(self, older_than_s: float = 0.0, *, lock: bool = True) -> None:
         try:
-            renew(self.ctx, **{**self.target, **({} if lock else {"lock_key": None})}, older_than_s=older_than_s)
+            target = self.target if lock else {**self.target, "lock_key": None}
+            renew(self.ctx, **target, older_than_s=older_than_s)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("lease renewal failed (%s); retrying at the next beat", exc)
 
