@@ -26,8 +26,7 @@ from server.migrate import upgrade
 from server.verdicts import Evidence, Level, Verdict
 from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
-from tests.conftest import IN_CI
-from tests.helpers import ROOT, SHARED_TRUST, make_png
+from tests.helpers import SHARED_TRUST, need_shared, make_png
 from worker.pipeline.runner import analyze
 
 MIMES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
@@ -259,9 +258,7 @@ class Kit:
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
-    if not (SHARED_TRUST / "C2PA-TRUST-LIST.pem").is_file():
-        message = f"the shared trust lists are missing ({SHARED_TRUST})"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
+    need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust list of the workshop shelf", "CREDENCE_TEST_TRUST_DIR")
     return Kit(make_ca(), tmp_path_factory.mktemp("video-provenance"))
 
 
