@@ -107,6 +107,19 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def one_statement(self) -> Iterator[Session]:
+        """A session for one statement that writes (``UPDATE ... RETURNING`` and the like). With PostgreSQL it
+        commits by itself: one round trip where BEGIN, the statement and COMMIT were three; a statement is
+        atomic on its own. SQLite keeps a plain session, committed at the end. Not for two statements that must
+        commit together."""
+        if self._read_factory is self._factory:
+            with self.session() as session:
+                yield session
+        else:
+            with self.reading() as session:
+                yield session
+
 
 def stream_rows(session: Session, statement: Executable, chunk: int | None = None) -> Iterator[Sequence[Row]]:
     """Core rows (plain tuples) in chunks, with a server-side cursor on PostgreSQL: a scan of millions

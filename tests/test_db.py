@@ -1,9 +1,13 @@
 """PostgreSQL connections from the pool: pinged only after sitting idle, and a dead one replaced unseen."""
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import closing
+from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from server import db as db_module
@@ -47,5 +51,31 @@ def test_a_reading_session_runs_outside_a_transaction_and_leaves_none_behind(pg_
             with database.session() as session:  # a normal session still gets its transaction
                 session.execute(text("SELECT pg_sleep(0.05)"))
                 assert session.scalar(same_instant) is False
+    finally:
+        database.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_one_statement_commits_its_write_without_a_transaction_around_it(backend: str, tmp_path: Path,
+                                                                        request: pytest.FixtureRequest) -> None:
+    """Database.one_statement(): a single write, seen by another connection as soon as the block ends; with
+    PostgreSQL no BEGIN/COMMIT round trips (each statement its own transaction)."""
+    postgres = backend == "postgresql"
+    url = request.getfixturevalue("pg_url") if postgres else f"sqlite:///{tmp_path / 'one.db'}"
+    database = Database(url)
+    try:
+        with database.session() as session:
+            session.execute(text("CREATE TABLE counter (n integer)"))
+            session.execute(text("INSERT INTO counter VALUES (1)"))
+        with database.one_statement() as session:
+            assert session.scalar(text("UPDATE counter SET n = n + 1 RETURNING n")) == 2
+            if postgres:
+                assert session.scalar(text("SELECT now() = statement_timestamp()")) is True
+        if postgres:
+            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as other:
+                assert other.execute("SELECT n FROM counter").fetchone() == (2,)
+        else:
+            with closing(sqlite3.connect(tmp_path / "one.db")) as other:
+                assert other.execute("SELECT n FROM counter").fetchone() == (2,)
     finally:
         database.engine.dispose()

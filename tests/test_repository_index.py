@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, event, insert, update
 
 from server import models
 from server.db import Database
@@ -39,8 +39,8 @@ def distance(a: str, b: str) -> int:
 class Store:
     """Rows written straight into a database, and the scan of every row that the lookup must agree with."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        url = f"sqlite:///{tmp_path / 'r.db'}"
+    def __init__(self, tmp_path: Path, url: str | None = None) -> None:
+        url = url or f"sqlite:///{tmp_path / 'r.db'}"
         upgrade(url)
         self.db = Database(url)
         self.rows: dict[str, dict] = {}
@@ -174,3 +174,21 @@ def test_a_videos_frames_find_pictures_through_the_rows_index(tmp_path: Path) ->
     # Two frames are within the threshold of the photo, one of the other picture: the photo, at its nearest pair.
     assert (found.manifest_id, found.binding, found.frames_matched, found.frames) == (photo, "pdq", 2, 4)
     assert (found.distance, found.t, found.original_t) == (3, 1.0, None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_empty_repository_is_read_once_and_a_manifest_added_later_is_found(backend: str, tmp_path: Path,
+                                                                             request: pytest.FixtureRequest) -> None:
+    """Every fresh image without credentials looks here: an empty repository was read whole at each lookup
+    (with PostgreSQL a streamed read, seven round trips). Now only what changed since the last look is read."""
+    repository._SNAPSHOTS.clear()
+    store = Store(tmp_path, request.getfixturevalue("pg_url") if backend == "postgresql" else None)
+    statements: list[str] = []
+    event.listen(store.db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    query = [f"{store.rng.getrandbits(256):064x}"]
+    assert store.find(query) is None
+    first = len(statements)
+    assert store.find(query) is None
+    assert len(statements) == first + 1 and "last_seen >=" in statements[-1]
+    added = store.add(1)[0]
+    assert store.find([flip(store.rows[added]["pdq"], 3, store.rng)])[0] == added

@@ -30,7 +30,7 @@ from worker.lease import Heartbeat
 from worker.timer import BACKGROUND, Call
 from worker.pipeline.rules import RULES
 from worker.pipeline.runner import analyze
-from worker.settle import complete_from_record, completed, completing, hand_off, record_final
+from worker.settle import complete_from_record, completed, completing, final_verdict, hand_off, record_final
 from worker.stages.budget import REFUSAL_CODES, Limits, OverBudget, check_structure
 from worker.stages.decode import DecodeError, probe_dimensions
 
@@ -97,7 +97,7 @@ class HeldProgress:
 
 def fetch_check(ctx: Context, check_id: str) -> str:
     """Fetch a URL check through the guarded fetcher, store the bytes, hand over to analysis."""
-    with ctx.db.session() as session:
+    with ctx.db.one_statement() as session:
         target = records.start_fetch_attempt(session, check_id)
     if target is None:
         return "skipped"
@@ -159,11 +159,11 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             return "cached"
         return IN_FLIGHT  # the caller retries shortly and then finds the holder's verdict
     try:
-        with ctx.db.session() as session:
-            found = completing(session, ctx, sha256)
-            known = session.get(models.Media, sha256) if found[0] is None else None
+        with ctx.db.reading() as session:  # a fresh content only reads here: no transaction
+            final = final_verdict(session, ctx, sha256) is not None
+            known = session.get(models.Media, sha256)
             source_size = known.source_size if known is not None else None
-        if completed(ctx, found):  # analysed before, or by the holder just before the claim
+        if final and complete_from_record(ctx, sha256):  # analysed before, or by the holder just before the claim
             return "cached"
         data = ctx.store.get(sha256)
         if data is None:

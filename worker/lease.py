@@ -36,7 +36,7 @@ def renew(ctx: Context, *, sha256: str | None = None, check_id: str | None = Non
     if conditions:
         now = models.utcnow()
         stale = [models.Check.updated_at <= now - timedelta(seconds=older_than_s)] if older_than_s > 0 else []
-        with ctx.db.session() as session:
+        with ctx.db.one_statement() as session:
             touched = session.execute(
                 update(models.Check).where(models.Check.status == "pending", or_(*conditions), *stale)
                 .values(updated_at=now)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server import models
 from server.checks import records
 from server.provenance import repository
 from server.queue import enqueue_detect
@@ -43,11 +44,17 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
 Found = tuple[dict[str, Any] | None, list[str]]
 
 
+def final_verdict(session: Session, ctx: Context, sha256: str) -> models.Verdict | None:
+    """The content's recorded verdict if it is final (current, detection not pending); only reads."""
+    row = records.current_verdict(session, sha256, ctx.detectors_stamp())
+    return None if row is None or detection.is_pending(row.body.get("versions") or {}) else row
+
+
 def completing(session: Session, ctx: Context, sha256: str) -> Found:
     """``complete_from_record``'s work inside the caller's transaction (one commit where the caller writes too);
     hand what it returns to ``completed`` once that transaction has committed."""
-    row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-    if row is None or detection.is_pending(row.body.get("versions") or {}):
+    row = final_verdict(session, ctx, sha256)
+    if row is None:
         return None, []
     return row.body, records.complete_checks_for(session, sha256, row.id)
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from server import json_edge, models
@@ -401,9 +401,8 @@ def _snapshot(session: Session) -> _Snapshot:
     snap = _SNAPSHOTS.get(key) or _Snapshot()
     served = m.state.in_(SERVED_STATES)
     columns = select(m.id, m.pdq, m.pdq_quality, m.iscc, m.last_seen).where(served)
-    if snap.seen is None:  # nothing read yet (a new copy, or the repository was empty): every row
-        for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
-            snap.apply(batch)
+    if snap.seen is None:  # nothing read yet (a new copy): every row
+        _read_all(session, columns, snap)
     else:
         snap.apply(session.execute(columns.where(m.last_seen >= snap.seen - _CLOCK_SKEW)).all())
     now = time.monotonic()
@@ -412,10 +411,18 @@ def _snapshot(session: Session) -> _Snapshot:
         snap.counted = now
         if int(snap.live.sum()) != count:
             snap = _Snapshot(counted=now)
-            for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
-                snap.apply(batch)
+            _read_all(session, columns, snap)
     _SNAPSHOTS[key] = snap
     return snap
+
+
+def _read_all(session: Session, columns: Select, snap: _Snapshot) -> None:
+    """Every row into an empty copy, streamed; later lookups read only what changed since the database's clock
+    now (an empty repository too: it was read again at every lookup, a streamed read of seven round trips with
+    PostgreSQL on every fresh image)."""
+    snap.seen = _aware(session.scalar(select(func.now())))
+    for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
+        snap.apply(batch)
 
 
 def _closest(snap: _Snapshot, column: str, queries: np.ndarray, threshold: int,
