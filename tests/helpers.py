@@ -20,6 +20,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 from PIL import Image
+from waitress import wasyncore
+from waitress.server import create_server
 
 from server.cli import main as cli_main
 from server.config import Settings
@@ -83,6 +85,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ServedApp:
+    """A WSGI app served by waitress on a thread of its own, as `credence serve` serves it. Stopped from inside its
+    loop: closing its sockets from another thread while its poll() waited on them failed that poll (EBADF, an
+    unhandled exception in the server's thread at teardown)."""
+
+    def __init__(self, app: object, threads: int = 4) -> None:
+        self.server = create_server(app, host="127.0.0.1", port=free_port(), threads=threads)
+        self.effective_port = self.server.effective_port
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))  # the loop ends, map empty
+        self.thread.join(timeout=10)
+        self.server.task_dispatcher.shutdown()
 
 
 # How a route answers a Range header (see MediaServer.add): the default ignores it, as before.

@@ -7,12 +7,10 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import threading
 import time
 
 import pytest
 from pypdf import PdfReader
-from waitress.server import create_server
 
 from server import models
 from server.exchange import identity
@@ -21,7 +19,7 @@ from server.auth import create_key
 from server.users import create_user
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
-from tests.helpers import ROOT, WorkerProcess, free_port, wait_done
+from tests.helpers import ROOT, ServedApp, WorkerProcess, wait_done
 from tests.images import jpeg_bytes, photo
 from tests.test_desk import PASSWORD, login
 from tests.test_detect_stage import MODELS
@@ -147,9 +145,8 @@ def alpha_with_worker(tmp_path, pg_factory, redis_url):
         identity.get_or_create(session, "alpha")
         create_user(session, username="rosa", password=PASSWORD, role="reader", actor="test")
     a = Instance("alpha", svc, app.test_client(), {r: create_key(svc.db, role=r, name=r)[0] for r in ROLES})
-    a.server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
+    a.server = ServedApp(app)
     a.base = f"http://127.0.0.1:{a.server.effective_port}"
-    threading.Thread(target=a.server.run, daemon=True).start()
     worker = WorkerProcess(env, tmp_path / "alpha-worker.log", queues="fetch,cpu")
     b = make_instance("beta", tmp_path / "b", pg_factory(), serve=True)
     try:

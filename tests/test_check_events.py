@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from waitress.server import create_server
 
 from server.app import create_app
 from server.checks import records, service
@@ -21,7 +19,7 @@ from server.config import PIPELINE_VERSION
 from server.migrate import upgrade
 from server.verdicts import Evidence, Level, fuse
 from tests.conftest import env_for, settings_from
-from tests.helpers import free_port
+from tests.helpers import ServedApp
 from tests.test_serve_limits import production_shape
 
 
@@ -108,8 +106,7 @@ def assert_pushes_each_verdict_as_it_is_done(app, port: int, *, behind_nginx: bo
 
 def test_waitress_pushes_each_verdict_as_it_is_done_then_ends(data_dir: Path) -> None:
     app = make_app(data_dir)
-    server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
+    server = ServedApp(app)
     try:
         assert_pushes_each_verdict_as_it_is_done(app, server.effective_port)
     finally:

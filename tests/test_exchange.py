@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import func, select
-from waitress.server import create_server
 
 from server import models
 from server.exchange import identity
@@ -21,7 +20,7 @@ from server.app import create_app
 from server.auth import create_key
 from server.migrate import upgrade
 from tests.conftest import env_for, settings_from
-from tests.helpers import CliResult, check_in_process, credence, free_port
+from tests.helpers import CliResult, ServedApp, check_in_process, credence
 from tests.images import jpeg_bytes, photo
 from worker.exchange import peer_pull
 from worker.stages import hashes
@@ -64,9 +63,8 @@ def make_instance(name: str, data_dir: Path, database_url: str | None = None, se
         identity.get_or_create(session, name)
     inst = Instance(name, svc, app.test_client(), {r: create_key(svc.db, role=r, name=r)[0] for r in ROLES})
     if serve:
-        inst.server = create_server(app, host="127.0.0.1", port=free_port(), threads=4)
+        inst.server = ServedApp(app)
         inst.base = f"http://127.0.0.1:{inst.server.effective_port}"
-        threading.Thread(target=inst.server.run, daemon=True).start()
     return inst
 
 
