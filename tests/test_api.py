@@ -276,7 +276,7 @@ def test_status_long_poll_answers_once_any_check_is_done(app, client) -> None:
         started.wait(10)
         with db.session() as session:
             records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
-            records.complete_check(session, first, records.record_verdict(session, verdict).id, sha)
+            records.complete_check(session, first, records.record_verdict(session, verdict), sha)
 
     worker = threading.Thread(target=finish_first)
     worker.start()

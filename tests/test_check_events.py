@@ -40,7 +40,7 @@ def finish(app, check_id: str, sha: str, level: Level = Level.SIGNED_UNTRUSTED) 
                    versions={"pipeline": PIPELINE_VERSION})
     with app.extensions["credence"].db.session() as session:
         records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
-        records.complete_check(session, check_id, records.record_verdict(session, verdict).id, sha)
+        records.complete_check(session, check_id, records.record_verdict(session, verdict), sha)
 
 
 def events_of(lines: Iterator[bytes]) -> Iterator[tuple[str, str]]:

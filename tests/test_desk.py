@@ -340,9 +340,9 @@ def test_detection_panel_heat_map_and_faces(desk) -> None:
                           "faces": [{"box": [40.0, 30.0, 120.0, 130.0], "face_confidence": 0.99, "score": 0.2}]}),
     ]
     with svc.db.session() as session:
-        row = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
+        verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
                                                    timings={**body["timings"], "detect": 812.0}))
-        records.complete_check(session, _check_id(svc, sha), row.id)
+        records.complete_check(session, _check_id(svc, sha), verdict_id)
     page = client.get(f"/desk/media/{sha}").get_data(as_text=True)
     assert 'data-level="likely-synthetic"' in page and 'id="detection"' in page
     assert "likely-synthetic</span>" in page and "0.91" in page and "threshold 0.50" in page
@@ -447,9 +447,9 @@ def record_video_verdict(svc, clip: bytes, evidence: list[Evidence]) -> str:
         records.record_media(session, sha256=sha, mime="video/mp4", size=len(clip))
         check_id = records.create_check(session, source="upload", sha256=sha).id
     with svc.db.session() as session:
-        row = records.record_verdict(session, fuse(evidence, sha256=sha, versions={"pipeline": PIPELINE_VERSION, "detect": "ran"},
+        verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={"pipeline": PIPELINE_VERSION, "detect": "ran"},
                                                    timings={"keyframes": 120.0, "detect": 900.0}))
-        records.complete_check(session, check_id, row.id)
+        records.complete_check(session, check_id, verdict_id)
     return sha
 
 

@@ -296,9 +296,9 @@ def _replace_verdict(svc, sha: str, extra: list[Evidence], drop_stage: str | Non
         check_id = session.query(models.Check.id).filter_by(sha256=sha).first()[0]
     evidence = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != drop_stage] + extra
     with svc.db.session() as session:
-        row = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
+        verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
                                                    timings=body["timings"]))
-        records.complete_check(session, check_id, row.id)
+        records.complete_check(session, check_id, verdict_id)
 
 
 def _detection(heat_sha: str, summary_words: int = 0) -> list[Evidence]:

@@ -70,9 +70,8 @@ def test_a_verdict_completes_the_pending_checks_of_its_content_only(db: Database
         unknown = records.create_check(session, source="url", url="http://a/unfetched").id
         verdict = fuse([Evidence(stage="hashes", kind=Kind.HASHES, summary="hashed")], sha256=SHA,
                        versions={}, timings={})
-        row = records.record_verdict(session, verdict)
-        done = records.complete_checks_for(session, SHA, row.id)
-        verdict_id = row.id
+        verdict_id = records.record_verdict(session, verdict)
+        done = records.complete_checks_for(session, SHA, verdict_id)
     assert sorted(done) == sorted(waiting)
     with db.session() as session:
         status = {c.id: (c.status, c.verdict_id) for c in session.query(models.Check)}

@@ -299,9 +299,9 @@ def test_the_desk_shows_each_detectors_validation_record(desk) -> None:
         body = records.current_verdict(session, sha, svc.detectors_stamp()).body
     evidence = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != "detect"] + found
     with svc.db.session() as session:
-        row = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
+        verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
                                                    timings=body["timings"]))
-        records.complete_check(session, _check_id(svc, sha), row.id)
+        records.complete_check(session, _check_id(svc, sha), verdict_id)
     page = client.get(f"/desk/media/{sha}").get_data(as_text=True)
     assert "Validated 2026-12-06 (leave-source-out) on 330 real photos from archive, flickr, wire" in page
     assert f"ROC-AUC {fig['roc_auc']:.2f}" in page and "Meets the bar" in page

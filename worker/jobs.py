@@ -42,8 +42,7 @@ DETECTING = "detecting"  # handed to the gpu queue, whose detect task records th
 
 def _finish_check(ctx: Context, check_id: str, url_hash: str | None, verdict: Verdict) -> None:
     with ctx.db.session() as session:
-        row = records.record_verdict(session, verdict)
-        records.complete_check(session, check_id, row.id)
+        records.complete_check(session, check_id, records.record_verdict(session, verdict))
     ctx.clock.tick()
     metrics.verdict_recorded(verdict)
     body = verdict.model_dump(mode="json")
@@ -161,8 +160,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
     try:
         with ctx.db.reading() as session:  # a fresh content only reads here: no transaction
             final = final_verdict(session, ctx, sha256) is not None
-            known = session.get(models.Media, sha256)
-            source_size = known.source_size if known is not None else None
+            source_size = records.source_size(session, sha256)
         if final and complete_from_record(ctx, sha256):  # analysed before, or by the holder just before the claim
             return "cached"
         data = ctx.store.get(sha256)
@@ -170,8 +168,8 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
             verdict = unavailable("Could not check: the stored copy of this file is missing.", stage=Stage.STORE,
                                   code="missing-bytes", sha256=None, versions={"pipeline": PIPELINE_VERSION})
             with ctx.db.session() as session:
-                row = records.record_verdict(session, verdict)
-                for check_id in records.complete_checks_for(session, sha256, row.id):
+                verdict_id = records.record_verdict(session, verdict)
+                for check_id in records.complete_checks_for(session, sha256, verdict_id):
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
             ctx.clock.tick()
             metrics.verdict_recorded(verdict)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from server import models
 from server.checks import records
 from server.provenance import repository
 from server.queue import enqueue_detect
@@ -44,7 +44,7 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
 Found = tuple[dict[str, Any] | None, list[str]]
 
 
-def final_verdict(session: Session, ctx: Context, sha256: str) -> models.Verdict | None:
+def final_verdict(session: Session, ctx: Context, sha256: str) -> Row[Any] | None:
     """The content's recorded verdict if it is final (current, detection not pending); only reads."""
     row = records.current_verdict(session, sha256, ctx.detectors_stamp())
     return None if row is None or detection.is_pending(row.body.get("versions") or {}) else row
@@ -76,8 +76,7 @@ def record_final(ctx: Context, sha256: str, verdict: Verdict, *, media: dict[str
     with ctx.db.session() as session:
         if media is not None:
             records.record_media(session, **media)
-        row = records.record_verdict(session, verdict)
-        completed = records.complete_checks_for(session, sha256, row.id)
+        completed = records.complete_checks_for(session, sha256, records.record_verdict(session, verdict))
         # Valid credentials join the manifest repository; credentials that now fail leave it.
         repository.record_from_verdict(session, sha256, verdict.evidence, ctx.store.get,
                                        share=ctx.settings.share_manifests)

@@ -52,8 +52,12 @@ def bump_generation(session: Session, bank: models.Bank) -> None:
     bank.generation = int(current) + 1
 
 
+_BANKS = models.Bank.__table__
+_GENERATION = select(func.coalesce(func.max(_BANKS.c.generation), 0), func.count(_BANKS.c.id))  # built once: read per match
+
+
 def generation_state(session: Session) -> tuple[int, int]:
-    row = session.execute(select(func.coalesce(func.max(models.Bank.generation), 0), func.count(models.Bank.id))).one()
+    row = session.execute(_GENERATION).one()
     return int(row[0]), int(row[1])
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from server import json_edge, models
@@ -392,26 +392,31 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+_MANIFESTS = models.ProvenanceManifest.__table__
+_SERVED = _MANIFESTS.c.state.in_(SERVED_STATES)
+# Built once: each fresh image without credentials reads what changed (Core, not the ORM: issue 17).
+_SERVED_ROWS = select(_MANIFESTS.c.id, _MANIFESTS.c.pdq, _MANIFESTS.c.pdq_quality, _MANIFESTS.c.iscc,
+                      _MANIFESTS.c.last_seen).where(_SERVED)
+_CHANGED_ROWS = _SERVED_ROWS.where(_MANIFESTS.c.last_seen >= bindparam("since"))
+
+
 def _snapshot(session: Session) -> _Snapshot:
     """The searchable columns of every served manifest. Each lookup asks the database what changed since the
     last one (an indexed ``last_seen`` range); a count (at most every ``_RECOUNT_S``) that no longer agrees with
     the rows still live here (manifests forgotten) reads every row again."""
-    m = models.ProvenanceManifest
     key = str(session.get_bind().url)
     snap = _SNAPSHOTS.get(key) or _Snapshot()
-    served = m.state.in_(SERVED_STATES)
-    columns = select(m.id, m.pdq, m.pdq_quality, m.iscc, m.last_seen).where(served)
     if snap.seen is None:  # nothing read yet (a new copy): every row
-        _read_all(session, columns, snap)
+        _read_all(session, _SERVED_ROWS, snap)
     else:
-        snap.apply(session.execute(columns.where(m.last_seen >= snap.seen - _CLOCK_SKEW)).all())
+        snap.apply(session.execute(_CHANGED_ROWS, {"since": snap.seen - _CLOCK_SKEW}).all())
     now = time.monotonic()
     if now - snap.counted >= _RECOUNT_S:
-        count = session.scalar(select(func.count()).select_from(m).where(served)) or 0
+        count = session.scalar(select(func.count()).select_from(_MANIFESTS).where(_SERVED)) or 0
         snap.counted = now
         if int(snap.live.sum()) != count:
             snap = _Snapshot(counted=now)
-            _read_all(session, columns, snap)
+            _read_all(session, _SERVED_ROWS, snap)
     _SNAPSHOTS[key] = snap
     return snap
 

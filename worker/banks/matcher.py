@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from server import models
 from server.banks import service as banks
@@ -26,6 +26,10 @@ DEFAULT_MATCH_SHARE = 0.7  # Settings.vpdq_match_share's default
 Found = dict[str, tuple[str, int, int, "video_match.VideoMatch | None"]]
 
 
+_ENTRIES = models.BankEntry.__table__
+_EXACT = select(_ENTRIES.c.id).where(_ENTRIES.c.sha256 == bindparam("content"), _ENTRIES.c.status == "confirmed")
+
+
 class BankMatcher:
     def __init__(self, db: Database, pdq_threshold: int, phash_threshold: int,
                  vpdq_frame_threshold: int = DEFAULT_FRAME_THRESHOLD,
@@ -40,8 +44,7 @@ class BankMatcher:
         found: Found = {}
         with self.db.reading() as session:
             snap = self.holder.current(session)
-            exact = session.scalars(select(models.BankEntry.id).where(
-                models.BankEntry.sha256 == sha256, models.BankEntry.status == "confirmed")).all()
+            exact = session.scalars(_EXACT, {"content": sha256}).all()
         self.generation = snap.state
         for entry_id in exact:
             found[entry_id] = ("sha256", 0, 0, None)
