@@ -127,7 +127,7 @@ def upload(ctx: Services, data: bytes, mime: str) -> tuple[str, str]:
     sha = ctx.store.put(data)
     with ctx.db.session() as session:
         records.record_media(session, sha256=sha, mime=mime, size=len(data))
-        return sha, records.create_check(session, source="upload", sha256=sha).id
+        return sha, records.create_check(session, source="upload", sha256=sha)
 
 
 @pytest.mark.parametrize("data, mime, words", [

@@ -445,7 +445,7 @@ def record_video_verdict(svc, clip: bytes, evidence: list[Evidence]) -> str:
     sha = svc.store.put(clip)
     with svc.db.session() as session:
         records.record_media(session, sha256=sha, mime="video/mp4", size=len(clip))
-        check_id = records.create_check(session, source="upload", sha256=sha).id
+        check_id = records.create_check(session, source="upload", sha256=sha)
     with svc.db.session() as session:
         verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={"pipeline": PIPELINE_VERSION, "detect": "ran"},
                                                    timings={"keyframes": 120.0, "detect": 900.0}))

@@ -362,7 +362,7 @@ def test_analysis_hands_over_and_the_detect_job_makes_the_final_verdict(ctx: Ser
     sha = ctx.store.put(data)
     with ctx.db.session() as session:
         records.record_media(session, sha256=sha, mime="image/jpeg", size=len(data))
-        check_id = records.create_check(session, source="upload", sha256=sha).id
+        check_id = records.create_check(session, source="upload", sha256=sha)
     assert jobs.analyze_media(ctx, sha, owner="t") == jobs.DETECTING
     with ctx.db.session() as session:
         assert session.get(models.Check, check_id).status == "pending"  # no verdict before detection

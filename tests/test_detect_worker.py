@@ -27,7 +27,7 @@ def test_gpu_worker_gathers_pending_items_into_one_batch(data_dir: Path, redis_u
         sha = ctx.store.put(data)
         with ctx.db.session() as session:
             records.record_media(session, sha256=sha, mime="image/jpeg", size=len(data))
-            checks.append(records.create_check(session, source="upload", sha256=sha).id)
+            checks.append(records.create_check(session, source="upload", sha256=sha))
         assert jobs.analyze_media(ctx, sha, owner=f"t{i}") == jobs.DETECTING  # six detect tasks wait on "gpu"
         shas.append(sha)
     worker = WorkerProcess(env, tmp_path / "gpu.log", queues="gpu", concurrency=1)

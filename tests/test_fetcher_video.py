@@ -329,7 +329,7 @@ def test_fetch_check_records_the_source_size_and_analysis_sees_it(data_dir: Path
     big = with_free_before_moov(mp4, 4 << 20)
     url = normalise(media.add("/job.mp4", big, "video/mp4", ranges="bytes"))
     with ctx.db.session() as session:
-        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url)).id
+        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url))
     sha = jobs.fetch_check(ctx, check_id)
     assert len(sha) == 64, sha
     assert ranges_asked(media, "/job.mp4")

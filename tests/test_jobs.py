@@ -31,7 +31,7 @@ def ctx(data_dir: Path) -> Services:
 def url_check(ctx: Services, url: str) -> str:
     url = normalise(url)
     with ctx.db.session() as session:
-        return records.create_check(session, source="url", url=url, url_hash=url_key(url)).id
+        return records.create_check(session, source="url", url=url, url_hash=url_key(url))
 
 
 def queued(ctx: Services) -> list[dict]:
@@ -77,7 +77,7 @@ def test_missing_bytes_complete_the_waiting_checks(ctx: Services) -> None:
     sha = "ab" * 32
     with ctx.db.session() as session:
         records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
-        check_id = records.create_check(session, source="upload", sha256=sha).id
+        check_id = records.create_check(session, source="upload", sha256=sha)
     assert jobs.analyze_media(ctx, sha, owner="t") == "missing"
     with ctx.db.session() as session:
         assert records.checks_by_id(session, [check_id])[check_id][1]["level"] == "unavailable"
@@ -87,8 +87,8 @@ def test_sweeper_requeues_stale_checks_and_gives_up_eventually(ctx: Services, me
     fresh = url_check(ctx, media_server.add("/fresh.jpg", make_jpeg()))
     stale_url = url_check(ctx, media_server.add("/stale.jpg", make_jpeg(seed=9)))
     with ctx.db.session() as session:
-        stale_sha = records.create_check(session, source="upload", sha256="cd" * 32).id
-        hopeless = records.create_check(session, source="url", url="http://x.test/", url_hash="0" * 64).id
+        stale_sha = records.create_check(session, source="upload", sha256="cd" * 32)
+        hopeless = records.create_check(session, source="url", url="http://x.test/", url_hash="0" * 64)
         old = models.utcnow() - timedelta(seconds=600)
         session.execute(update(models.Check).where(models.Check.id.in_([stale_url, stale_sha]))
                         .values(updated_at=old))
@@ -107,8 +107,8 @@ def test_a_heartbeat_renews_at_once_only_a_lease_that_has_aged(ctx: Services) ->
     """A task starting right after its check was touched leaves the lease as it is (no write); one whose check
     waited in the queue for part of a term has it renewed at once, before the first periodic beat."""
     with ctx.db.session() as session:
-        fresh = records.create_check(session, source="upload", sha256="ab" * 32).id
-        aged = records.create_check(session, source="upload", sha256="cd" * 32).id
+        fresh = records.create_check(session, source="upload", sha256="ab" * 32)
+        aged = records.create_check(session, source="upload", sha256="cd" * 32)
         session.execute(update(models.Check).where(models.Check.id == aged)
                         .values(updated_at=models.utcnow() - timedelta(seconds=ctx.settings.stale_check_s / 2)))
     with ctx.db.session() as session:
@@ -129,7 +129,7 @@ def test_the_lease_thread_renews_every_running_block_and_none_after_it_ends(data
     upgrade(settings.sqlalchemy_url)
     ctx = Services(settings)
     with ctx.db.session() as session:
-        ids = [records.create_check(session, source="upload", sha256=c * 64).id for c in "ab"]
+        ids = [records.create_check(session, source="upload", sha256=c * 64) for c in "ab"]
 
     def stamps() -> dict[str, object]:
         with ctx.db.session() as session:

@@ -65,9 +65,9 @@ def test_a_verdict_completes_the_pending_checks_of_its_content_only(db: Database
     with db.session() as session:
         for sha in (SHA, "cd" * 32):
             records.record_media(session, sha256=sha, mime="image/jpeg", size=1)
-        waiting = [records.create_check(session, source="url", url=f"http://a/{i}", sha256=SHA).id for i in range(3)]
-        other = records.create_check(session, source="url", url="http://a/other", sha256="cd" * 32).id
-        unknown = records.create_check(session, source="url", url="http://a/unfetched").id
+        waiting = [records.create_check(session, source="url", url=f"http://a/{i}", sha256=SHA) for i in range(3)]
+        other = records.create_check(session, source="url", url="http://a/other", sha256="cd" * 32)
+        unknown = records.create_check(session, source="url", url="http://a/unfetched")
         verdict = fuse([Evidence(stage="hashes", kind=Kind.HASHES, summary="hashed")], sha256=SHA,
                        versions={}, timings={})
         verdict_id = records.record_verdict(session, verdict)
@@ -85,14 +85,14 @@ def test_a_fetch_attempt_is_counted_and_renews_the_lease_only_for_a_check_not_do
     with db.session() as session:
         pending = records.create_check(session, source="url", url="http://a/x.jpg", url_hash="h1")
         done = records.create_check(session, source="url", url="http://a/y.jpg", url_hash="h2")
-        session.execute(update(models.Check).where(models.Check.id == done.id).values(status="done"))
+        session.execute(update(models.Check).where(models.Check.id == done).values(status="done"))
     with db.session() as session:
-        before = session.get(models.Check, pending.id).updated_at  # as stored
+        before = session.get(models.Check, pending).updated_at  # as stored
     with db.session() as session:
-        assert records.start_fetch_attempt(session, pending.id) == ("http://a/x.jpg", "h1")
-        assert records.start_fetch_attempt(session, done.id) is None
+        assert records.start_fetch_attempt(session, pending) == ("http://a/x.jpg", "h1")
+        assert records.start_fetch_attempt(session, done) is None
         assert records.start_fetch_attempt(session, "no-such-check") is None
     with db.session() as session:
         rows = {c.id: c for c in session.query(models.Check)}
-    assert rows[pending.id].attempts == 1 and rows[pending.id].updated_at > before
-    assert rows[done.id].attempts == 0
+    assert rows[pending].attempts == 1 and rows[pending].updated_at > before
+    assert rows[done].attempts == 0

@@ -62,7 +62,7 @@ def test_completing_checks_moves_the_clock_and_wakes_a_waiting_request(ctx: Serv
     monkeypatch.setattr(service, "POLL_INTERVAL_S", 60.0)
     url = normalise(media_server.add("/clock.jpg", make_jpeg(seed=11)))
     with ctx.db.session() as session:
-        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url)).id
+        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url))
     sha256 = jobs.fetch_check(ctx, check_id)
     results = [service.result(url, "pending", check_id, None)]
     before = ctx.clock.read()
@@ -87,7 +87,7 @@ def test_a_content_seen_before_completes_a_new_check_and_moves_the_clock(ctx: Se
     for name in ("/a.jpg", "/b.jpg"):
         url = normalise(media_server.add(name, body))
         with ctx.db.session() as session:
-            ids.append(records.create_check(session, source="url", url=url, url_hash=url_key(url)).id)
+            ids.append(records.create_check(session, source="url", url=url, url_hash=url_key(url)))
     jobs.analyze_media(ctx, jobs.fetch_check(ctx, ids[0]), owner="t")
     before = ctx.clock.read()
     jobs.fetch_check(ctx, ids[1])  # completed from the record
@@ -140,7 +140,7 @@ def test_a_stream_pushes_a_verdict_when_the_clock_moves_not_at_its_next_look(ctx
     monkeypatch.setattr(ctx.settings, "max_stream_s", 120)
     url = normalise(media_server.add("/stream.jpg", make_jpeg(seed=13)))
     with ctx.db.session() as session:
-        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url)).id
+        check_id = records.create_check(session, source="url", url=url, url_hash=url_key(url))
     sha256 = jobs.fetch_check(ctx, check_id)
 
     def analyse_soon() -> None:

@@ -70,7 +70,7 @@ def test_video_frames_and_images_share_a_batch_and_a_broken_video_stays_alone(ct
     broken_partial = {"evidence": [], "versions": {"pipeline": PIPELINE_VERSION, "detect": "pending"}, "timings": {}}
     with ctx.db.session() as session:
         records.record_media(session, sha256=broken_sha, mime="video/mp4", size=len(broken))
-        broken_check = records.create_check(session, source="upload", sha256=broken_sha).id
+        broken_check = records.create_check(session, source="upload", sha256=broken_sha)
 
     outcomes = detect_jobs.detect_batch(ctx, [(video_sha, video_partial), (broken_sha, broken_partial),
                                               (image_sha, image_partial)])

@@ -51,14 +51,12 @@ def _pending_check(svc: Services, url: str, key: str) -> tuple[str, bool]:
     candidate = models.new_id()
     holder = svc.cache.claim(f"inflight:{key}", candidate, ttl_s=svc.settings.stale_check_s)
     with svc.db.session() as session:
-        if holder is not None:
-            existing = session.get(models.Check, holder)
-            if existing is not None and existing.status == "pending":
-                return existing.id, False
+        if holder is not None and records.is_pending(session, holder):
+            return holder, False
         existing = records.pending_check_for_url(session, key, svc.settings.stale_check_s)
         if existing is not None:
-            return existing.id, False
-        session.add(models.Check(id=candidate, source="url", url=url, url_hash=key, status="pending"))
+            return existing, False
+        records.create_check(session, source="url", url=url, url_hash=key, check_id=candidate)
     if holder is not None:  # the old holder finished; take the lock over for this check
         svc.cache.release(f"inflight:{key}")
         svc.cache.claim(f"inflight:{key}", candidate, ttl_s=svc.settings.stale_check_s)
@@ -101,7 +99,7 @@ def check_upload(svc: Services, data: bytes) -> tuple[str, dict[str, Any] | None
     with svc.db.session() as session:
         records.record_media(session, sha256=sha256, mime=sniff(data[:512]) or "application/octet-stream",
                              size=len(data))
-        check_id = records.create_check(session, source="upload", sha256=sha256).id
+        check_id = records.create_check(session, source="upload", sha256=sha256)
         current = records.current_verdict(session, sha256, svc.detectors_stamp())
         if current is not None and detection_pending(current.body.get("versions") or {}):
             current = None  # interim (detection re-running after a retraction): wait for the final verdict
