@@ -341,7 +341,7 @@ def test_detection_panel_heat_map_and_faces(desk) -> None:
     ]
     with svc.db.session() as session:
         verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
-                                                   timings={**body["timings"], "detect": 812.0}))
+                                                          timings={**body["timings"], "detect": 812.0}))
         records.complete_check(session, _check_id(svc, sha), verdict_id)
     page = client.get(f"/desk/media/{sha}").get_data(as_text=True)
     assert 'data-level="likely-synthetic"' in page and 'id="detection"' in page
@@ -448,7 +448,7 @@ def record_video_verdict(svc, clip: bytes, evidence: list[Evidence]) -> str:
         check_id = records.create_check(session, source="upload", sha256=sha)
     with svc.db.session() as session:
         verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={"pipeline": PIPELINE_VERSION, "detect": "ran"},
-                                                   timings={"keyframes": 120.0, "detect": 900.0}))
+                                                          timings={"keyframes": 120.0, "detect": 900.0}))
         records.complete_check(session, check_id, verdict_id)
     return sha
 

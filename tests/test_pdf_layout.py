@@ -297,7 +297,7 @@ def _replace_verdict(svc, sha: str, extra: list[Evidence], drop_stage: str | Non
     evidence = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != drop_stage] + extra
     with svc.db.session() as session:
         verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
-                                                   timings=body["timings"]))
+                                                          timings=body["timings"]))
         records.complete_check(session, check_id, verdict_id)
 
 

@@ -300,7 +300,7 @@ def test_the_desk_shows_each_detectors_validation_record(desk) -> None:
     evidence = [Evidence.model_validate(e) for e in body["evidence"] if e["stage"] != "detect"] + found
     with svc.db.session() as session:
         verdict_id = records.record_verdict(session, fuse(evidence, sha256=sha, versions={**body["versions"], "detect": "ran"},
-                                                   timings=body["timings"]))
+                                                          timings=body["timings"]))
         records.complete_check(session, _check_id(svc, sha), verdict_id)
     page = client.get(f"/desk/media/{sha}").get_data(as_text=True)
     assert "Validated 2026-12-06 (leave-source-out) on 330 real photos from archive, flickr, wire" in page

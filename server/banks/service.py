@@ -53,7 +53,7 @@ def bump_generation(session: Session, bank: models.Bank) -> None:
 
 
 _BANKS = models.Bank.__table__
-_GENERATION = select(func.coalesce(func.max(_BANKS.c.generation), 0), func.count(_BANKS.c.id))  # built once: read per match
+_GENERATION = select(func.coalesce(func.max(_BANKS.c.generation), 0), func.count(_BANKS.c.id))  # read at every match
 
 
 def generation_state(session: Session) -> tuple[int, int]:

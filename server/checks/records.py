@@ -51,8 +51,6 @@ def is_pending(session: Session, check_id: str) -> bool:
     return session.scalar(_IS_PENDING, {"check_id": check_id}) is not None
 
 
-
-
 def is_current(detectors: str | BindParameter[str]) -> ColumnElement[bool]:
     """SQL for "still stands": made by this pipeline version and, if it depended on detectors, by the ones
     configured now (``detector_manifest.configured_stamp``). Anything else is recomputed on request."""

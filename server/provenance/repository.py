@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from server import json_edge, models
@@ -407,7 +407,7 @@ def _snapshot(session: Session) -> _Snapshot:
     key = str(session.get_bind().url)
     snap = _SNAPSHOTS.get(key) or _Snapshot()
     if snap.seen is None:  # nothing read yet (a new copy): every row
-        _read_all(session, _SERVED_ROWS, snap)
+        _read_all(session, snap)
     else:
         snap.apply(session.execute(_CHANGED_ROWS, {"since": snap.seen - _CLOCK_SKEW}).all())
     now = time.monotonic()
@@ -416,17 +416,17 @@ def _snapshot(session: Session) -> _Snapshot:
         snap.counted = now
         if int(snap.live.sum()) != count:
             snap = _Snapshot(counted=now)
-            _read_all(session, _SERVED_ROWS, snap)
+            _read_all(session, snap)
     _SNAPSHOTS[key] = snap
     return snap
 
 
-def _read_all(session: Session, columns: Select, snap: _Snapshot) -> None:
+def _read_all(session: Session, snap: _Snapshot) -> None:
     """Every row into an empty copy, streamed; later lookups read only what changed since the database's clock
     now (an empty repository too: it was read again at every lookup, a streamed read of seven round trips with
     PostgreSQL on every fresh image)."""
     snap.seen = _aware(session.scalar(select(func.now())))
-    for batch in session.execute(columns.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
+    for batch in session.execute(_SERVED_ROWS.execution_options(yield_per=_SCAN_BATCH)).partitions(_SCAN_BATCH):
         snap.apply(batch)
 
 
