@@ -414,8 +414,9 @@ export class Service {
     this.followAgain = false;
     // Backstop: if the worker is stopped with the stream open, the alarm wakes it to carry on.
     this.ext.alarms?.create(POLL_ALARM, { periodInMinutes: 0.5 });
-    // Each delivery is a message to every waiting tab and a redraw there; the server pushes every 0.5 s. The
-    // first verdicts go at once, later ones at most once per STREAM_DELIVER_MS (a badge waits at most that).
+    // Each delivery is a message to every waiting tab and a redraw there; the server pushes verdicts as they are
+    // recorded, at most every 0.25 s. The first go at once, later ones at most once per STREAM_DELIVER_MS (a badge
+    // waits at most that), and what is held goes out as soon as the stream ends.
     let held = [];
     let lastAt = -Infinity;
     let timer = null;
