@@ -62,7 +62,7 @@ def training_data(*parts: str) -> Path:
 
 def shared_trust() -> Path:
     """The C2PA trust lists the trust tests read instead of downloading them (CREDENCE_TEST_TRUST_DIR)."""
-    return need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust lists", "CREDENCE_TEST_TRUST_DIR").parent
+    return need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust list", "CREDENCE_TEST_TRUST_DIR").parent
 
 
 def make_jpeg(width: int = 64, height: int = 48, seed: int = 0, quality: int = 90) -> bytes:

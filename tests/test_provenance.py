@@ -24,7 +24,7 @@ from server.config import Settings
 from server.media_store import MediaStore
 from server.verdicts import Level, Verdict
 from tests.c2pa_kit import DOCUMENT_SIGNING, SigningCA, capture_manifest, make_ca, sign
-from tests.helpers import SHARED_TRUST, need_shared, MediaServer, make_jpeg, make_png
+from tests.helpers import SHARED_TRUST, shared_trust, MediaServer, make_jpeg, make_png
 from tests.tsa import TimeStampAuthority
 from worker.pipeline.runner import analyze
 from worker.stages import c2pa_read
@@ -95,7 +95,7 @@ class Kit:
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
-    need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust list of the workshop shelf", "CREDENCE_TEST_TRUST_DIR")
+    shared_trust()
     made = Kit(make_ca(), tmp_path_factory.mktemp("provenance"))
     yield made
     made.tsa.close()

@@ -24,7 +24,7 @@ from server.migrate import upgrade
 from server.provenance import repository
 from server.verdicts import Level, Verdict, fuse
 from tests.c2pa_kit import CAPTURE, make_ca, sign
-from tests.helpers import SHARED_TRUST, need_shared, MediaServer, WorkerProcess, wait_done
+from tests.helpers import SHARED_TRUST, shared_trust, MediaServer, WorkerProcess, wait_done
 from tests.images import jpeg_bytes, photo
 from tests.test_integration import make_stack
 from worker.pipeline.item import Item
@@ -57,7 +57,7 @@ def tampered(signed: bytes) -> bytes:
 
 def trusted_ca(folder: Path, name: str):
     """A test CA whose root (written to ``folder``) the tests trust beside the shelf's lists, which must be there."""
-    need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust list of the workshop shelf", "CREDENCE_TEST_TRUST_DIR")
+    shared_trust()
     ca = make_ca(name)
     root = folder / "root.pem"
     root.write_bytes(ca.root_pem)

@@ -11,7 +11,7 @@ from server.cli import main
 from server.config import Settings
 from server.verdicts import Level
 from tests.c2pa_kit import make_ca, sign
-from tests.helpers import SHARED_TRUST, need_shared, MediaServer, make_jpeg
+from tests.helpers import SHARED_TRUST, shared_trust, MediaServer, make_jpeg
 from tests.tsa import TimeStampAuthority
 from worker.pipeline.runner import analyze
 
@@ -19,7 +19,7 @@ from worker.pipeline.runner import analyze
 
 @pytest.fixture(scope="module")
 def lists() -> dict[str, bytes]:
-    need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust list of the workshop shelf", "CREDENCE_TEST_TRUST_DIR")
+    shared_trust()
     return {name: (SHARED_TRUST / name).read_bytes() for name in ("C2PA-TRUST-LIST.pem", "C2PA-TSA-TRUST-LIST.pem")}
 
 

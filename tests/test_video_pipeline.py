@@ -26,7 +26,7 @@ from server.migrate import upgrade
 from server.verdicts import Evidence, Level, Verdict
 from tests.c2pa_kit import SigningCA, capture_manifest, make_ca, sign
 from tests.clips import audio_only_mp4, empty_mp4, faststart, make_clip
-from tests.helpers import SHARED_TRUST, need_shared, make_png
+from tests.helpers import SHARED_TRUST, shared_trust, make_png
 from worker.pipeline.runner import analyze
 
 MIMES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
@@ -258,7 +258,7 @@ class Kit:
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
-    need_shared(SHARED_TRUST / "C2PA-TRUST-LIST.pem", "the C2PA trust list of the workshop shelf", "CREDENCE_TEST_TRUST_DIR")
+    shared_trust()
     return Kit(make_ca(), tmp_path_factory.mktemp("video-provenance"))
 
 
