@@ -5,16 +5,19 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, Executable, Row, create_engine, event, exc
+from sqlalchemy import Engine, Executable, Row, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 CHUNK_ROWS = 50_000
+_WAIT_FOR_DISK = text("SET LOCAL synchronous_commit TO on")
 # A pooled PostgreSQL connection is pinged before use only after sitting idle this long. SQLAlchemy's
 # pool_pre_ping pings at every checkout: a round trip per session, 7% of a worker's time on a fresh page
 # (issue 17), for connections used milliseconds before.
 PING_AFTER_IDLE_S = 1.0
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
+# PostgreSQL's setting for a connection whose commits need not wait for the disk (Database.session(redoable=True)).
+_COMMITS_DO_NOT_WAIT = "-c synchronous_commit=off"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -29,17 +32,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process (engines are not fork-safe; workers call this after fork)."""
-    engine = _engines.get(url)
+def engine_for(url: str, *, commits_wait: bool = True) -> Engine:
+    """One engine per URL per process (engines are not fork-safe; workers call this after fork). With PostgreSQL,
+    ``commits_wait=False``: its own pool, whose connections commit without waiting for the disk."""
+    if url.startswith("sqlite"):
+        commits_wait = True  # one setting per file: synchronous=NORMAL already (_sqlite_pragmas)
+    engine = _engines.get((url, commits_wait))
     if engine is None:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_size=5, max_overflow=10)
+            engine = create_engine(url, pool_size=5, max_overflow=10,
+                                   connect_args={} if commits_wait else {"options": _COMMITS_DO_NOT_WAIT})
             _ping_when_idle(engine)
-        _engines[url] = engine
+        _engines[(url, commits_wait)] = engine
     return engine
 
 
@@ -71,20 +78,34 @@ def dispose_all() -> None:
 
 
 class Database:
-    """Session factory bound to one URL; passed around instead of a global."""
+    """Session factory bound to one URL; passed around instead of a global.
+
+    ``redoable=True`` (``session``, ``one_statement``): what the block writes moves a pending check on (a fetch
+    attempt, its content, a lease, the verdict that completes it). With PostgreSQL its commit does not wait for
+    the disk (``synchronous_commit = off`` on a pool of its own: no round trip more), as embedded SQLite's
+    commits do not (synchronous=NORMAL). A crash of the database server or its host may lose the last such
+    commits (PostgreSQL flushes them within 3 x ``wal_writer_delay``, 0.6 s by default); their checks are then
+    pending again and the sweeper does them again. Everything else (a check's creation, banks, reports, users)
+    waits for the disk, and so does a redoable block that calls ``durable``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = engine_for(url)
+        self.sqlite = url.startswith("sqlite")
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite's driver opens no transaction for reads: its reads keep the plain factory (switching its
         # isolation level back and forth at each checkout cost more than it saved).
-        self._read_factory = self._factory if url.startswith("sqlite") else sessionmaker(
+        self._read_factory = self._factory if self.sqlite else sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        # A second pool with PostgreSQL; it connects on first use (the API never uses it).
+        redo = engine_for(url, commits_wait=False)
+        self._redo_factory = sessionmaker(redo, expire_on_commit=False)
+        self._redo_one_factory = self._factory if self.sqlite else sessionmaker(
+            redo.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        session = self._factory()
+    def session(self, *, redoable: bool = False) -> Iterator[Session]:
+        session = (self._redo_factory if redoable else self._factory)()
         try:
             yield session
             session.commit()
@@ -108,17 +129,26 @@ class Database:
             session.close()
 
     @contextmanager
-    def one_statement(self) -> Iterator[Session]:
+    def one_statement(self, *, redoable: bool = False) -> Iterator[Session]:
         """A session for one statement that writes (``UPDATE ... RETURNING`` and the like). With PostgreSQL it
         commits by itself: one round trip where BEGIN, the statement and COMMIT were three; a statement is
         atomic on its own. SQLite keeps a plain session, committed at the end. Not for two statements that must
-        commit together."""
-        if self._read_factory is self._factory:
+        commit together. ``redoable``: as for ``session``."""
+        if self.sqlite:
             with self.session() as session:
                 yield session
-        else:
-            with self.reading() as session:
-                yield session
+            return
+        session = (self._redo_one_factory if redoable else self._read_factory)()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def durable(self, session: Session) -> None:
+        """This redoable session's commit waits for the disk after all: it turned out to move no pending check
+        on, so nothing would redo it if it were lost."""
+        if not self.sqlite:
+            session.execute(_WAIT_FOR_DISK)
 
 
 def stream_rows(session: Session, statement: Executable, chunk: int | None = None) -> Iterator[Sequence[Row]]:

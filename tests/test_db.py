@@ -79,3 +79,33 @@ def test_one_statement_commits_its_write_without_a_transaction_around_it(backend
                 assert other.execute("SELECT n FROM counter").fetchone() == (2,)
     finally:
         database.engine.dispose()
+
+
+def test_a_redoable_write_commits_without_waiting_for_the_disk_and_others_wait(pg_url) -> None:
+    """Database.session(redoable=True) / one_statement(redoable=True): PostgreSQL's synchronous_commit is off for
+    their commits (a lost one is redone by the sweeper), on for every other session, and on again for a redoable
+    block that calls durable(). Their writes are committed all the same."""
+    database = Database(pg_url)
+    setting = text("SHOW synchronous_commit")
+    try:
+        with database.session() as session:
+            session.execute(text("CREATE TABLE redo (n integer)"))
+            assert session.scalar(setting) == "on"
+        for _ in range(2):  # the second time on the pooled connections the first returned
+            with database.session(redoable=True) as session:
+                assert session.scalar(setting) == "off"
+                session.execute(text("INSERT INTO redo VALUES (1)"))
+            with database.one_statement(redoable=True) as session:
+                assert session.scalar(setting) == "off"
+                session.execute(text("INSERT INTO redo VALUES (2)"))
+            with database.session(redoable=True) as session:
+                database.durable(session)
+                assert session.scalar(setting) == "on"
+                session.execute(text("INSERT INTO redo VALUES (3)"))
+            with database.session() as session, database.one_statement() as single:
+                assert session.scalar(setting) == "on" and single.scalar(setting) == "on"
+        with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://")) as other:
+            assert sorted(n for (n,) in other.execute("SELECT n FROM redo")) == [1, 1, 2, 2, 3, 3]
+    finally:
+        database.engine.dispose()
+        db_module.engine_for(pg_url, commits_wait=False).dispose()

@@ -3,14 +3,16 @@ and a verdict completing exactly the checks waiting on its content."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from server import models
 from server.checks import records
-from server.db import Database
+from server.db import Database, engine_for
 from server.migrate import upgrade
-from server.verdicts import Evidence, fuse
+from server.verdicts import Evidence, Level, fuse
 from server.vocabulary import Kind
+from tests.test_exchange import make_instance
+from worker.settle import record_final
 
 SHA = "ab" * 32
 PDQ = "f" * 64
@@ -96,3 +98,30 @@ def test_a_fetch_attempt_is_counted_and_renews_the_lease_only_for_a_check_not_do
         rows = {c.id: c for c in session.query(models.Check)}
     assert rows[pending].attempts == 1 and rows[pending].updated_at > before
     assert rows[done].attempts == 0
+
+
+def test_a_final_verdict_waits_for_the_disk_only_when_it_completes_no_check(tmp_path, pg_url) -> None:
+    """worker/settle.py record_final: a verdict that completes a pending check commits without waiting for the disk
+    (lost in a crash, the check is pending again and redone); one that completes none (a re-match's) waits."""
+    inst = make_instance("alpha", tmp_path / "alpha", pg_url)  # its services are a worker's context too
+    waits: list[str] = []
+    redo_engine = engine_for(pg_url, commits_wait=False)
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        if "synchronous_commit" in statement:
+            waits.append(statement)
+
+    event.listen(redo_engine, "before_cursor_execute", seen)
+    try:
+        verdict = fuse([Evidence(stage="hashes", kind=Kind.HASHES, summary="Hashed.",
+                                 supports=Level.NO_EVIDENCE)], sha256=SHA, versions={"pipeline": "test"})
+        record_final(inst.svc, SHA, verdict, media={"sha256": SHA, "mime": "image/jpeg", "size": 10})
+        assert waits == ["SET LOCAL synchronous_commit TO on"], "no check waited: the commit waits for the disk"
+        waits.clear()
+        with inst.svc.db.session() as session:
+            check_id = records.create_check(session, source="url", url="https://example.org/a.jpg")
+            records.set_check_content(session, check_id, SHA)
+        assert record_final(inst.svc, SHA, verdict) == [check_id]
+        assert waits == [], "it completed a check: a lost commit is redone"
+    finally:
+        event.remove(redo_engine, "before_cursor_execute", seen)

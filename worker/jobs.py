@@ -41,7 +41,7 @@ DETECTING = "detecting"  # handed to the gpu queue, whose detect task records th
 
 
 def _finish_check(ctx: Context, check_id: str, url_hash: str | None, verdict: Verdict) -> None:
-    with ctx.db.session() as session:
+    with ctx.db.session(redoable=True) as session:
         records.complete_check(session, check_id, records.record_verdict(session, verdict))
     ctx.clock.tick()
     metrics.verdict_recorded(verdict)
@@ -96,7 +96,7 @@ class HeldProgress:
 
 def fetch_check(ctx: Context, check_id: str) -> str:
     """Fetch a URL check through the guarded fetcher, store the bytes, hand over to analysis."""
-    with ctx.db.one_statement() as session:
+    with ctx.db.one_statement(redoable=True) as session:
         target = records.start_fetch_attempt(session, check_id)
     if target is None:
         return "skipped"
@@ -119,7 +119,7 @@ def fetch_check(ctx: Context, check_id: str) -> str:
     progress.add(Stage.FETCH, END, ms=round((time.perf_counter() - started) * 1000, 1))
     progress.flush()
     sha256 = ctx.store.put(fetched.data)
-    with ctx.db.session() as session:
+    with ctx.db.session(redoable=True) as session:
         # A video over its cap is its playable start: source_size keeps the whole file's size.
         records.record_media(session, sha256=sha256, mime=fetched.mime, size=len(fetched.data),
                              source_size=fetched.source_size)
@@ -167,7 +167,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         if data is None:
             verdict = unavailable("Could not check: the stored copy of this file is missing.", stage=Stage.STORE,
                                   code="missing-bytes", sha256=None, versions={"pipeline": PIPELINE_VERSION})
-            with ctx.db.session() as session:
+            with ctx.db.session(redoable=True) as session:
                 verdict_id = records.record_verdict(session, verdict)
                 for check_id in records.complete_checks_for(session, sha256, verdict_id):
                     log.warning("check %s completed as unavailable: bytes missing", check_id)
@@ -197,7 +197,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         if detection.is_pending(verdict.versions):
             # Not decisive and detectors are configured: the gpu queue adds detection, then records the
             # verdict and completes every check waiting on this sha256.
-            with ctx.db.session() as session:
+            with ctx.db.session(redoable=True) as session:
                 records.record_media(session, **media)
             hand_off(ctx, sha256, verdict, owner)
             progress.add(Stage.DETECT, QUEUED)

@@ -38,7 +38,7 @@ def renew(ctx: Context, *, sha256: str | None = None, check_id: str | None = Non
     if conditions:
         now = models.utcnow()
         stale = [checks.updated_at <= now - timedelta(seconds=older_than_s)] if older_than_s > 0 else []
-        with ctx.db.one_statement() as session:
+        with ctx.db.one_statement(redoable=True) as session:
             touched = session.execute(
                 update(records.CHECKS).where(checks.status == "pending", or_(*conditions), *stale)
                 .values(updated_at=now)

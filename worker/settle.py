@@ -36,7 +36,7 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
 
     An interim verdict (detection re-running after a retraction) completes nothing: its checks wait for
     the detectors, and analysing the content again only joins the detection already under way."""
-    with ctx.db.session() as session:
+    with ctx.db.session(redoable=True) as session:
         found = completing(session, ctx, sha256)
     return completed(ctx, found)
 
@@ -72,11 +72,14 @@ def completed(ctx: Context, found: Found) -> dict[str, Any] | None:
 def record_final(ctx: Context, sha256: str, verdict: Verdict, *, media: dict[str, Any] | None = None) -> list[str]:
     """Record a final verdict and complete the checks waiting on its content; returns their ids. ``media``: what
     the analysis learnt of the content (``records.record_media``'s arguments), kept in the same transaction: one
-    commit per analysed file, not two (each is an fsync on the embedded SQLite)."""
-    with ctx.db.session() as session:
+    commit per analysed file, not two. Its commit waits for the disk
+    only when it completes no check (a re-match's verdict): a lost one would not be redone (server/db.py)."""
+    with ctx.db.session(redoable=True) as session:
         if media is not None:
             records.record_media(session, **media)
         completed = records.complete_checks_for(session, sha256, records.record_verdict(session, verdict))
+        if not completed:
+            ctx.db.durable(session)
         # Valid credentials join the manifest repository; credentials that now fail leave it.
         repository.record_from_verdict(session, sha256, verdict.evidence, ctx.store.get,
                                        share=ctx.settings.share_manifests)
