@@ -20,14 +20,16 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 import pytest
 import redis
 import requests
+from sqlalchemy import func, select
 
-from tests.conftest import IN_CI, env_for
+from tests.conftest import IN_CI, env_for, settings_from
 from tests.extension_support import (
     EXTENSION,
     POSTER_LEVEL,
@@ -48,6 +50,8 @@ from tests.extension_support import (
     make_signing,
     prepare_extension,
 )
+from server import models
+from server.db import Database
 from server.verdicts import Level
 from tests.helpers import ROOT, MediaServer, free_port, wait_done
 
@@ -615,4 +619,24 @@ def test_extension_benchmark(browser: str, credence: Credence, tmp_path: Path) -
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.nice(0)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    print("\n" + (tmp_path / "bench.json").read_text())
+    result = json.loads((tmp_path / "bench.json").read_text())
+    result.update(_server_in_run(credence, result["with"]))
+    print("\n" + json.dumps(result, indent=1))
+
+
+def _server_in_run(credence: Credence, run: dict) -> dict:
+    """When the server got and finished the page's checks in the run with the extension (its records), beside the
+    browser: how long it took there, and how long after its last verdict the last badge showed."""
+    with Database(settings_from(credence.env).sqlalchemy_url).reading() as session:
+        first, last = session.execute(
+            select(func.min(models.Check.created_at), func.max(models.Check.updated_at))
+            .where(models.Check.url.like("%/ext/%.png"), models.Check.status == "done")).one()
+    if first is None or run["all_badges_ms"] is None:
+        return {}
+    start = datetime.fromtimestamp(run["page_start_epoch_ms"] / 1000, timezone.utc)
+
+    def ms(at: datetime) -> int:  # after the page's start (SQLite gives the stored UTC time without its zone)
+        return round((at.replace(tzinfo=at.tzinfo or timezone.utc) - start).total_seconds() * 1000)
+    return {"server_in_run_ms": ms(last) - ms(first), "server_last_verdict_ms": ms(last),
+            "badges_after_last_verdict_ms": run["all_badges_ms"] - ms(last),
+            "badges_vs_server_in_run": round(run["all_badges_ms"] / (ms(last) - ms(first)), 2)}

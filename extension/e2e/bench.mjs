@@ -448,7 +448,7 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
       } : {}),
       // CPU time of the browser's processes (/proc), load to badges and over the scroll (see cpuNow).
       cpu_ms: cpuBetween(c0, c1), scroll_cpu_ms: cpuBetween(c1s, c2),
-      all_badges_ms: allBadges, screenshots: taken, timeline: timeline.slice(), requests: requests.slice(before),
+      all_badges_ms: allBadges, screenshots: taken, page_start_epoch_ms: t0, timeline: timeline.slice(), requests: requests.slice(before),
       ...(m0 ? { load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) } } : {}),
       ...(cpu ? { profile: cpu } : {}),
       ...(traced ? { trace: traced } : {}),
