@@ -71,6 +71,7 @@ function listen(handler) {
 
 const runId = Date.now();
 const images = new Map(); // path -> bytes
+const sets = new Map(); // image set -> its number
 const media = await listen((req, res) => {
   const path = req.url.split('?')[0];
   if (path.startsWith('/page-')) {
@@ -83,7 +84,8 @@ const media = await listen((req, res) => {
   }
   if (!images.has(path)) {
     const [, set, file] = path.split('/');
-    images.set(path, png(runId % 100000 + (set === 'own' ? 0 : 1) * 100000 + Number.parseInt(file, 10)));
+    if (!sets.has(set)) sets.set(set, sets.size); // each set its own bytes: every run's checks are fresh
+    images.set(path, png(runId % 100000 + sets.get(set) * 100000 + Number.parseInt(file, 10)));
   }
   res.setHeader('Content-Type', 'image/png');
   res.end(images.get(path));
@@ -389,8 +391,9 @@ async function chromiumSession(withExtension, profiling) {
  * One page load, with or without the extension. With it, screenshots every 250 ms until all badges
  * show; without it, `shots` screenshots at the same pace, so the automation's own in-page work for them
  * (Playwright runs script in the page) counts on both sides and the difference is the extension's.
+ * `during`: started with the page's load, awaited at the end (the server's own time beside the browser).
  */
-async function browse(withExtension, set, { profiling = false, shots = 0 } = {}) {
+async function browse(withExtension, set, { profiling = false, shots = 0, during = null } = {}) {
   const session = FIREFOX ? await firefoxSession(withExtension) : await chromiumSession(withExtension, profiling);
   try {
     const { page, cdp } = session;
@@ -400,6 +403,7 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
     const t0 = Date.now();
     pageStart = t0;
     timeline.length = 0;
+    const beside = during ? during() : null;
     await page.goto(`${mediaBase}/page-${set}.html`);
     const m0 = await metrics();
     let allBadges = null;
@@ -448,7 +452,8 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
       } : {}),
       // CPU time of the browser's processes (/proc), load to badges and over the scroll (see cpuNow).
       cpu_ms: cpuBetween(c0, c1), scroll_cpu_ms: cpuBetween(c1s, c2),
-      all_badges_ms: allBadges, screenshots: taken, page_start_epoch_ms: t0, timeline: timeline.slice(), requests: requests.slice(before),
+      all_badges_ms: allBadges, screenshots: taken, page_start_epoch_ms: t0,
+      ...(beside ? { beside: await beside } : {}), timeline: timeline.slice(), requests: requests.slice(before),
       ...(m0 ? { load_metrics: { script_ms: Math.round(m0.ScriptDuration * 1000) } } : {}),
       ...(cpu ? { profile: cpu } : {}),
       ...(traced ? { trace: traced } : {}),
@@ -458,15 +463,18 @@ async function browse(withExtension, set, { profiling = false, shots = 0 } = {})
   }
 }
 
+// Each page load has fresh images of its own. Without the extension, the page loads while the server checks as
+// many images posted straight to it: the server's own time beside the same browser's load.
 const own = await serverTime('own');
 const withExt = await browse(true, 'ext');
-const without = await browse(false, 'plain', { shots: withExt.screenshots });
+const without = await browse(false, 'plain', { shots: withExt.screenshots, during: () => serverTime('own-beside') });
 // A third run, profiled (the profiler's own cost stays out of the figures above).
 const profiled = config.profile ? await browse(true, 'prof', { profiling: true }) : null;
 const count = (prefix) => withExt.requests.filter((r) => r.startsWith(prefix)).length;
 const result = {
   images: N,
   server_own_ms: own,
+  server_own_beside_browser_ms: without.beside,
   without: { ...without, requests: without.requests.length, timeline: undefined },
   with: { ...withExt, requests: withExt.requests.length, timeline: undefined },
   posts: count('POST /api/v1/checks'),
@@ -484,7 +492,9 @@ const result = {
   images_per_request: +(N / Math.max(1, withExt.requests.length)).toFixed(1),
   ...(profiled ? { profiled: { script_ms: profiled.script_ms, layouts: profiled.layouts, profile: profiled.profile,
     trace: profiled.trace } } : {}),
+  // All badges against the server's own time, alone and beside the browser loading the page without the extension.
   badges_vs_server: withExt.all_badges_ms === null ? null : +(withExt.all_badges_ms / own).toFixed(2),
+  badges_vs_server_beside_browser: withExt.all_badges_ms === null ? null : +(withExt.all_badges_ms / without.beside).toFixed(2),
   timeline: withExt.timeline.map(([at, what, took, pushed]) => `${at} ms: ${what} (${took} ms)${
     Object.keys(pushed).length ? `, results by second: ${JSON.stringify(pushed)}` : ''}`),
 };
