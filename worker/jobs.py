@@ -197,7 +197,7 @@ def analyze_media(ctx: Context, sha256: str, owner: str) -> str:
         if detection.is_pending(verdict.versions):
             # Not decisive and detectors are configured: the gpu queue adds detection, then records the
             # verdict and completes every check waiting on this sha256.
-            with ctx.db.session(redoable=True) as session:
+            with ctx.db.one_statement(redoable=True) as session:  # record_media is one upsert
                 records.record_media(session, **media)
             hand_off(ctx, sha256, verdict, owner)
             progress.add(Stage.DETECT, QUEUED)
