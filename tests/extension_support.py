@@ -745,6 +745,10 @@ def build_cloak_site(prefix: str, signing: Signing) -> CloakSite:
             f'<div style="margin: 70px 80px; width: 160px; transform: rotate(15deg)">'
             f'<div style="transform: rotate(15deg)"><img id="prot" src="/{prefix}/plain.jpg" width="160" height="120"'
             f' alt="" style="display: block"></div></div>'
+            # Seen through perspective (a cover-flow slide): its box's corner lies off the image.
+            f'<div style="position: absolute; left: 760px; top: 230px; width: 200px; perspective: 300px">'
+            f'<img id="persp" src="/{prefix}/plain.jpg" width="200" height="150" alt=""'
+            f' style="display: block; transform: rotateY(-45deg)"></div>'
             f'</body></html>').encode()
     return CloakSite(url, {"ua": "ai-declared", "cookie": "ai-declared", "referer": "ai-declared",
                            "plain": "no-evidence"}, ["ua", "cookie", "referer"], seen, fetched, server, referers,

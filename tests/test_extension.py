@@ -452,6 +452,14 @@ def _check_cloak(browser: str, run: dict, proxy: RecordingProxy, site: CloakSite
     assert _in_convex(quad, (badge["x"], badge["y"])), turned
     assert abs(math.dist(quad[0], (badge["x"], badge["y"])) - 15 * math.sqrt(2)) < 3, turned
     assert turned["boxCorner"] == "none", turned
+    # Seen through perspective (rotateY under `perspective`): no arithmetic places it; the badge's centre lies
+    # inside the image's projected quad, near its own top-left corner, and the box's empty corner has none.
+    seen = run["perspective"]
+    quad = [(p["x"], p["y"]) for p in seen["quad"]]
+    badge = seen["badge"]
+    assert badge["n"] >= 150 and _in_convex(quad, (badge["x"], badge["y"])), seen
+    assert math.dist(quad[0], (badge["x"], badge["y"])) < 60, seen
+    assert seen["boxCorner"] == "none", seen
     assert run["cookie"] == "reader=yes", "the page set the reader's cookie"
     assert run["levels"] == site.expected, run
     assert run["marked"] == site.marked, run

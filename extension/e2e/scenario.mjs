@@ -321,6 +321,12 @@ export async function cloakRun(browser, run, out) {
     box: parentTurned, quad: await browser.quad(page, '#prot'),
     badge: fillCentre(png, parentTurned, run.expected.plain), boxCorner: levelsAt(png, { prot: parentTurned }).prot,
   };
+  // An image seen through perspective: the badge on the image, where the box's corner is not.
+  const seenThrough = (await rectsOf(page, ['persp'])).persp;
+  out.perspective = {
+    box: seenThrough, quad: await browser.quad(page, '#persp'),
+    badge: fillCentre(png, seenThrough, run.expected.plain), boxCorner: levelsAt(png, { persp: seenThrough }).persp,
+  };
   out.cookie = await page.evaluate(() => document.cookie);
   if (browser.inspectShadow) out.shadow = await browser.inspectShadow(page);
   // The tooltip of a flagged badge, as a reader hovers it (the artifact).

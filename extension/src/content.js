@@ -814,6 +814,19 @@
       top: cornerY + across.y * u + down.y * v - size / 2
     };
   }
+  function probedSpot(rect, onImage, inset, size, shift = NO_SHIFT, step = 4) {
+    const along = unit(rect.width, rect.height);
+    if (!along) return null;
+    const left = rect.left + inset + shift.x;
+    const top = rect.top + inset + shift.y;
+    const reach = Math.hypot(rect.width, rect.height) / 2;
+    for (let t = 0; t <= reach; t += step) {
+      const x = left + along.x * t;
+      const y = top + along.y * t;
+      if (onImage(x + 1, y + 1) && onImage(x + size - 1, y + size - 1)) return { left: x, top: y };
+    }
+    return null;
+  }
 
   // content/overlay.js
   var HOST_TAG = "credence-badges";
@@ -878,6 +891,7 @@
       this.shown = /* @__PURE__ */ new Map();
       this.clips = /* @__PURE__ */ new Map();
       this.pinned = /* @__PURE__ */ new Set();
+      this.unprobed = /* @__PURE__ */ new Set();
       this.frames = /* @__PURE__ */ new Map();
       this.spots = /* @__PURE__ */ new Map();
       this.occluded = /* @__PURE__ */ new WeakSet();
@@ -908,7 +922,7 @@
         if (moved) this.schedule();
       };
       this.onScroll = (event) => {
-        if (event.target !== this.doc || this.pinned.size) this.schedule();
+        if (event.target !== this.doc || this.pinned.size || this.unprobed.size) this.schedule();
         else this.checkCovered();
       };
       this.onLayoutEvent = (event) => {
@@ -992,6 +1006,7 @@
       this.clips.delete(img);
       this.frames.delete(img);
       this.pinned.delete(img);
+      this.unprobed.delete(img);
       const el = elementOf(img);
       const n = (this.observed.get(el) ?? 1) - 1;
       if (n > 0) {
@@ -1033,6 +1048,7 @@
       this.clips.clear();
       this.frames.clear();
       this.pinned.clear();
+      this.unprobed.clear();
     }
     /**
      * The ancestors whose overflow clips `img` (computed styles are read once, then cached), and, as it
@@ -1089,9 +1105,10 @@
       return entry;
     }
     /**
-     * The linear part of every transform that turns `img` (its own and its ancestors'), or null when its
-     * bounding box's corner is right: none, only scales, or one the arithmetic cannot place (perspective,
-     * 3-D kept by an ancestor). `matrices`: this pass's, each element's read once whatever shares it.
+     * The linear part of every transform that turns `img` (its own and its ancestors'); null when its
+     * bounding box's corner is right (none, only scales); UNKNOWN for one the arithmetic cannot place
+     * (perspective, 3-D kept by an ancestor). `matrices`: this pass's, each element's read once whatever
+     * shares it.
      */
     turnOf(img, matrices) {
       const frame = this.frames.get(img);
@@ -1102,7 +1119,21 @@
         if (own === void 0) matrices.set(node, own = styleLinear(getComputedStyle(node)));
         m = multiply(own, m);
       }
-      return m === UNKNOWN || m?.three && frame.depth || upright(m) ? null : m;
+      if (m === UNKNOWN || m?.three && frame.depth) return UNKNOWN;
+      return upright(m) ? null : m;
+    }
+    /**
+     * The badge's spot on an image seen through perspective, found by the browser's hit tests (a read: the
+     * pass has laid the page out already); null when they cannot find it. One out of view is found again at
+     * the next scroll (`unprobed`).
+     */
+    probe(img, el, full, shift) {
+      const root = el.getRootNode();
+      const onImage = (x, y) => x >= 0 && y >= 0 && x < innerWidth && y < innerHeight && (root.elementsFromPoint?.(x, y) ?? []).includes(el);
+      const at = probedSpot(full, onImage, BADGE_INSET, BADGE_SIZE, shift);
+      if (at) this.unprobed.delete(img);
+      else this.unprobed.add(img);
+      return at;
     }
     /**
      * One pass for all badges (only the new ones when nothing else asked for a pass): read every
@@ -1134,7 +1165,8 @@
           rect = intersect(rect, box);
         }
         const clipped = rect.width < full.width || rect.height < full.height;
-        const turn = clipped ? null : this.turnOf(img, matrices);
+        const turned = clipped ? null : this.turnOf(img, matrices);
+        const turn = turned === UNKNOWN ? null : turned;
         const width = turn ? el.offsetWidth : rect.width;
         const shift = isPoster(img) ? posterShift(
           width,
@@ -1145,7 +1177,7 @@
         ) : NO_SHIFT;
         const room = BADGE_SIZE + BADGE_INSET;
         const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(el) && (!clipped || rect.width >= room + shift.x && rect.height >= room + shift.y);
-        const at = turn && width && turnedSpot(full, width, el.offsetHeight, turn, BADGE_INSET, BADGE_SIZE, shift) || { left: rect.left + BADGE_INSET + shift.x, top: rect.top + BADGE_INSET + shift.y };
+        const at = turn && width && turnedSpot(full, width, el.offsetHeight, turn, BADGE_INSET, BADGE_SIZE, shift) || turned === UNKNOWN && visible && this.probe(img, el, full, shift) || { left: rect.left + BADGE_INSET + shift.x, top: rect.top + BADGE_INSET + shift.y };
         plan.push([img, badge, { rect, visible, at }]);
       }
       let moved = false;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  linearOf, multiply, NO_SHIFT, posterShift, rotateOf, scaleOf, styleLinear, transforms, turnedSpot, UNKNOWN, upright,
+  linearOf, multiply, NO_SHIFT, posterShift, probedSpot, rotateOf, scaleOf, styleLinear, transforms, turnedSpot, UNKNOWN,
+  upright,
 } from '../src/content/geometry.js';
 
 const close = (actual, expected, what) => {
@@ -123,4 +124,27 @@ test('a video poster\'s badge sits beside the video\'s, or below it in a narrow 
   const second = turnedSpot(box, 200, 100, quarter, 4, 22, { x: 26, y: 0 });
   assert.deepEqual(second, { left: first.left, top: first.top + 26 });
   assert.deepEqual(turnedSpot(box, 200, 100, quarter, 4, 22, NO_SHIFT), first);
+});
+
+test('an image seen through perspective: the badge where hit tests find the image, inwards from the box corner', () => {
+  // A trapezoid, as rotateY under perspective draws a 200 x 150 image: its left edge (x = 100) runs from
+  // y = 60 to y = 190, its right edge (x = 300) from y = 40 to y = 210; the bounding box's corner (100, 40)
+  // is off the image.
+  const rect = { left: 100, top: 40, width: 200, height: 170 };
+  const topAt = (x) => 60 - ((x - 100) / 200) * 20;
+  const bottomAt = (x) => 190 + ((x - 100) / 200) * 20;
+  const onImage = (x, y) => x >= 100 && x <= 300 && y >= topAt(x) && y <= bottomAt(x);
+  const at = probedSpot(rect, onImage, 15, 22);
+  assert.ok(at, 'found');
+  for (const [x, y] of [[at.left + 1, at.top + 1], [at.left + 21, at.top + 21]]) { // 1 px in from its corners
+    assert.ok(onImage(x, y), `badge corner (${x}, ${y}) on the image`);
+  }
+  const back = 4 / Math.hypot(200, 170);
+  assert.ok(!onImage(at.left + 1 - 200 * back, at.top + 1 - 170 * back), 'the first such spot along the diagonal');
+  assert.ok(at.left - rect.left < 40, 'near the image\'s own corner');
+  // A poster's shift moves the start along with it; nothing found (out of view): null.
+  const shifted = probedSpot(rect, onImage, 15, 22, { x: 26, y: 0 });
+  assert.ok(shifted.left > at.left && onImage(shifted.left + 1, shifted.top + 1));
+  assert.equal(probedSpot(rect, () => false, 15, 22), null);
+  assert.equal(probedSpot({ left: 0, top: 0, width: 0, height: 0 }, onImage, 15, 22), null);
 });

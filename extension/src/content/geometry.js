@@ -9,7 +9,8 @@
 // half sizes. Translations and transform origins only move the centre, which the box already says.
 
 export const NO_SHIFT = Object.freeze({ x: 0, y: 0 });
-// A transform whose effect on screen is not affine (perspective) or could not be read: the bounding box then.
+// A transform whose effect on screen is not affine (perspective) or could not be read: the browser's hit
+// tests place the badge then (probedSpot), else the bounding box.
 export const UNKNOWN = Object.freeze({ unknown: true });
 
 const EPS = 1e-6;
@@ -128,4 +129,25 @@ export function turnedSpot(rect, width, height, turn, inset, size, shift = NO_SH
     left: cornerX + across.x * u + down.x * v - size / 2,
     top: cornerY + across.y * u + down.y * v - size / 2,
   };
+}
+
+/**
+ * Where a badge goes on an image seen through perspective, which the arithmetic above cannot place: its
+ * top-left corner at the first spot along the bounding box's diagonal, from the box's corner (plus `inset`
+ * and `shift`) inwards every `step` px, where `onImage` (the browser's hit test, viewport px) finds the image
+ * under both the badge's top-left and bottom-right corners (1 px in from them). Null when no spot in the
+ * box's first half does (hit tests do not reach the image: out of view, `pointer-events: none`).
+ */
+export function probedSpot(rect, onImage, inset, size, shift = NO_SHIFT, step = 4) {
+  const along = unit(rect.width, rect.height);
+  if (!along) return null;
+  const left = rect.left + inset + shift.x;
+  const top = rect.top + inset + shift.y;
+  const reach = Math.hypot(rect.width, rect.height) / 2;
+  for (let t = 0; t <= reach; t += step) {
+    const x = left + along.x * t;
+    const y = top + along.y * t;
+    if (onImage(x + 1, y + 1) && onImage(x + size - 1, y + size - 1)) return { left: x, top: y };
+  }
+  return null;
 }

@@ -9,7 +9,9 @@
 // A badge's target is an element, or a video's Poster: that badge sits beside its video's.
 import { BADGE_CSS, BADGE_GAP, BADGE_INSET, BADGE_SIZE, createBadge, handleBadges } from './badge.js';
 import { elementOf, isPoster } from './discovery.js';
-import { multiply, NO_SHIFT, posterShift, styleLinear, transforms, turnedSpot, UNKNOWN, upright } from './geometry.js';
+import {
+  multiply, NO_SHIFT, posterShift, probedSpot, styleLinear, transforms, turnedSpot, UNKNOWN, upright,
+} from './geometry.js';
 
 export const HOST_TAG = 'credence-badges';
 // Inline !important beats every page stylesheet rule, important or not, and CSS animations.
@@ -70,6 +72,7 @@ export class Overlay {
     this.shown = new Map(); // img -> the verdict its badge shows
     this.clips = new Map(); // img -> [ancestors that clip it] (cached; cleared when the DOM changes)
     this.pinned = new Set(); // images that are, or are inside, something fixed or sticky
+    this.unprobed = new Set(); // images seen through perspective whose spot hit tests did not find (out of view)
     // img -> {chain, depth}: the elements from it up whose transforms turn it (nearest first), and whether
     // an ancestor keeps 3-D or adds perspective (read with its clippers, cached alike; their transforms
     // are read again in each pass, once per element).
@@ -104,7 +107,7 @@ export class Overlay {
     // The host scrolls with the document, and so do badged images, unless fixed or sticky: a scroll
     // of the document itself moves no badge relative to the host, except those.
     this.onScroll = (event) => {
-      if (event.target !== this.doc || this.pinned.size) this.schedule();
+      if (event.target !== this.doc || this.pinned.size || this.unprobed.size) this.schedule();
       else this.checkCovered(); // other badges came into view (throttled)
     };
     this.onLayoutEvent = (event) => {
@@ -197,6 +200,7 @@ export class Overlay {
     this.clips.delete(img);
     this.frames.delete(img);
     this.pinned.delete(img);
+    this.unprobed.delete(img);
     const el = elementOf(img);
     const n = (this.observed.get(el) ?? 1) - 1;
     if (n > 0) {
@@ -240,6 +244,7 @@ export class Overlay {
     this.clips.clear();
     this.frames.clear();
     this.pinned.clear();
+    this.unprobed.clear();
   }
 
   /**
@@ -301,9 +306,10 @@ export class Overlay {
   }
 
   /**
-   * The linear part of every transform that turns `img` (its own and its ancestors'), or null when its
-   * bounding box's corner is right: none, only scales, or one the arithmetic cannot place (perspective,
-   * 3-D kept by an ancestor). `matrices`: this pass's, each element's read once whatever shares it.
+   * The linear part of every transform that turns `img` (its own and its ancestors'); null when its
+   * bounding box's corner is right (none, only scales); UNKNOWN for one the arithmetic cannot place
+   * (perspective, 3-D kept by an ancestor). `matrices`: this pass's, each element's read once whatever
+   * shares it.
    */
   turnOf(img, matrices) {
     const frame = this.frames.get(img);
@@ -314,7 +320,23 @@ export class Overlay {
       if (own === undefined) matrices.set(node, (own = styleLinear(getComputedStyle(node))));
       m = multiply(own, m);
     }
-    return m === UNKNOWN || (m?.three && frame.depth) || upright(m) ? null : m;
+    if (m === UNKNOWN || (m?.three && frame.depth)) return UNKNOWN;
+    return upright(m) ? null : m;
+  }
+
+  /**
+   * The badge's spot on an image seen through perspective, found by the browser's hit tests (a read: the
+   * pass has laid the page out already); null when they cannot find it. One out of view is found again at
+   * the next scroll (`unprobed`).
+   */
+  probe(img, el, full, shift) {
+    const root = el.getRootNode(); // a shadow root's hit tests see its own elements, not only its host
+    const onImage = (x, y) => x >= 0 && y >= 0 && x < innerWidth && y < innerHeight
+      && (root.elementsFromPoint?.(x, y) ?? []).includes(el);
+    const at = probedSpot(full, onImage, BADGE_INSET, BADGE_SIZE, shift);
+    if (at) this.unprobed.delete(img);
+    else this.unprobed.add(img);
+    return at;
   }
 
   /**
@@ -351,7 +373,8 @@ export class Overlay {
       // A clipped image needs room for the badge in its visible part; an unclipped small one (checked
       // from the menu) keeps its badge.
       const clipped = rect.width < full.width || rect.height < full.height;
-      const turn = clipped ? null : this.turnOf(img, matrices);
+      const turned = clipped ? null : this.turnOf(img, matrices);
+      const turn = turned === UNKNOWN ? null : turned;
       const width = turn ? el.offsetWidth : rect.width;
       // A poster's badge goes beside its video's (below it in a narrow box), never on it.
       const shift = isPoster(img) ? posterShift(width, turn ? el.offsetHeight : rect.height, BADGE_INSET,
@@ -360,6 +383,7 @@ export class Overlay {
       const visible = rect.width > 0 && rect.height > 0 && !this.occluded.has(el)
         && (!clipped || (rect.width >= room + shift.x && rect.height >= room + shift.y));
       const at = (turn && width && turnedSpot(full, width, el.offsetHeight, turn, BADGE_INSET, BADGE_SIZE, shift))
+        || (turned === UNKNOWN && visible && this.probe(img, el, full, shift))
         || { left: rect.left + BADGE_INSET + shift.x, top: rect.top + BADGE_INSET + shift.y };
       plan.push([img, badge, { rect, visible, at }]);
     }
