@@ -72,8 +72,8 @@ def completed(ctx: Context, found: Found) -> dict[str, Any] | None:
 def record_final(ctx: Context, sha256: str, verdict: Verdict, *, media: dict[str, Any] | None = None) -> list[str]:
     """Record a final verdict and complete the checks waiting on its content; returns their ids. ``media``: what
     the analysis learnt of the content (``records.record_media``'s arguments), kept in the same transaction: one
-    commit per analysed file, not two. Its commit waits for the disk
-    only when it completes no check (a re-match's verdict): a lost one would not be redone (server/db.py)."""
+    commit per analysed file, not two. The commit waits for the disk only when it completes no check (a re-match's
+    verdict): lost, nothing would redo it (server/db.py, redoable)."""
     with ctx.db.session(redoable=True) as session:
         if media is not None:
             records.record_media(session, **media)
