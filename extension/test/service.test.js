@@ -4,7 +4,7 @@ import { test } from 'node:test';
 
 import {
   backoff, FOLLOW_GAP_MS, GIVE_UP_MS, MAX_FOLLOW_GAP_MS, MAX_STREAM_GATHER_MS, Service, STREAM_DELIVER_MS,
-  STREAM_GATHER_MS,
+  STREAM_GATHER_MS, VERIFY_HOLD_MS, VERIFY_RETRY_MS,
 } from '../src/lib/service.js';
 import { fakeExt, fakeServer, manualTimers, serverVerdict } from './fakes.js';
 
@@ -16,6 +16,9 @@ function setup({ settings, server } = {}) {
   const service = new Service({ ext, fetch: srv.fetch, now: () => clock, ...timers });
   return { ext, srv, service, timers, tick: (ms) => { clock += ms; }, now: () => clock };
 }
+
+/** The timers that follow checks (not the look whether comparisons may start: VERIFY_RETRY_MS). */
+const followTimers = (timers) => [...timers.pending.values()].filter((t) => t.ms !== VERIFY_RETRY_MS);
 
 const delivered = (ext, tabId) => ext.tabs.sent
   .filter((s) => s.tabId === tabId && s.message.type === 'verdicts')
@@ -70,7 +73,7 @@ test('older server: pending checks are followed by one long-poll GET for all of 
   assert.equal(delivered(ext, 7).length, 0);
   const pending = (await ext.storage.session.get('pending')).pending;
   assert.equal(Object.keys(pending).length, 2, 'pending checks live in storage');
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [STREAM_GATHER_MS],
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [STREAM_GATHER_MS],
     'followed after a short gather for other batches (none here)');
 
   await Promise.all([service.poll(), service.poll()]); // a second call while one is out joins it
@@ -78,7 +81,7 @@ test('older server: pending checks are followed by one long-poll GET for all of 
   assert.equal(gets.length, 1, 'both ids in one request, one request outstanding');
   assert.equal(srv.requests.filter((r) => r.url.includes('/checks/events')).length, 1, 'a stream was tried once');
   assert.match(gets[0].url, /ids=chk1(%2C|,)chk2&wait=5$/, 'a long poll');
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [FOLLOW_GAP_MS],
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [FOLLOW_GAP_MS],
     'the next one starts a gap after this one started, so verdicts gather');
 
   srv.finishAll();
@@ -108,7 +111,7 @@ test('a follow-up that fails backs off (0.5 s doubling), a long one is followed 
   down = true;
   await service.poll();
   await service.poll();
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [backoff(1)]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [backoff(1)]);
   down = false;
   const slowFetch = service.fetch;
   service.fetch = async (input, init) => {
@@ -116,7 +119,7 @@ test('a follow-up that fails backs off (0.5 s doubling), a long one is followed 
     return slowFetch(input, init);
   };
   await service.poll();
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [0]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [0]);
 });
 
 test('checks long pending are followed less often: half their age, 2.5 to 8 s apart', async () => {
@@ -126,10 +129,10 @@ test('checks long pending are followed less often: half their age, 2.5 to 8 s ap
   await service.urlBatcher.idle();
   tick(12_000);
   await service.poll();
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [6000]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [6000]);
   tick(30_000);
   await service.poll();
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [MAX_FOLLOW_GAP_MS]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [MAX_FOLLOW_GAP_MS]);
 });
 
 test('a restarted worker resumes pending checks from storage', async () => {
@@ -560,7 +563,7 @@ test('pending checks are followed by one stream: each verdict delivered as it is
   await service.check(7, slow.map((url) => ({ url })));
   await service.urlBatcher.idle();
   fire(timers, STREAM_GATHER_MS); // a short gather for other batches (none here) ...
-  await until(() => timers.pending.size === 1, 'the stream is scheduled');
+  await until(() => followTimers(timers).length === 1, 'the stream is scheduled');
   fire(timers, 0); // ... then followed at once
   await until(() => srv.openStreams === 1, 'the stream is open');
   srv.finish(slow[0]);
@@ -575,8 +578,53 @@ test('pending checks are followed by one stream: each verdict delivered as it is
   assert.equal(streamsOf(srv).length, 1);
   assert.deepEqual(idsOf(streamsOf(srv)[0]), ['chk1', 'chk2']);
   assert.equal(srv.requests.filter((r) => r.url.includes('/api/v1/checks?')).length, 0, 'no long polls');
-  assert.equal(timers.pending.size, 0, 'nothing more to follow');
+  assert.equal(followTimers(timers).length, 0, 'nothing more to follow');
   assert.ok(ext.created.alarms.some((a) => a.cleared), 'backstop alarm cleared when nothing is pending');
+});
+
+test('the bytes shown are compared once no check is out: the page\'s own verdicts do not wait behind them', async () => {
+  const slow = ['https://news.test/h0.jpg', 'https://news.test/h1.jpg'];
+  const server = fakeServer({ slow, streams: true, images: { [slow[0]]: SEEN, [slow[1]]: SEEN },
+    urlShas: { [slow[0]]: SEEN_SHA, [slow[1]]: SEEN_SHA } });
+  const { ext, srv, service, timers } = setup({ server });
+  const reads = () => srv.requests.filter((r) => slow.includes(r.url)).length;
+  await service.check(1, slow.map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  const done = service.poll();
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  srv.finish(slow[0]);
+  await until(() => delivered(ext, 1).length === 1, 'the first verdict');
+  await until(() => [...timers.pending.values()].some((t) => t.ms === VERIFY_RETRY_MS), 'its comparison waits');
+  assert.equal(reads(), 0, 'no image read again while a check is out');
+  srv.finish(slow[1]);
+  await done; // the stream ends: nothing is out
+  assert.equal(reads(), 0);
+  fire(timers, VERIFY_RETRY_MS);
+  await until(() => reads() === 2, 'both read at the next look');
+  await service.verified();
+  assert.deepEqual(delivered(ext, 1).map((r) => Boolean(r.verdict.mismatch)), [false, false]);
+});
+
+test('comparisons held for VERIFY_HOLD_MS start even while a check is still out', async () => {
+  const slow = ['https://news.test/k0.jpg', 'https://news.test/k1.jpg'];
+  const server = fakeServer({ slow, streams: true, images: { [slow[0]]: SEEN }, urlShas: { [slow[0]]: SEEN_SHA } });
+  const { ext, srv, service, timers, tick } = setup({ server });
+  await service.check(1, slow.map((url) => ({ url })));
+  await service.urlBatcher.idle();
+  const done = service.poll();
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  srv.finish(slow[0]);
+  await until(() => delivered(ext, 1).length === 1, 'the first verdict');
+  await until(() => [...timers.pending.values()].some((t) => t.ms === VERIFY_RETRY_MS), 'its comparison waits');
+  tick(VERIFY_RETRY_MS);
+  fire(timers, VERIFY_RETRY_MS); // still held: the other check is out
+  assert.equal(srv.requests.filter((r) => r.url === slow[0]).length, 0);
+  tick(VERIFY_HOLD_MS);
+  fire(timers, VERIFY_RETRY_MS);
+  await until(() => srv.requests.filter((r) => r.url === slow[0]).length === 1, 'read after the longest hold');
+  assert.equal(srv.openStreams, 1, 'the other check still out');
+  srv.finish(slow[1]);
+  await done;
 });
 
 test('verdicts pushed soon after a delivery wait for the next one: at most one message per second', async () => {
@@ -591,9 +639,9 @@ test('verdicts pushed soon after a delivery wait for the next one: at most one m
   await until(() => delivered(ext, 1).length === 1, 'the first verdict, at once');
   srv.finish(slow[1]);
   srv.finish(slow[2]);
-  await until(() => timers.pending.size === 1, 'the next delivery is due');
+  await until(() => followTimers(timers).length === 1, 'the next delivery is due');
   assert.equal(delivered(ext, 1).length, 1, 'held meanwhile');
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [STREAM_DELIVER_MS]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [STREAM_DELIVER_MS]);
   tick(STREAM_DELIVER_MS);
   fire(timers, STREAM_DELIVER_MS);
   await until(() => delivered(ext, 1).length === 3, 'both held verdicts');
@@ -612,10 +660,10 @@ test('a page\'s first batches share one stream: none opens while another batch i
   await service.urlBatcher.idle();
   await service.check(1, [{ url: slow[1] }]); // queued in the batch window
   fire(timers, STREAM_GATHER_MS);
-  await until(() => [...timers.pending.values()].filter((t) => t.ms === STREAM_GATHER_MS).length === 1, 'gathering on');
+  await until(() => followTimers(timers).filter((t) => t.ms === STREAM_GATHER_MS).length === 1, 'gathering on');
   await service.urlBatcher.idle();
   fire(timers, STREAM_GATHER_MS);
-  await until(() => timers.pending.size === 1, 'the stream is scheduled');
+  await until(() => followTimers(timers).length === 1, 'the stream is scheduled');
   fire(timers, 0);
   await until(() => srv.openStreams === 1, 'the stream is open');
   assert.equal(streamsOf(srv).length, 1);
@@ -636,7 +684,7 @@ test('the longest stream time is over: the next stream opens at once with what i
   await until(() => delivered(ext, 1).length === 1, 'the first verdict');
   srv.endStreams();
   await first;
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [0]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [0]);
   fire(timers, 0);
   await until(() => srv.openStreams === 1, 'the next stream is open');
   assert.deepEqual(idsOf(streamsOf(srv)[1]), ['chk2'], 'only what is still pending');
@@ -658,10 +706,10 @@ test('checks added while a stream is open are gathered, then one new stream foll
   await service.urlBatcher.idle();
   await service.check(2, [{ url: slow[2] }]);
   await service.urlBatcher.idle();
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [STREAM_GATHER_MS], 'one gather for both batches');
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [STREAM_GATHER_MS], 'one gather for both batches');
   await service.check(2, [{ url: slow[3] }]); // queued in the batch window, not sent yet: more is on its way
   fire(timers, STREAM_GATHER_MS);
-  await until(() => timers.pending.size === 2, 'gathering goes on while a batch is coming');
+  await until(() => followTimers(timers).length === 2, 'gathering goes on while a batch is coming');
   assert.equal(srv.openStreams, 1, 'the stream stays open meanwhile');
   await service.urlBatcher.idle();
   fire(timers, STREAM_GATHER_MS);
@@ -709,7 +757,7 @@ test('a stream that breaks backs off as long polls do; a server without streams 
   await service.urlBatcher.idle();
   await service.poll();
   await service.poll();
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [backoff(1)]);
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [backoff(1)]);
   assert.equal(server.requests.filter((r) => r.url.includes('/api/v1/checks?')).length, 0, 'a failure is not a 404');
   down = false;
   const done = service.poll();
@@ -717,5 +765,5 @@ test('a stream that breaks backs off as long polls do; a server without streams 
   server.finishAll();
   await done;
   assert.equal(delivered(ext, 1)[0].verdict.level, 'no-evidence');
-  assert.equal(timers.pending.size, 0);
+  assert.equal(followTimers(timers).length, 0);
 });

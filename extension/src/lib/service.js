@@ -23,6 +23,11 @@ export const CACHE_TTL_MS = 60 * 60 * 1000;
 export const GIVE_UP_MS = 5 * 60 * 1000;
 export const POLL_ALARM = 'credence-poll';
 const HASH_CONCURRENCY = 4;
+// Comparing the bytes shown (verifySeen) reads and hashes every image again: it waits while checks are out
+// (batches, the stream), so the page's own verdicts and their badges do not wait behind it, looking again
+// every VERIFY_RETRY_MS, and at most VERIFY_HOLD_MS.
+export const VERIFY_RETRY_MS = 700;
+export const VERIFY_HOLD_MS = 10000;
 const UPLOAD_CONCURRENCY = 4;
 const MAX_REFERRERS = 5000; // image URL -> the referrer its page sent, for reads after the check
 
@@ -61,6 +66,8 @@ export class Service {
     this.verifying = new Map(); // url -> {verdict, tabs}: URL mode, bytes the reader sees vs those checked
     this.verifyQueue = [];
     this.verifyRuns = new Set();
+    this.verifyTimer = null; // comparisons held while checks are out: the next look
+    this.verifyHeldSince = 0;
     this.referrers = new Map(); // url -> the Referer the page's load of it sent (newest page wins)
     this.dnr = ext.declarativeNetRequest ?? null;
     this.ruleId = 0;
@@ -569,6 +576,29 @@ export class Service {
       this.verifying.set(url, { verdict, tabs: new Set(tabs) });
       this.verifyQueue.push(url);
     }
+    this.startVerify(settings);
+  }
+
+  /** Checks still out: batches queued or sent, a stream or long poll, one about to open. */
+  get checksOut() {
+    return this.urlBatcher.busy || this.shaBatcher.busy || this.following !== null || this.pollTimer !== null
+      || this.gatherTimer !== null;
+  }
+
+  /** Start queued comparisons, a few at a time, unless held (see VERIFY_HOLD_MS; `now`: not held). */
+  startVerify(settings, now = false) {
+    if (!this.verifyQueue.length) return;
+    if (!now && this.checksOut) {
+      this.verifyHeldSince ||= this.now();
+      if (this.now() - this.verifyHeldSince < VERIFY_HOLD_MS) {
+        this.verifyTimer ??= this.setTimer(() => {
+          this.verifyTimer = null;
+          this.startVerify(settings);
+        }, VERIFY_RETRY_MS);
+        return;
+      }
+    }
+    this.verifyHeldSince = 0;
     while (this.verifyRuns.size < HASH_CONCURRENCY && this.verifyQueue.length) {
       const url = this.verifyQueue.shift();
       const run = this.verifyOne(url, settings)
@@ -576,15 +606,18 @@ export class Service {
         .finally(() => {
           this.verifying.delete(url);
           this.verifyRuns.delete(run);
-          this.verifySeen([], settings);
+          this.startVerify(settings, true); // once started, the queue goes on
         });
       this.verifyRuns.add(run);
     }
   }
 
-  /** Resolves when every comparison started so far has finished (tests). */
+  /** Resolves when every comparison queued so far has finished, held ones started now (tests). */
   async verified() {
-    while (this.verifyRuns.size) await Promise.all([...this.verifyRuns]);
+    while (this.verifyRuns.size || this.verifyQueue.length) {
+      if (!this.verifyRuns.size) this.startVerify(await this.settings(), true);
+      await Promise.all([...this.verifyRuns]);
+    }
   }
 
   async verifyOne(url, settings) {
