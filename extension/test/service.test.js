@@ -672,6 +672,26 @@ test('a page\'s first batches share one stream: none opens while another batch i
   await service.poll();
 });
 
+test('a gathering that waited only for a batch out follows as soon as that batch is back', async () => {
+  const slow = ['https://news.test/b0.jpg', 'https://news.test/b1.jpg'];
+  const server = fakeServer({ slow, streams: true });
+  const { srv, service, timers, tick } = setup({ server });
+  await service.check(1, [{ url: slow[0] }]);
+  await service.urlBatcher.idle();
+  await service.check(1, [{ url: slow[1] }]); // queued in the batch window
+  tick(STREAM_GATHER_MS);
+  fire(timers, STREAM_GATHER_MS); // gathered long enough, but a batch is on its way: gathering goes on
+  await until(() => followTimers(timers).filter((t) => t.ms === STREAM_GATHER_MS).length === 1, 'gathering on');
+  await service.urlBatcher.idle(); // that batch is back
+  await until(() => followTimers(timers).some((t) => t.ms === 0), 'the stream is scheduled at once');
+  assert.deepEqual(followTimers(timers).map((t) => t.ms), [0], 'not at the next gathering look');
+  fire(timers, 0);
+  await until(() => srv.openStreams === 1, 'the stream is open');
+  assert.deepEqual(idsOf(streamsOf(srv)[0]), ['chk1', 'chk2']);
+  srv.finishAll();
+  await service.poll();
+});
+
 test('the longest stream time is over: the next stream opens at once with what is still pending', async () => {
   const slow = ['https://news.test/t1.jpg', 'https://news.test/t2.jpg'];
   const server = fakeServer({ slow, streams: true });

@@ -6,8 +6,9 @@
 
 export class Batcher {
   constructor({ run, windowMs = 150, maxWaitMs = windowMs, max = 100, holdMs = 0, setTimer = (fn, ms) => setTimeout(fn, ms),
-    clearTimer = (id) => clearTimeout(id), now = () => Date.now() }) {
+    clearTimer = (id) => clearTimeout(id), now = () => Date.now(), onIdle = () => {} }) {
     this.run = run;
+    this.onIdle = onIdle; // the last batch out has returned and nothing is queued
     this.windowMs = windowMs;
     this.maxWaitMs = Math.max(windowMs, maxWaitMs);
     this.now = now;
@@ -73,6 +74,7 @@ export class Batcher {
           for (const key of batch) this.inFlight.delete(key);
           this.running = this.running.filter((p) => p !== done);
           if (this.held && !this.running.length) this.flush({ now: true });
+          if (!this.busy) this.onIdle();
         });
       this.running.push(done);
     }

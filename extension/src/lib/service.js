@@ -74,8 +74,10 @@ export class Service {
     this.rulesCleared = null;
     const timers = { windowMs, maxWaitMs, setTimer, clearTimer, now };
     // A POST out holds the next partial one until it returns (it waits LONG_POLL_S on the server).
-    this.urlBatcher = new Batcher({ ...timers, holdMs: LONG_POLL_S * 1000 + 1000, run: (urls) => this.flushUrls(urls) });
-    this.shaBatcher = new Batcher({ ...timers, run: (shas) => this.flushLookup(shas) });
+    const onIdle = () => this.batchesBack();
+    this.urlBatcher = new Batcher({ ...timers, holdMs: LONG_POLL_S * 1000 + 1000, run: (urls) => this.flushUrls(urls),
+      onIdle });
+    this.shaBatcher = new Batcher({ ...timers, run: (shas) => this.flushLookup(shas), onIdle });
   }
 
   async settings() {
@@ -330,6 +332,18 @@ export class Service {
       this.gatherTimer = null;
       this.regather().catch((error) => console.warn('Credence: could not reopen the stream', error));
     }, STREAM_GATHER_MS);
+  }
+
+  /**
+   * Every batch is back: a gathering that has waited its STREAM_GATHER_MS already, and went on only for
+   * them, follows now rather than at its next look (up to STREAM_GATHER_MS later).
+   */
+  batchesBack() {
+    if (this.gatherTimer === null || this.urlBatcher.busy || this.shaBatcher.busy) return;
+    if (this.now() - this.gatherSince < STREAM_GATHER_MS) return;
+    this.clearTimer(this.gatherTimer);
+    this.gatherTimer = null;
+    this.regather().catch((error) => console.warn('Credence: could not reopen the stream', error));
   }
 
   async regather() {
