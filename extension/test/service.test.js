@@ -582,19 +582,33 @@ test('pending checks are followed by one stream: each verdict delivered as it is
   assert.ok(ext.created.alarms.some((a) => a.cleared), 'backstop alarm cleared when nothing is pending');
 });
 
-test('the bytes shown are compared once no check is out: the page\'s own verdicts do not wait behind them', async () => {
-  const slow = ['https://news.test/h0.jpg', 'https://news.test/h1.jpg'];
-  const server = fakeServer({ slow, streams: true, images: { [slow[0]]: SEEN, [slow[1]]: SEEN },
-    urlShas: { [slow[0]]: SEEN_SHA, [slow[1]]: SEEN_SHA } });
-  const { ext, srv, service, timers } = setup({ server });
-  const reads = () => srv.requests.filter((r) => slow.includes(r.url)).length;
+/** Slow checks followed by a stream, the first one done and delivered at once. `done`: the stream's end. */
+async function streamFirstDone(slow, options = {}) {
+  const server = fakeServer({ slow, streams: true, ...options });
+  const { ext, srv, service, timers, tick } = setup({ server });
   await service.check(1, slow.map((url) => ({ url })));
   await service.urlBatcher.idle();
   const done = service.poll();
   await until(() => srv.openStreams === 1, 'the stream is open');
   srv.finish(slow[0]);
-  await until(() => delivered(ext, 1).length === 1, 'the first verdict');
-  await until(() => [...timers.pending.values()].some((t) => t.ms === VERIFY_RETRY_MS), 'its comparison waits');
+  await until(() => delivered(ext, 1).length === 1, 'the first verdict, at once');
+  return { ext, srv, service, timers, tick, done };
+}
+
+/**
+ * Two slow checks, both images served as SEEN (what Credence checked there too); the first one done and
+ * delivered, its comparison waiting (the other check is out).
+ */
+async function firstDoneSecondOut(name) {
+  const slow = [`https://news.test/${name}0.jpg`, `https://news.test/${name}1.jpg`];
+  const run = await streamFirstDone(slow, { images: { [slow[0]]: SEEN, [slow[1]]: SEEN },
+    urlShas: { [slow[0]]: SEEN_SHA, [slow[1]]: SEEN_SHA } });
+  await until(() => [...run.timers.pending.values()].some((t) => t.ms === VERIFY_RETRY_MS), 'its comparison waits');
+  return { ...run, slow, reads: () => run.srv.requests.filter((r) => slow.includes(r.url)).length };
+}
+
+test('the bytes shown are compared once no check is out: the page\'s own verdicts do not wait behind them', async () => {
+  const { ext, srv, service, timers, slow, done, reads } = await firstDoneSecondOut('h');
   assert.equal(reads(), 0, 'no image read again while a check is out');
   srv.finish(slow[1]);
   await done; // the stream ends: nothing is out
@@ -606,22 +620,13 @@ test('the bytes shown are compared once no check is out: the page\'s own verdict
 });
 
 test('comparisons held for VERIFY_HOLD_MS start even while a check is still out', async () => {
-  const slow = ['https://news.test/k0.jpg', 'https://news.test/k1.jpg'];
-  const server = fakeServer({ slow, streams: true, images: { [slow[0]]: SEEN }, urlShas: { [slow[0]]: SEEN_SHA } });
-  const { ext, srv, service, timers, tick } = setup({ server });
-  await service.check(1, slow.map((url) => ({ url })));
-  await service.urlBatcher.idle();
-  const done = service.poll();
-  await until(() => srv.openStreams === 1, 'the stream is open');
-  srv.finish(slow[0]);
-  await until(() => delivered(ext, 1).length === 1, 'the first verdict');
-  await until(() => [...timers.pending.values()].some((t) => t.ms === VERIFY_RETRY_MS), 'its comparison waits');
+  const { srv, timers, tick, slow, done, reads } = await firstDoneSecondOut('k');
   tick(VERIFY_RETRY_MS);
   fire(timers, VERIFY_RETRY_MS); // still held: the other check is out
-  assert.equal(srv.requests.filter((r) => r.url === slow[0]).length, 0);
+  assert.equal(reads(), 0);
   tick(VERIFY_HOLD_MS);
   fire(timers, VERIFY_RETRY_MS);
-  await until(() => srv.requests.filter((r) => r.url === slow[0]).length === 1, 'read after the longest hold');
+  await until(() => reads() === 1, 'the first read after the longest hold');
   assert.equal(srv.openStreams, 1, 'the other check still out');
   srv.finish(slow[1]);
   await done;
@@ -629,14 +634,7 @@ test('comparisons held for VERIFY_HOLD_MS start even while a check is still out'
 
 test('verdicts pushed soon after a delivery wait for the next one: at most one message per second', async () => {
   const slow = ['https://news.test/d0.jpg', 'https://news.test/d1.jpg', 'https://news.test/d2.jpg', 'https://news.test/d3.jpg'];
-  const server = fakeServer({ slow, streams: true });
-  const { ext, srv, service, timers, tick } = setup({ server });
-  await service.check(1, slow.map((url) => ({ url })));
-  await service.urlBatcher.idle();
-  const done = service.poll();
-  await until(() => srv.openStreams === 1, 'the stream is open');
-  srv.finish(slow[0]);
-  await until(() => delivered(ext, 1).length === 1, 'the first verdict, at once');
+  const { ext, srv, timers, tick, done } = await streamFirstDone(slow);
   srv.finish(slow[1]);
   srv.finish(slow[2]);
   await until(() => followTimers(timers).length === 1, 'the next delivery is due');
