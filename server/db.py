@@ -35,8 +35,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def engine_for(url: str, *, commits_wait: bool = True) -> Engine:
     """One engine per URL per process (engines are not fork-safe; workers call this after fork). With PostgreSQL,
     ``commits_wait=False``: its own pool, whose connections commit without waiting for the disk."""
-    if url.startswith("sqlite"):
-        commits_wait = True  # one setting per file: synchronous=NORMAL already (_sqlite_pragmas)
     engine = _engines.get((url, commits_wait))
     if engine is None:
         if url.startswith("sqlite"):
@@ -97,11 +95,14 @@ class Database:
         # isolation level back and forth at each checkout cost more than it saved).
         self._read_factory = self._factory if self.sqlite else sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
-        # A second pool with PostgreSQL; it connects on first use (the API never uses it).
-        redo = engine_for(url, commits_wait=False)
-        self._redo_factory = sessionmaker(redo, expire_on_commit=False)
-        self._redo_one_factory = self._factory if self.sqlite else sessionmaker(
-            redo.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+        # Redoable writes: SQLite's commits do not wait for the disk already (synchronous=NORMAL, per file);
+        # PostgreSQL's go through a second pool, which connects on first use (the API never uses it).
+        self._redo_factory = self._redo_one_factory = self._factory
+        if not self.sqlite:
+            redo = engine_for(url, commits_wait=False)
+            self._redo_factory = sessionmaker(redo, expire_on_commit=False)
+            self._redo_one_factory = sessionmaker(redo.execution_options(isolation_level="AUTOCOMMIT"),
+                                                  expire_on_commit=False)
 
     @contextmanager
     def session(self, *, redoable: bool = False) -> Iterator[Session]:
