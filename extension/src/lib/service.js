@@ -328,10 +328,14 @@ export class Service {
   gather() {
     if (this.gatherTimer !== null) return;
     if (!this.gatherSince) this.gatherSince = this.now();
-    this.gatherTimer = this.setTimer(() => {
-      this.gatherTimer = null;
-      this.regather().catch((error) => console.warn('Credence: could not reopen the stream', error));
-    }, STREAM_GATHER_MS);
+    this.gatherTimer = this.setTimer(() => this.gatherLook(), STREAM_GATHER_MS);
+  }
+
+  /** The gathering's look: follow what was gathered now, or gather on (regather). */
+  gatherLook() {
+    if (this.gatherTimer !== null) this.clearTimer(this.gatherTimer);
+    this.gatherTimer = null;
+    this.regather().catch((error) => console.warn('Credence: could not reopen the stream', error));
   }
 
   /**
@@ -341,9 +345,7 @@ export class Service {
   batchesBack() {
     if (this.gatherTimer === null || this.urlBatcher.busy || this.shaBatcher.busy) return;
     if (this.now() - this.gatherSince < STREAM_GATHER_MS) return;
-    this.clearTimer(this.gatherTimer);
-    this.gatherTimer = null;
-    this.regather().catch((error) => console.warn('Credence: could not reopen the stream', error));
+    this.gatherLook();
   }
 
   async regather() {
