@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -54,13 +55,20 @@ class RecordingProxy:
 
     The extension is configured with the proxy's URL as its server, so every byte it sends to
     "the server" is in ``records``. ``GET /__mark/<name>`` adds a phase marker (not forwarded).
+    ``hold``: the server's answer to a request it accepts is kept back (marker ``held``) until
+    ``GET /__release`` (marker ``released``), or ``HOLD_LIMIT_S`` at most: a run can show what the extension
+    does while that one answer is out, with no timing assumed.
     """
 
-    def __init__(self, backend: str) -> None:
+    HOLD_LIMIT_S = 60.0
+
+    def __init__(self, backend: str, hold: Callable[[Record], bool] | None = None) -> None:
         parts = urlsplit(backend)
         self.backend_host, self.backend_port = parts.hostname or "127.0.0.1", parts.port or 80
         self.records: list[Record] = []
         self.lock = threading.Lock()
+        self.hold = hold
+        self.released = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,8 +78,11 @@ class RecordingProxy:
                 pass
 
             def _forward(self) -> None:
-                if self.path.startswith("/__mark/"):
-                    outer._add(Record("MARK", self.path[len("/__mark/"):]))
+                if self.path.startswith("/__mark/") or self.path == "/__release":
+                    release = self.path == "/__release"
+                    outer._add(Record("MARK", "released" if release else self.path[len("/__mark/"):]))
+                    if release:
+                        outer.released.set()
                     self.send_response(204)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -90,6 +101,9 @@ class RecordingProxy:
                         return
                     payload = response.read()
                     record.status, record.response = response.status, payload
+                    if outer.hold is not None and outer.hold(record):
+                        outer._add(Record("MARK", "held"))
+                        outer.released.wait(outer.HOLD_LIMIT_S)
                     self.send_response(response.status)
                     for key, value in response.getheaders():
                         if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
@@ -149,6 +163,7 @@ class RecordingProxy:
         return [r for r in records[lo:hi] if r.method != "MARK"]
 
     def close(self) -> None:
+        self.released.set()  # a held answer goes now
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -388,6 +403,21 @@ def build_privacy_page(media: MediaServer, prefix: str) -> tuple[str, dict[str, 
 </div></body></html>"""
     url = media.add(f"/{prefix}/private-page.html", page.encode(), "text/html; charset=utf-8")
     return url, {"known": known, "unknown": unknown}, data
+
+
+def build_uploads_page(media: MediaServer, prefix: str, count: int = 4) -> tuple[str, dict[str, bytes]]:
+    """A page of ``count`` images the server has never seen, for privacy mode's uploads: (page URL, {id: bytes})."""
+    seed = sum(map(ord, prefix)) * 13
+    served = {f"u{i}": dark_jpeg(seed + i) for i in range(count)}
+    tags = []
+    for name, data in served.items():
+        media.add(f"/{prefix}/{name}.jpg", data)
+        tags.append(f'<img id="{name}" src="/{prefix}/{name}.jpg" width="120" height="90" alt="">')
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Credence uploads test</title>
+<style>{PAGE_STYLE}</style></head><body><h1>Uploads ({html.escape(prefix)})</h1><div class="grid">
+{"".join(tags)}
+</div></body></html>"""
+    return media.add(f"/{prefix}/uploads-page.html", page.encode(), "text/html; charset=utf-8"), served
 
 
 def make_keys(env: dict[str, str], roles: tuple[str, ...]) -> dict[str, str]:

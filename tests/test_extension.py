@@ -44,6 +44,7 @@ from tests.extension_support import (
     build_hardening_pages,
     build_main_page,
     build_privacy_page,
+    build_uploads_page,
     build_video_page,
     main_fixtures,
     make_keys,
@@ -213,6 +214,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
     proxy, private_proxy, video_proxy = RecordingProxy(credence), RecordingProxy(credence), RecordingProxy(credence)
     hard_proxy, other_origin = RecordingProxy(credence), MediaServer()
     cloak_proxy, cloak = RecordingProxy(credence), None
+    uploads_proxy: RecordingProxy | None = None
     try:
         cloak = build_cloak_site(f"{browser}-cloak", server.signing)
         hardening = build_hardening_pages(media, other_origin, f"{browser}-hard", server.signing)
@@ -221,6 +223,10 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         page_url = build_main_page(media, browser, fixtures)
         privacy_url, privacy_bytes, inline_b64 = build_privacy_page(media, f"{browser}-private")
         videos = build_video_page(media, f"{browser}-video", server.signing)
+        uploads_url, uploaded = build_uploads_page(media, f"{browser}-uploads")
+        held = uploaded[UPLOAD_HELD]
+        uploads_proxy = RecordingProxy(credence, hold=lambda r: r.path.startswith("/api/v1/checks/upload")
+                                       and r.method == "POST" and held in r.body)
         # The server already knows the "known" image (someone checked it by URL before).
         known_url = media.url(f"/{browser}-private/known.jpg")
         first = requests.post(f"{credence}/api/v1/checks", json={"urls": [known_url], "wait": 3}, timeout=30).json()
@@ -265,6 +271,11 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                  "marked": cloak.marked,
                  "extensionDir": str(prepare_extension(tmp_path / "ext-cloak", server=cloak_proxy.url)),
                  "screenshot": f"extension-cloak-{browser}.png"},
+                {"name": "uploads", "kind": "uploads", "pageUrl": uploads_url, "proxy": uploads_proxy.url,
+                 "expected": dict.fromkeys(uploaded, "no-evidence"), "held": UPLOAD_HELD,
+                 "extensionDir": str(prepare_extension(tmp_path / "ext-uploads", server=uploads_proxy.url,
+                                                       privacy=True, uploadUnknown=True)),
+                 "screenshot": f"extension-uploads-{browser}.png"},
             ],
         }
         (tmp_path / "config.json").write_text(json.dumps(config))
@@ -272,7 +283,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
                               capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
         results = json.loads((tmp_path / "results.json").read_text())
-        for name in ("main", "privacy", "video", "hardening", "cloak"):
+        for name in ("main", "privacy", "video", "hardening", "cloak", "uploads"):
             assert "error" not in results["runs"][name], json.dumps(results["runs"][name], indent=1)[-6000:]
         for png in tmp_path.glob("extension-*.png"):
             shutil.copy(png, artifacts_dir() / png.name)
@@ -285,6 +296,7 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         _check_video(results["runs"]["video"], video_proxy, videos, media, credence, browser)
         _check_hardening(browser, results["runs"]["hardening"], hard_proxy, hardening)
         _check_cloak(browser, results["runs"]["cloak"], cloak_proxy, cloak)
+        _check_uploads(results["runs"]["uploads"], uploads_proxy, uploaded)
         elapsed = time.monotonic() - started
         scan = proxy.between(None, "before-force")
         sizes = [len(json.loads(r.body)["urls"]) for r in scan if r.method == "POST" and r.path == "/api/v1/checks"]
@@ -299,6 +311,8 @@ def test_extension_end_to_end(browser: str, credence: Credence, media: MediaServ
         hard_proxy.close()
         other_origin.close()
         cloak_proxy.close()
+        if uploads_proxy is not None:
+            uploads_proxy.close()
         if cloak is not None:
             cloak.close()
 
@@ -526,6 +540,28 @@ def _check_privacy(run: dict, expected: dict[str, str], proxy: RecordingProxy, p
     assert len(upload_posts) == (2 if uploads else 0)
     for r in upload_posts:
         assert b'filename="image"' in r.body
+
+
+UPLOAD_HELD = "u0"  # the image whose upload's answer the proxy holds back
+
+
+def _check_uploads(run: dict, proxy: RecordingProxy, uploaded: dict[str, bytes]) -> None:
+    """Privacy-mode uploads in parallel, each verdict shown as it comes (issue 18: 40 unknown images showed
+    nothing for 19 s, then all at once): the other images' badges showed while one upload's answer was held."""
+    others = {name: "no-evidence" for name in uploaded if name != UPLOAD_HELD}
+    assert run["beforeRelease"] == {**others, UPLOAD_HELD: "none"}, run["beforeRelease"]
+    assert run["after"] == dict.fromkeys(uploaded, "no-evidence"), run["after"]
+    names = [r.path for r in proxy.records if r.method == "MARK"]
+    assert names.index("held") < names.index("others-shown") < names.index("released"), names
+    # Each image went up once, and nothing was asked after the release but (at most) a stream following the
+    # held upload: so the held answer itself gave its badge, and it was still awaited while the others showed
+    # (an upload given up on by the extension's 20 s timeout would have left it without one).
+    ups = proxy.api("POST", "/api/v1/checks/upload")
+    assert len(ups) == len(uploaded) and all(sum(data in r.body for r in ups) == 1 for data in uploaded.values())
+    after = proxy.between("released", None)
+    assert all(r.method == "GET" and r.path.startswith("/api/v1/checks") for r in after), [r.path for r in after]
+    for r in proxy.records:
+        assert "uploads-page.html" not in r.text() and "/u0.jpg" not in r.text(), "no address leaves"
 
 
 def _server_levels(base: str, urls: list[str]) -> dict[str, str]:

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { cloakRun, hardeningRun, mainRun, privacyRun, save, until, videoRun } from './scenario.mjs';
+import { cloakRun, hardeningRun, mainRun, privacyRun, save, until, uploadsRun, videoRun } from './scenario.mjs';
 import { levelsAt } from './probe.mjs';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -316,6 +316,8 @@ async function main() {
         await cloakRun(browser, { ...run, artifacts: config.artifacts }, out);
       } else if (run.kind === 'video') {
         await videoRun(browser, { ...run, artifacts: config.artifacts }, { ...config, proxy: run.proxy ?? config.proxy }, out);
+      } else if (run.kind === 'uploads') {
+        await uploadsRun(browser, { ...run, artifacts: config.artifacts }, { ...config, proxy: run.proxy }, out);
       } else {
         await privacyRun(browser, { ...run, artifacts: config.artifacts }, out);
       }

@@ -23,13 +23,16 @@ async function rectsOf(page, ids) {
   })), ids);
 }
 
-/** Probe until every image shows its expected level (or time runs out); returns what was seen. */
-async function waitForLevels(browser, page, expected, timeoutMs = WAIT_MS) {
+/**
+ * Probe until every image shows its expected level (or time runs out); returns what was seen, of the
+ * `probed` images (the expected ones by default) in the same screenshot.
+ */
+async function waitForLevels(browser, page, expected, timeoutMs = WAIT_MS, probed = Object.keys(expected)) {
   const ids = Object.keys(expected);
   const started = Date.now();
   let seen = {};
   while (Date.now() - started < timeoutMs) {
-    seen = levelsAt(await browser.screenshot(page), await rectsOf(page, ids));
+    seen = levelsAt(await browser.screenshot(page), await rectsOf(page, probed));
     if (ids.every((id) => seen[id] === expected[id])) break;
     await sleep(250);
   }
@@ -118,6 +121,23 @@ export async function privacyRun(browser, run, out) {
   const t0 = Date.now();
   out.initial = (await waitForLevels(browser, page, run.initial)).seen;
   out.timings.initial_ms = Date.now() - t0;
+  writeFileSync(join(run.artifacts, run.screenshot), await browser.screenshot(page));
+}
+
+/**
+ * Privacy mode's uploads: the proxy holds the server's answer to one image's upload (`run.held`); the
+ * others' badges must show while it is out, and its own once the scenario releases it.
+ */
+export async function uploadsRun(browser, run, config, out) {
+  const page = await browser.open(run.pageUrl);
+  const t0 = Date.now();
+  const others = Object.fromEntries(Object.entries(run.expected).filter(([id]) => id !== run.held));
+  out.beforeRelease = (await waitForLevels(browser, page, others, WAIT_MS, Object.keys(run.expected))).seen;
+  out.timings.others_ms = Date.now() - t0;
+  await mark(config, 'others-shown');
+  await fetch(`${config.proxy}/__release`);
+  out.after = (await waitForLevels(browser, page, run.expected)).seen;
+  out.timings.all_ms = Date.now() - t0;
   writeFileSync(join(run.artifacts, run.screenshot), await browser.screenshot(page));
 }
 
