@@ -195,17 +195,20 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
         if sha256 in todo or sha256 in outcomes:
             continue  # the same content twice in one batch (a redelivery): once is enough
         try:
-            if complete_from_record(ctx, sha256):
+            # One look, outside a transaction (a fresh content has no verdict yet); only a final one writes.
+            with ctx.db.reading() as session:
+                row = records.current_verdict(session, sha256, ctx.detectors_stamp())
+            pending = row is not None and detection.is_pending(row.body.get("versions") or {})
+            if row is not None and not pending and complete_from_record(ctx, sha256):
                 outcomes[sha256] = "cached"
                 ctx.cache.release(detecting_key(sha256))
                 continue
-            interim = _interim_body(ctx, sha256)
         except Exception:  # noqa: BLE001 - the sweeper brings it back
             log.exception("detect: cannot read the record for %s", sha256)
             outcomes[sha256] = "error"
             continue
         # An interim verdict (a re-match after a retraction) is newer than any message's partial.
-        todo[sha256] = interim_partial(interim) if interim is not None else (partial or {})
+        todo[sha256] = interim_partial(row.body) if pending else (partial or {})
     log.info("detect: batch of %d request(s), %d content(s) to analyse", len(items), len(todo))
     if not todo:
         return outcomes
@@ -227,12 +230,6 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
             log.exception("detect: recording the verdict for %s failed", sha256)
             outcomes[sha256] = "error"
     return outcomes
-
-
-def _interim_body(ctx: Context, sha256: str) -> dict[str, Any] | None:
-    with ctx.db.session() as session:
-        row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-        return row.body if row is not None and detection.is_pending(row.body.get("versions") or {}) else None
 
 
 def detect_in_process(data: bytes, verdict: Verdict, settings: Settings, store: MediaStore | None = None) -> Verdict:
