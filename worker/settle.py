@@ -44,10 +44,15 @@ def complete_from_record(ctx: Context, sha256: str) -> dict[str, Any] | None:
 Found = tuple[dict[str, Any] | None, list[str]]
 
 
+def interim(row: Row[Any]) -> bool:
+    """A recorded verdict whose detection is still due (running again after a retraction): it completes nothing."""
+    return detection.is_pending(row.body.get("versions") or {})
+
+
 def final_verdict(session: Session, ctx: Context, sha256: str) -> Row[Any] | None:
     """The content's recorded verdict if it is final (current, detection not pending); only reads."""
     row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-    return None if row is None or detection.is_pending(row.body.get("versions") or {}) else row
+    return None if row is None or interim(row) else row
 
 
 def completing(session: Session, ctx: Context, sha256: str) -> Found:

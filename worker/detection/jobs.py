@@ -31,7 +31,7 @@ from server.verdicts import Evidence, Verdict, fuse
 from server.vocabulary import DetectionState, Kind
 from worker.detection import gate as detection
 from worker.context import Context
-from worker.settle import complete_from_record, detecting_key, partial_of, record_final
+from worker.settle import complete_from_record, detecting_key, interim, partial_of, record_final
 from worker.stages.budget import Limits
 from worker.stages.decode import DecodeError, decode
 from worker.stages.thumbnails import store_keyframes
@@ -198,7 +198,7 @@ def detect_batch(ctx: Context, items: list[tuple[str, dict[str, Any]]]) -> dict[
             # One look, outside a transaction (a fresh content has no verdict yet); only a final one writes.
             with ctx.db.reading() as session:
                 row = records.current_verdict(session, sha256, ctx.detectors_stamp())
-            pending = row is not None and detection.is_pending(row.body.get("versions") or {})
+            pending = row is not None and interim(row)
             if row is not None and not pending and complete_from_record(ctx, sha256):
                 outcomes[sha256] = "cached"
                 ctx.cache.release(detecting_key(sha256))
